@@ -1,0 +1,45 @@
+"""The ``forecaster`` command line: one thin module per subcommand in this package.
+
+Each module ``forecaster/cli/<name>.py`` defines ``add_parser(subparsers)``, which registers the
+subcommand and sets ``func`` (taking the parsed ``argparse.Namespace``, returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+TCMALLOC = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+# XLA:CPU and oneDNN free and map large buffers every step; with glibc's malloc that costs page
+# faults, with tcmalloc it does not (about +30% training throughput measured here).
+HEAVY_COMMANDS = {"train", "evaluate", "serve", "retrain"}
+
+
+def _with_tcmalloc(argv: list[str]) -> None:
+    """Re-run this process with tcmalloc preloaded when it is installed and not yet loaded."""
+    if os.environ.get("LD_PRELOAD") or os.environ.get("FORECASTER_NO_TCMALLOC"):
+        return
+    if not (argv and argv[0] in HEAVY_COMMANDS and TCMALLOC.exists()):
+        return
+    env = {**os.environ, "LD_PRELOAD": str(TCMALLOC)}
+    os.execve(sys.executable, [sys.executable, "-m", "forecaster.cli", *argv], env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forecaster", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _with_tcmalloc(argv)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,5 @@
+import sys
+
+from forecaster.cli import main
+
+sys.exit(main())

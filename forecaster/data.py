@@ -1,0 +1,497 @@
+"""Load and validate many time series, and cut them into training windows for one global model.
+
+Formats (CSV or Parquet by suffix, local path or any fsspec URL such as ``s3://`` or ``memory://``):
+
+- long: one row per observation with an id, a timestamp and a value column (names configurable).
+  Rows of different series may interleave; within a series timestamps must increase strictly.
+- wide (M4): one row per series, the first column the id, then the observations in time order,
+  padded with empty cells after the series ends. There are no timestamps: ``freq``/``end`` stay
+  None unless the caller passes ``freq``.
+- auto: long when the id, time and value columns are all present, else wide.
+
+Missing-value policy:
+
+- Leading and trailing missing values are not data: wide rows are padded that way, and in long
+  format a series simply starts at its first and ends at its last observed value.
+- Interior gaps of up to ``max_gap`` consecutive missing points (default 3) are filled by linear
+  interpolation between the neighbouring observations; a longer gap raises :class:`DataError`
+  naming the series and the gap's first position.
+- In long format a missing *row* (a timestamp skipped on the series' regular grid) is a missing
+  point like an empty value, so the same gap rule applies. Timestamps that do not fall on the grid
+  of the frequency (irregular spacing) are refused, naming the first offending timestamp.
+
+Frequency: ``pd.infer_freq`` per series (or the ``freq`` argument); all series must agree. A series
+too short or too gappy to infer from takes the frequency the others agree on.
+
+Windows: :func:`pad_series` right-pads the series with zeros into one ``[n_series, max_len]``
+array, :func:`window_index` lists every (series, start) training window of ``input_size +
+horizon`` points, and :func:`gather_windows` cuts them out with one gather, in numpy or under
+``jax.jit``. Scaling is not done here (see ``forecaster/scaling.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+Format = Literal["auto", "long", "wide"]
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+__all__ = [
+    "DataError",
+    "SeriesSet",
+    "gather_windows",
+    "last_windows",
+    "load_series",
+    "pad_series",
+    "series_from_frame",
+    "train_val_split",
+    "window_index",
+]
+
+
+class DataError(ValueError):
+    """Invalid input data; the message names the series id and the position of the problem."""
+
+
+# ---------------------------------------------------------------------------- SeriesSet
+
+
+@dataclass
+class SeriesSet:
+    """Many univariate series: ``values[i]`` is the float64 history ``[len_i]`` of ``ids[i]``.
+
+    ``freq`` is a pandas offset alias when timestamps are known; ``end[i]`` is then the timestamp
+    of the last observation of series ``i``.
+    """
+
+    ids: list[str]
+    values: list[F64]
+    freq: str | None = None
+    end: list[pd.Timestamp] | None = None
+
+    def __post_init__(self) -> None:
+        self.ids = [str(i) for i in self.ids]
+        self.values = [np.asarray(v, dtype=np.float64).reshape(-1) for v in self.values]
+        if len(self.ids) != len(self.values):
+            raise ValueError(f"{len(self.ids)} ids for {len(self.values)} series")
+        if self.end is not None and len(self.end) != len(self.ids):
+            raise ValueError(f"{len(self.end)} end timestamps for {len(self.ids)} series")
+        if len(set(self.ids)) != len(self.ids):
+            raise DataError(f"duplicate series id {_first_duplicate(self.ids)!r}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[tuple[str, F64]]:
+        """Yield ``(id, values)`` pairs."""
+        return iter(zip(self.ids, self.values, strict=True))
+
+    def __getitem__(self, key: str) -> F64:
+        """Values of the series with id ``key``."""
+        return self.values[self.ids.index(key)]
+
+    @property
+    def lengths(self) -> I64:
+        """Series lengths ``[n_series]``."""
+        return np.array([v.size for v in self.values], dtype=np.int64)
+
+    def select(self, which: Sequence[int] | Sequence[str] | slice) -> SeriesSet:
+        """Subset by positions, ids or a slice, keeping ``freq`` and the matching ``end``."""
+        if isinstance(which, slice):
+            pos = list(range(len(self)))[which]
+        else:
+            lookup = {sid: i for i, sid in enumerate(self.ids)}
+            pos = [lookup[w] if isinstance(w, str) else int(w) for w in which]
+        end = None if self.end is None else [self.end[i] for i in pos]
+        return SeriesSet([self.ids[i] for i in pos], [self.values[i] for i in pos], self.freq, end)
+
+
+def _first_duplicate(items: Sequence[str]) -> str:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return ""
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _read_frame(path: str | Any, storage_options: dict[str, Any] | None) -> pd.DataFrame:
+    """CSV or Parquet by suffix (``.csv``, ``.csv.gz`` ..., ``.parquet``, ``.pq``)."""
+    suffixes = PurePosixPath(str(path).split("?", 1)[0]).suffixes
+    # pandas refuses storage_options for plain local paths, so pass it only when given.
+    kwargs: dict[str, Any] = {} if storage_options is None else {"storage_options": storage_options}
+    if suffixes and suffixes[-1].lower() in {".parquet", ".pq"}:
+        return pd.read_parquet(path, **kwargs)
+    if ".csv" in [s.lower() for s in suffixes]:
+        return pd.read_csv(path, **kwargs)
+    raise DataError(f"cannot tell the file type of {path!s}: expected .csv[.gz] or .parquet")
+
+
+def _to_numeric(raw: pd.Series, describe: Callable[[int], str]) -> F64:
+    """Float64 values of ``raw`` (nan where empty); text or infinities raise.
+
+    ``describe(i)`` names the series and position of element ``i`` for the error message.
+    """
+    num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
+        blank = raw.isna().to_numpy() | raw.astype(str).str.strip().eq("").to_numpy()
+        bad = np.isnan(num) & ~blank
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{describe(i)}: non-numeric value {raw.iloc[i]!r}")
+    if np.isinf(num).any():
+        raise DataError(f"{describe(int(np.argmax(np.isinf(num))))}: infinite value")
+    return num
+
+
+def _fill_gaps(sid: str, values: F64, labels: Sequence[Any], max_gap: int) -> tuple[F64, int]:
+    """Trim leading/trailing nans and interpolate interior runs of at most ``max_gap`` nans.
+
+    ``labels[j]`` names position ``j`` for errors. Returns the filled values ``[k]`` and the
+    position of the first kept point (to re-align labels or timestamps).
+    """
+    observed = np.flatnonzero(~np.isnan(values))
+    if observed.size == 0:
+        return values[:0], 0
+    first, last = int(observed[0]), int(observed[-1])
+    core = values[first : last + 1].copy()
+    missing = np.isnan(core)
+    if missing.any():
+        _check_gap_lengths(sid, missing, labels[first:], max_gap)
+        pos = np.arange(core.size)
+        core[missing] = np.interp(pos[missing], pos[~missing], core[~missing])
+    return core, first
+
+
+def _check_gap_lengths(
+    sid: str, missing: NDArray[np.bool_], labels: Sequence[Any], max_gap: int
+) -> None:
+    # Runs of missing points from the edges of the mask: one vectorised pass, no loop per point.
+    edges = np.diff(np.r_[0, missing.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    too_long = (stops - starts) > max_gap
+    if too_long.any():
+        k = int(np.argmax(too_long))
+        raise DataError(
+            f"series {sid!r}: gap of {stops[k] - starts[k]} missing values starting at "
+            f"{labels[starts[k]]} is longer than max_gap={max_gap}"
+        )
+
+
+def _check_length(sid: str, n: int, min_length: int) -> None:
+    if n < min_length:
+        raise DataError(f"series {sid!r}: {n} observations, fewer than min_length={min_length}")
+
+
+# ---------------------------------------------------------------------------- wide format
+
+
+def _load_wide(frame: pd.DataFrame, *, min_length: int, max_gap: int) -> SeriesSet:
+    """One series per row: first column the id, then the values padded with empty cells."""
+    if frame.shape[1] < 2:
+        raise DataError("wide format needs an id column and at least one value column")
+    ids = frame.iloc[:, 0].astype(str).tolist()
+    if len(set(ids)) != len(ids):
+        raise DataError(f"duplicate series id {_first_duplicate(ids)!r} in the first column")
+    columns = [str(c) for c in frame.columns[1:]]
+    labels = [f"index {j} (column {c!r})" for j, c in enumerate(columns)]
+    ncol = len(columns)
+    raw = pd.Series(frame.iloc[:, 1:].to_numpy().ravel())
+
+    def describe(i: int) -> str:
+        return f"series {ids[i // ncol]!r} at {labels[i % ncol]}"
+
+    values = _to_numeric(raw, describe).reshape(len(ids), ncol)
+    out = []
+    for sid, row in zip(ids, values, strict=True):
+        core, _ = _fill_gaps(sid, row, labels, max_gap)
+        _check_length(sid, core.size, min_length)
+        out.append(core)
+    return SeriesSet(ids, out)
+
+
+# ---------------------------------------------------------------------------- long format
+
+
+def _parse_times(raw: pd.Series, ids: pd.Series) -> pd.DatetimeIndex:
+    """Timestamps of every row; missing or unparseable ones raise, naming series and row."""
+    try:
+        times = pd.DatetimeIndex(pd.to_datetime(raw, errors="coerce"))
+    except (ValueError, TypeError) as exc:  # e.g. mixed time zones
+        raise DataError(f"timestamp column cannot be parsed: {exc}") from exc
+    if times.isna().any():
+        i = int(np.argmax(times.isna()))
+        what = "missing timestamp" if pd.isna(raw.iloc[i]) else f"unparseable {raw.iloc[i]!r}"
+        raise DataError(f"series {ids.iloc[i]!r}: {what} at data row {i}")
+    return times
+
+
+def _group_rows(codes: I64, n_series: int) -> list[I64]:
+    """Row positions of each series, in file order within a series ``[len_i]`` each."""
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(codes, minlength=n_series))[:-1])
+
+
+def _check_order(sid: str, times: pd.DatetimeIndex, rows: I64) -> None:
+    step = np.diff(times.asi8)
+    if (step > 0).all():
+        return
+    k = int(np.argmax(step <= 0)) + 1
+    what = "duplicate timestamp" if step[k - 1] == 0 else "timestamps not increasing at"
+    raise DataError(f"series {sid!r}: {what} {times[k]} (data row {rows[k]})")
+
+
+def _infer_freq(times: pd.DatetimeIndex) -> str | None:
+    if len(times) < 3:
+        return None
+    try:
+        return pd.infer_freq(times)
+    except (ValueError, TypeError):
+        return None
+
+
+def _common_freq(ids: list[str], times: list[pd.DatetimeIndex]) -> str | None:
+    """The one frequency all inferable series share; disagreement raises, naming two series.
+
+    When no series is regular enough for ``pd.infer_freq`` (say every one skips a timestamp),
+    the most common step is used, so skipped rows become gaps and stray timestamps are refused.
+    """
+    found = [(sid, f) for sid, t in zip(ids, times, strict=True) if (f := _infer_freq(t))]
+    for sid, f in found[1:]:
+        if f != found[0][1]:
+            raise DataError(
+                f"inconsistent frequencies: series {found[0][0]!r} is {found[0][1]!r}, "
+                f"series {sid!r} is {f!r}"
+            )
+    if found:
+        return found[0][1]
+    steps = np.concatenate([np.diff(t.asi8) for t in times])
+    if steps.size == 0:
+        return None  # single-point series only: nothing to infer from
+    values, counts = np.unique(steps, return_counts=True)
+    step = pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def _on_grid(sid: str, times: pd.DatetimeIndex, values: F64, freq: str) -> tuple[F64, Any]:
+    """Values on the regular grid ``[len(grid)]`` (nan for skipped timestamps) and the grid."""
+    grid = pd.date_range(times[0], times[-1], freq=freq)
+    pos = grid.get_indexer(times)
+    if (pos < 0).any():
+        raise DataError(
+            f"series {sid!r}: timestamp {times[int(np.argmax(pos < 0))]} is off the {freq!r} grid"
+        )
+    full = np.full(len(grid), np.nan)
+    full[pos] = values
+    return full, grid
+
+
+def _load_long(
+    frame: pd.DataFrame,
+    cols: tuple[str, str, str],
+    *,
+    freq: str | None,
+    min_length: int,
+    max_gap: int,
+) -> SeriesSet:
+    """One row per observation; the id/time/value column names are ``cols``."""
+    absent = [c for c in cols if c not in frame.columns]
+    if absent:
+        raise DataError(f"long format needs columns {list(cols)}; missing {absent}")
+    id_col, time_col, value_col = cols
+    ids = frame[id_col].astype(str).reset_index(drop=True)
+    times = _parse_times(frame[time_col].reset_index(drop=True), ids)
+    values = _to_numeric(
+        frame[value_col].reset_index(drop=True),
+        lambda i: f"series {ids.iloc[i]!r} at {times[i]} (data row {i})",
+    )
+    codes, uniques = pd.factorize(ids)
+    series_ids = [str(u) for u in uniques]
+    rows = _group_rows(codes.astype(np.int64), len(series_ids))
+    per_times = [times[r] for r in rows]
+    for sid, t, r in zip(series_ids, per_times, rows, strict=True):
+        _check_order(sid, t, r)
+    freq = _validate_freq(freq) if freq else _common_freq(series_ids, per_times)
+    out, ends = [], []
+    for sid, t, r in zip(series_ids, per_times, rows, strict=True):
+        full, grid = _on_grid(sid, t, values[r], freq) if freq else (values[r], t)
+        core, first = _fill_gaps(sid, full, [f"timestamp {g}" for g in grid], max_gap)
+        _check_length(sid, core.size, min_length)
+        out.append(core)
+        ends.append(grid[first + core.size - 1] if core.size else pd.NaT)
+    return SeriesSet(series_ids, out, freq, ends)
+
+
+def _validate_freq(freq: str) -> str:
+    try:
+        pd.tseries.frequencies.to_offset(freq)
+    except ValueError as exc:
+        raise DataError(f"invalid frequency {freq!r}: {exc}") from exc
+    return freq
+
+
+# ---------------------------------------------------------------------------- public loaders
+
+
+def series_from_frame(
+    frame: pd.DataFrame,
+    *,
+    format: Format = "auto",
+    id_col: str = "id",
+    time_col: str = "timestamp",
+    value_col: str = "value",
+    freq: str | None = None,
+    min_length: int = 1,
+    max_gap: int = 3,
+) -> SeriesSet:
+    """Validate an in-memory long or wide frame (see :func:`load_series`)."""
+    cols = (id_col, time_col, value_col)
+    if format == "auto":
+        format = "long" if set(cols) <= set(frame.columns) else "wide"
+    if format == "long":
+        return _load_long(frame, cols, freq=freq, min_length=min_length, max_gap=max_gap)
+    if format == "wide":
+        out = _load_wide(frame, min_length=min_length, max_gap=max_gap)
+        out.freq = _validate_freq(freq) if freq else None
+        return out
+    raise ValueError(f"format must be 'auto', 'long' or 'wide', not {format!r}")
+
+
+def load_series(
+    path_or_url: str | Any,
+    *,
+    format: Format = "auto",
+    id_col: str = "id",
+    time_col: str = "timestamp",
+    value_col: str = "value",
+    freq: str | None = None,
+    min_length: int = 1,
+    max_gap: int = 3,
+    storage_options: dict[str, Any] | None = None,
+) -> SeriesSet:
+    """Read CSV or Parquet (local path or fsspec URL) and validate it into a :class:`SeriesSet`.
+
+    Args:
+        format: "long", "wide" (M4) or "auto" (long if all three long-format columns exist).
+        freq: pandas offset alias; inferred from the timestamps when None (long format only).
+        min_length: shortest series accepted after trimming, e.g. ``input_size + horizon``.
+        max_gap: longest run of interior missing points that is linearly interpolated.
+        storage_options: passed to fsspec for URLs (credentials, endpoints).
+
+    Raises:
+        DataError: invalid data; the message names the series id and the position.
+    """
+    frame = _read_frame(path_or_url, storage_options)
+    return series_from_frame(
+        frame,
+        format=format,
+        id_col=id_col,
+        time_col=time_col,
+        value_col=value_col,
+        freq=freq,
+        min_length=min_length,
+        max_gap=max_gap,
+    )
+
+
+# ---------------------------------------------------------------------------- windows
+
+
+def pad_series(values: Sequence[ArrayLike], dtype: DTypeLike = np.float32) -> tuple[NDArray, I64]:
+    """Right-pad with zeros into ``[n_series, max_len]``; also return ``lengths [n_series]``.
+
+    Right padding keeps index ``t`` the ``t``-th observation of every series, so a window start
+    is a plain offset; windows from :func:`window_index` never reach into the padding.
+    """
+    arrays = [np.asarray(v).reshape(-1) for v in values]
+    lengths = np.array([a.size for a in arrays], dtype=np.int64)
+    padded = np.zeros((len(arrays), int(lengths.max(initial=0))), dtype=dtype)
+    # A row-major boolean mask fills row by row, left to right: the concatenation order.
+    mask = np.arange(padded.shape[1]) < lengths[:, None]
+    if arrays:
+        padded[mask] = np.concatenate(arrays)
+    return padded, lengths
+
+
+def window_index(
+    lengths: ArrayLike, input_size: int, horizon: int, *, stride: int = 1
+) -> tuple[I64, I64]:
+    """Every training window of ``input_size + horizon`` points: ``(series_idx [M], start [M])``.
+
+    Window ``w`` covers ``padded[series_idx[w], start[w] : start[w] + input_size + horizon]``.
+    Windows are spaced ``stride`` apart and aligned to the end, so each series' most recent
+    window is always included; a series shorter than the window contributes none.
+    """
+    if input_size < 1 or horizon < 0 or stride < 1:
+        raise ValueError("need input_size >= 1, horizon >= 0 and stride >= 1")
+    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    span = input_size + horizon
+    counts = np.where(lengths >= span, (lengths - span) // stride + 1, 0)
+    series_idx = np.repeat(np.arange(lengths.size, dtype=np.int64), counts)
+    # k = rank of each window within its series, from cumsum offsets (no loop per series).
+    k = np.arange(series_idx.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    start = (lengths - span)[series_idx] - (counts[series_idx] - 1 - k) * stride
+    return series_idx, start
+
+
+def _namespace(*arrays: Any) -> Any:
+    """jax.numpy if any argument is a jax array (tracers included), else numpy."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
+def gather_windows(padded: Any, series_idx: Any, start: Any, length: int) -> Any:
+    """``[M, length]`` windows ``padded[series_idx[w], start[w] : start[w] + length]``.
+
+    One advanced-indexing gather with a broadcast ``[M, length]`` index, so it runs as a single
+    gather under ``jax.jit`` (``length`` must then be static). Indices must be in bounds: numpy
+    raises, but jax silently clamps, so take them from :func:`window_index`.
+    """
+    xp = _namespace(padded, series_idx, start)
+    padded = xp.asarray(padded)
+    rows = xp.asarray(series_idx)[:, None]
+    cols = xp.asarray(start)[:, None] + xp.arange(length)[None, :]
+    return padded[rows, cols]
+
+
+def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
+    """Hold out each series' last ``horizon`` points: ``(train, val_targets [n, horizon])``.
+
+    Only the past stays in ``train``, so windows cut from it never see a validation target.
+    """
+    for sid, v in series:
+        _check_length(sid, v.size, horizon + 1)
+    train_values = [v[: v.size - horizon] for v in series.values]
+    targets = np.stack([v[v.size - horizon :] for v in series.values]).reshape(len(series), horizon)
+    end = None
+    if series.end is not None and series.freq is not None:
+        step = pd.tseries.frequencies.to_offset(series.freq)
+        end = [e - horizon * step for e in series.end]
+    return SeriesSet(list(series.ids), train_values, series.freq, end), targets
+
+
+def last_windows(
+    values: Sequence[ArrayLike] | SeriesSet, input_size: int, dtype: DTypeLike = np.float32
+) -> NDArray:
+    """Each series' final ``input_size`` points, ``[n_series, input_size]``: forecasting inputs."""
+    ids = values.ids if isinstance(values, SeriesSet) else None
+    arrays = values.values if isinstance(values, SeriesSet) else list(values)
+    padded, lengths = pad_series(arrays, dtype)
+    short = lengths < input_size
+    if short.any():
+        i = int(np.argmax(short))
+        name = repr(ids[i]) if ids else f"#{i}"
+        raise DataError(f"series {name}: {lengths[i]} points, fewer than input_size={input_size}")
+    return gather_windows(padded, np.arange(len(arrays)), lengths - input_size, input_size)

@@ -1,0 +1,240 @@
+"""Training: one jitted ``train_step(state, batch) -> (state, metrics)`` and the fit loop around it.
+
+Every ensemble member trains side by side in the same step, each on its own batch and with its
+own optimizer state (the optimizer is vmapped over the member axis), so members are exactly as
+independent as if trained one after another, at the cost of one program.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from tqdm.auto import tqdm
+
+from forecaster import data, metrics
+from forecaster.model import Forecaster, ModelConfig, init_params
+from forecaster.predict import Predictor
+from forecaster.scaling import fit_scale, normalize
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; nothing was saved."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the model's own live in :class:`ModelConfig`)."""
+
+    steps: int = 12_000
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-5
+    # Clipping by global norm keeps one exploding gradient (a long backprop through time on an
+    # unusual window) from throwing the weights off.
+    clip_norm: float = 1.0
+    warmup_steps: int = 200
+    eval_every: int = 500
+    # Evaluations without improvement before stopping early; 0 disables early stopping.
+    patience: int = 0
+    seed: int = 0
+    seasonality: int = 24
+
+
+class TrainState(struct.PyTreeNode):
+    """Parameters [ensemble, ...], per-member optimizer state, step and the dropout key."""
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    config: ModelConfig = struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+
+@dataclass
+class TrainResult:
+    """The selected parameters (host numpy), their validation scores and the run's history."""
+
+    params: Any
+    best_step: int
+    val_metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    """AdamW with global-norm clipping and warm-up followed by cosine decay."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, cfg.learning_rate, min(cfg.warmup_steps, cfg.steps - 1), cfg.steps, 0.01
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.clip_norm),
+        optax.adamw(schedule, weight_decay=cfg.weight_decay),
+    )
+
+
+def create_train_state(model_cfg: ModelConfig, train_cfg: TrainConfig) -> TrainState:
+    params = init_params(model_cfg, train_cfg.seed)
+    tx = make_optimizer(train_cfg)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=jax.vmap(tx.init)(params),
+        key=jax.random.key(train_cfg.seed + 1),
+        config=model_cfg,
+        tx=tx,
+    )
+
+
+def pinball(pred: jax.Array, target: jax.Array, q: jax.Array) -> jax.Array:
+    """Quantile (pinball) loss, elementwise; q = 0.5 gives half the absolute error."""
+    diff = target - pred
+    return jnp.maximum(q * diff, (q - 1.0) * diff)
+
+
+def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.Array:
+    """Mean pinball loss of every member on its own windows, in normalised (log-ratio) units.
+
+    batch: ``x`` [ensemble, batch, input_size] and ``y`` [ensemble, batch, horizon], raw values.
+    """
+    cfg = state.config
+    scale = fit_scale(batch["x"], jnp)
+    z = normalize(batch["x"], scale, jnp)
+    target = normalize(batch["y"], scale, jnp)
+    out = Forecaster(cfg).apply(
+        {"params": params}, z, cfg.dropout == 0.0, rngs={"dropout": key}
+    )  # [ensemble, batch, horizon, outputs]
+    levels = jnp.asarray((0.5, *cfg.quantiles), jnp.float32)
+    per_member = pinball(out, target[..., None], levels).mean(axis=(1, 2, 3))
+    return per_member.sum()  # members share no parameters: each gets its own loss's gradient
+
+
+@partial(jax.jit, donate_argnums=0)
+def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimisation step of every member: backpropagation through time over the scan."""
+    key, dropout_key = jax.random.split(state.key)
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, state, batch, dropout_key)
+    updates, opt_state = jax.vmap(state.tx.update)(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, key=key)
+    return new_state, {"loss": loss / state.config.ensemble, "grad_norm": optax.global_norm(grads)}
+
+
+@dataclass(frozen=True)
+class WindowSampler:
+    """Training windows of many series on the device, sampled uniformly in one gather."""
+
+    padded: jax.Array  # [n_series, max_len]
+    series_idx: jax.Array  # [n_windows]
+    start: jax.Array  # [n_windows]
+    input_size: int
+    horizon: int
+
+    @classmethod
+    def from_series(cls, values: list[np.ndarray], input_size: int, horizon: int) -> WindowSampler:
+        padded, lengths = data.pad_series(values, dtype=np.float32)
+        series_idx, start = data.window_index(lengths, input_size, horizon)
+        if len(series_idx) == 0:
+            raise data.DataError(
+                f"no series is long enough for one window of {input_size + horizon} points"
+            )
+        return cls(jnp.asarray(padded), jnp.asarray(series_idx), jnp.asarray(start),
+                   input_size, horizon)  # fmt: skip
+
+    def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
+        """A batch of ``shape`` windows: x [*shape, input_size], y [*shape, horizon]."""
+        return _sample(self, key, shape)
+
+
+@partial(jax.jit, static_argnums=2)
+def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> dict:
+    pick = jax.random.randint(key, shape, 0, sampler.series_idx.shape[0])
+    windows = data.gather_windows(
+        sampler.padded,
+        sampler.series_idx[pick].reshape(-1),
+        sampler.start[pick].reshape(-1),
+        sampler.input_size + sampler.horizon,
+    ).reshape(*shape, -1)
+    return {"x": windows[..., : sampler.input_size], "y": windows[..., sampler.input_size :]}
+
+
+jax.tree_util.register_dataclass(
+    WindowSampler,
+    data_fields=["padded", "series_idx", "start"],
+    meta_fields=["input_size", "horizon"],
+)
+
+
+def validate(
+    model_cfg: ModelConfig, params: Any, histories: list[np.ndarray], targets: np.ndarray, m: int
+) -> dict[str, float]:
+    """sMAPE, MASE and OWA (against Naive2 on the same data) of forecasts for ``targets``
+    [n, horizon] from ``histories``."""
+    forecast = Predictor(model_cfg, params).predict(histories).point
+    scores = metrics.evaluate(histories, targets, forecast, m)
+    scores["owa"] = metrics.owa_vs_naive2(histories, targets, forecast, m)
+    return scores
+
+
+def fit(
+    series: data.SeriesSet,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig = TrainConfig(),
+    *,
+    progress: bool = True,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train on every series' history except its last ``horizon`` points, which form the
+    validation split used to select (and optionally early-stop) the parameters.
+
+    Raises TrainingDivergedError when the loss stops being finite.
+    """
+    started = time.perf_counter()
+    train, val_targets = data.train_val_split(series, model_cfg.horizon)
+    sampler = WindowSampler.from_series(train.values, model_cfg.input_size, model_cfg.horizon)
+    state = create_train_state(model_cfg, train_cfg)
+    key = jax.random.key(train_cfg.seed + 2)
+    shape = (model_cfg.ensemble, train_cfg.batch_size)
+    best: TrainResult | None = None
+    history: list[dict[str, float]] = []
+    bar = tqdm(total=train_cfg.steps, disable=not progress, desc="train", unit="step")
+    stale = 0
+    for step in range(1, train_cfg.steps + 1):
+        key, sub = jax.random.split(key)
+        state, step_metrics = train_step(state, sampler.sample(sub, shape))
+        if step % 100 == 0 or step == train_cfg.steps:
+            loss = float(step_metrics["loss"])
+            if not np.isfinite(loss):
+                bar.close()
+                raise TrainingDivergedError(
+                    f"loss became {loss} at step {step}; lower the learning rate or clip_norm"
+                )
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.4f}", val_owa=best and f"{best.val_metrics['owa']:.4f}")
+        if step % train_cfg.eval_every and step != train_cfg.steps:
+            continue
+        scores = validate(model_cfg, state.params, train.values, val_targets,
+                          train_cfg.seasonality)  # fmt: skip
+        history.append({"step": step, "loss": float(step_metrics["loss"]), **scores})
+        if on_eval:
+            on_eval(history[-1])
+        if best is None or scores["owa"] < best.val_metrics["owa"]:
+            best = TrainResult(jax.device_get(state.params), step, scores)
+            stale = 0
+        else:
+            stale += 1
+            if train_cfg.patience and stale >= train_cfg.patience:
+                break
+    bar.close()
+    assert best is not None
+    best.history, best.seconds = history, time.perf_counter() - started
+    return best
