@@ -20,6 +20,10 @@ Missing-value policy:
   point like an empty value, so the same gap rule applies. Timestamps that do not fall on the grid
   of the frequency (irregular spacing) are refused, naming the first offending timestamp.
 
+Error positions: long format gives the timestamp and the 0-based data row; wide format the 0-based
+index among the value columns (the position in the series, as M4 has no leading padding) and the
+column name.
+
 Frequency: ``pd.infer_freq`` per series (or the ``freq`` argument); all series must agree. A series
 too short or too gappy to infer from takes the frequency the others agree on.
 
@@ -31,6 +35,7 @@ horizon`` points, and :func:`gather_windows` cuts them out with one gather, in n
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -45,6 +50,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 Format = Literal["auto", "long", "wide"]
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+_INFER_FREQ_OFFSET = "future.infer_freq_returns_offset"
 
 __all__ = [
     "DataError",
@@ -96,9 +102,9 @@ class SeriesSet:
         """Yield ``(id, values)`` pairs."""
         return iter(zip(self.ids, self.values, strict=True))
 
-    def __getitem__(self, key: str) -> F64:
-        """Values of the series with id ``key``."""
-        return self.values[self.ids.index(key)]
+    def __getitem__(self, key: str | int) -> F64:
+        """Values of the series with id ``key`` (a str) or at position ``key`` (an int)."""
+        return self.values[self.ids.index(key) if isinstance(key, str) else key]
 
     @property
     def lengths(self) -> I64:
@@ -254,13 +260,26 @@ def _check_order(sid: str, times: pd.DatetimeIndex, rows: I64) -> None:
     raise DataError(f"series {sid!r}: {what} {times[k]} (data row {rows[k]})")
 
 
+def _infer_freq_opt_in() -> contextlib.AbstractContextManager[Any]:
+    # pandas >= 3.1 warns that infer_freq will return an offset instead of a string; opt in to the
+    # offset where the option exists (older pandas returns the string and has no such option).
+    try:
+        pd.get_option(_INFER_FREQ_OFFSET)
+    except (KeyError, pd.errors.OptionError):
+        return contextlib.nullcontext()
+    return pd.option_context(_INFER_FREQ_OFFSET, True)
+
+
 def _infer_freq(times: pd.DatetimeIndex) -> str | None:
+    """Offset alias of a regular index (e.g. "h", "MS"), None if irregular or < 3 points."""
     if len(times) < 3:
         return None
     try:
-        return pd.infer_freq(times)
+        with _infer_freq_opt_in():
+            found = pd.infer_freq(times)
     except (ValueError, TypeError):
         return None
+    return None if found is None else pd.tseries.frequencies.to_offset(found).freqstr
 
 
 def _common_freq(ids: list[str], times: list[pd.DatetimeIndex]) -> str | None:
@@ -278,7 +297,10 @@ def _common_freq(ids: list[str], times: list[pd.DatetimeIndex]) -> str | None:
             )
     if found:
         return found[0][1]
-    steps = np.concatenate([np.diff(t.asi8) for t in times])
+    # Via datetime64[ns]: asi8 is in the index's own unit, which pandas 3 no longer fixes to ns.
+    steps = np.concatenate(
+        [np.diff(t.values.astype("datetime64[ns]").astype(np.int64)) for t in times]
+    )
     if steps.size == 0:
         return None  # single-point series only: nothing to infer from
     values, counts = np.unique(steps, return_counts=True)
@@ -328,7 +350,7 @@ def _load_long(
     out, ends = [], []
     for sid, t, r in zip(series_ids, per_times, rows, strict=True):
         full, grid = _on_grid(sid, t, values[r], freq) if freq else (values[r], t)
-        core, first = _fill_gaps(sid, full, [f"timestamp {g}" for g in grid], max_gap)
+        core, first = _fill_gaps(sid, full, grid, max_gap)  # the index itself labels positions
         _check_length(sid, core.size, min_length)
         out.append(core)
         ends.append(grid[first + core.size - 1] if core.size else pd.NaT)
@@ -474,7 +496,7 @@ def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
     for sid, v in series:
         _check_length(sid, v.size, horizon + 1)
     train_values = [v[: v.size - horizon] for v in series.values]
-    targets = np.stack([v[v.size - horizon :] for v in series.values]).reshape(len(series), horizon)
+    targets = np.array([v[v.size - horizon :] for v in series.values]).reshape(-1, horizon)
     end = None
     if series.end is not None and series.freq is not None:
         step = pd.tseries.frequencies.to_offset(series.freq)

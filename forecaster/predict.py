@@ -70,6 +70,11 @@ class Predictor:
     def windows(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """The last ``input_size`` points of each history, [n, input_size] float64."""
         size = self.config.input_size
+        if isinstance(histories, np.ndarray) and histories.ndim == 2:
+            # The service hands whole batches of equal-length windows; no per-row work needed.
+            if histories.shape[1] < size:
+                raise HistoryTooShort(0, histories.shape[1], size)
+            return np.asarray(histories[:, -size:], np.float64)
         for i, h in enumerate(histories):
             if len(h) < size:
                 raise HistoryTooShort(i, len(h), size)

@@ -1,0 +1,469 @@
+"""Tests of forecaster.artifacts: round trips, and refusal of every kind of damaged artifact.
+
+The committed fixture under tests/fixtures/gru_h8_v1/ was written by :func:`write_fixture`
+(``python tests/test_artifacts.py``); tests only load it, so a change to the format either keeps
+old models loadable or must refuse them with a clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import pickletools
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import safetensors.numpy
+from flax.traverse_util import flatten_dict, unflatten_dict
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from forecaster import artifacts as A
+from forecaster.model import ModelConfig, init_params
+
+FIXTURE = Path(__file__).parent / "fixtures" / "gru_h8_v1"
+FIXTURE_CONFIG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
+CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4, quantiles=(0.1, 0.9))
+
+
+def make_params(config: ModelConfig, seed: int = 0) -> dict:
+    """Deterministic float32 params of the right shapes, without running JAX's initialisers
+    (numpy's PCG64 stream is stable across versions, so the fixture's values are reproducible)."""
+    rng = np.random.default_rng(seed)
+    shapes = flatten_dict(jax.eval_shape(lambda: init_params(config)), sep="/")
+    flat = {k: (0.1 * rng.standard_normal(s.shape)).astype(np.float32) for k, s in shapes.items()}
+    return unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
+
+
+def write_fixture(directory: Path = FIXTURE) -> None:
+    """Regenerate the committed fixture (only when the format deliberately changes)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    A.save_model(
+        directory,
+        FIXTURE_CONFIG,
+        make_params(FIXTURE_CONFIG, seed=0),
+        metrics={"val_mase": 0.9, "test_mase": 1.1},
+        data_fingerprint="fixture-data-v1",
+        freq="h",
+        seasonality=24,
+        extra_files={"report.json": b'{"note": "fixture"}\n'},
+    )
+
+
+def _flat(params: dict) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in flatten_dict(params, sep="/").items()}
+
+
+def _assert_params_equal(a: dict, b: dict) -> None:
+    fa, fb = _flat(a), _flat(b)
+    assert fa.keys() == fb.keys()
+    for key in fa:
+        np.testing.assert_array_equal(fa[key], fb[key], err_msg=key)
+        assert fa[key].dtype == np.float32
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    directory = tmp_path / "model"
+    A.save_model(
+        directory,
+        CFG,
+        make_params(CFG),
+        metrics={"val_mase": np.float32(0.9), "nested": {"h1": 1.5}},
+        data_fingerprint="sha256:abc",
+        freq="h",
+        seasonality=24,
+        extra_files={"report.json": b"{}"},
+    )
+    return directory
+
+
+# ------------------------------------------------------------------------------ round trips
+
+
+def test_round_trip_local(artifact: Path) -> None:
+    loaded = A.load_model(artifact)
+    assert loaded.config == CFG
+    _assert_params_equal(loaded.params, make_params(CFG))
+    m = loaded.manifest
+    assert m.format_version == A.FORMAT_VERSION
+    assert m.metrics == {"val_mase": 0.9, "nested": {"h1": 1.5}}
+    assert (m.freq, m.seasonality, m.data_fingerprint) == ("h", 24, "sha256:abc")
+    assert m.normalization.name == "log-mean-ratio"
+    assert m.created_at.utcoffset().total_seconds() == 0
+    assert {"forecaster", "jax", "flax", "numpy"} <= set(m.library_versions)
+    assert set(m.files) == {"weights.safetensors", "report.json"}
+    assert A.verify(artifact) == m
+    raw = json.loads((artifact / "manifest.json").read_text())
+    assert raw["config"] == CFG.to_dict() and raw["format_version"] == 1
+
+
+def test_round_trip_fsspec_memory() -> None:
+    url = f"memory://artifacts-{uuid.uuid4().hex}/model"
+    assert A.save_model(url, CFG, make_params(CFG), metrics={"x": 1.0}) == url
+    loaded = A.load_model(url)
+    assert loaded.config == CFG and loaded.manifest.metrics == {"x": 1.0}
+    _assert_params_equal(loaded.params, make_params(CFG))
+    assert A.read_manifest(url) == loaded.manifest
+
+
+def test_loaded_params_run_the_model(artifact: Path) -> None:
+    from forecaster.model import forward
+
+    loaded = A.load_model(artifact)
+    out = forward(loaded.config, loaded.params, np.zeros((2, CFG.input_size), np.float32))
+    assert out.shape == (2, CFG.horizon, CFG.outputs)
+
+
+# ------------------------------------------------------------------------------ saving refuses
+
+
+def test_save_refuses_non_empty_directory(artifact: Path) -> None:
+    with pytest.raises(A.ArtifactError, match="not empty"):
+        A.save_model(artifact, CFG, make_params(CFG))
+
+
+BIAS = "members/head/bias"
+BAD_PARAMS: dict[str, tuple[Callable[[dict], object], type[Exception], str]] = {
+    "extra key": (lambda f: f.update(x=f[BIAS]), A.KeyMismatchError, "unexpected 'x'"),
+    "missing key": (lambda f: f.pop(BIAS), A.KeyMismatchError, "missing"),
+    "wrong shape": (lambda f: f.update({BIAS: f[BIAS][:, :1]}), A.ShapeError, r"\(1, 1\)"),
+    "float64": (lambda f: f.update({BIAS: f[BIAS].astype(np.float64)}), A.DTypeError, "float32"),
+    "inf": (
+        lambda f: f["members/head/kernel"].__setitem__((0, 0, 0), np.inf),
+        A.NonFiniteWeightsError,
+        "members/head/kernel",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMS))
+def test_save_refuses_bad_params(tmp_path: Path, case: str) -> None:
+    mutate, error, match = BAD_PARAMS[case]
+    flat = _flat(make_params(CFG))
+    mutate(flat)
+    params = unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
+    with pytest.raises(error, match=match):
+        A.save_model(tmp_path / "m", CFG, params)
+    assert not (tmp_path / "m").exists()
+
+
+def test_save_hints_at_variables_dict(tmp_path: Path) -> None:
+    with pytest.raises(A.KeyMismatchError, match=r"variables\['params'\]"):
+        A.save_model(tmp_path / "m", CFG, {"params": make_params(CFG)})
+
+
+@pytest.mark.parametrize("name", ["../evil", "manifest.json", "weights.safetensors", "a/b", ""])
+def test_save_refuses_bad_extra_file_names(tmp_path: Path, name: str) -> None:
+    with pytest.raises(A.ArtifactError, match="not allowed"):
+        A.save_model(tmp_path / "m", CFG, make_params(CFG), extra_files={name: b"x"})
+
+
+# ------------------------------------------------------------------------------ loading refuses
+
+
+def _resign(directory: Path) -> None:
+    """Rewrite the manifest's hashes to match the files, so the checks after the hash run."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"] = {
+        name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        for name in manifest["files"]
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _rewrite_weights(directory: Path, mutate: Callable[[dict], object]) -> None:
+    flat = safetensors.numpy.load_file(directory / "weights.safetensors")
+    mutate(flat)
+    (directory / "weights.safetensors").write_bytes(safetensors.numpy.save(flat))
+    _resign(directory)
+
+
+def _edit_manifest(directory: Path, mutate: Callable[[dict], object]) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    mutate(manifest)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _flip_byte(path: Path, offset: int = -5) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+HEAD = "members/head/kernel"
+CORRUPTIONS: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = {
+    "flipped byte": (lambda d: _flip_byte(d / "weights.safetensors"), A.IntegrityError, "sha256"),
+    "flipped header byte": (
+        lambda d: _flip_byte(d / "weights.safetensors", 12),
+        A.IntegrityError,
+        "corrupt",
+    ),
+    "truncated": (lambda d: _truncate(d / "weights.safetensors"), A.IntegrityError, "corrupt"),
+    "weights missing": (
+        lambda d: (d / "weights.safetensors").unlink(),
+        A.IntegrityError,
+        "missing",
+    ),
+    "extra file corrupted": (
+        lambda d: _flip_byte(d / "report.json", 0),
+        A.IntegrityError,
+        "report.json is corrupt",
+    ),
+    "unlisted file": (
+        lambda d: (d / "evil.py").write_text("print(1)"),
+        A.IntegrityError,
+        "evil.py",
+    ),
+    "truncated, re-hashed": (
+        lambda d: (_truncate(d / "weights.safetensors"), _resign(d)),
+        A.WeightsFormatError,
+        "safetensors",
+    ),
+    "wrong shape": (
+        lambda d: _rewrite_weights(d, lambda f: f.update({HEAD: np.zeros((1, 8, 5), np.float32)})),
+        A.ShapeError,
+        r"members/head/kernel.*\(1, 8, 5\).*\(1, 8, 12\)",
+    ),
+    "extra key": (
+        lambda d: _rewrite_weights(d, lambda f: f.update(bonus=np.zeros(3, np.float32))),
+        A.KeyMismatchError,
+        "unexpected 'bonus'",
+    ),
+    "missing key": (
+        lambda d: _rewrite_weights(d, lambda f: f.pop(HEAD)),
+        A.KeyMismatchError,
+        "missing 'members/head/kernel'",
+    ),
+    "NaN weight": (
+        lambda d: _rewrite_weights(d, lambda f: f[HEAD].__setitem__((0, 1, 2), np.nan)),
+        A.NonFiniteWeightsError,
+        "NaN",
+    ),
+    "float16 leaf": (
+        lambda d: _rewrite_weights(d, lambda f: f.update({HEAD: f[HEAD].astype(np.float16)})),
+        A.DTypeError,
+        "F16.*float32",
+    ),
+    "float64 leaf": (
+        lambda d: _rewrite_weights(d, lambda f: f.update({HEAD: f[HEAD].astype(np.float64)})),
+        A.DTypeError,
+        "F64",
+    ),
+    "config disagrees with weights": (
+        lambda d: _edit_manifest(d, lambda m: m["config"].update(hidden=16)),
+        A.ShapeError,
+        "hidden=16",
+    ),
+    "absurd size in config": (
+        lambda d: _edit_manifest(d, lambda m: m["config"].update(hidden=10**30)),
+        A.ManifestError,
+        "cannot be built",
+    ),
+    "manifest bad JSON": (
+        lambda d: (d / "manifest.json").write_text('{"format_version": 1,'),
+        A.ManifestError,
+        "not valid JSON",
+    ),
+    "manifest not an object": (
+        lambda d: (d / "manifest.json").write_text("[1]"),
+        A.ManifestError,
+        "JSON object",
+    ),
+    "manifest wrong type": (
+        lambda d: _edit_manifest(d, lambda m: m["config"].update(hidden="8")),
+        A.ManifestError,
+        "hidden",
+    ),
+    "manifest unknown key": (
+        lambda d: _edit_manifest(d, lambda m: m.update(surprise=1)),
+        A.ManifestError,
+        "surprise",
+    ),
+    "manifest missing field": (
+        lambda d: _edit_manifest(d, lambda m: m.pop("created_at")),
+        A.ManifestError,
+        "created_at",
+    ),
+    "manifest bad hash": (
+        lambda d: _edit_manifest(d, lambda m: m["files"].update({"weights.safetensors": "zz"})),
+        A.ManifestError,
+        "sha256",
+    ),
+    "manifest hashes a traversal path": (
+        lambda d: _edit_manifest(d, lambda m: m["files"].update({"../x": "0" * 64})),
+        A.ManifestError,
+        "invalid file name",
+    ),
+    "unknown normalisation": (
+        lambda d: _edit_manifest(d, lambda m: m["normalization"].update(name="z-score")),
+        A.ManifestError,
+        "normalization",
+    ),
+    "manifest missing": (
+        lambda d: (d / "manifest.json").unlink(),
+        A.ManifestError,
+        "no manifest.json",
+    ),
+    "no format version": (
+        lambda d: _edit_manifest(d, lambda m: m.pop("format_version")),
+        A.ManifestError,
+        "format_version",
+    ),
+    "format version 999": (
+        lambda d: _edit_manifest(d, lambda m: m.update(format_version=999)),
+        A.FormatVersionError,
+        "format version 999.*upgrade forecaster",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_corrupted_artifact_is_refused(artifact: Path, case: str) -> None:
+    corrupt, error, match = CORRUPTIONS[case]
+    corrupt(artifact)
+    with pytest.raises(error, match=match) as info:
+        A.load_model(artifact)
+    assert type(info.value) is error  # the specific class, not just a base
+    with pytest.raises(error):
+        A.verify(artifact)
+
+
+def test_missing_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(A.ArtifactNotFoundError, match="not found"):
+        A.load_model(tmp_path / "nothing")
+    with pytest.raises(A.ArtifactNotFoundError):
+        A.load_model(f"memory://missing-{uuid.uuid4().hex}")
+
+
+def _marker_pickle(marker: Path) -> bytes:
+    """Protocol-0 pickle whose unpickling calls builtins.open(marker, 'w'), creating the file.
+
+    Written by hand so that no pickle module is imported anywhere in this tree.
+    """
+    return f"cbuiltins\nopen\n(V{marker}\nVw\ntR.".encode()
+
+
+@pytest.mark.parametrize("rehash", [False, True])
+def test_pickle_renamed_as_weights_is_never_executed(
+    artifact: Path, tmp_path: Path, rehash: bool
+) -> None:
+    marker = tmp_path / "pwned"
+    payload = _marker_pickle(marker)
+    ops = [op.name for op, _, _ in pickletools.genops(payload)]  # parses, never executes
+    assert ops == ["GLOBAL", "MARK", "UNICODE", "UNICODE", "TUPLE", "REDUCE", "STOP"]
+    (artifact / "weights.safetensors").write_bytes(payload)
+    if rehash:
+        _resign(artifact)
+    error = A.WeightsFormatError if rehash else A.IntegrityError
+    with pytest.raises(error):
+        A.load_model(artifact)
+    assert not marker.exists()
+
+
+def test_binary_pickle_is_named_in_the_message(artifact: Path, tmp_path: Path) -> None:
+    # Protocol >= 2 pickles start with the PROTO opcode 0x80; the message should say so.
+    (artifact / "weights.safetensors").write_bytes(b"\x80\x04" + _marker_pickle(tmp_path / "p"))
+    _resign(artifact)
+    with pytest.raises(A.WeightsFormatError, match="pickle"):
+        A.load_model(artifact)
+    assert not (tmp_path / "p").exists()
+
+
+def test_hashes_are_checked_before_parsing(artifact: Path, monkeypatch) -> None:
+    _flip_byte(artifact / "weights.safetensors")
+    monkeypatch.setattr(A, "_parse_weights", lambda *a: pytest.fail("parsed unverified bytes"))
+    with pytest.raises(A.IntegrityError):
+        A.load_model(artifact)
+
+
+# ------------------------------------------------------------------------------ fuzzing
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    field=st.sampled_from([*CFG.to_dict(), "format_version", "created_at", "files", "metrics"]),
+    value=JSON,
+)
+def test_fuzzed_manifest_raises_only_artifact_errors(artifact: Path, field: str, value) -> None:
+    def mutate(manifest: dict) -> None:
+        target = manifest if field in manifest else manifest["config"]
+        target[field] = value
+
+    original = (artifact / "manifest.json").read_text()
+    try:
+        _edit_manifest(artifact, mutate)
+        with contextlib.suppress(A.ArtifactError):  # loading may succeed if the value is valid
+            A.load_model(artifact)
+    finally:
+        (artifact / "manifest.json").write_text(original)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(key=st.sampled_from(["members/head/kernel", "members/head/bias"]), entry=JSON)
+def test_fuzzed_weights_header_raises_only_artifact_errors(artifact: Path, key: str, entry) -> None:
+    weights = (artifact / "weights.safetensors").read_bytes()
+    size = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8 : 8 + size])
+    header[key] = entry
+    blob = json.dumps(header).encode()
+    try:
+        (artifact / "weights.safetensors").write_bytes(
+            len(blob).to_bytes(8, "little") + blob + weights[8 + size :]
+        )
+        _resign(artifact)
+        with pytest.raises(A.ArtifactError):
+            A.load_model(artifact)
+    finally:
+        (artifact / "weights.safetensors").write_bytes(weights)
+        _resign(artifact)
+
+
+# ------------------------------------------------------------------------------ committed fixture
+
+
+def test_committed_fixture_loads() -> None:
+    loaded = A.load_model(FIXTURE)
+    assert loaded.config == FIXTURE_CONFIG
+    assert loaded.manifest.format_version == 1
+    assert loaded.manifest.metrics == {"val_mase": 0.9, "test_mase": 1.1}
+    assert loaded.manifest.data_fingerprint == "fixture-data-v1"
+    assert (loaded.manifest.freq, loaded.manifest.seasonality) == ("h", 24)
+    _assert_params_equal(loaded.params, make_params(FIXTURE_CONFIG, seed=0))
+    assert sum(p.stat().st_size for p in FIXTURE.iterdir()) < 16_000
+
+
+def test_fixture_with_future_format_version_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "future"
+    shutil.copytree(FIXTURE, copy)
+    _edit_manifest(copy, lambda m: m.update(format_version=999))
+    with pytest.raises(A.FormatVersionError, match="format version") as info:
+        A.load_model(copy)
+    assert "999" in str(info.value) and "[1]" in str(info.value)
+
+
+if __name__ == "__main__":
+    write_fixture()
+    print(f"wrote {FIXTURE}")

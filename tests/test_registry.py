@@ -1,0 +1,523 @@
+"""Tests of forecaster.registry and ``forecaster models``: versions, aliases, locking, crashes.
+
+Crash and concurrency tests use a worker subprocess that imports JAX once and then forks one
+child per publish: a fresh interpreter per iteration would cost a second of imports each. The
+worker never initialises an XLA backend, so forking it is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax.traverse_util import flatten_dict
+
+from forecaster import artifacts as A
+from forecaster import registry as R
+from forecaster.cli import main as cli_main
+from forecaster.model import ModelConfig, init_params
+
+REPO = Path(__file__).resolve().parents[1]
+CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
+SHAPES = jax.eval_shape(lambda: init_params(CFG))
+
+
+def make_params(seed: int) -> dict:
+    """Small random float32 params (numpy only: no XLA compile per test)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: (0.1 * rng.standard_normal(s.shape)).astype(np.float32), SHAPES)
+
+
+def _flat(params: dict) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in flatten_dict(params, sep="/").items()}
+
+
+def _same_params(a: dict, b: dict) -> bool:
+    fa, fb = _flat(a), _flat(b)
+    return fa.keys() == fb.keys() and all(np.array_equal(fa[k], fb[k]) for k in fa)
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> R.Registry:
+    return R.Registry(tmp_path / "models")
+
+
+def _corrupt_weights(registry: R.Registry, name: str, version: int) -> None:
+    path = Path(registry.path(name, version)) / "weights.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# ------------------------------------------------------------------------------ basics
+
+
+def test_publish_promote_load(reg: R.Registry) -> None:
+    assert reg.names() == []
+    assert reg.publish("demand", CFG, make_params(1), metrics={"val_mase": 0.9}) == 1
+    assert reg.publish("demand", CFG, make_params(2), data_fingerprint="fp2") == 2
+    assert reg.names() == ["demand"] and reg.versions("demand") == [1, 2]
+    assert reg.alias("demand") is None
+    with pytest.raises(R.ModelNotFoundError, match="promote one"):
+        reg.load("demand")
+    reg.promote("demand", 1)
+    assert reg.alias("demand") == 1
+    assert _same_params(reg.load("demand").params, make_params(1))
+    loaded = reg.load("demand", 2)
+    assert _same_params(loaded.params, make_params(2))
+    assert loaded.manifest.data_fingerprint == "fp2"
+    assert A.load_model(reg.path("demand", 2)).manifest == loaded.manifest
+    info = reg.describe("demand")
+    assert info["aliases"] == {"production": 1}
+    assert [v["version"] for v in info["versions"]] == [1, 2]
+    assert info["versions"][0]["metrics"] == {"val_mase": 0.9}
+    assert info["versions"][0]["config"] == CFG.to_dict()
+    json.dumps(info)  # the CLI prints it as JSON
+
+
+def test_publish_with_promote_and_extra_files(reg: R.Registry) -> None:
+    version = reg.publish(
+        "m", CFG, make_params(1), promote=True, extra_files={"report.json": b'{"ok": true}'}
+    )
+    assert reg.alias("m") == version == 1
+    assert (Path(reg.path("m", 1)) / "report.json").read_bytes() == b'{"ok": true}'
+
+
+@pytest.mark.parametrize("name", ["", "../x", "..", ".hidden", "a/b", "a\\b", "x" * 65, "a\n", 7])
+def test_invalid_names_are_refused(reg: R.Registry, name: object) -> None:
+    with pytest.raises(R.InvalidNameError):
+        reg.versions(name)  # type: ignore[arg-type]
+    with pytest.raises(R.InvalidNameError):
+        reg.publish(name, CFG, make_params(0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", [0, -1, True, "1", 1.0])
+def test_invalid_versions_are_refused(reg: R.Registry, version: object) -> None:
+    reg.publish("m", CFG, make_params(0))
+    with pytest.raises(R.InvalidNameError, match="positive integers"):
+        reg.load("m", version)  # type: ignore[arg-type]
+    with pytest.raises(R.InvalidNameError):
+        reg.promote("m", version)  # type: ignore[arg-type]
+
+
+def test_unknown_model_and_version(reg: R.Registry) -> None:
+    with pytest.raises(R.ModelNotFoundError, match="no model named 'nope'") as info:
+        reg.versions("nope")
+    assert isinstance(info.value, KeyError) and "'no model" not in str(info.value)
+    reg.publish("m", CFG, make_params(0))
+    with pytest.raises(R.VersionNotFoundError, match="no version 5"):
+        reg.load("m", 5)
+    with pytest.raises(R.VersionNotFoundError):
+        reg.promote("m", 5)
+
+
+# ------------------------------------------------------------------------------ aliases
+
+
+def test_promote_refuses_corrupted_version(reg: R.Registry) -> None:
+    reg.publish("m", CFG, make_params(1), promote=True)
+    reg.publish("m", CFG, make_params(2))
+    _corrupt_weights(reg, "m", 2)
+    aliases = Path(reg.path("m", 1)).parent / "aliases.json"
+    before = aliases.read_bytes()
+    with pytest.raises(A.IntegrityError):
+        reg.promote("m", 2)
+    assert reg.alias("m") == 1 and aliases.read_bytes() == before
+
+
+def test_promote_refuses_model_with_non_finite_forecast(reg: R.Registry) -> None:
+    params = make_params(1)
+    params["members"]["encoder"]["layer_0"]["bias"][:] = 1.0  # so the hidden state is not 0
+    params["members"]["head"]["kernel"][:] = 3e38  # finite, but the output overflows
+    reg.publish("m", CFG, params)
+    with pytest.raises(A.NonFiniteWeightsError, match="forecast"):
+        reg.promote("m", 1)
+    assert reg.alias("m") is None
+
+
+def test_rollback_walks_back_the_alias_history(reg: R.Registry) -> None:
+    for seed in (1, 2, 3):
+        reg.publish("m", CFG, make_params(seed), promote=True)
+    reg.promote("m", 3)  # promoting the current target again is a no-op
+    assert reg.rollback("m") == 2 and reg.alias("m") == 2
+    assert reg.rollback("m") == 1 and reg.alias("m") == 1
+    with pytest.raises(R.RegistryError, match="no previous version"):
+        reg.rollback("m")
+    reg.promote("m", 3)
+    assert reg.rollback("m") == 1
+    log = reg.describe("m")["alias_log"]
+    assert [(e["action"], e["version"]) for e in log][-3:] == [
+        ("rollback", 1),
+        ("promote", 3),
+        ("rollback", 1),
+    ]
+
+
+def test_rollback_refuses_a_corrupted_previous_version(reg: R.Registry) -> None:
+    reg.publish("m", CFG, make_params(1), promote=True)
+    reg.publish("m", CFG, make_params(2), promote=True)
+    _corrupt_weights(reg, "m", 1)
+    with pytest.raises(A.IntegrityError):
+        reg.rollback("m")
+    assert reg.alias("m") == 2
+
+
+def test_corrupt_alias_file_is_reported(reg: R.Registry) -> None:
+    reg.publish("m", CFG, make_params(1), promote=True)
+    (Path(reg.path("m", 1)).parent / "aliases.json").write_text("{not json")
+    with pytest.raises(R.RegistryError, match=r"aliases\.json is corrupt"):
+        reg.alias("m")
+    assert _same_params(reg.load("m", 1).params, make_params(1))
+
+
+def test_separate_aliases(reg: R.Registry) -> None:
+    reg.publish("m", CFG, make_params(1), promote=True)
+    reg.publish("m", CFG, make_params(2))
+    reg.promote("m", 2, alias="staging")
+    assert (reg.alias("m"), reg.alias("m", "staging")) == (1, 2)
+
+
+# ------------------------------------------------------------------------------ storage
+
+
+def test_fsspec_memory_registry() -> None:
+    reg = R.Registry(f"memory://registry-{uuid.uuid4().hex}")
+    assert reg.publish("m", CFG, make_params(1), promote=True) == 1
+    assert reg.publish("m", CFG, make_params(2)) == 2
+    assert reg.path("m", 2).startswith("memory://")
+    assert _same_params(reg.load("m").params, make_params(1))
+    assert _same_params(A.load_model(reg.path("m", 2)).params, make_params(2))
+    reg.promote("m", 2)
+    assert reg.rollback("m") == 1
+    # a crashed object-store publish leaves a version without manifest: unlisted, then removed
+    fs = reg._fs
+    fs.pipe_file(f"{reg._base}/m/3/weights.safetensors", b"partial")
+    assert reg.versions("m") == [1, 2]
+    assert reg.publish("m", CFG, make_params(4)) == 3
+    assert A.verify(reg.path("m", 3)).format_version == 1
+    assert reg.names() == ["m"]
+
+
+def test_next_publish_cleans_leftovers(reg: R.Registry) -> None:
+    reg.publish("m", CFG, make_params(1))
+    model_dir = Path(reg.path("m", 1)).parent
+    (model_dir / ".tmp-deadbeef").mkdir()
+    (model_dir / ".tmp-deadbeef" / "weights.safetensors").write_bytes(b"half")
+    (model_dir / ".tmp-aliases-0.json").write_text("{")
+    assert reg.versions("m") == [1]
+    reg.publish("m", CFG, make_params(2))
+    assert sorted(p.name for p in model_dir.iterdir()) == [".lock", "1", "2"]
+
+
+# ------------------------------------------------------------------------------ locking
+
+
+def test_lock_is_reentrant_and_excludes_other_threads(reg: R.Registry) -> None:
+    errors: list[BaseException] = []
+
+    def try_lock() -> None:
+        try:
+            with reg.lock("m", blocking=False):
+                pass
+        except BaseException as err:
+            errors.append(err)
+
+    with reg.lock("m"):
+        assert reg.publish("m", CFG, make_params(1)) == 1  # a job holding the lock may publish
+        thread = threading.Thread(target=try_lock)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], R.PublishLockedError)
+    with reg.lock("m", blocking=False):  # released afterwards
+        pass
+
+
+def test_lock_excludes_other_processes(reg: R.Registry, tmp_path: Path) -> None:
+    lock_file = tmp_path / "models" / "m" / ".lock"
+    lock_file.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"f = open({str(lock_file)!r}, 'a+')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX); f.write(str(os.getpid())); f.flush()\n"
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        locked = pytest.raises(R.PublishLockedError, match=f"process {holder.pid}")
+        with locked, reg.lock("m", blocking=False):
+            pass
+        with pytest.raises(R.PublishLockedError, match="retry"), reg.lock("m", timeout=0.2):
+            pass
+    finally:
+        holder.communicate("")
+    with reg.lock("m", timeout=5):
+        pass
+
+
+# ------------------------------------------------------------------------------ crashes
+
+
+WORKER = r"""
+import json, os, signal, sys, time, traceback
+import jax
+import numpy as np
+from forecaster.model import ModelConfig, init_params
+from forecaster.registry import Registry
+
+CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
+SHAPES = jax.eval_shape(lambda: init_params(CFG))
+
+def params(seed):
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: (0.1 * rng.standard_normal(s.shape)).astype(np.float32), SHAPES)
+
+def child(cmd, seed):
+    if cmd.get("failpoint"):
+        os.environ["FORECASTER_FAILPOINT"] = cmd["failpoint"]
+    registry = Registry(cmd["root"])
+    for _ in range(cmd.get("count", 1)):
+        registry.publish(cmd["name"], CFG, params(seed), promote=cmd.get("promote", False),
+                         data_fingerprint=f"seed-{seed}")
+
+for line in sys.stdin:
+    cmd = json.loads(line)
+    pids = []
+    for index in range(cmd.get("parallel", 1)):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                child(cmd, cmd["seed"] + index)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+                code = 3
+            os._exit(code)
+        pids.append(pid)
+    if cmd.get("kill_after") is not None:
+        time.sleep(cmd["kill_after"])
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    print(json.dumps([os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]), flush=True)
+"""
+
+
+class Worker:
+    """Runs publish commands in forked children of one long-lived interpreter."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+        env.pop(A.FAILPOINT_ENV, None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+
+    def run(self, **cmd: object) -> list[int]:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "worker died"
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[Worker]:
+    w = Worker()
+    yield w
+    w.close()
+
+
+def _check_invariants(reg: R.Registry, name: str) -> tuple[set[int], int | None, set[str]]:
+    """Every version directory is complete and verifies; the alias file parses."""
+    model_dir = Path(reg._base) / name
+    numbered = {int(p.name) for p in model_dir.iterdir() if p.name.isdigit()}
+    for version in numbered:
+        assert (model_dir / str(version) / "manifest.json").exists(), f"v{version} lacks manifest"
+        A.verify(model_dir / str(version))
+    assert set(reg.versions(name)) == numbered
+    aliases = model_dir / "aliases.json"
+    if aliases.exists():
+        json.loads(aliases.read_text())
+    alias = reg.alias(name)
+    assert alias is None or alias in numbered
+    for version in reg.describe(name)["alias_history"].get("production", []):
+        assert version in numbered
+    leftovers = {p.name for p in model_dir.iterdir() if p.name.startswith(".tmp-")}
+    return numbered, alias, leftovers
+
+
+FAILPOINTS = {
+    # failpoint: (a new version appears, the alias moves to it)
+    "save:after-weights": (False, False),
+    "publish:after-save": (False, False),
+    "publish:after-rename": (True, False),
+    "alias:after-temp": (True, False),
+    "alias:after-replace": (True, True),
+}
+
+
+def test_crash_at_any_point_leaves_old_or_new_complete_version(
+    worker: Worker, tmp_path: Path
+) -> None:
+    root = tmp_path / "models"
+    reg = R.Registry(root)
+    assert worker.run(root=str(root), name="m", seed=0, promote=True) == [0]
+    versions, alias, _ = _check_invariants(reg, "m")
+    rng = random.Random(20240611)
+    plan = [*FAILPOINTS, *FAILPOINTS] + ["kill"] * 10 + [None] * 3
+    rng.shuffle(plan)
+    for seed, step in enumerate(plan, start=1):
+        cmd: dict[str, object] = {"root": str(root), "name": "m", "seed": seed, "promote": True}
+        if step == "kill":
+            # Writing takes ~0.1 s after the fork and validating for the alias ~0.5 s more:
+            # aim half the kills at the writes, half anywhere.
+            cmd["kill_after"] = (
+                rng.uniform(0.03, 0.12) if rng.random() < 0.5 else rng.uniform(0, 0.8)
+            )
+        elif step is not None:
+            cmd["failpoint"] = step
+        [code] = worker.run(**cmd)
+        new_versions, new_alias, leftovers = _check_invariants(reg, "m")
+        added = new_versions - versions
+        assert versions <= new_versions and len(added) <= 1, step
+        assert new_alias in (alias, *added), step
+        if step in FAILPOINTS:
+            assert code == -9, f"failpoint {step} did not fire"
+            appears, moves = FAILPOINTS[step]
+            assert bool(added) == appears, step
+            assert (new_alias != alias) == moves, step
+        if code == 0:
+            assert added and new_alias == max(added) and not leftovers, step
+        else:
+            assert code == -9, f"publish failed rather than crashed ({step})"
+        versions, alias = new_versions, new_alias
+    assert worker.run(root=str(root), name="m", seed=99, promote=True) == [0]
+    _, alias, leftovers = _check_invariants(reg, "m")
+    assert not leftovers and alias == max(reg.versions("m"))
+    assert _same_params(reg.load("m").params, make_params(99))
+
+
+def test_concurrent_publishers_get_distinct_complete_versions(
+    worker: Worker, tmp_path: Path
+) -> None:
+    root = tmp_path / "models"
+    assert worker.run(root=str(root), name="m", seed=10, count=4, parallel=2) == [0, 0]
+    reg = R.Registry(root)
+    assert reg.versions("m") == list(range(1, 9))
+    by_seed: dict[int, int] = {}
+    for version in reg.versions("m"):
+        loaded = reg.load("m", version)
+        seed = int(loaded.manifest.data_fingerprint.removeprefix("seed-"))
+        assert _same_params(loaded.params, make_params(seed)), f"v{version} mixes publishers"
+        by_seed[seed] = by_seed.get(seed, 0) + 1
+    assert by_seed == {10: 4, 11: 4}
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+@pytest.fixture
+def cli_registry(reg: R.Registry, monkeypatch: pytest.MonkeyPatch) -> R.Registry:
+    monkeypatch.setenv("FORECASTER_REGISTRY", reg.root)
+    reg.publish("demand", CFG, make_params(1), promote=True, metrics={"val_mase": 0.91})
+    reg.publish("demand", CFG, make_params(2), metrics={"val_mase": 0.87})
+    reg.publish("energy", CFG, make_params(3), metrics={"val_smape": 12.5})
+    return reg
+
+
+def test_cli_list_and_show(cli_registry: R.Registry, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["NAME", "VERSIONS", "LATEST", "PRODUCTION"]
+    assert lines[1].split()[:4] == ["demand", "2", "2", "1"] and "val_mase=0.91" in lines[1]
+    assert lines[2].split()[:4] == ["energy", "1", "1", "-"]
+    assert cli_main(["models", "show", "demand", "--registry", cli_registry.root]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["aliases"] == {"production": 1} and len(shown["versions"]) == 2
+
+
+def test_cli_promote_and_rollback(cli_registry: R.Registry, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["models", "promote", "demand", "2"]) == 0
+    assert "production -> version 2 (was 1)" in capsys.readouterr().out
+    assert cli_registry.alias("demand") == 2
+    assert cli_main(["models", "rollback", "demand"]) == 0
+    assert "rolled back to version 1" in capsys.readouterr().out
+    assert cli_registry.alias("demand") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["show", "nope"], "no model named 'nope'"),
+        (["show", "../etc"], "invalid model name"),
+        (["promote", "demand", "9"], "no version 9"),
+        (["promote", "demand", "0"], "positive integers"),
+        (["rollback", "energy"], "no 'production' alias"),
+        (["promote", "demand", "2"], "sha256 differs"),
+    ],
+)
+def test_cli_errors_are_one_line(
+    cli_registry: R.Registry, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    _corrupt_weights(cli_registry, "demand", 2)
+    assert cli_main(["models", *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert cli_registry.alias("demand") == 1
+
+
+def test_cli_empty_registry(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["models", "--registry", str(tmp_path / "none"), "list"]) == 0
+    assert "no models" in capsys.readouterr().out
+
+
+def test_cli_subprocess(cli_registry: R.Registry) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-m", "forecaster.cli", "models", "list", "--registry", cli_registry.root],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "demand" in out.stdout and "energy" in out.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "forecaster.cli", "models", "show", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and bad.stderr.startswith("forecaster models: error: ")
+    assert "Traceback" not in bad.stderr
