@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
         save_model(args.out, model_cfg, result.params, freq="h", seasonality=24,
                    metrics={"validation": result.val_metrics, "test": scores},
-                   data_fingerprint=data_fingerprint(train_series))  # fmt: skip
+                   data_fingerprint=data.fingerprint(train_series))  # fmt: skip
         line["saved"] = str(args.out)
     print(json.dumps(line), flush=True)
     return 0
@@ -81,16 +81,6 @@ def interval_bounds(quantiles: dict[float, np.ndarray]) -> dict[str, np.ndarray]
     if 0.025 in quantiles and 0.975 in quantiles:
         return {"lower": quantiles[0.025], "upper": quantiles[0.975]}
     return {}
-
-
-def data_fingerprint(series: data.SeriesSet) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for sid, values in series:
-        h.update(sid.encode())
-        h.update(np.ascontiguousarray(values, np.float64).tobytes())
-    return "sha256:" + h.hexdigest()
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ horizon`` points, and :func:`gather_windows` cuts them out with one gather, in n
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -55,6 +56,7 @@ _INFER_FREQ_OFFSET = "future.infer_freq_returns_offset"
 __all__ = [
     "DataError",
     "SeriesSet",
+    "fingerprint",
     "gather_windows",
     "last_windows",
     "load_series",
@@ -517,3 +519,12 @@ def last_windows(
         name = repr(ids[i]) if ids else f"#{i}"
         raise DataError(f"series {name}: {lengths[i]} points, fewer than input_size={input_size}")
     return gather_windows(padded, np.arange(len(arrays)), lengths - input_size, input_size)
+
+
+def fingerprint(series: SeriesSet) -> str:
+    """A content hash of ids and values (float64), recorded with every trained model."""
+    digest = hashlib.sha256()
+    for sid, values in series:
+        digest.update(sid.encode())
+        digest.update(np.ascontiguousarray(values, np.float64).tobytes())
+    return "sha256:" + digest.hexdigest()

@@ -17,6 +17,8 @@ import numpy as np
 # exp() of a normalised output beyond this would overflow float64 at large levels; the network
 # never predicts a 20,000-fold change, so clipping only guards against broken inputs.
 MAX_LOG_RATIO = 10.0
+# Floor of a window's spread: keeps all-zero windows finite without flattening tiny-unit series.
+TINY = 1e-12
 
 
 class Scale(NamedTuple):
@@ -27,10 +29,16 @@ class Scale(NamedTuple):
 
 
 def fit_scale(x: Any, xp: Any = np) -> Scale:
-    """Statistics of input windows ``x`` [batch, length]."""
+    """Statistics of input windows ``x`` [batch, length].
+
+    A window is used as is when all its values are comfortably positive; otherwise (zeros,
+    negatives, or values so near zero that their log ratio would exceed ``MAX_LOG_RATIO``) it is
+    shifted by ``offset`` so its lowest value equals its mean absolute value.
+    """
     lowest = xp.min(x, axis=-1, keepdims=True)
-    spread = xp.maximum(xp.mean(xp.abs(x), axis=-1, keepdims=True), 1.0)
-    offset = xp.where(lowest > 0, 0.0, spread - lowest)
+    spread = xp.maximum(xp.mean(xp.abs(x), axis=-1, keepdims=True), TINY)
+    positive = lowest > spread * np.exp(-MAX_LOG_RATIO)
+    offset = xp.where(positive, 0.0, spread - lowest)
     level = xp.mean(x + offset, axis=-1, keepdims=True)
     return Scale(offset, level)
 

@@ -126,7 +126,7 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict[str, ja
     updates, opt_state = jax.vmap(state.tx.update)(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, key=key)
-    return new_state, {"loss": loss / state.config.ensemble, "grad_norm": optax.global_norm(grads)}
+    return new_state, {"loss": loss / state.config.ensemble, "grad_norm": optax.tree.norm(grads)}
 
 
 @dataclass(frozen=True)

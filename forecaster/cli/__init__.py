@@ -42,4 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _with_tcmalloc(argv)
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as err:  # the user can act on these: one line, no traceback
+        print(f"forecaster {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from forecaster.artifacts import ArtifactError
+    from forecaster.data import DataError
+    from forecaster.predict import HistoryTooShort
+    from forecaster.registry import RegistryError
+    from forecaster.train import TrainingDivergedError
+
+    return (ArtifactError, DataError, HistoryTooShort, RegistryError, TrainingDivergedError,
+            FileNotFoundError)  # fmt: skip

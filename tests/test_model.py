@@ -1,0 +1,53 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from forecaster.model import Forecaster, ModelConfig, combine, forward, init_params
+
+
+def test_config_round_trips_through_dict_and_sorts_quantiles() -> None:
+    cfg = ModelConfig(cell="lstm", quantiles=(0.9, 0.1), ensemble=3)
+    assert cfg.quantiles == (0.1, 0.9)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.outputs == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"cell": "transformer"}, {"hidden": 0}, {"input_size": 100, "step": 24}, {"dropout": 1.0},
+     {"quantiles": (0.0,)}, {"ensemble": 0}],
+)  # fmt: skip
+def test_config_refuses_invalid_values(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        ModelConfig(**bad)
+
+
+def test_from_dict_refuses_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({"cell": "gru", "heads": 4})
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_members_are_independent_and_shapes_follow_the_config(cell: str) -> None:
+    cfg = ModelConfig(cell=cell, hidden=8, input_size=48, step=24, horizon=5, ensemble=3,
+                      quantiles=(0.1, 0.9))  # fmt: skip
+    params = init_params(cfg)
+    kernel = params["members"]["encoder"]["layer_0"]["kernel_rec"]
+    assert kernel.shape[0] == 3
+    assert not np.allclose(kernel[0], kernel[1])  # each member gets its own initialisation
+    z = jax.random.normal(jax.random.key(1), (3, 4, 48))
+    out = Forecaster(cfg).apply({"params": params}, z)
+    assert out.shape == (3, 4, 5, 3)
+    # Member 0's output depends on member 0's input only.
+    z2 = z.at[1:].set(0.0)
+    np.testing.assert_allclose(Forecaster(cfg).apply({"params": params}, z2)[0], out[0], rtol=1e-6)
+
+
+def test_forward_is_the_member_median() -> None:
+    cfg = ModelConfig(hidden=8, input_size=48, horizon=4, ensemble=3)
+    params = init_params(cfg)
+    z = jnp.linspace(-1, 1, 2 * 48).reshape(2, 48)
+    members = Forecaster(cfg).apply({"params": params}, jnp.broadcast_to(z, (3, 2, 48)))
+    np.testing.assert_allclose(forward(cfg, params, z), np.median(members, axis=0), rtol=1e-6)
+    assert combine(jnp.arange(3.0)[:, None]).tolist() == [1.0]

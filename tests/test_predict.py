@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from forecaster.model import ModelConfig, init_params
+from forecaster.predict import HistoryTooShort, Predictor
+
+CFG = ModelConfig(hidden=8, input_size=48, step=24, horizon=6, quantiles=(0.1, 0.9))
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    p = Predictor(CFG, init_params(CFG), batch_sizes=(1, 4))
+    p.warmup()
+    return p
+
+
+def test_forecasts_have_requested_horizon_and_ordered_quantiles(predictor: Predictor) -> None:
+    rng = np.random.default_rng(0)
+    histories = [rng.uniform(10, 20, n) for n in (48, 60, 100, 49, 300, 55)]  # > largest batch
+    f = predictor.predict(histories, horizon=4)
+    assert f.point.shape == (6, 4)
+    assert set(f.quantiles) == {0.1, 0.9}
+    assert (f.quantiles[0.1] <= f.quantiles[0.9]).all()
+
+
+def test_only_the_last_window_matters(predictor: Predictor) -> None:
+    tail = np.linspace(1, 2, 48)
+    a = predictor.predict([np.concatenate([np.full(100, 1e6), tail])]).point
+    b = predictor.predict([tail]).point
+    np.testing.assert_allclose(a, b)
+
+
+def test_batching_does_not_change_results(predictor: Predictor) -> None:
+    rng = np.random.default_rng(1)
+    histories = [rng.uniform(1, 5, 48) for _ in range(5)]
+    together = predictor.predict(histories).point
+    alone = np.concatenate([predictor.predict([h]).point for h in histories])
+    np.testing.assert_allclose(together, alone, rtol=1e-5)
+
+
+@pytest.mark.parametrize("value", [0.0, 3.0, -2.0, 1e14])
+def test_degenerate_series_give_finite_forecasts(predictor: Predictor, value: float) -> None:
+    f = predictor.predict([np.full(48, value)])
+    assert np.isfinite(f.point).all()
+    assert all(np.isfinite(q).all() for q in f.quantiles.values())
+
+
+def test_short_history_names_the_minimum(predictor: Predictor) -> None:
+    with pytest.raises(HistoryTooShort, match="at least 48"):
+        predictor.predict([np.ones(48), np.ones(10)])
+
+
+@pytest.mark.parametrize("horizon", [0, 7])
+def test_horizon_outside_the_model_range_is_refused(predictor: Predictor, horizon: int) -> None:
+    with pytest.raises(ValueError, match="between 1 and 6"):
+        predictor.predict([np.ones(48)], horizon=horizon)

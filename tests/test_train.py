@@ -1,0 +1,80 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from forecaster.data import SeriesSet
+from forecaster.model import ModelConfig
+from forecaster.train import (
+    TrainConfig,
+    TrainingDivergedError,
+    WindowSampler,
+    create_train_state,
+    fit,
+    pinball,
+    train_step,
+)
+
+CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=12, ensemble=2)
+
+
+def seasonal_series(n_series: int = 4, length: int = 200, seed: int = 0) -> SeriesSet:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    values = [50 + 10 * k + 8 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, length)
+              for k in range(n_series)]  # fmt: skip
+    return SeriesSet([f"s{k}" for k in range(n_series)], values)
+
+
+def test_pinball_weights_under_and_over_prediction() -> None:
+    q = jnp.asarray(0.9)
+    assert float(pinball(jnp.asarray(0.0), jnp.asarray(1.0), q)) == pytest.approx(0.9)
+    assert float(pinball(jnp.asarray(1.0), jnp.asarray(0.0), q)) == pytest.approx(0.1)
+
+
+def test_sampler_windows_are_contiguous_slices_of_one_series() -> None:
+    values = [np.arange(100.0), 1000 + np.arange(80.0)]
+    sampler = WindowSampler.from_series(values, input_size=10, horizon=5)
+    batch = sampler.sample(jax.random.key(0), (3, 7))
+    assert batch["x"].shape == (3, 7, 10) and batch["y"].shape == (3, 7, 5)
+    whole = np.concatenate([batch["x"], batch["y"]], axis=-1).reshape(-1, 15)
+    np.testing.assert_array_equal(np.diff(whole, axis=-1), 1.0)
+
+
+def test_train_step_lowers_the_loss_and_reports_gradient_norm() -> None:
+    train_cfg = TrainConfig(steps=60, learning_rate=1e-2, warmup_steps=5)
+    state = create_train_state(CFG, train_cfg)
+    sampler = WindowSampler.from_series(seasonal_series().values, 48, 12)
+    batch = sampler.sample(jax.random.key(0), (2, 32))
+    first = None
+    for _ in range(60):
+        state, metrics = train_step(state, batch)
+        first = float(metrics["loss"]) if first is None else first
+    assert float(metrics["loss"]) < 0.5 * first
+    assert np.isfinite(float(metrics["grad_norm"])) and int(state.step) == 60
+
+
+def test_fit_is_reproducible_and_selects_on_validation() -> None:
+    series = seasonal_series()
+    cfg = TrainConfig(steps=40, eval_every=20, warmup_steps=5)
+    a = fit(series, CFG, cfg, progress=False)
+    b = fit(series, CFG, cfg, progress=False)
+    jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+    assert [h["step"] for h in a.history] == [20, 40]
+    best = min(a.history, key=lambda h: h["owa"])
+    assert a.best_step == best["step"] and a.val_metrics["owa"] == best["owa"]
+
+
+def test_early_stopping_stops_after_patience_evaluations() -> None:
+    # A learning rate of zero never improves after the first evaluation.
+    cfg = TrainConfig(steps=1000, eval_every=10, patience=2, learning_rate=0.0, warmup_steps=1)
+    result = fit(seasonal_series(), CFG, cfg, progress=False)
+    assert [h["step"] for h in result.history] == [10, 20, 30]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_non_finite_loss_stops_training_with_a_clear_message() -> None:
+    series = seasonal_series()
+    series.values[0][:] = 1e39  # finite in float64, infinite once on the device in float32
+    with pytest.raises(TrainingDivergedError, match="loss became nan"):
+        fit(series, CFG, TrainConfig(steps=200, eval_every=100), progress=False)
