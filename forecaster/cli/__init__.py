@@ -38,10 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def entry() -> None:
+    """The console script: preload tcmalloc for heavy commands, then run :func:`main`."""
+    _with_tcmalloc(sys.argv[1:])
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    _with_tcmalloc(argv)
-    args = build_parser().parse_args(argv)
+    """Run one subcommand in this process; returns the exit code."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except _user_errors() as err:  # the user can act on these: one line, no traceback

@@ -1,5 +1,3 @@
-import sys
+from forecaster.cli import entry
 
-from forecaster.cli import main
-
-sys.exit(main())
+entry()
