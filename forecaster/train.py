@@ -7,6 +7,7 @@ independent as if trained one after another, at the cost of one program.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import optax
 from flax import struct
 from tqdm.auto import tqdm
 
-from forecaster import data, metrics
+from forecaster import data, metrics, parallel
 from forecaster.model import Forecaster, ModelConfig, init_params
 from forecaster.predict import Predictor
 from forecaster.scaling import fit_scale, normalize
@@ -71,6 +72,7 @@ class TrainResult:
     seconds: float = 0.0
 
 
+@functools.cache  # one object per config, so train_step's compiled code is reused across fits
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """AdamW with global-norm clipping and warm-up followed by cosine decay."""
     schedule = optax.warmup_cosine_decay_schedule(
@@ -82,8 +84,15 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     )
 
 
-def create_train_state(model_cfg: ModelConfig, train_cfg: TrainConfig) -> TrainState:
-    params = init_params(model_cfg, train_cfg.seed)
+def create_train_state(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, params: Any | None = None
+) -> TrainState:
+    """A fresh optimizer around ``params`` (default: newly initialised ones, e.g. a warm start
+    passes a previous version's [ensemble, ...] weights)."""
+    if params is None:
+        params = init_params(model_cfg, train_cfg.seed)
+    else:  # host (numpy) weights become device arrays the first step can donate
+        params = jax.tree.map(jnp.asarray, params)
     tx = make_optimizer(train_cfg)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -138,17 +147,30 @@ class WindowSampler:
     start: jax.Array  # [n_windows]
     input_size: int
     horizon: int
+    # Where sampled batches live: split over a mesh's batch axis, or None (one device).
+    sharding: jax.sharding.NamedSharding | None = None
 
     @classmethod
-    def from_series(cls, values: list[np.ndarray], input_size: int, horizon: int) -> WindowSampler:
+    def from_series(
+        cls,
+        values: list[np.ndarray],
+        input_size: int,
+        horizon: int,
+        mesh: jax.sharding.Mesh | None = None,
+    ) -> WindowSampler:
+        """All windows of ``values``; with a ``mesh``, the series are copied to every device
+        so each one gathers its own slice of every batch without communication."""
         padded, lengths = data.pad_series(values, dtype=np.float32)
         series_idx, start = data.window_index(lengths, input_size, horizon)
         if len(series_idx) == 0:
             raise data.DataError(
                 f"no series is long enough for one window of {input_size + horizon} points"
             )
-        return cls(jnp.asarray(padded), jnp.asarray(series_idx), jnp.asarray(start),
-                   input_size, horizon)  # fmt: skip
+        arrays = (jnp.asarray(padded), jnp.asarray(series_idx), jnp.asarray(start))
+        if mesh is None:
+            return cls(*arrays, input_size, horizon)
+        arrays = parallel.replicate(arrays, mesh)
+        return cls(*arrays, input_size, horizon, parallel.batch_sharding(mesh))
 
     def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
         """A batch of ``shape`` windows: x [*shape, input_size], y [*shape, horizon]."""
@@ -164,13 +186,15 @@ def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> d
         sampler.start[pick].reshape(-1),
         sampler.input_size + sampler.horizon,
     ).reshape(*shape, -1)
+    if sampler.sharding is not None:
+        windows = jax.lax.with_sharding_constraint(windows, sampler.sharding)
     return {"x": windows[..., : sampler.input_size], "y": windows[..., sampler.input_size :]}
 
 
 jax.tree_util.register_dataclass(
     WindowSampler,
     data_fields=["padded", "series_idx", "start"],
-    meta_fields=["input_size", "horizon"],
+    meta_fields=["input_size", "horizon", "sharding"],
 )
 
 
@@ -192,16 +216,24 @@ def fit(
     *,
     progress: bool = True,
     on_eval: Callable[[dict[str, float]], None] | None = None,
+    initial_params: Any | None = None,
 ) -> TrainResult:
     """Train on every series' history except its last ``horizon`` points, which form the
     validation split used to select (and optionally early-stop) the parameters.
 
+    With several devices the batches are split over all of them (:mod:`forecaster.parallel`);
+    ``initial_params`` warm-starts from earlier weights of the same config.
     Raises TrainingDivergedError when the loss stops being finite.
     """
     started = time.perf_counter()
     train, val_targets = data.train_val_split(series, model_cfg.horizon)
-    sampler = WindowSampler.from_series(train.values, model_cfg.input_size, model_cfg.horizon)
-    state = create_train_state(model_cfg, train_cfg)
+    mesh = parallel.default_mesh()
+    if mesh is not None:
+        parallel.check_batch_size(train_cfg.batch_size, mesh)
+    sampler = WindowSampler.from_series(train.values, model_cfg.input_size, model_cfg.horizon, mesh)
+    state = create_train_state(model_cfg, train_cfg, initial_params)
+    if mesh is not None:
+        state = parallel.replicate(state, mesh)
     key = jax.random.key(train_cfg.seed + 2)
     shape = (model_cfg.ensemble, train_cfg.batch_size)
     best: TrainResult | None = None

@@ -1,0 +1,249 @@
+"""Load test of the forecast service: a real server on loopback driven by ``wrk``.
+
+Starts ``forecaster serve`` (uvicorn, one worker, uvloop + httptools when installed) as a
+subprocess, times its cold start to ``/readyz`` 200, then in the same run measures:
+
+* ``GET /healthz`` and ``POST /v1/forecast`` (one series of 336 points, horizon 48, a different
+  series per request) at 32 connections: throughput, and the ratio forecast / healthz;
+* both again at 4 connections: p99 latency.
+
+Prints one JSON line. Goals (issue 5): ratio >= 0.5 with zero errors, forecast p99 <= 20 ms at
+4 connections, cold start <= 10 s. Uses the registry's model when it has one (``--registry``,
+``--model``), else a randomly initialised model of the default configuration in a temp registry.
+
+    .venv/bin/python benchmarks/load_test.py --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+M4_HOURLY = ROOT.parent / "shared" / "data" / "m4" / "Hourly-train.csv"
+HISTORY, HORIZON = 336, 48
+
+
+def main() -> int:
+    args = _parse()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="load-test-") as tmp:
+        registry = _registry(Path(args.registry), args.model, Path(tmp))
+        script = _lua_script(_series(args.series), args.model, Path(tmp) / "forecast.lua")
+        port = _free_port()
+        server, cold_start = _start_server(registry, args.model, port, Path(tmp))
+        try:
+            result = {"cold_start_s": round(cold_start, 2)}
+            result |= _measure(port, script, server.pid, args)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    result["goals_met"] = (
+        result["forecast_vs_healthz_32"] >= 0.5
+        and result["errors"] == 0
+        and result["forecast_p99_ms_4"] <= 20
+        and result["cold_start_s"] <= 10
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase")
+    parser.add_argument("--registry", default=str(ROOT / "models"))
+    parser.add_argument("--model", default="m4-hourly")
+    parser.add_argument("--series", type=int, default=414, help="distinct request bodies")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    return parser.parse_args()
+
+
+def _registry(root: Path, model: str, tmp: Path) -> Path:
+    """``root`` if it serves ``model``, else a temp registry with a random model of that name."""
+    from forecaster.registry import ModelNotFoundError, Registry
+
+    try:
+        if Registry(root).alias(model) is not None:
+            return root
+    except ModelNotFoundError:
+        pass
+    from forecaster.model import ModelConfig, init_params
+
+    config = ModelConfig(quantiles=(0.1, 0.5, 0.9))
+    Registry(tmp / "models").publish(model, config, init_params(config), promote=True)
+    return tmp / "models"
+
+
+def _series(count: int) -> np.ndarray:
+    """``count`` histories of 336 points: M4 Hourly's last points if present, else synthetic."""
+    if M4_HOURLY.exists():
+        with M4_HOURLY.open() as f:
+            rows = list(csv.reader(f))[1:]
+        tails = [[float(v) for v in row[1:] if v][-HISTORY:] for row in rows]
+        return np.array([tails[i % len(tails)] for i in range(count)])
+    rng = np.random.default_rng(0)
+    t = np.arange(HISTORY)
+    level = rng.uniform(10, 10_000, (count, 1))
+    season = 1 + 0.3 * np.sin(2 * np.pi * (t + rng.integers(0, 24, (count, 1))) / 24)
+    return level * season * rng.lognormal(0, 0.05, (count, HISTORY))
+
+
+def _lua_script(series: np.ndarray, model: str, path: Path) -> Path:
+    """A wrk script that POSTs the bodies in turn (each wrk thread starts at its own offset)."""
+    bodies = [
+        json.dumps({"history": [round(v, 3) for v in s], "horizon": HORIZON, "model": model})
+        for s in series
+    ]
+    lua = ["bodies = {"]
+    lua += [f"  [==[{b}]==]," for b in bodies]
+    lua += [
+        "}",
+        "local i = 0",
+        'wrk.method = "POST"',
+        'wrk.headers["Content-Type"] = "application/json"',
+        "function setup(thread) thread:set('offset', math.random(#bodies)) end",
+        "function request()",
+        "  i = i + 1",
+        "  return wrk.format(nil, '/v1/forecast', nil, bodies[(i + (offset or 0)) % #bodies + 1])",
+        "end",
+    ]
+    path.write_text("\n".join(lua))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(
+    registry: Path, model: str, port: int, tmp: Path
+) -> tuple[subprocess.Popen, float]:
+    env = {
+        **os.environ,
+        "FORECASTER_DEFAULT_MODEL": model,
+        "FORECASTER_MODELS": json.dumps([model]),
+        "FORECASTER_ALIAS_WATCH_INTERVAL_S": "0",
+    }
+    cmd = [sys.executable, "-m", "forecaster.cli", "serve", "--port", str(port)]
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [*cmd, "--registry", str(registry)],
+        cwd=ROOT,
+        env=env,
+        stdout=(tmp / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = start + 60
+    while time.perf_counter() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return server, time.perf_counter() - start
+        except OSError:
+            pass
+        time.sleep(0.05)
+    server.kill()
+    sys.exit("server did not become ready in 60 s")
+
+
+def _measure(port: int, script: Path, pid: int, args: argparse.Namespace) -> dict:
+    url = f"http://127.0.0.1:{port}"
+    _wrk(url + "/healthz", 4, 2, args.threads, pid)  # warm the connection paths
+    _wrk(url, 4, 2, args.threads, pid, script)
+    # Alternating short phases, so load from anything else on the machine hits both alike.
+    rounds = [
+        (
+            _wrk(url + "/healthz", 32, args.duration // 2, args.threads, pid),
+            _wrk(url, 32, args.duration // 2, args.threads, pid, script),
+        )
+        for _ in range(2)
+    ]
+    health32 = _combine([h for h, _ in rounds])
+    fc32 = _combine([f for _, f in rounds])
+    health4 = _wrk(url + "/healthz", 4, args.duration, args.threads, pid)
+    fc4 = _wrk(url, 4, args.duration, args.threads, pid, script)
+    return {
+        "healthz_rps_32": health32["rps"],
+        "forecast_rps_32": fc32["rps"],
+        "forecast_vs_healthz_32": round(fc32["rps"] / health32["rps"], 3),
+        "healthz_p99_ms_4": health4["p99_ms"],
+        "forecast_p99_ms_4": fc4["p99_ms"],
+        "forecast_p50_ms_4": fc4["p50_ms"],
+        "forecast_rps_4": fc4["rps"],
+        "forecast_p99_ms_32": fc32["p99_ms"],
+        # Server CPU per request: a load-independent view, since the cores are shared.
+        "healthz_cpu_us_32": health32["cpu_us"],
+        "forecast_cpu_us_32": fc32["cpu_us"],
+        "errors": sum(r["errors"] for r in (health32, fc32, health4, fc4)),
+        "duration_s": args.duration,
+        "command": " ".join(sys.argv),
+    }
+
+
+def _wrk(
+    url: str, conns: int, seconds: int, threads: int, pid: int, script: Path | None = None
+) -> dict:
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency"]
+    cmd += ["-s", str(script)] if script else []
+    cpu = _cpu_seconds(pid)
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    cpu = _cpu_seconds(pid) - cpu
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {
+        "cpu_us": round(cpu / max(requests, 1) * 1e6, 1),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _latency(out, "50%"),
+        "p99_ms": _latency(out, "99%"),
+        "errors": _errors(out),
+    }
+
+
+def _combine(phases: list[dict]) -> dict:
+    """Totals of several runs of one phase: mean rate, worst p99, all errors."""
+    return {
+        "rps": round(sum(p["rps"] for p in phases) / len(phases), 1),
+        "cpu_us": round(sum(p["cpu_us"] for p in phases) / len(phases), 1),
+        "p50_ms": max(p["p50_ms"] for p in phases),
+        "p99_ms": max(p["p99_ms"] for p in phases),
+        "errors": sum(p["errors"] for p in phases),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _latency(out: str, pct: str) -> float:
+    value, unit = re.search(rf"{pct}\s+([\d.]+)(us|ms|s)", out).groups()
+    return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 2)
+
+
+def _errors(out: str) -> int:
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    count = int(non_2xx.group(1)) if non_2xx else 0
+    return count + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

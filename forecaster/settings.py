@@ -1,0 +1,61 @@
+"""The service's settings: one object, read from ``FORECASTER_*`` environment variables.
+
+Every knob of the forecast service lives here so the README's table, ``forecaster serve`` and
+``uvicorn service.app:app`` all agree.
+Example: ``FORECASTER_PORT=9000 FORECASTER_ADMIN_API_KEY=s3cret``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of the forecast service (env prefix ``FORECASTER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FORECASTER_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    registry: Path = Field(Path("models"), description="Root directory of the model registry.")
+    default_model: str = Field("m4-hourly", description="Model used when a request names none.")
+    models: list[str] | None = Field(
+        None, description="Models to serve; None serves every model with a production alias."
+    )
+    batch_sizes: tuple[int, ...] = Field(
+        (1, 4, 16, 64, 256), description="Batch shapes compiled at start-up; nothing else compiles."
+    )
+    max_batch_wait_ms: float = Field(
+        2.0, ge=0, description="How long the first queued request waits for others to join it."
+    )
+    max_batch_series: int = Field(256, ge=1, description="Most series coalesced into one call.")
+    max_queued_series: int = Field(
+        4096, ge=1, description="Series waiting or running; beyond it requests get 503 at once."
+    )
+    retry_after_s: int = Field(1, ge=0, description="Retry-After sent with overload 503s.")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1, description="Request body limit (413).")
+    max_series: int = Field(1000, ge=1, description="Most series in one request.")
+    max_history: int = Field(10_000, ge=1, description="Most points in one history.")
+    max_abs_value: float = Field(1e15, gt=0, description="Largest accepted |value| in a history.")
+    admin_api_key: SecretStr | None = Field(
+        None, description="Key for the admin routes (X-API-Key header); None turns them off."
+    )
+    alias_watch_interval_s: float = Field(
+        5.0, ge=0, description="How often the production aliases are polled; 0 turns it off."
+    )
+    compilation_cache_dir: Path | None = Field(
+        Path(".jax_cache"), description="Persistent JAX compilation cache; None turns it off."
+    )
+    graceful_shutdown_s: float = Field(
+        30.0, gt=0, description="How long SIGTERM waits for in-flight requests."
+    )
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _sorted_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or min(value) < 1:
+            raise ValueError("batch_sizes must be positive integers")
+        return tuple(sorted(set(value)))

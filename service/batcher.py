@@ -1,0 +1,155 @@
+"""Dynamic micro-batching: concurrent requests coalesced into one jitted call.
+
+One request's model call costs about as much as a batch of dozens, so requests that arrive within
+``max_wait_s`` of the first queued one (or while the worker is busy) share one call. The call runs
+on a single worker thread, so the event loop keeps parsing and answering while the model runs, and
+the model never runs twice at once. The queue is bounded in series: beyond it, :meth:`submit`
+raises :class:`Overloaded` at once rather than letting latency grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forecaster.predict import Forecast, Predictor
+
+
+class Overloaded(Exception):
+    """The queue is full; the caller should retry later."""
+
+
+@dataclass
+class _Job:
+    predictor: Predictor
+    windows: np.ndarray  # [n, input_size] float64
+    future: asyncio.Future[Forecast]
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    """Coalesces :meth:`submit` calls into :meth:`Predictor.predict` calls on one thread.
+
+    Args:
+      max_wait_s: how long the oldest queued job may wait for company before its batch runs.
+      max_batch_series: most series in one call (a larger single job still runs alone).
+      max_queued_series: most series waiting or running before :class:`Overloaded`.
+      on_batch: called with the number of series of every call (for metrics).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_wait_s: float = 0.002,
+        max_batch_series: int = 256,
+        max_queued_series: int = 4096,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.max_wait_s = max_wait_s
+        self.max_batch_series = max_batch_series
+        self.max_queued_series = max_queued_series
+        self._on_batch = on_batch
+        self._jobs: deque[_Job] = deque()
+        self._pending = 0  # series queued or running
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending_series(self) -> int:
+        return self._pending
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop taking batches and release the worker thread (queued jobs are cancelled)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for job in self._jobs:
+            job.future.cancel()
+        self._jobs.clear()
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, predictor: Predictor, windows: np.ndarray) -> Forecast:
+        """Forecasts (full model horizon) for ``windows`` [n, input_size], run with others."""
+        n = len(windows)
+        if self._pending and self._pending + n > self.max_queued_series:
+            raise Overloaded(f"{self._pending} series already queued")
+        future = asyncio.get_running_loop().create_future()
+        self._jobs.append(_Job(predictor, windows, future))
+        self._pending += n
+        self._wakeup.set()
+        try:
+            return await future
+        finally:
+            self._pending -= n
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._jobs:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await self._gather_company()
+            batch = self._take_batch()
+            windows = np.concatenate([job.windows for job in batch])
+            if self._on_batch is not None:
+                self._on_batch(len(windows))
+            try:
+                result = await loop.run_in_executor(
+                    self._executor, batch[0].predictor.predict, windows
+                )
+            except Exception as exc:  # handed to every waiting request, which reports it
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            _deliver(batch, result)
+
+    async def _gather_company(self) -> None:
+        """Wait until the oldest job has waited ``max_wait_s`` or a full batch is queued."""
+        waited = time.perf_counter() - self._jobs[0].queued_at
+        if waited < self.max_wait_s and self._queued_series() < self.max_batch_series:
+            await asyncio.sleep(self.max_wait_s - waited)
+
+    def _queued_series(self) -> int:
+        return sum(len(job.windows) for job in self._jobs)
+
+    def _take_batch(self) -> list[_Job]:
+        """The oldest job plus following jobs for the same model, up to ``max_batch_series``."""
+        first = self._jobs.popleft()
+        batch, size = [first], len(first.windows)
+        while self._jobs:
+            job = self._jobs[0]
+            if (
+                job.predictor is not first.predictor
+                or size + len(job.windows) > self.max_batch_series
+            ):
+                break
+            batch.append(self._jobs.popleft())
+            size += len(job.windows)
+        return batch
+
+
+def _deliver(batch: list[_Job], result: Forecast) -> None:
+    """Split one call's rows back into each job's forecast."""
+    start = 0
+    for job in batch:
+        stop = start + len(job.windows)
+        if not job.future.done():  # a client that went away cancelled its future
+            part = Forecast(
+                point=result.point[start:stop],
+                quantiles={q: v[start:stop] for q, v in result.quantiles.items()},
+            )
+            job.future.set_result(part)
+        start = stop

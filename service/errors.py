@@ -1,0 +1,88 @@
+"""Error handlers: every failure becomes a small JSON body naming the field, never a traceback.
+
+Pydantic's errors carry the offending ``input`` (which may be NaN, unserialisable as JSON, or a
+10,000-point history) and a ``ctx``; only ``loc``, ``msg`` and ``type`` are sent back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from forecaster.registry import ModelNotFoundError, RegistryError
+from service.batcher import Overloaded
+from service.forecasting import RequestError
+from service.store import LoadFailed
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, detail: list[dict[str, Any]] | str, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps({"detail": detail}, allow_nan=False, default=str).encode()
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+def _details(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in e["loc"]],
+            "msg": e["msg"],
+            "type": e["type"],
+        }
+        for e in errors
+    ]
+
+
+async def _validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, _details(exc.errors()))
+
+
+async def _request_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestError)
+    return error_response(exc.status, [{"loc": list(exc.loc), "msg": exc.msg, "type": exc.kind}])
+
+
+async def _http(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _not_found(_: Request, exc: Exception) -> Response:
+    return error_response(404, str(exc).strip("'\""))
+
+
+async def _conflict(_: Request, exc: Exception) -> Response:
+    """A load that failed (the old version serves on) or a registry refusal (nothing to undo)."""
+    return error_response(409, str(exc))
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal server error")
+
+
+def install(app: FastAPI, retry_after_s: int) -> None:
+    """Register the handlers on ``app``."""
+
+    async def _overloaded(_: Request, exc: Exception) -> Response:
+        app.state.metrics.rejected.inc()
+        return error_response(503, f"overloaded: {exc}", {"Retry-After": str(retry_after_s)})
+
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(RequestError, _request_error)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(ModelNotFoundError, _not_found)
+    app.add_exception_handler(LoadFailed, _conflict)
+    app.add_exception_handler(RegistryError, _conflict)
+    app.add_exception_handler(Overloaded, _overloaded)
+    app.add_exception_handler(Exception, _internal)

@@ -1,0 +1,1 @@
+"""One router per resource; the functions only translate between HTTP and :mod:`service` logic."""

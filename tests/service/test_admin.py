@@ -1,0 +1,88 @@
+"""Admin routes: key check, reload, promote, rollback; a failed load keeps the old version."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import API_KEY, TINY, make_settings, publish, running_client
+
+from forecaster.model import init_params
+from forecaster.registry import Registry
+
+KEY = {"X-API-Key": API_KEY}
+HISTORY = {"history": [float(i % 24) for i in range(48)], "horizon": 2}
+
+
+@pytest.fixture
+def admin(tmp_path):
+    root = tmp_path / "registry"
+    publish(root, "m4-hourly")
+    with running_client(make_settings(root)) as c:
+        yield c, root
+
+
+def _served_version(c) -> int:
+    return c.post("/v1/forecast", json=HISTORY).json()["version"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": API_KEY + "x"}])
+def test_wrong_or_missing_key_is_401(admin, headers):
+    c, _ = admin
+    assert c.post("/v1/models/m4-hourly/reload", headers=headers).status_code == 401
+
+
+def test_reload_serves_the_moved_alias(admin):
+    c, root = admin
+    Registry(root).publish("m4-hourly", TINY, init_params(TINY, 1), promote=True)
+    assert _served_version(c) == 1  # the watcher is off in these tests
+    r = c.post("/v1/models/m4-hourly/reload", headers=KEY)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"model": "m4-hourly", "version": 2, "previous": 1}
+    assert _served_version(c) == 2
+
+
+def test_promote_and_rollback(admin):
+    c, root = admin
+    Registry(root).publish("m4-hourly", TINY, init_params(TINY, 1))  # v2, not promoted
+    r = c.post("/v1/models/m4-hourly/promote", json={"version": 2}, headers=KEY)
+    assert r.status_code == 200, r.text
+    assert Registry(root).alias("m4-hourly") == 2 and _served_version(c) == 2
+    r = c.post("/v1/models/m4-hourly/rollback", headers=KEY)
+    assert r.status_code == 200 and r.json()["version"] == 1
+    assert Registry(root).alias("m4-hourly") == 1 and _served_version(c) == 1
+    assert c.post("/v1/models/m4-hourly/rollback", headers=KEY).status_code == 409
+
+
+@pytest.mark.parametrize("version", ["2", "../1", 1.5, None, 0, -1, True])
+def test_promote_takes_plain_positive_integers(admin, version):
+    c, _ = admin
+    r = c.post("/v1/models/m4-hourly/promote", json={"version": version}, headers=KEY)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "version"]
+
+
+def test_promote_unknown_version_or_model_is_404(admin):
+    c, _ = admin
+    r = c.post("/v1/models/m4-hourly/promote", json={"version": 9}, headers=KEY)
+    assert r.status_code == 404
+    assert c.post("/v1/models/nope/reload", headers=KEY).status_code == 404
+    assert c.post("/v1/models/bad%20name/reload", headers=KEY).status_code == 422
+
+
+def test_failed_load_keeps_the_old_version(admin):
+    c, root = admin
+    registry = Registry(root)
+    version = registry.publish("m4-hourly", TINY, init_params(TINY, 1))
+    (root / "m4-hourly" / str(version) / "weights.safetensors").write_bytes(b"corrupt")
+    r = c.post("/v1/models/m4-hourly/promote", json={"version": version}, headers=KEY)
+    assert r.status_code == 409, r.text
+    assert registry.alias("m4-hourly") == 1 and _served_version(c) == 1
+    # Even with the alias moved behind the service's back, a failed reload keeps v1 serving.
+    aliases = root / "m4-hourly" / "aliases.json"
+    data = json.loads(aliases.read_text())
+    data["aliases"]["production"] = version
+    aliases.write_text(json.dumps(data))
+    assert registry.alias("m4-hourly") == version
+    r = c.post("/v1/models/m4-hourly/reload", headers=KEY)
+    assert r.status_code == 409 and "failed to load" in r.json()["detail"]
+    assert _served_version(c) == 1

@@ -1,0 +1,121 @@
+"""The micro-batcher: coalescing, order, errors, and the bounded queue (503 + Retry-After)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from conftest import make_settings
+
+from forecaster.predict import Forecast
+from service.app import create_app
+from service.batcher import MicroBatcher, Overloaded
+
+
+class FakePredictor:
+    """Forecasts each window's first value; records the batch sizes it was called with."""
+
+    def __init__(self, fail: bool = False, delay: threading.Event | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail = fail
+        self.gate = delay
+
+    def predict(self, windows: np.ndarray) -> Forecast:
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.calls.append(len(windows))
+        if self.fail:
+            raise RuntimeError("boom")
+        point = np.repeat(windows[:, :1], 3, axis=1)
+        return Forecast(point=point, quantiles={0.5: point + 1})
+
+
+def _rows(*values: float) -> np.ndarray:
+    return np.array([[v, 0.0] for v in values])
+
+
+def test_concurrent_requests_share_one_call_and_get_their_own_rows():
+    async def go():
+        batcher = MicroBatcher(max_wait_s=0.05)
+        batcher.start()
+        fake = FakePredictor()
+        results = await asyncio.gather(*(batcher.submit(fake, _rows(i, i + 0.5)) for i in range(5)))
+        await batcher.stop()
+        return fake.calls, results
+
+    calls, results = asyncio.run(go())
+    assert calls == [10]
+    for i, r in enumerate(results):
+        assert r.point[:, 0].tolist() == [i, i + 0.5]
+        assert r.quantiles[0.5][:, 0].tolist() == [i + 1, i + 1.5]
+
+
+def test_batches_are_capped_and_models_not_mixed():
+    async def go():
+        batcher = MicroBatcher(max_wait_s=0.05, max_batch_series=4)
+        batcher.start()
+        a, b = FakePredictor(), FakePredictor()
+        jobs = [batcher.submit(a, _rows(1, 2, 3)), batcher.submit(a, _rows(4, 5))]
+        jobs += [batcher.submit(b, _rows(6)), batcher.submit(a, _rows(7))]
+        await asyncio.gather(*jobs)
+        await batcher.stop()
+        return a.calls, b.calls
+
+    a_calls, b_calls = asyncio.run(go())
+    assert a_calls == [3, 2, 1] and b_calls == [1]
+
+
+def test_a_failed_call_fails_its_requests_only():
+    async def go():
+        batcher = MicroBatcher(max_wait_s=0)
+        batcher.start()
+        with pytest.raises(RuntimeError, match="boom"):
+            await batcher.submit(FakePredictor(fail=True), _rows(1))
+        ok = await batcher.submit(FakePredictor(), _rows(2))
+        await batcher.stop()
+        return ok
+
+    assert asyncio.run(go()).point[0, 0] == 2
+
+
+def test_full_queue_refuses_at_once():
+    async def go():
+        gate = threading.Event()
+        batcher = MicroBatcher(max_wait_s=0, max_queued_series=3)
+        batcher.start()
+        slow = FakePredictor(delay=gate)
+        first = asyncio.ensure_future(batcher.submit(slow, _rows(1, 2)))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded):
+            await batcher.submit(slow, _rows(3, 4))
+        gate.set()
+        await first
+        assert batcher.pending_series == 0
+        await batcher.stop()
+
+    asyncio.run(go())
+
+
+def test_overload_is_503_with_retry_after(registry_root):
+    settings = make_settings(registry_root, max_queued_series=2, max_batch_wait_ms=200)
+    app = create_app(settings)
+    body = {"history": [1.0] * 48, "horizon": 1}
+
+    async def go():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                while (await client.get("/readyz")).status_code != 200:
+                    await asyncio.sleep(0.05)
+                return await asyncio.gather(
+                    *(client.post("/v1/forecast", json=body) for _ in range(6))
+                )
+
+    responses = asyncio.run(go())
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 200, 503, 503, 503, 503]
+    refused = next(r for r in responses if r.status_code == 503)
+    assert refused.headers["retry-after"] == "1" and "overloaded" in refused.json()["detail"]

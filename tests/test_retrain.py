@@ -1,0 +1,359 @@
+"""The retraining job: decisions, reports, config files, the lock, and crashes mid-job."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster import data, metrics, retrain
+from forecaster.artifacts import LoadedModel, load_model
+from forecaster.cli import main
+from forecaster.model import ModelConfig, init_params
+from forecaster.predict import Predictor
+from forecaster.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+# Subprocesses share the project's persistent compilation cache (the service's default
+# FORECASTER_COMPILATION_CACHE_DIR), so programs compiled by one test's process are reused.
+JAX_CACHE_ENV = {
+    "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".jax_cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+}
+SEASON, HORIZON, INPUT = 6, 6, 24
+TINY = ModelConfig(cell="gru", hidden=8, input_size=INPUT, horizon=HORIZON, step=SEASON)
+FLAGS = ["--hidden", "8", "--seasonality", "6", "--input-size", "24", "--horizon", "6",
+         "--steps", "60", "--batch-size", "16", "--eval-every", "60",
+         "--warmup-steps", "5"]  # fmt: skip
+
+
+def write_long_csv(path: Path, n_series: int = 5, length: int = 96, seed: int = 0) -> Path:
+    """Hourly series with a 6-step season, level differences and noise."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2024-01-01", periods=length, freq="h")
+    k = np.arange(length)
+    frames = [
+        pd.DataFrame(
+            {
+                "id": f"s{i}",
+                "timestamp": times,
+                "value": (30 + 15 * i) * (1 + 0.3 * np.sin(2 * np.pi * k / SEASON + i))
+                + rng.normal(0, 1, length),
+            }
+        )
+        for i in range(n_series)
+    ]
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+def job_args(csv: Path, root: Path) -> list[str]:
+    """The command line of a tiny retraining of model ``demo``."""
+    return ["--data", str(csv), "--registry", str(root), "--name", "demo", *FLAGS]
+
+
+def retrain_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(["retrain", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _no_reexec(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI re-executes itself with tcmalloc preloaded; in-process calls must not.
+    monkeypatch.setenv("FORECASTER_NO_TCMALLOC", "1")
+
+
+@pytest.fixture
+def csv(tmp_path: Path) -> Path:
+    return write_long_csv(tmp_path / "hourly.csv")
+
+
+def publish_champion(root: Path, name: str = "demo") -> int:
+    """An untrained champion of the CLI's architecture, in production."""
+    return Registry(root).publish(name, TINY, init_params(TINY, 7), promote=True)
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+def test_first_run_promotes_and_stores_the_report(
+    tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root = tmp_path / "models"
+    code, out, err = retrain_cli(capsys, *job_args(csv, root))
+
+    assert code == 0, err
+    assert "demo: promoted v1 to production: no champion to beat" in out
+    assert "status" in out and "promoted" in out.splitlines()[-1]  # the summary table
+    assert "60/60" in err  # the progress bar
+    registry = Registry(root)
+    assert registry.alias("demo") == 1
+    version = load_model(root / "demo" / "1")  # verifies every hash, the report's included
+    assert {"report.json", "plot.png"} <= set(version.manifest.files)
+    report = json.loads((root / "demo" / "1" / "report.json").read_text())
+    assert (
+        report["decision"]
+        | {"status": "promoted", "production_before": None, "production_after": 1}
+        == report["decision"]
+    )
+    assert report["data"]["fingerprint"] == data.fingerprint(data.load_series(csv))
+    assert report["challenger"]["version"] == 1
+    assert report["challenger"]["sanity"] == {"passed": True, "problems": []}
+    assert set(report["challenger"]["metrics"]) >= {"smape", "mase", "owa"}
+    assert report["champion"]["version"] is None
+    assert {"load_s", "train_s", "backtest_s"} <= set(report["timings"])
+    assert (root / "demo" / "1" / "plot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_champion_and_challenger_see_the_same_window(
+    tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root = tmp_path / "models"
+    publish_champion(root)
+    policy = ["--promote", "never", "--warm-start", "--no-progress"]
+    code, out, err = retrain_cli(capsys, *job_args(csv, root), *policy)
+
+    assert code == 0, err
+    assert "published v2, production stays v1" in out
+    assert Registry(root).alias("demo") == 1
+    report = json.loads((root / "demo" / "2" / "report.json").read_text())
+    assert report["challenger"]["warm_start"] == {
+        "requested": True,
+        "used": True,
+        "from_version": 1,
+    }
+    assert report["decision"]["production_after"] == 1
+    # Recompute the champion's score by hand: last HORIZON points, forecast from the rest.
+    series = data.load_series(csv)
+    histories = [v[:-HORIZON] for v in series.values]
+    targets = np.stack([v[-HORIZON:] for v in series.values])
+    champion = Registry(root).load("demo", 1)
+    forecast = Predictor(champion.config, champion.params).predict(histories).point
+    owa = metrics.owa_vs_naive2(histories, targets, forecast, SEASON)
+    assert report["champion"]["metrics"]["owa"] == pytest.approx(owa)
+    assert report["backtest"]["series"] == len(series)
+
+
+def test_config_file_retrains_several_models(
+    tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture
+) -> None:
+    wide = tmp_path / "wide.csv"
+    rows = data.load_series(write_long_csv(tmp_path / "other.csv", 3, 80, seed=1))
+    pd.DataFrame([[sid, *v] for sid, v in rows]).to_csv(wide, index=False)
+    config = tmp_path / "retrain.toml"
+    config.write_text(
+        f"""
+registry = "{tmp_path / "models"}"
+margin = 0.05
+
+[model]
+hidden = 8
+input_size = {INPUT}
+horizon = {HORIZON}
+
+[train]
+seasonality = {SEASON}
+steps = 500
+batch_size = 16
+eval_every = 1000
+warmup_steps = 5
+
+[[models]]
+name = "hourly"
+data = "{csv}"
+
+[[models]]
+name = "wide"
+data = "{wide}"
+format = "wide"
+promote = "never"
+"""
+    )
+    code, out, err = retrain_cli(capsys, "--config", str(config), "--steps", "40", "--no-progress")
+
+    assert code == 0, err
+    table = out.split("\n\n")[-1].splitlines()
+    assert table[0].split()[:3] == ["model", "status", "champion"]
+    assert [row.split()[:2] for row in table[1:]] == [["hourly", "promoted"], ["wide", "kept"]]
+    root = tmp_path / "models"
+    assert Registry(root).alias("hourly") == 1 and Registry(root).alias("wide") is None
+    report = json.loads((root / "wide" / "1" / "report.json").read_text())
+    assert report["challenger"]["train"]["steps"] == 40  # the command line wins
+    assert report["decision"]["margin"] == 0.05 and report["data"]["series"] == 3
+
+
+def test_a_second_job_is_refused(tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "models"
+    publish_champion(root)
+    before = sorted(p.name for p in (root / "demo").iterdir())
+    # Another process's job: flock on its own descriptor conflicts with ours.
+    fd = os.open(root / "demo" / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        code, out, err = retrain_cli(capsys, *job_args(csv, root))
+    finally:
+        os.close(fd)
+
+    assert code == 1
+    assert "refused" in err and "is being written by" in err
+    assert "demo: FAILED" in out
+    assert sorted(p.name for p in (root / "demo").iterdir()) == before
+    assert Registry(root).alias("demo") == 1
+
+
+def test_a_crash_before_the_alias_moves_keeps_production(tmp_path: Path, csv: Path) -> None:
+    root = tmp_path / "models"
+    publish_champion(root)
+    env = {**os.environ, **JAX_CACHE_ENV, "FORECASTER_FAILPOINT": "alias:after-temp"}
+    cmd = [sys.executable, "-m", "forecaster.cli", "retrain", *job_args(csv, root)]
+    cmd += ["--promote", "always", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILLed while moving the alias
+    registry = Registry(root)
+    assert registry.alias("demo") == 1
+    assert registry.load("demo").manifest.files.keys() == {"weights.safetensors"}
+    with registry.lock("demo", blocking=False):  # the dead job's lock went with it
+        pass
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+@pytest.mark.parametrize(
+    ("policy", "margin", "challenger", "champion", "problems", "status"),
+    [
+        ("if-better", 0.0, 0.9, None, [], "promoted"),
+        ("if-better", 0.0, 0.9, 1.0, [], "promoted"),
+        ("if-better", 0.2, 0.9, 1.0, [], "kept"),  # 10% better, 20% needed
+        ("if-better", 0.0, 1.0, 1.0, [], "kept"),  # a tie does not beat the champion
+        ("if-better", 0.0, 1.1, 1.0, [], "kept"),
+        ("if-better", 0.5, 0.9, float("nan"), [], "promoted"),  # unusable champion score
+        ("if-better", 0.0, float("nan"), 1.0, [], "kept"),
+        ("if-better", 0.0, 0.5, None, ["probe 'zeros'"], "rejected"),
+        ("always", 0.0, 2.0, 1.0, [], "promoted"),
+        ("always", 0.0, 0.5, 1.0, ["probe 'huge'"], "rejected"),
+        ("never", 0.0, 0.5, 1.0, [], "kept"),
+        ("never", 0.0, 0.5, None, [], "kept"),
+    ],
+)
+def test_decide(
+    policy: retrain.Policy,
+    margin: float,
+    challenger: float,
+    champion: float | None,
+    problems: list[str],
+    status: str,
+) -> None:
+    decision = retrain.decide(policy, margin, challenger, champion, problems, 3)
+    assert decision.status == status
+    assert decision.promote == (status == "promoted")
+    assert decision.reason
+
+
+def test_sanity_flags_a_model_that_explodes() -> None:
+    params = init_params(TINY, 0)
+    assert retrain.sanity_problems(TINY, params) == []
+    head = params["members"]["head"]
+    broken = {"members": {**params["members"], "head": {**head, "bias": head["bias"] + 50.0}}}
+    problems = retrain.sanity_problems(TINY, broken)
+    assert any("'seasonal'" in p for p in problems)
+
+
+def test_backtest_scores_both_models_on_common_series_and_steps() -> None:
+    champion_cfg = ModelConfig(hidden=8, input_size=36, horizon=3, step=SEASON)
+    lengths = [60, 30, 60]  # the second is too short for the champion's 36-point window
+    series = data.SeriesSet(
+        ["a", "b", "c"], [50 + 10 * np.sin(np.arange(n) / 2) + i for i, n in enumerate(lengths)]
+    )
+    _, holdout = retrain.split_holdout(series, HORIZON, SEASON)
+    champion = LoadedModel(champion_cfg, init_params(champion_cfg, 1), manifest=None)
+    result = retrain.backtest(holdout, (TINY, init_params(TINY, 0)), champion)
+
+    assert result.holdout.ids == ["a", "c"]
+    assert result.holdout.targets.shape == (2, 3) == result.champion.shape
+    assert result.challenger.shape == (2, 3)
+    np.testing.assert_array_equal(result.holdout.targets[:, :3], holdout.targets[[0, 2], :3])
+
+
+# ---------------------------------------------------------------------------- config files
+
+
+def test_load_jobs_precedence_and_json(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.json"
+    path.write_text(
+        json.dumps(
+            {
+                "registry": "top",
+                "margin": 0.01,
+                "model": {"hidden": 16},
+                "train": {"steps": 9},
+                "models": [
+                    {"name": "a", "data": "a.csv", "model": {"hidden": 4}, "promote": "never"},
+                    {
+                        "name": "b",
+                        "data": "b.parquet",
+                        "registry": "own",
+                        "train": {"seasonality": 12},
+                    },
+                ],
+            }
+        )
+    )
+    a, b = retrain.load_jobs(path, {"margin": 0.2, "train": {"steps": 3}})
+
+    assert (a.registry, a.model.hidden, a.promote, a.margin) == ("top", 4, "never", 0.2)
+    assert (b.registry, b.model.hidden, b.promote) == ("own", 16, "if-better")
+    assert a.train.steps == b.train.steps == 3
+    assert (b.model.step, b.model.input_size, b.train.seasonality) == (12, 84, 12)
+    assert [j.name for j in retrain.load_jobs(path, only="b")] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('registry = "r"\n[[models]]\nname = "a"\ndata = "x.csv"\nhiden = 3\n', "unknown key"),
+        ('[[models]]\nname = "a"\ndata = "x.csv"\n', "no `registry`"),
+        ('registry = "r"\nmodels = []\n', "non-empty list"),
+        ('registry = "r"\n[[models]]\nname = "a"\n', "needs `data`"),
+        ('registry = "r"\n[model]\nhidden = "8"\n[[models]]\nname = "a"\ndata = "x"\n', "type"),
+        ('registry = "r"\npromote = "maybe"\n[[models]]\nname = "a"\ndata = "x"\n', "promote"),
+        (
+            'registry = "r"\n[[models]]\nname = "a"\ndata = "x"\n[[models]]\nname = "a"\n'
+            'data = "y"\n',
+            "listed twice",
+        ),
+        ("registry = \n", "not valid toml"),
+    ],
+)
+def test_bad_config_files_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "jobs.toml"
+    path.write_text(text)
+    with pytest.raises(retrain.ConfigError, match=message):
+        retrain.load_jobs(path)
+
+
+def test_missing_flags_exit_2(capsys: pytest.CaptureFixture) -> None:
+    code, _, err = retrain_cli(capsys, "--data", "x.csv")
+    assert code == 2
+    assert "--registry, --name required" in err
+
+
+def test_a_broken_champion_is_reported_not_fatal(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    publish_champion(root)
+    (root / "demo" / "1" / "weights.safetensors").write_bytes(b"garbage")
+    champion = retrain._load_champion(Registry(root), "demo")
+    assert champion.version == 1 and champion.model is None
+    assert "champion v1 failed to load" in champion.error
+    decision = retrain.decide("if-better", 0.5, 0.9, float("nan"), (), champion.version)
+    assert decision.promote and "no usable backtest score" in decision.reason
