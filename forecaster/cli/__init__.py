@@ -13,7 +13,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
-TCMALLOC = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+# Debian's libtcmalloc-minimal4, wherever the architecture puts it.
+TCMALLOC = next(iter(sorted(Path("/usr/lib").glob("*/libtcmalloc_minimal.so.4"))), None)
 # XLA:CPU and oneDNN free and map large buffers every step; with glibc's malloc that costs page
 # faults, with tcmalloc it does not (about +30% training throughput measured here).
 HEAVY_COMMANDS = {"train", "evaluate", "serve", "retrain"}
@@ -23,7 +24,7 @@ def _with_tcmalloc(argv: list[str]) -> None:
     """Re-run this process with tcmalloc preloaded when it is installed and not yet loaded."""
     if os.environ.get("LD_PRELOAD") or os.environ.get("FORECASTER_NO_TCMALLOC"):
         return
-    if not (argv and argv[0] in HEAVY_COMMANDS and TCMALLOC.exists()):
+    if not (argv and argv[0] in HEAVY_COMMANDS and TCMALLOC):
         return
     env = {**os.environ, "LD_PRELOAD": str(TCMALLOC)}
     os.execve(sys.executable, [sys.executable, "-m", "forecaster.cli", *argv], env)

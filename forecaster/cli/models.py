@@ -91,8 +91,9 @@ def _row(info: dict[str, Any]) -> tuple[str, ...]:
     versions = info["versions"]
     production = info["aliases"].get("production")
     shown = next((v for v in versions if v["version"] == production), versions[-1])
-    metrics = shown.get("metrics") or {}
-    summary = " ".join(f"{k}={_short(v)}" for k, v in list(metrics.items())[:3])
+    metrics = _flatten(shown.get("metrics") or {})
+    headline = [k for k in metrics if k.rpartition(".")[2] == "owa"] or list(metrics)[:3]
+    summary = " ".join(f"{k}={_short(metrics[k])}" for k in headline)
     return (
         info["name"],
         str(len(versions)),
@@ -101,6 +102,17 @@ def _row(info: dict[str, Any]) -> tuple[str, ...]:
         shown.get("created_at", "?")[:19].replace("T", " "),
         summary if "error" not in shown else "unreadable manifest",
     )
+
+
+def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"validation": {"owa": 0.4}} -> {"validation.owa": 0.4}."""
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _short(value: Any) -> str:
