@@ -12,6 +12,11 @@ import jax.numpy as jnp
 
 from forecaster.recurrent import CellType, StackedRecurrent
 
+# Upper bounds far above any useful model; they keep a hostile or mistyped manifest from making
+# the loader trace or allocate something enormous.
+LIMITS = {"hidden": 8192, "layers": 16, "input_size": 100_000, "horizon": 10_000,
+          "step": 10_000, "ensemble": 64}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -35,9 +40,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.cell not in ("lstm", "gru", "rnn"):
             raise ValueError(f"cell must be lstm, gru or rnn, got {self.cell!r}")
-        for name in ("hidden", "layers", "input_size", "horizon", "step", "ensemble"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name, most in LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 < value <= most:
+                raise ValueError(f"{name} must be an integer in [1, {most}], got {value!r}")
         if self.input_size % self.step:
             raise ValueError(f"input_size {self.input_size} is not a multiple of step {self.step}")
         if not 0.0 <= self.dropout < 1.0:

@@ -110,9 +110,68 @@ def _lstm_scale(hidden: int, dtype: Any) -> jax.Array:
     return jnp.concatenate([half, half, jnp.ones((hidden,), dtype), half])
 
 
+def _gru_fwd_step(
+    w: tuple[jax.Array, ...],
+    b_rec: jax.Array,
+    h: jax.Array,
+    xp: tuple[jax.Array, ...],
+    keep: jax.Array | None,
+    save: bool,
+) -> tuple[jax.Array, tuple]:
+    """GRU step with the gates kept apart: w = 3 x [H, H] (r, z, n), xp = 3 x [B, H].
+
+    Three dots instead of column slices of one [B, 3H] product: XLA:CPU fuses the sliced form
+    into one loop it cannot vectorise and runs it about 2x slower.
+    """
+    (x_r, x_z, x_n), (w_r, w_z, w_n) = xp, w
+    r = 0.5 * jnp.tanh(0.5 * (x_r + h @ w_r)) + 0.5  # sigmoid via tanh: one fast primitive
+    z = 0.5 * jnp.tanh(0.5 * (x_z + h @ w_z)) + 0.5
+    hnb = h @ w_n + b_rec
+    n = jnp.tanh(x_n + r * hnb)
+    h_new = n + z * (h - n)
+    if keep is not None:
+        h_new = jnp.where(keep, h_new, h)
+    if not save:
+        return h_new, ()
+    # d h_new / d (pre-activations of r, z, n); kept per gate so no step slices columns
+    p_n = (1.0 - z) * (1.0 - n * n)
+    p_r, p_z = p_n * hnb * r * (1.0 - r), (h - n) * z * (1.0 - z)
+    zp = z  # d h_new / d h (direct path)
+    if keep is not None:
+        m = keep.astype(x_n.dtype)
+        p_r, p_z, p_n, zp = p_r * m, p_z * m, p_n * m, z * m + (1.0 - m)
+    return h_new, (p_r, p_z, p_n, r, zp)
+
+
+def _lstm_infer_step(
+    w: tuple[jax.Array, ...], carry: Carry, xp: tuple[jax.Array, ...], keep: jax.Array | None
+) -> tuple[Carry, tuple]:
+    """LSTM step without residuals, gates kept apart: w = 4 x [H, H], xp = 4 x [B, H].
+
+    Without residuals to store, XLA fuses the whole step into one loop, and column slices of a
+    fused [B, 4H] product inside it run slowly on CPU; four dots avoid the slices.
+    """
+    c, h = carry
+
+    def sig(v: jax.Array) -> jax.Array:
+        return 0.5 * jnp.tanh(0.5 * v) + 0.5
+
+    i, f, g, o = (x_k + h @ w_k for x_k, w_k in zip(xp, w, strict=True))
+    c_new = sig(f) * c + sig(i) * jnp.tanh(g)
+    h_new = sig(o) * jnp.tanh(c_new)
+    if keep is not None:
+        c_new, h_new = jnp.where(keep, c_new, c), jnp.where(keep, h_new, h)
+    return (c_new, h_new), ()
+
+
 def _fwd_step(
-    cell: str, w: jax.Array, b_rec: jax.Array | None, carry: Carry, xp: jax.Array,
-    keep: jax.Array | None, save: bool,
+    cell: str,
+    w: jax.Array,
+    b_rec: jax.Array | None,
+    carry: Carry,
+    xp: jax.Array,
+    keep: jax.Array | None,
+    save: bool,
 ) -> tuple[Carry, tuple]:
     """One step: carry and xp [B, G*H] -> new carry and (when ``save``) backward residuals.
 
@@ -120,8 +179,12 @@ def _fwd_step(
     length mask folded in, so the reverse scan does a few multiplies and one matmul per step.
     """
     h = _hidden(cell, carry)
-    hp = h @ w
     hid = h.shape[-1]
+    if cell == "gru":
+        return _gru_fwd_step(w, b_rec, h, xp, keep, save)
+    if cell == "lstm" and not save:  # w and xp arrive split per gate (see _run_forward)
+        return _lstm_infer_step(w, carry, xp, keep)
+    hp = h @ w
     if cell == "lstm":
         a = xp + hp
         c = carry[0]
@@ -143,23 +206,6 @@ def _fwd_step(
             m = keep.astype(a.dtype)
             p, k1, f = p * m, k1 * m, f * m + (1.0 - m)
         return (c_new, h_new), (p, k1, f)
-    if cell == "gru":
-        rz = 0.5 * jnp.tanh(0.5 * (xp[:, : 2 * hid] + hp[:, : 2 * hid])) + 0.5
-        r, z = rz[:, :hid], rz[:, hid:]
-        hnb = hp[:, 2 * hid :] + b_rec
-        n = jnp.tanh(xp[:, 2 * hid :] + r * hnb)
-        h_new = n + z * (h - n)
-        if keep is not None:
-            h_new = jnp.where(keep, h_new, h)
-        if not save:
-            return h_new, ()
-        dn = (1.0 - z) * (1.0 - n * n)  # d h_new / d (n pre-activation)
-        p = jnp.concatenate([dn * hnb * r * (1.0 - r), (h - n) * z * (1.0 - z), dn], axis=-1)
-        zp = z  # d h_new / d h (direct path)
-        if keep is not None:
-            m = keep.astype(xp.dtype)
-            p, zp = p * m, z * m + (1.0 - m)
-        return h_new, (p, r, zp)
     h_new = jnp.tanh(xp + hp)
     if keep is not None:
         h_new = jnp.where(keep, h_new, h)
@@ -186,12 +232,11 @@ def _bwd_step(
             dh_prev = dh_prev + dh * pass_h
         return (dct * f, dh_prev), da, da
     if cell == "gru":
-        p, r, zp = res
+        p_r, p_z, p_n, r, zp = res
         dh = dcarry + dh_out
-        dxp = jnp.concatenate([dh, dh, dh], axis=-1) * p
-        hid = dh.shape[-1]
-        dhp = jnp.concatenate([dxp[:, : 2 * hid], dxp[:, 2 * hid :] * r], axis=-1)
-        return dh * zp + dhp @ w.T, dxp, dhp
+        dx_r, dx_z, dx_n = dh * p_r, dh * p_z, dh * p_n
+        dhp = jnp.concatenate([dx_r, dx_z, dx_n * r], axis=-1)
+        return dh * zp + dhp @ w.T, jnp.concatenate([dx_r, dx_z, dx_n], axis=-1), dhp
     (d,) = res
     dh = dcarry + dh_out
     da = dh * d
@@ -202,10 +247,19 @@ def _bwd_step(
 
 
 def _run_forward(
-    cell: str, unroll: int, xs: jax.Array, w: jax.Array, b_rec: jax.Array | None, carry: Carry,
-    keep: jax.Array | None, save: bool,
+    cell: str,
+    unroll: int,
+    xs: jax.Array,
+    w: jax.Array,
+    b_rec: jax.Array | None,
+    carry: Carry,
+    keep: jax.Array | None,
+    save: bool,
 ) -> tuple[Carry, jax.Array, tuple]:
     """Forward scan over time-major xs [T, B, G*H]: (final carry, hs [T, B, H], residuals)."""
+    if cell == "gru" or (cell == "lstm" and not save):
+        # split per gate once, outside the loop (see _gru_fwd_step, _lstm_infer_step)
+        xs, w = jnp.split(xs, GATES[cell], axis=-1), jnp.split(w, GATES[cell], axis=-1)
 
     def body(carry: Carry, inp: tuple) -> tuple[Carry, tuple]:
         xp, k = inp
@@ -216,7 +270,16 @@ def _run_forward(
     return carry, hs, res
 
 
-def _fused_impl(cell, unroll, xs, w, b_rec, carry, keep):
+def _fused_impl(
+    cell: str,
+    unroll: int,
+    xs: jax.Array,
+    w: jax.Array,
+    b_rec: jax.Array | None,
+    carry: Carry,
+    keep: jax.Array | None,
+) -> tuple[jax.Array, Carry]:
+    """Time loop: xs [T, B, G*H], w [H, G*H], keep [T, B, 1] -> (hs [T, B, H], final carry)."""
     carry, hs, _ = _run_forward(cell, unroll, xs, w, b_rec, carry, keep, save=False)
     return hs, carry
 
@@ -224,14 +287,24 @@ def _fused_impl(cell, unroll, xs, w, b_rec, carry, keep):
 _fused = jax.custom_vjp(_fused_impl, nondiff_argnums=(0, 1))
 
 
-def _fused_fwd(cell, unroll, xs, w, b_rec, carry, keep):
+def _fused_fwd(
+    cell: str,
+    unroll: int,
+    xs: jax.Array,
+    w: jax.Array,
+    b_rec: jax.Array | None,
+    carry: Carry,
+    keep: jax.Array | None,
+) -> tuple[tuple[jax.Array, Carry], tuple]:
+    """Forward of the custom VJP: also keeps per-step residuals and the inputs to every step."""
     final, hs, res = _run_forward(cell, unroll, xs, w, b_rec, carry, keep, save=True)
     h0 = _hidden(cell, carry)
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)  # [T, B, H] inputs to each step
     return (hs, final), (w, b_rec, keep, h_prev, res)
 
 
-def _fused_bwd(cell, unroll, saved, cts):
+def _fused_bwd(cell: str, unroll: int, saved: tuple, cts: tuple) -> tuple:
+    """Reverse scan carrying only d carry; returns cotangents of (xs, w, b_rec, carry, keep)."""
     w, b_rec, keep, h_prev, res = saved
     dhs, dcarry = cts
     steps = dhs.shape[0]
@@ -240,39 +313,29 @@ def _fused_bwd(cell, unroll, saved, cts):
     n_chunks, rem = divmod(steps, chunk)
     seq = (dhs, h_prev, res, pass_h)
 
-    def run_chunk(dcarry: Carry, dw: jax.Array, part: tuple) -> tuple[Carry, jax.Array, jax.Array]:
-        """Reverse over the leading (time) axis of ``part``; dW for the chunk in one matmul."""
+    def run_chunk(acc: tuple, part: tuple) -> tuple[tuple, jax.Array]:
+        """Reverse over the leading (time) axis of ``part``, accumulating dW (and GRU db)."""
+        dcarry, dw, db = acc
         dhs_c, hprev_c, res_c, pass_c = part
-        dxps, dhps = [], []
+        dxps = []
         for t in reversed(range(dhs_c.shape[0])):
             pass_t = None if pass_c is None else pass_c[t]
             res_t = jax.tree.map(lambda r, t=t: r[t], res_c)
             dcarry, dxp, dhp = _bwd_step(cell, w, res_t, pass_t, dcarry, dhs_c[t])
             dxps.append(dxp)
-            dhps.append(dhp)
-        dxps, dhps = jnp.stack(dxps[::-1]), jnp.stack(dhps[::-1])
-        dw = dw + jnp.einsum("tbh,tbg->hg", hprev_c, dhps)
-        # only the GRU has a separate recurrent bias: the n block of d(h_prev @ w)
-        db = jnp.sum(dhps[..., 2 * w.shape[0] :], axis=(0, 1)) if cell == "gru" else None
-        return dcarry, dw, dxps, db
+            # weight gradient while dhp is still in cache (measured faster than one matmul
+            # over the stacked chunk or over the whole sequence)
+            dw = dw + hprev_c[t].T @ dhp
+            if db is not None:  # GRU recurrent bias: the n block of d(h_prev @ w)
+                db = db + jnp.sum(dhp[:, 2 * w.shape[0] :], axis=0)
+        return (dcarry, dw, db), jnp.stack(dxps[::-1])
 
-    dw = jnp.zeros_like(w)
-    dbias = None if b_rec is None else jnp.zeros_like(b_rec)
+    acc = (dcarry, jnp.zeros_like(w), None if b_rec is None else jnp.zeros_like(b_rec))
     dxp_tail = None
     if rem:  # the last T % chunk steps, unrolled, before the chunked scan
-        tail = jax.tree.map(lambda a: a[n_chunks * chunk :], seq)
-        dcarry, dw, dxp_tail, db = run_chunk(dcarry, dw, tail)
-        dbias = None if db is None else dbias + db
-
-    def body(acc: tuple, part: tuple) -> tuple[tuple, jax.Array]:
-        dcarry, dw, dbias = acc
-        dcarry, dw, dxps, db = run_chunk(dcarry, dw, part)
-        return (dcarry, dw, None if db is None else dbias + db), dxps
-
-    head = jax.tree.map(
-        lambda a: a[: n_chunks * chunk].reshape(n_chunks, chunk, *a.shape[1:]), seq
-    )
-    (dcarry, dw, dbias), dxps = jax.lax.scan(body, (dcarry, dw, dbias), head, reverse=True)
+        acc, dxp_tail = run_chunk(acc, jax.tree.map(lambda a: a[n_chunks * chunk :], seq))
+    head = jax.tree.map(lambda a: a[: n_chunks * chunk].reshape(n_chunks, chunk, *a.shape[1:]), seq)
+    (dcarry, dw, dbias), dxps = jax.lax.scan(run_chunk, acc, head, reverse=True)
     dxs = dxps.reshape(n_chunks * chunk, *dxps.shape[2:])
     if dxp_tail is not None:
         dxs = jnp.concatenate([dxs, dxp_tail], axis=0)
@@ -395,9 +458,7 @@ class RecurrentLayer(nn.Module):
             params["bias_rec"] = self.param("bias_rec", nn.initializers.zeros, (h,))
         if carry is None:
             carry = zero_carry(self.cell, x.shape[0], h, x.dtype)
-        return scan_layer(
-            self.cell, params, x, carry, lengths, impl=self.impl, unroll=self.unroll
-        )
+        return scan_layer(self.cell, params, x, carry, lengths, impl=self.impl, unroll=self.unroll)
 
 
 class StackedRecurrent(nn.Module):
@@ -468,7 +529,11 @@ def from_flax_params(cell: str, flax_params: dict) -> Params:
     -> our layer params. Exact: every flax bias has a slot in our layout."""
     p = flax_params
     if cell == "rnn":
-        return {"kernel_in": p["i"]["kernel"], "kernel_rec": p["h"]["kernel"], "bias": p["i"]["bias"]}
+        return {
+            "kernel_in": p["i"]["kernel"],
+            "kernel_rec": p["h"]["kernel"],
+            "bias": p["i"]["bias"],
+        }
     names = _FLAX_NAMES[cell]
     bias_side = "h" if cell == "lstm" else "i"
     out = {

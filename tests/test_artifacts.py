@@ -268,7 +268,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], object], type[Exception], str]] = 
     "absurd size in config": (
         lambda d: _edit_manifest(d, lambda m: m["config"].update(hidden=10**30)),
         A.ManifestError,
-        "cannot be built",
+        r"hidden must be an integer in \[1, 8192\]",
     ),
     "manifest bad JSON": (
         lambda d: (d / "manifest.json").write_text('{"format_version": 1,'),
