@@ -259,7 +259,7 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _list_entries(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, str]:
+def list_entries(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, str]:
     """{basename: "file" | "directory"} of a directory's direct entries."""
     try:
         entries = fs.ls(path, detail=True)
@@ -548,7 +548,7 @@ def parse_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
 
 def _read_manifest(fs: fsspec.AbstractFileSystem, path: str) -> Manifest:
     where = _join(path, MANIFEST)
-    entries = _list_entries(fs, path)
+    entries = list_entries(fs, path)
     if MANIFEST not in entries:
         raise ManifestError(
             f"no {MANIFEST} in {path}: not a saved model, or its save did not finish"
@@ -565,7 +565,7 @@ def _read_verified_files(
     fs: fsspec.AbstractFileSystem, path: str, manifest: Manifest
 ) -> dict[str, bytes]:
     """Every listed file's bytes, each checked against the manifest's sha256."""
-    entries = _list_entries(fs, path)
+    entries = list_entries(fs, path)
     unexpected = sorted(n for n in entries if n != MANIFEST and n not in manifest.files)
     if unexpected:
         raise IntegrityError(

@@ -68,6 +68,7 @@ from forecaster.artifacts import (
     failpoint,
     fsync_dir,
     is_local,
+    list_entries,
     load_from,
     read_manifest_at,
     save_to,
@@ -225,15 +226,9 @@ class Registry:
         if not self._local:
             self._fs.invalidate_cache(path)  # object-store listings are cached by fsspec
         try:
-            entries = self._fs.ls(path, detail=True)
-        except (FileNotFoundError, NotADirectoryError):
+            return list_entries(self._fs, path)
+        except FileNotFoundError:  # ArtifactNotFoundError: nothing there yet
             return {}
-        out = {}
-        for entry in entries:
-            full = entry["name"].rstrip("/")
-            if full != path.rstrip("/"):  # ls of a file lists the file itself
-                out[full.rsplit("/", 1)[-1]] = entry["type"]
-        return out
 
     def _version_dirs(self, name: str) -> dict[int, bool]:
         """{version: has a manifest} for every numbered directory of ``name``."""
