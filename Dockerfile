@@ -4,20 +4,22 @@
 #   docker run -p 8000:8000 -v forecaster-models:/data/models forecaster
 # See docker-compose.yml for the api + retrain setup.
 
-# ---- build: resolve and install the dependencies into a virtualenv, outside the final image
+# ---- build: install the locked dependencies into a virtualenv, outside the final image
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# The package sources change far more often than pyproject.toml; copying them last would
-# still reinstall everything, so the dependencies are installed first from a stub package.
+# The exact, hash-checked versions of requirements.lock (`make lock`), not the newest releases
+# pyproject.toml's ranges allow. This layer depends on the lock file alone, so changes to the
+# sources reuse it.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
-RUN mkdir -p forecaster service && touch forecaster/__init__.py service/__init__.py \
-    && pip install . && pip uninstall -y forecaster
 COPY forecaster ./forecaster
 COPY service ./service
-RUN pip install --no-deps .
+# --no-build-isolation builds with the locked setuptools; --no-deps as they are all installed.
+RUN pip install --no-deps --no-build-isolation . && pip check
 
 # ---- runtime
 FROM python:3.11-slim

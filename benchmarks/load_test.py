@@ -8,8 +8,15 @@ subprocess, times its cold start to ``/readyz`` 200, then in the same run measur
 * both again at 4 connections: p99 latency.
 
 Prints one JSON line. Goals (issue 5): ratio >= 0.5 with zero errors, forecast p99 <= 20 ms at
-4 connections, cold start <= 10 s. Uses the registry's model when it has one (``--registry``,
-``--model``), else a randomly initialised model of the default configuration in a temp registry.
+4 connections, cold start <= 10 s.
+
+``--big-request`` adds the timestamp phase of issue 12: one request of 1,000 series x 168 hourly
+timestamps, timed by the event-loop (main) thread's CPU (``big_loop_ms``: goal under 100 ms), and
+the p99 of one-series forecasts from one other connection, alone and while such requests are sent
+back to back (``one_series_p99_ms_beside_big``: goal under 50 ms).
+
+Uses the registry's model when it has one (``--registry``, ``--model``), else a randomly
+initialised model of the default configuration in a temp registry.
 
     .venv/bin/python benchmarks/load_test.py --duration 10
 """
@@ -26,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -49,6 +57,8 @@ def main() -> int:
         try:
             result = {"cold_start_s": round(cold_start, 2)}
             result |= _measure(port, script, server.pid, args)
+            if args.big_request:
+                result |= _big_request_phase(port, script, server.pid, args)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -69,6 +79,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--model", default="m4-hourly")
     parser.add_argument("--series", type=int, default=414, help="distinct request bodies")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--big-request", action="store_true", help="also measure a 1,000 x 168 timestamped request"
+    )
     return parser.parse_args()
 
 
@@ -214,6 +227,68 @@ def _wrk(
         "p99_ms": _latency(out, "99%"),
         "errors": _errors(out),
     }
+
+
+def _big_request_phase(port: int, script: Path, pid: int, args: argparse.Namespace) -> dict:
+    """Event-loop CPU of a 1,000 x 168 timestamped request, and another client's p99 beside it."""
+    url = f"http://127.0.0.1:{port}"
+    body = _big_body(_series(1000)[:, -168:])
+    _post(url, body)  # warm
+    loop_ms, wall_ms = [], []
+    for _ in range(5):
+        cpu, start = _loop_cpu_ns(pid), time.perf_counter()
+        _post(url, body)
+        wall_ms.append((time.perf_counter() - start) * 1e3)
+        loop_ms.append((_loop_cpu_ns(pid) - cpu) / 1e6)
+    alone = _wrk(url, 1, args.duration, 1, pid, script)
+    stop, sent = threading.Event(), [0]
+
+    def flood() -> None:
+        while not stop.is_set():
+            _post(url, body)
+            sent[0] += 1
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    try:
+        beside = _wrk(url, 1, args.duration, 1, pid, script)
+    finally:
+        stop.set()
+        flooder.join()
+    return {
+        "big_loop_ms": round(float(np.median(loop_ms)), 1),
+        "big_loop_ms_max": round(max(loop_ms), 1),
+        "big_wall_ms": round(float(np.median(wall_ms)), 1),
+        "one_series_p99_ms_alone": alone["p99_ms"],
+        "one_series_p99_ms_beside_big": beside["p99_ms"],
+        "one_series_p50_ms_beside_big": beside["p50_ms"],
+        "big_requests_during": sent[0],
+        "big_errors": beside["errors"],
+    }
+
+
+def _big_body(values: np.ndarray) -> bytes:
+    """A request of ``len(values)`` series with hourly timestamps (ISO 8601)."""
+    n = values.shape[1]
+    stamps = [f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00:00" for h in range(n)]
+    series = [
+        {"id": f"s{i}", "history": [round(v, 3) for v in row], "timestamps": stamps}
+        for i, row in enumerate(values)
+    ]
+    return json.dumps({"series": series, "horizon": HORIZON}).encode()
+
+
+def _post(url: str, body: bytes) -> None:
+    request = urllib.request.Request(
+        url + "/v1/forecast", body, {"content-type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        r.read()
+
+
+def _loop_cpu_ns(pid: int) -> int:
+    """CPU time of ``pid``'s main thread (the event loop), in ns."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0])
 
 
 def _combine(phases: list[dict]) -> dict:

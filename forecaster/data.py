@@ -27,26 +27,22 @@ column name.
 Frequency: ``pd.infer_freq`` per series (or the ``freq`` argument); all series must agree. A series
 too short or too gappy to infer from takes the frequency the others agree on.
 
-Windows: :func:`pad_series` right-pads the series with zeros into one ``[n_series, max_len]``
-array, :func:`window_index` lists every (series, start) training window of ``input_size +
-horizon`` points, and :func:`gather_windows` cuts them out with one gather, in numpy or under
-``jax.jit``. Scaling is not done here (see ``forecaster/scaling.py``).
+Windows are cut in :mod:`forecaster.windows`; scaling in :mod:`forecaster.scaling`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import NDArray
 
 Format = Literal["auto", "long", "wide"]
 F64 = NDArray[np.float64]
@@ -55,15 +51,12 @@ _INFER_FREQ_OFFSET = "future.infer_freq_returns_offset"
 
 __all__ = [
     "DataError",
+    "DataSource",
     "SeriesSet",
     "fingerprint",
-    "gather_windows",
-    "last_windows",
     "load_series",
-    "pad_series",
     "series_from_frame",
     "train_val_split",
-    "window_index",
 ]
 
 
@@ -137,15 +130,32 @@ def _first_duplicate(items: Sequence[str]) -> str:
 
 
 def _read_frame(path: str | Any, storage_options: dict[str, Any] | None) -> pd.DataFrame:
-    """CSV or Parquet by suffix (``.csv``, ``.csv.gz`` ..., ``.parquet``, ``.pq``)."""
-    suffixes = PurePosixPath(str(path).split("?", 1)[0]).suffixes
+    """CSV or Parquet by suffix (``.csv``, ``.csv.gz`` ..., ``.parquet``, ``.pq``).
+
+    Every failure to read (no such file, a URL whose fsspec backend is not installed, missing
+    credentials, a malformed file) is a :class:`DataError` naming the path and the cause.
+    """
+    suffixes = [s.lower() for s in PurePosixPath(str(path).split("?", 1)[0]).suffixes]
     # pandas refuses storage_options for plain local paths, so pass it only when given.
     kwargs: dict[str, Any] = {} if storage_options is None else {"storage_options": storage_options}
-    if suffixes and suffixes[-1].lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path, **kwargs)
-    if ".csv" in [s.lower() for s in suffixes]:
-        return pd.read_csv(path, **kwargs)
-    raise DataError(f"cannot tell the file type of {path!s}: expected .csv[.gz] or .parquet")
+    if suffixes and suffixes[-1] in {".parquet", ".pq"}:
+        reader: Callable[..., pd.DataFrame] = pd.read_parquet
+    elif ".csv" in suffixes:
+        reader = pd.read_csv
+    else:
+        raise DataError(f"cannot tell the file type of {path!s}: expected .csv[.gz] or .parquet")
+    try:
+        return reader(path, **kwargs)
+    except FileNotFoundError as err:
+        raise DataError(f"cannot read {path!s}: no such file") from err
+    except ImportError as err:  # e.g. s3:// without s3fs installed
+        raise DataError(f"cannot read {path!s}: {_one_line(err)}") from err
+    except Exception as err:  # credentials, permissions, network, a malformed file
+        raise DataError(f"cannot read {path!s}: {type(err).__name__}: {_one_line(err)}") from err
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:500] or type(err).__name__
 
 
 def _to_numeric(raw: pd.Series, describe: Callable[[int], str]) -> F64:
@@ -431,63 +441,29 @@ def load_series(
     )
 
 
-# ---------------------------------------------------------------------------- windows
+@dataclass(frozen=True)
+class DataSource:
+    """Where series come from and how to read them: the one description of a data file, used by
+    every command's data options and by retraining config files (see :func:`load_series`)."""
+
+    url: str
+    format: Format = "auto"
+    id_col: str = "id"
+    time_col: str = "timestamp"
+    value_col: str = "value"
+    freq: str | None = None
+
+    def load(self, **kwargs: Any) -> SeriesSet:
+        """The validated series (``kwargs``: ``min_length``, ``max_gap``, ``storage_options``)."""
+        options = {k: v for k, v in dataclasses.asdict(self).items() if k != "url"}
+        return load_series(self.url, **options, **kwargs)
 
 
-def pad_series(values: Sequence[ArrayLike], dtype: DTypeLike = np.float32) -> tuple[NDArray, I64]:
-    """Right-pad with zeros into ``[n_series, max_len]``; also return ``lengths [n_series]``.
-
-    Right padding keeps index ``t`` the ``t``-th observation of every series, so a window start
-    is a plain offset; windows from :func:`window_index` never reach into the padding.
-    """
-    arrays = [np.asarray(v).reshape(-1) for v in values]
-    lengths = np.array([a.size for a in arrays], dtype=np.int64)
-    padded = np.zeros((len(arrays), int(lengths.max(initial=0))), dtype=dtype)
-    # A row-major boolean mask fills row by row, left to right: the concatenation order.
-    mask = np.arange(padded.shape[1]) < lengths[:, None]
-    if arrays:
-        padded[mask] = np.concatenate(arrays)
-    return padded, lengths
+#: The reading options of a :class:`DataSource` besides its URL.
+SOURCE_OPTIONS: tuple[str, ...] = ("format", "id_col", "time_col", "value_col", "freq")
 
 
-def window_index(
-    lengths: ArrayLike, input_size: int, horizon: int, *, stride: int = 1
-) -> tuple[I64, I64]:
-    """Every training window of ``input_size + horizon`` points: ``(series_idx [M], start [M])``.
-
-    Window ``w`` covers ``padded[series_idx[w], start[w] : start[w] + input_size + horizon]``.
-    Windows are spaced ``stride`` apart and aligned to the end, so each series' most recent
-    window is always included; a series shorter than the window contributes none.
-    """
-    if input_size < 1 or horizon < 0 or stride < 1:
-        raise ValueError("need input_size >= 1, horizon >= 0 and stride >= 1")
-    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
-    span = input_size + horizon
-    counts = np.where(lengths >= span, (lengths - span) // stride + 1, 0)
-    series_idx = np.repeat(np.arange(lengths.size, dtype=np.int64), counts)
-    # k = rank of each window within its series, from cumsum offsets (no loop per series).
-    k = np.arange(series_idx.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    start = (lengths - span)[series_idx] - (counts[series_idx] - 1 - k) * stride
-    return series_idx, start
-
-
-def _namespace(*arrays: Any) -> Any:
-    """jax.numpy if any argument is a jax array (tracers included), else numpy."""
-    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
-
-
-def gather_windows(padded: Any, series_idx: Any, start: Any, length: int) -> Any:
-    """``[M, length]`` windows ``padded[series_idx[w], start[w] : start[w] + length]``.
-
-    One advanced-indexing gather with a broadcast ``[M, length]`` index, so it runs as a single
-    gather under ``jax.jit`` (``length`` must then be static). Indices must be in bounds: numpy
-    raises, but jax silently clamps, so take them from :func:`window_index`.
-    """
-    xp = _namespace(padded, series_idx, start)
-    padded = xp.asarray(padded)
-    rows = xp.asarray(series_idx)[:, None]
-    cols = xp.asarray(start)[:, None] + xp.arange(length)[None, :]
-    return padded[rows, cols]
+# ---------------------------------------------------------------------------- splits
 
 
 def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
@@ -504,21 +480,6 @@ def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
         step = pd.tseries.frequencies.to_offset(series.freq)
         end = [e - horizon * step for e in series.end]
     return SeriesSet(list(series.ids), train_values, series.freq, end), targets
-
-
-def last_windows(
-    values: Sequence[ArrayLike] | SeriesSet, input_size: int, dtype: DTypeLike = np.float32
-) -> NDArray:
-    """Each series' final ``input_size`` points, ``[n_series, input_size]``: forecasting inputs."""
-    ids = values.ids if isinstance(values, SeriesSet) else None
-    arrays = values.values if isinstance(values, SeriesSet) else list(values)
-    padded, lengths = pad_series(arrays, dtype)
-    short = lengths < input_size
-    if short.any():
-        i = int(np.argmax(short))
-        name = repr(ids[i]) if ids else f"#{i}"
-        raise DataError(f"series {name}: {lengths[i]} points, fewer than input_size={input_size}")
-    return gather_windows(padded, np.arange(len(arrays)), lengths - input_size, input_size)
 
 
 def fingerprint(series: SeriesSet) -> str:

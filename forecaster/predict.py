@@ -11,13 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from forecaster import metrics
 from forecaster.model import ModelConfig, forward
 from forecaster.scaling import denormalize, fit_scale, normalize
+from forecaster.settings import DEFAULT_BATCH_SIZES
+from forecaster.windows import pad_left
 
-DEFAULT_BATCH_SIZES = (1, 4, 16, 64, 256)
+# A forecast beyond this many times the history's largest magnitude is a broken model.
+RANGE_FACTOR = 10.0
 
 
 class HistoryTooShort(ValueError):
@@ -64,37 +67,52 @@ class Predictor:
     def warmup(self) -> None:
         """Compile every batch shape the predictor will run."""
         for size in self.batch_sizes:
-            z = jnp.zeros((size, self.config.input_size), jnp.float32)
-            _forward(self.config, self._params, z).block_until_ready()
+            z = np.zeros((size, self.config.input_size), np.float32)
+            self._forward(z, np.full(size, self.config.input_size, np.int32))
 
-    def windows(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """The last ``input_size`` points of each history, [n, input_size] float64."""
-        size = self.config.input_size
+    @property
+    def min_history(self) -> int:
+        """Fewest points a history may have (the model's ``min_input``)."""
+        return self.config.min_input
+
+    def windows(self, histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Each history's last ``input_size`` points, [n, input_size] float64, and how many of
+        them are real, [n]; shorter histories (down to ``min_input``) are padded on the left
+        with their mean (:func:`forecaster.windows.pad_left`)."""
+        size, least = self.config.input_size, self.config.min_input
         if isinstance(histories, np.ndarray) and histories.ndim == 2:
             # The service hands whole batches of equal-length windows; no per-row work needed.
+            if histories.shape[1] < least:
+                raise HistoryTooShort(0, histories.shape[1], least)
+            histories = np.asarray(histories[:, -size:], np.float64)
+            lengths = np.full(len(histories), histories.shape[1])
             if histories.shape[1] < size:
-                raise HistoryTooShort(0, histories.shape[1], size)
-            return np.asarray(histories[:, -size:], np.float64)
+                histories = np.pad(histories, ((0, 0), (size - histories.shape[1], 0)))
+            return pad_left(histories, lengths), lengths
+        x = np.zeros((len(histories), size))
+        lengths = np.zeros(len(histories), np.int64)
         for i, h in enumerate(histories):
-            if len(h) < size:
-                raise HistoryTooShort(i, len(h), size)
-        return np.stack([np.asarray(h[-size:], np.float64) for h in histories])
+            if len(h) < least:
+                raise HistoryTooShort(i, len(h), least)
+            lengths[i] = min(len(h), size)
+            x[i, size - lengths[i] :] = np.asarray(h[-size:], np.float64)
+        return pad_left(x, lengths), lengths
 
     def predict(self, histories: Sequence[np.ndarray], horizon: int | None = None) -> Forecast:
         """Forecast ``horizon`` steps (default and maximum: the model's) for each history."""
         horizon = self.config.horizon if horizon is None else horizon
         if not 0 < horizon <= self.config.horizon:
             raise ValueError(f"horizon must be between 1 and {self.config.horizon}, got {horizon}")
-        x = self.windows(histories)
+        x, lengths = self.windows(histories)
         scale = fit_scale(x)
         z = normalize(x, scale).astype(np.float32)
-        out = denormalize(self._run(z).astype(np.float64), scale)[:, :horizon]
+        out = denormalize(self._run(z, lengths).astype(np.float64), scale)[:, :horizon]
         # Quantile heads are trained independently; sorting keeps the bands from crossing.
         qs = np.sort(out[:, :, 1:], axis=-1)
         quantiles = {q: qs[:, :, k] for k, q in enumerate(self.config.quantiles)}
         return Forecast(point=out[:, :, 0], quantiles=quantiles)
 
-    def _run(self, z: np.ndarray) -> np.ndarray:
+    def _run(self, z: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Forward [n, input_size] -> [n, horizon, outputs] at compiled batch sizes only."""
         largest = self.batch_sizes[-1]
         chunks = []
@@ -103,5 +121,93 @@ class Predictor:
             size = next(s for s in self.batch_sizes if s >= len(chunk))
             padded = np.zeros((size, z.shape[1]), np.float32)
             padded[: len(chunk)] = chunk
-            chunks.append(np.asarray(_forward(self.config, self._params, padded))[: len(chunk)])
+            # Padding rows are full windows of zeros: finite, and never returned.
+            n = np.full(size, z.shape[1], np.int32)
+            n[: len(chunk)] = lengths[start : start + largest]
+            chunks.append(self._forward(padded, n)[: len(chunk)])
         return np.concatenate(chunks)
+
+    def _forward(self, z: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        # A model trained on full windows only is run without lengths, as it was trained.
+        masked = lengths if self.config.masked else None
+        return np.asarray(_forward(self.config, self._params, z, masked))
+
+
+def score_model(
+    predictor: Predictor, histories: Sequence[np.ndarray], targets: np.ndarray, m: int
+) -> tuple[Forecast, dict[str, float]]:
+    """Forecast ``targets`` [n, h] from ``histories`` and score them (:func:`metrics.score`:
+    sMAPE, MASE, OWA against Naive2 on this data, MAE, RMSE; MSIS and coverage of the widest
+    interval when the model has quantiles). Validation, backtests and ``forecaster evaluate``
+    all score through here. Returns the forecast and the scores."""
+    horizon = targets.shape[1]
+    forecast = predictor.predict(histories, horizon)
+    bounds: dict[str, object] = {}
+    levels = predictor.config.quantiles
+    if len(levels) >= 2:
+        lo, hi = levels[0], levels[-1]
+        bounds = {"lower": forecast.quantiles[lo], "upper": forecast.quantiles[hi],
+                  "alpha": round(1 - (hi - lo), 6)}  # fmt: skip
+    return forecast, metrics.score(histories, targets, forecast.point, m, **bounds)
+
+
+# ------------------------------------------------------------------------------------ sanity
+
+
+def probe_series(length: int, season: int) -> dict[str, np.ndarray]:
+    """Fixed awkward histories [length] every servable model must forecast finitely and within
+    range: seasonal, constant, all-zero, trending, huge (1e9) and negative."""
+    t = np.arange(length, dtype=np.float64)
+    wave = np.sin(2 * np.pi * t / max(season, 1))
+    return {
+        "seasonal": 100 + 10 * wave,
+        "constant": np.full(length, 7.0),
+        "zeros": np.zeros(length),
+        "trend": 1 + t,
+        "huge": 1e9 * (2 + wave),
+        "negative": -50 + 5 * wave,
+    }
+
+
+def out_of_range(histories: Sequence[np.ndarray], forecasts: np.ndarray) -> np.ndarray:
+    """[n] whether each forecast row [n, horizon] is non-finite or beyond
+    ``RANGE_FACTOR * max|history| + 1``."""
+    bound = np.array([RANGE_FACTOR * np.max(np.abs(h)) + 1.0 for h in histories])
+    finite = np.isfinite(forecasts).all(axis=1)
+    inside = (np.abs(np.nan_to_num(forecasts, nan=np.inf)) <= bound[:, None]).all(axis=1)
+    return ~(finite & inside)
+
+
+def _bad_rows(histories: Sequence[np.ndarray], out: Forecast) -> np.ndarray:
+    """[n] whether the point forecast or any quantile of each series is out of range."""
+    bad = out_of_range(histories, out.point)
+    for band in out.quantiles.values():
+        bad |= out_of_range(histories, band)
+    return bad
+
+
+def sanity_problems(
+    predictor: Predictor,
+    histories: Sequence[np.ndarray] = (),
+    ids: Sequence[str] = (),
+) -> list[str]:
+    """What is wrong with a model's forecasts; empty when it may serve.
+
+    The one sanity check, used before a version is promoted (registry), swapped in (service)
+    or chosen by the retraining job: every probe of :func:`probe_series`, and every history in
+    ``histories`` (named by ``ids``), must give finite forecasts within range.
+    """
+    cfg = predictor.config
+    probes = probe_series(cfg.input_size, cfg.step)
+    bad = _bad_rows(list(probes.values()), predictor.predict(list(probes.values())))
+    problems = [
+        f"probe {name!r}: forecast non-finite or beyond {RANGE_FACTOR:g}x the history's range"
+        for name, is_bad in zip(probes, bad, strict=True)
+        if is_bad
+    ]
+    if len(histories):
+        bad = _bad_rows(histories, predictor.predict(histories))
+        if bad.any():
+            named = [ids[i] if i < len(ids) else str(i) for i in np.flatnonzero(bad)[:5]]
+            problems.append(f"{int(bad.sum())} forecast(s) out of range, e.g. series {named}")
+    return problems

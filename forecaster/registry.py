@@ -17,7 +17,7 @@ Guarantees on a local root (POSIX filesystem):
   deletes. Versions are never modified after they appear.
 * ``aliases.json`` is replaced with ``os.replace`` of an fsynced temp file, so it always parses
   and names a version that passed :meth:`Registry.promote`'s validation (full artifact checks
-  plus a forward pass with finite output).
+  plus :func:`forecaster.predict.sanity_problems`).
 * One writer per name at a time across processes: :meth:`Registry.lock` holds ``flock`` on
   ``.lock`` (reentrant within a thread, so a job holding the lock can still call ``publish``).
   Version numbers are chosen under the lock, so concurrent publishers get distinct versions.
@@ -32,59 +32,56 @@ On an fsspec object store (s3://, gs://, memory://) there is no rename and no fl
 * The lock only excludes threads of one process: run one publishing process per model (e.g. the
   retraining job) or coordinate externally.
 
+Reading is defensive: one unreadable version (a damaged, huge or special-file manifest) is
+reported by :meth:`Registry.describe` without hiding the others, and a corrupt ``aliases.json``
+raises :class:`AliasFileError` for that model only.
+
 Crash testing: with ``FORECASTER_FAILPOINT=<name>`` the process SIGKILLs itself at that step:
 ``save:after-weights`` (weights written, manifest not yet; ``save:after-<stem>`` likewise after
-each extra file), ``publish:after-save`` (temp
-directory complete, not renamed), ``publish:after-rename`` (version visible, directory not yet
-fsynced, alias not moved), ``alias:after-temp`` (new alias file written, not yet replaced),
-``alias:after-replace`` (alias moved, directory not yet fsynced).
+each extra file), ``publish:after-save`` (temp directory complete, not renamed),
+``publish:after-rename`` (version visible, directory not yet fsynced, alias not moved),
+``alias:after-temp`` (new alias file written, not yet replaced), ``alias:after-replace`` (alias
+moved, directory not yet fsynced).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
-import shutil
-import threading
-import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import fsspec
-import jax
-import numpy as np
 import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt
 
+from forecaster import storage
 from forecaster.artifacts import (
     MANIFEST,
     ArtifactError,
     LoadedModel,
     NonFiniteWeightsError,
-    failpoint,
-    fsync_dir,
-    is_local,
-    list_entries,
-    load_from,
-    read_manifest_at,
-    save_to,
-    verify_at,
-    write_bytes,
+    load_model,
+    read_manifest,
+    save_model,
+    verify,
 )
-from forecaster.model import ModelConfig, forward
+from forecaster.configs import ModelConfig
+from forecaster.schemas import NAME_PATTERN
+from forecaster.settings import DEFAULT_REGISTRY
+from forecaster.storage import TMP_PREFIX, Location, failpoint, fsync_dir
 
-DEFAULT_ROOT = "models"
+DEFAULT_ROOT = DEFAULT_REGISTRY
 DEFAULT_ALIAS = "production"
 ALIASES = "aliases.json"
 LOCK = ".lock"
-TMP_PREFIX = ".tmp-"
 HISTORY_LIMIT = 100
 LOG_LIMIT = 1000
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Aliases, their histories (HISTORY_LIMIT each) and the log (LOG_LIMIT events) fit well within.
+MAX_ALIASES_BYTES = 4 << 20
+NAME_RE = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))  # used with fullmatch
 _VERSION_DIR = re.compile(r"[1-9][0-9]{0,17}")
 
 
@@ -111,6 +108,20 @@ class InvalidNameError(RegistryError, ValueError):
     """A model name, alias or version is malformed."""
 
 
+class AliasFileError(RegistryError):
+    """One model's aliases.json is corrupt or unreadable; other models are unaffected.
+
+    Attributes: ``model`` (the name), ``path`` (the file) and ``reason``.
+    """
+
+    def __init__(self, model: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"aliases of model {model!r}: {path} is {reason}; restore it, or delete it and "
+            "promote a version again (versions are untouched)"
+        )
+        self.model, self.path, self.reason = model, path, reason
+
+
 class _AliasEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     alias: str
@@ -127,41 +138,6 @@ class _AliasFile(BaseModel):
     aliases: dict[str, PositiveInt] = Field(default_factory=dict)
     history: dict[str, list[PositiveInt]] = Field(default_factory=dict)
     log: list[_AliasEvent] = Field(default_factory=list)
-
-
-class _ProcessLock:
-    """In-process half of a model lock.
-
-    flock belongs to an open file description, so a second ``open`` + ``flock`` from the same
-    thread would deadlock against itself; nesting is therefore counted here and only the
-    outermost acquisition touches the file. The RLock also excludes other threads, including on
-    object stores where no file lock exists.
-    """
-
-    def __init__(self) -> None:
-        self.rlock = threading.RLock()
-        self.depth = 0
-        self.fd: int | None = None
-
-
-_PROCESS_LOCKS: dict[str, _ProcessLock] = {}
-_PROCESS_LOCKS_GUARD = threading.Lock()
-
-
-def _process_lock(key: str) -> _ProcessLock:
-    with _PROCESS_LOCKS_GUARD:
-        return _PROCESS_LOCKS.setdefault(key, _ProcessLock())
-
-
-def _forget_locks_in_child() -> None:
-    # A forked child must not believe it holds its parent's locks: it starts with none and
-    # takes its own flock (which waits while the parent holds the lock).
-    global _PROCESS_LOCKS_GUARD
-    _PROCESS_LOCKS.clear()
-    _PROCESS_LOCKS_GUARD = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 def check_name(name: object, what: str = "model name") -> str:
@@ -185,17 +161,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_jit_forward = jax.jit(forward, static_argnums=0)
+def check_forecasts(model: LoadedModel) -> None:
+    """Refuse a model whose forecasts fail :func:`forecaster.predict.sanity_problems`."""
+    from forecaster.predict import Predictor, sanity_problems  # JAX only when validating
 
-
-def smoke_test(model: LoadedModel) -> None:
-    """Refuse a model whose forecast for a flat input window is not finite."""
-    z = np.zeros((1, model.config.input_size), np.float32)
-    out = np.asarray(_jit_forward(model.config, model.params, z))
-    if not np.isfinite(out).all():
+    problems = sanity_problems(Predictor(model.config, model.params))
+    if problems:
         raise NonFiniteWeightsError(
-            "the model's forecast for a flat input is NaN or infinite although its weights are "
-            "finite (they are too large); retrain it or use another version"
+            f"the model's forecasts are unusable although its weights are finite: "
+            f"{'; '.join(problems)}; retrain it or use another version"
         )
 
 
@@ -209,25 +183,30 @@ class Registry:
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.root = os.fspath(root)
-        self._fs, base = fsspec.core.url_to_fs(self.root, **dict(storage_options or {}))
-        self._base = base.rstrip("/") or "/"
-        self._local = is_local(self._fs)
+        try:
+            self._loc = storage.resolve(self.root, **dict(storage_options or {}))
+        except storage.UnsupportedLocationError as err:
+            raise RegistryError(f"registry root: {err}") from err
+        self._fs, self._base, self._local = self._loc.fs, self._loc.path, self._loc.local
 
     def __repr__(self) -> str:
         return f"Registry({self.root!r})"
 
     # ---------------------------------------------------------------- paths and listings
 
+    def _at(self, *parts: str | int) -> Location:
+        return self._loc.child(*parts)
+
     def _join(self, *parts: str | int) -> str:
-        return "/".join([self._base.rstrip("/"), *map(str, parts)])
+        return self._at(*parts).path
 
     def _entries(self, path: str) -> dict[str, str]:
-        """{basename: type} of a directory; empty if it does not exist."""
+        """{basename: kind} of a directory (symlinks not followed); empty if it is missing."""
         if not self._local:
             self._fs.invalidate_cache(path)  # object-store listings are cached by fsspec
         try:
-            return list_entries(self._fs, path)
-        except FileNotFoundError:  # ArtifactNotFoundError: nothing there yet
+            return storage.list_entries(Location(self._fs, path))
+        except FileNotFoundError:  # nothing there yet
             return {}
 
     def _version_dirs(self, name: str) -> dict[int, bool]:
@@ -235,7 +214,7 @@ class Registry:
         found = {}
         for base, kind in self._entries(self._join(name)).items():
             if kind == "directory" and _VERSION_DIR.fullmatch(base):
-                found[int(base)] = self._fs.exists(self._join(name, base, MANIFEST))
+                found[int(base)] = self._fs.lexists(self._join(name, base, MANIFEST))
         return found
 
     def names(self) -> list[str]:
@@ -261,37 +240,34 @@ class Registry:
 
     def path(self, name: str, version: int) -> str:
         """Where version ``version`` of ``name`` lives (a local path or a URL)."""
-        path = self._join(check_name(name), check_version(version))
-        return path if self._local else self._fs.unstrip_protocol(path)
+        return self._at(check_name(name), check_version(version)).url
 
     # ---------------------------------------------------------------- aliases
 
     def _read_aliases(self, name: str) -> _AliasFile:
-        path = self._join(name, ALIASES)
+        """The model's aliases (empty if it has none); :class:`AliasFileError` if unusable."""
+        loc = self._at(name, ALIASES)
         try:
-            data = self._fs.cat_file(path)
+            data = storage.read_bounded(loc, MAX_ALIASES_BYTES)
         except FileNotFoundError:
             return _AliasFile()
+        except storage.FileTooLargeError as err:
+            raise AliasFileError(name, loc.url, f"too large ({err.size} bytes)") from err
+        except OSError as err:  # a FIFO, a directory, a symlink, permissions, I/O errors
+            raise AliasFileError(name, loc.url, f"unreadable ({err})") from err
         try:
             return _AliasFile.model_validate_json(data)
         except pydantic.ValidationError as err:
-            raise RegistryError(
-                f"{path} is corrupt ({err.error_count()} problem(s): {err.errors()[0]['msg']}); "
-                "restore it or delete it and promote a version again (versions are untouched)"
+            first = err.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            reason = f"{first['msg']}{f' at {where}' if where else ''}"
+            raise AliasFileError(
+                name, loc.url, f"corrupt ({err.error_count()} problem(s): {reason})"
             ) from err
 
     def _write_aliases(self, name: str, data: _AliasFile) -> None:
         blob = data.model_dump_json(indent=2).encode()
-        final = self._join(name, ALIASES)
-        if not self._local:
-            self._fs.pipe_file(final, blob)
-            return
-        temp = self._join(name, f"{TMP_PREFIX}aliases-{uuid.uuid4().hex}.json")
-        write_bytes(self._fs, temp, blob)
-        failpoint("alias:after-temp")
-        os.replace(temp, final)
-        failpoint("alias:after-replace")
-        fsync_dir(self._join(name))
+        storage.replace_file(self._at(name, ALIASES), blob, failpoint_tag="alias")
 
     def alias(self, name: str, alias: str = DEFAULT_ALIAS) -> int | None:
         """The version ``alias`` points to, or None if it is not set."""
@@ -299,46 +275,54 @@ class Registry:
         return self._read_aliases(name).aliases.get(check_name(alias, "alias"))
 
     def _validate(self, name: str, version: int) -> LoadedModel:
-        """Full artifact checks plus a forward pass; raises the specific ArtifactError."""
-        if version not in self.versions(name):
+        """Full artifact checks plus the forecast sanity check; raises the specific
+        ArtifactError."""
+        available = self.versions(name)
+        if version not in available:
             raise VersionNotFoundError(
-                f"model {name!r} has no version {version} (versions: {self.versions(name)})"
+                f"model {name!r} has no version {version} (versions: {available})"
             )
-        model = load_from(self._fs, self._join(name, version))
-        smoke_test(model)
+        model = load_model(self._at(name, version))
+        check_forecasts(model)
         return model
 
     def _move_alias(
         self, name: str, alias: str, version: int, action: str, data: _AliasFile | None = None
-    ) -> None:
+    ) -> int | None:
+        """Point ``alias`` at ``version`` (caller holds the lock); return its previous target."""
         data = data or self._read_aliases(name)
+        previous = data.aliases.get(alias)
         stack = data.history.get(alias, [])
         if action == "promote":
-            if data.aliases.get(alias) == version:
-                return
+            if previous == version:
+                return previous
             stack = [*stack, version][-HISTORY_LIMIT:]
         data.aliases[alias] = version
         data.history[alias] = stack
         event = _AliasEvent(alias=alias, version=version, action=action, at=_now())
         data.log = [*data.log, event][-LOG_LIMIT:]
         self._write_aliases(name, data)
+        return previous
 
-    def promote(self, name: str, version: int, alias: str = DEFAULT_ALIAS) -> None:
-        """Point ``alias`` at ``version`` if that version loads and validates.
+    def promote(self, name: str, version: int, alias: str = DEFAULT_ALIAS) -> int | None:
+        """Point ``alias`` at ``version`` if that version loads and validates; return the
+        version it pointed at before (None if unset), read under the lock, so concurrent
+        promotes each report their own predecessor.
 
         Raises the specific :class:`~forecaster.artifacts.ArtifactError` of a version that
         fails validation; the alias is then left unchanged.
         """
-        check_name(name)
         check_version(version)
         check_name(alias, "alias")
+        self.versions(name)  # an unknown model: ModelNotFoundError, and no lock file is created
         with self.lock(name):
             self._validate(name, version)
-            self._move_alias(name, alias, version, "promote")
+            return self._move_alias(name, alias, version, "promote")
 
     def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
         """Point ``alias`` back at its previous target (which must still validate); return it."""
         check_name(alias, "alias")
+        self.versions(name)  # an unknown model: ModelNotFoundError, and no lock file is created
         with self.lock(name):
             data = self._read_aliases(name)
             current = data.aliases.get(alias)
@@ -370,71 +354,18 @@ class Registry:
         it; ``timeout`` (seconds) raises it after waiting that long.
         """
         check_name(name)
-        key = self._fs.unstrip_protocol(self._join(name, LOCK))
-        plock = _process_lock(key)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        acquired = plock.rlock.acquire(blocking, -1 if timeout is None or not blocking else timeout)
-        if not acquired:
-            raise PublishLockedError(self._locked_message(name, "another thread"))
+        lock = storage.lock(self._at(name, LOCK))
         try:
-            if plock.depth == 0 and self._local:
-                plock.fd = self._flock(name, blocking, deadline)
-            plock.depth += 1
-        except BaseException:
-            plock.rlock.release()
-            raise
+            lock.acquire(blocking, timeout)
+        except storage.LockHeldError as err:
+            raise PublishLockedError(
+                f"model {name!r} in {self.root} is being written by {err.holder}; "
+                "wait for it to finish and retry"
+            ) from None
         try:
             yield
         finally:
-            plock.depth -= 1
-            if plock.depth == 0 and plock.fd is not None:
-                os.close(plock.fd)  # closing the descriptor releases the flock
-                plock.fd = None
-            plock.rlock.release()
-
-    def _flock(self, name: str, blocking: bool, deadline: float | None) -> int:
-        self._makedirs(self._join(name))
-        fd = os.open(self._join(name, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            while True:
-                try:
-                    fcntl.flock(
-                        fd, fcntl.LOCK_EX | (0 if blocking and deadline is None else fcntl.LOCK_NB)
-                    )
-                    break
-                except BlockingIOError:
-                    if not blocking or (deadline is not None and time.monotonic() >= deadline):
-                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                        raise PublishLockedError(
-                            self._locked_message(name, f"process {holder or '?'}")
-                        ) from None
-                    time.sleep(0.05)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # only to name the holder in errors
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _locked_message(self, name: str, holder: str) -> str:
-        return (
-            f"model {name!r} in {self.root} is being written by {holder}; "
-            "wait for it to finish and retry"
-        )
-
-    def _makedirs(self, path: str) -> None:
-        """Create ``path``; on local disk also fsync each parent whose entries changed."""
-        if not self._local:
-            self._fs.makedirs(path, exist_ok=True)
-            return
-        missing = []
-        while not os.path.isdir(path):
-            missing.append(path)
-            path = os.path.dirname(path)
-        for new in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(new)
-            fsync_dir(os.path.dirname(new))
+            lock.release()
 
     # ---------------------------------------------------------------- publishing
 
@@ -442,20 +373,11 @@ class Registry:
         """Remove what crashed publishes left (caller holds the lock, so nothing is live)."""
         for base, kind in self._entries(self._join(name)).items():
             if base.startswith(TMP_PREFIX):
-                self._remove(self._join(name, base), kind)
+                storage.remove(self._at(name, base), kind)
         if not self._local:
             for version, complete in self._version_dirs(name).items():
                 if not complete:
-                    self._remove(self._join(name, version), "directory")
-
-    def _remove(self, path: str, kind: str) -> None:
-        if self._local and kind == "directory":
-            shutil.rmtree(path, ignore_errors=True)
-        elif self._local:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-        else:
-            self._fs.rm(path, recursive=kind == "directory")
+                    storage.remove(self._at(name, version), "directory")
 
     def publish(
         self,
@@ -464,23 +386,30 @@ class Registry:
         params: Mapping,
         *,
         promote: bool = False,
+        extra_files: Mapping[str, bytes] | Callable[[int], Mapping[str, bytes]] | None = None,
         **save_kwargs: Any,
     ) -> int:
         """Store a new version of ``name`` and return its number.
 
         ``save_kwargs`` go to :func:`forecaster.artifacts.save_model` (metrics,
-        data_fingerprint, freq, seasonality, extra_files). With ``promote=True`` the
-        production alias moves to the new version once it has validated.
+        data_fingerprint, freq, seasonality). ``extra_files`` may be a function of the version
+        number, called once that number is fixed (under the lock), for files that name their own
+        version (the retraining report). With ``promote=True`` the production alias moves to the
+        new version once it has validated.
         """
         check_name(name)
         with self.lock(name):
-            self._makedirs(self._join(name))
+            storage.makedirs(self._at(name))
             self._clean_leftovers(name)
+            # Under the lock nobody else publishes, so the number is final before saving.
+            version = self._next_version(name)
+            if callable(extra_files):
+                extra_files = extra_files(version)
+            save_kwargs["extra_files"] = extra_files
             if self._local:
-                version = self._publish_local(name, config, params, save_kwargs)
+                self._publish_local(name, version, config, params, save_kwargs)
             else:
-                version = self._next_version(name)
-                save_to(self._fs, self._join(name, version), config, params, **save_kwargs)
+                save_model(self._at(name, version), config, params, **save_kwargs)
             if promote:
                 self._validate(name, version)
                 self._move_alias(name, DEFAULT_ALIAS, version, "promote")
@@ -491,21 +420,19 @@ class Registry:
         return max(self._version_dirs(name), default=0) + 1
 
     def _publish_local(
-        self, name: str, config: ModelConfig, params: Mapping, save_kwargs: dict
-    ) -> int:
-        temp = self._join(name, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        self, name: str, version: int, config: ModelConfig, params: Mapping, save_kwargs: dict
+    ) -> None:
+        temp = self._at(name, f"{TMP_PREFIX}{uuid.uuid4().hex}")
         try:
-            save_to(self._fs, temp, config, params, **save_kwargs)
-            verify_at(self._fs, temp)  # read back what the disk holds before exposing it
+            save_model(temp, config, params, **save_kwargs)
+            verify(temp)  # read back what the disk holds before exposing it
             failpoint("publish:after-save")
-            version = self._next_version(name)
-            os.rename(temp, self._join(name, version))
+            os.rename(temp.path, self._join(name, version))
         except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
+            storage.remove(temp, "directory")
             raise
         failpoint("publish:after-rename")
         fsync_dir(self._join(name))
-        return version
 
     # ---------------------------------------------------------------- reading
 
@@ -524,37 +451,44 @@ class Registry:
             raise VersionNotFoundError(
                 f"model {name!r} has no version {version} (versions: {available})"
             )
-        return load_from(self._fs, self._join(name, version))
+        return load_model(self._at(name, version))
 
     def describe(self, name: str) -> dict[str, Any]:
         """Versions, aliases and each version's config, metrics and creation time (JSON-able).
 
-        Reads manifests only; a version whose manifest is unreadable is listed with ``error``.
+        Reads manifests only. A version whose manifest is unreadable is listed with ``error``;
+        an unreadable aliases.json gives empty aliases and ``aliases_error``. Either way the
+        other versions are still described.
         """
         versions = self.versions(name)
-        data = self._read_aliases(name)
-        entries = []
-        for version in versions:
-            entry: dict[str, Any] = {"version": version, "path": self.path(name, version)}
-            try:
-                manifest = read_manifest_at(self._fs, self._join(name, version))
-            except ArtifactError as err:
-                entry["error"] = str(err)
-            else:
-                entry |= {
-                    "created_at": manifest.created_at.isoformat(),
-                    "config": manifest.config.to_dict(),
-                    "metrics": manifest.metrics,
-                    "data_fingerprint": manifest.data_fingerprint,
-                    "freq": manifest.freq,
-                    "seasonality": manifest.seasonality,
-                }
-            entries.append(entry)
-        return {
+        try:
+            data, alias_error = self._read_aliases(name), None
+        except AliasFileError as err:
+            data, alias_error = _AliasFile(), str(err)
+        info: dict[str, Any] = {
             "name": name,
             "root": self.root,
             "aliases": dict(data.aliases),
             "alias_history": {k: list(v) for k, v in data.history.items()},
             "alias_log": [e.model_dump(mode="json") for e in data.log[-20:]],
-            "versions": entries,
+            "versions": [self._describe_version(name, v) for v in versions],
+        }
+        if alias_error:
+            info["aliases_error"] = alias_error
+        return info
+
+    def _describe_version(self, name: str, version: int) -> dict[str, Any]:
+        entry: dict[str, Any] = {"version": version, "path": self.path(name, version)}
+        try:
+            manifest = read_manifest(self._at(name, version))
+        except ArtifactError as err:
+            return entry | {"error": str(err)}
+        return entry | {
+            "format_version": manifest.format_version,
+            "created_at": manifest.created_at.isoformat(),
+            "config": manifest.config.to_dict(),
+            "metrics": manifest.metrics,
+            "data_fingerprint": manifest.data_fingerprint,
+            "freq": manifest.freq,
+            "seasonality": manifest.seasonality,
         }

@@ -7,14 +7,17 @@ settings (series per request, points per history, largest magnitude) are checked
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Value = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Quantile = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
-MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(@[0-9]{1,9})?$"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# A model name: one safe path component (the registry compiles its NAME_RE from this).
+NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+NAME_PATTERN = rf"^{NAME}$"
+# What a request may name: ``name`` or ``name@version``.
+MODEL_PATTERN = rf"^{NAME}(@[0-9]{{1,9}})?$"
 
 
 class _Strict(BaseModel):
@@ -51,7 +54,8 @@ class ForecastRequest(_Strict):
     model: str | None = Field(
         None,
         pattern=MODEL_PATTERN,
-        description="`name` or `name@version`; the default model if absent.",
+        description="`name` or `name@version`. Absent: the served model whose frequency "
+        "matches the timestamps when exactly one does, else the default model.",
     )
     quantiles: list[Quantile] | None = Field(
         None, description="Quantile levels wanted; only those the model was trained with."
@@ -94,12 +98,28 @@ class BatchForecastResponse(BaseModel):
 
 
 class ModelSummary(BaseModel):
-    """One model as the service sees it."""
+    """One model as the service sees it, with what a client needs to check a request first.
+
+    The frequency, seasonal period, window, horizon and quantiles describe the served version;
+    they are None while no version is served.
+    """
 
     name: str
     versions: list[int]
     production: int | None = Field(None, description="Version the production alias points at.")
     loaded_version: int | None = Field(None, description="Version being served, if any.")
+    default: bool = Field(False, description="Whether requests that name no model get this one.")
+    frequency: str | None = Field(
+        None, description="pandas alias of the training data's frequency, e.g. `h`; None: unknown."
+    )
+    seasonal_period: int | None = Field(None, description="Points per seasonal cycle.")
+    window: int | None = Field(None, description="Points of history the model reads.")
+    min_history: int | None = Field(None, description="Fewest points a history may have.")
+    horizon: int | None = Field(None, description="Most steps it forecasts.")
+    quantiles: list[float] | None = Field(None, description="Quantile levels it offers.")
+    problem: str | None = Field(
+        None, description="Why the production version is not the one served, if it is not."
+    )
 
 
 class ModelDetail(ModelSummary):
@@ -108,6 +128,18 @@ class ModelDetail(ModelSummary):
     config: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     created_at: str | None = None
+
+
+class Readiness(BaseModel):
+    """The body of ``GET /readyz``: 200 when ready, else 503, naming what is missing."""
+
+    status: Literal["ready", "loading", "not_ready"]
+    detail: str = Field(..., description="What the service is waiting for, in words.")
+    models: dict[str, int] = Field(..., description="Served version of each model.")
+    default_model: str | None = Field(None, description="Model for requests that name none.")
+    missing: dict[str, str] = Field(
+        default_factory=dict, description="Models not served, and why (asked for or found)."
+    )
 
 
 class PromoteRequest(_Strict):

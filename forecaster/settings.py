@@ -12,6 +12,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Defaults shared with the library (the registry, the predictor, the CLI); defined once here.
+DEFAULT_REGISTRY = "models"
+DEFAULT_BATCH_SIZES = (1, 4, 16, 64, 256)
+
 
 class Settings(BaseSettings):
     """Configuration of the forecast service (env prefix ``FORECASTER_``)."""
@@ -20,18 +24,35 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
-    registry: Path = Field(Path("models"), description="Root directory of the model registry.")
-    default_model: str = Field("m4-hourly", description="Model used when a request names none.")
+    registry: Path = Field(
+        Path(DEFAULT_REGISTRY), description="Root directory of the model registry."
+    )
+    default_model: str | None = Field(
+        None,
+        description="Model for requests that name none (and whose timestamps match no other's "
+        "frequency). Unset: the only served model, else m4-hourly if served, else none.",
+    )
     models: list[str] | None = Field(
         None, description="Models to serve; None serves every model with a production alias."
     )
+    wait_for_models: bool = Field(
+        False,
+        description="Wait (503 from /readyz) for a default model or listed models absent from "
+        "the registry, instead of failing start-up.",
+    )
     batch_sizes: tuple[int, ...] = Field(
-        (1, 4, 16, 64, 256), description="Batch shapes compiled at start-up; nothing else compiles."
+        DEFAULT_BATCH_SIZES, description="Batch shapes compiled at start-up; nothing else compiles."
     )
     max_batch_wait_ms: float = Field(
         2.0, ge=0, description="How long the first queued request waits for others to join it."
     )
     max_batch_series: int = Field(256, ge=1, description="Most series coalesced into one call.")
+    max_slice_series: int = Field(
+        64,
+        ge=1,
+        description="A request of more series runs in slices of this many, letting other "
+        "requests in between (bounds what a big request adds to a small one's latency).",
+    )
     max_queued_series: int = Field(
         4096, ge=1, description="Series waiting or running; beyond it requests get 503 at once."
     )
@@ -52,6 +73,29 @@ class Settings(BaseSettings):
     graceful_shutdown_s: float = Field(
         30.0, gt=0, description="How long SIGTERM waits for in-flight requests."
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time to send a request's headers; then 408 and the connection closes.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Time to send a request's body after its headers; then 408."
+    )
+    keep_alive_s: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this long."
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Request line and headers limit (431)."
+    )
+    max_connections: int | None = Field(
+        512, ge=1, description="Open connections; requests on more get 503 (None: no cap)."
+    )
+
+    @field_validator("default_model")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        # `FORECASTER_DEFAULT_MODEL=` (as compose files pass an unset variable) means unset.
+        return value or None
 
     @field_validator("batch_sizes")
     @classmethod

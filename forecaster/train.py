@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,33 +22,15 @@ import optax
 from flax import struct
 from tqdm.auto import tqdm
 
-from forecaster import data, metrics, parallel
-from forecaster.model import Forecaster, ModelConfig, init_params
-from forecaster.predict import Predictor
+from forecaster import data, parallel, windows
+from forecaster.configs import ModelConfig, TrainConfig
+from forecaster.model import Forecaster, init_params
+from forecaster.predict import Predictor, score_model
 from forecaster.scaling import fit_scale, normalize
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; nothing was saved."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (the model's own live in :class:`ModelConfig`)."""
-
-    steps: int = 12_000
-    batch_size: int = 256
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-5
-    # Clipping by global norm keeps one exploding gradient (a long backprop through time on an
-    # unusual window) from throwing the weights off.
-    clip_norm: float = 1.0
-    warmup_steps: int = 200
-    eval_every: int = 500
-    # Evaluations without improvement before stopping early; 0 disables early stopping.
-    patience: int = 0
-    seed: int = 0
-    seasonality: int = 24
 
 
 class TrainState(struct.PyTreeNode):
@@ -113,14 +96,15 @@ def pinball(pred: jax.Array, target: jax.Array, q: jax.Array) -> jax.Array:
 def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.Array:
     """Mean pinball loss of every member on its own windows, in normalised (log-ratio) units.
 
-    batch: ``x`` [ensemble, batch, input_size] and ``y`` [ensemble, batch, horizon], raw values.
+    batch: ``x`` [ensemble, batch, input_size] and ``y`` [ensemble, batch, horizon], raw values,
+    and for a masked model ``lengths`` [ensemble, batch] (the real points at the end of ``x``).
     """
     cfg = state.config
     scale = fit_scale(batch["x"], jnp)
     z = normalize(batch["x"], scale, jnp)
     target = normalize(batch["y"], scale, jnp)
     out = Forecaster(cfg).apply(
-        {"params": params}, z, cfg.dropout == 0.0, rngs={"dropout": key}
+        {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, rngs={"dropout": key}
     )  # [ensemble, batch, horizon, outputs]
     levels = jnp.asarray((0.5, *cfg.quantiles), jnp.float32)
     per_member = pinball(out, target[..., None], levels).mean(axis=(1, 2, 3))
@@ -138,15 +122,27 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict[str, ja
     return new_state, {"loss": loss / state.config.ensemble, "grad_norm": optax.tree.norm(grads)}
 
 
+# Share of a masked model's training windows cut short at random (beyond what the series'
+# own lengths impose), so the network also learns to forecast from short histories.
+SHORTENED = 0.25
+
+
 @dataclass(frozen=True)
 class WindowSampler:
-    """Training windows of many series on the device, sampled uniformly in one gather."""
+    """Training windows of many series on the device, sampled uniformly in one gather.
+
+    With ``min_input`` below ``input_size`` (a masked model), windows may reach before their
+    series' start: the missing points are padded (:func:`forecaster.windows.pad_left`) and the
+    batch carries each window's real history length; a share ``SHORTENED`` is cut shorter at
+    random, down to ``min_input``.
+    """
 
     padded: jax.Array  # [n_series, max_len]
     series_idx: jax.Array  # [n_windows]
-    start: jax.Array  # [n_windows]
+    start: jax.Array  # [n_windows], negative where the window starts before its series
     input_size: int
     horizon: int
+    min_input: int
     # Where sampled batches live: split over a mesh's batch axis, or None (one device).
     sharding: jax.sharding.NamedSharding | None = None
 
@@ -157,62 +153,93 @@ class WindowSampler:
         input_size: int,
         horizon: int,
         mesh: jax.sharding.Mesh | None = None,
+        *,
+        min_input: int | None = None,
     ) -> WindowSampler:
         """All windows of ``values``; with a ``mesh``, the series are copied to every device
         so each one gathers its own slice of every batch without communication."""
-        padded, lengths = data.pad_series(values, dtype=np.float32)
-        series_idx, start = data.window_index(lengths, input_size, horizon)
+        least = input_size if min_input is None else min_input
+        padded, lengths = windows.pad_series(values, dtype=np.float32)
+        series_idx, start = windows.window_index(lengths, input_size, horizon, min_input=least)
         if len(series_idx) == 0:
             raise data.DataError(
-                f"no series is long enough for one window of {input_size + horizon} points"
+                f"no series is long enough for one window of {least + horizon} points"
             )
         arrays = (jnp.asarray(padded), jnp.asarray(series_idx), jnp.asarray(start))
         if mesh is None:
-            return cls(*arrays, input_size, horizon)
+            return cls(*arrays, input_size, horizon, least)
         arrays = parallel.replicate(arrays, mesh)
-        return cls(*arrays, input_size, horizon, parallel.batch_sharding(mesh))
+        return cls(*arrays, input_size, horizon, least, parallel.batch_sharding(mesh))
 
     def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
-        """A batch of ``shape`` windows: x [*shape, input_size], y [*shape, horizon]."""
+        """A batch of ``shape`` windows: x [*shape, input_size], y [*shape, horizon] (and
+        lengths [*shape] when masked)."""
         return _sample(self, key, shape)
 
 
 @partial(jax.jit, static_argnums=2)
 def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> dict:
     pick = jax.random.randint(key, shape, 0, sampler.series_idx.shape[0])
-    windows = data.gather_windows(
+    start = sampler.start[pick]
+    cut = windows.gather_windows(
         sampler.padded,
         sampler.series_idx[pick].reshape(-1),
-        sampler.start[pick].reshape(-1),
+        start.reshape(-1),
         sampler.input_size + sampler.horizon,
     ).reshape(*shape, -1)
     if sampler.sharding is not None:
-        windows = jax.lax.with_sharding_constraint(windows, sampler.sharding)
-    return {"x": windows[..., : sampler.input_size], "y": windows[..., sampler.input_size :]}
+        cut = jax.lax.with_sharding_constraint(cut, sampler.sharding)
+    batch = {"x": cut[..., : sampler.input_size], "y": cut[..., sampler.input_size :]}
+    if sampler.min_input < sampler.input_size:
+        available = sampler.input_size - jnp.maximum(-start, 0)
+        short_key, len_key = jax.random.split(jax.random.fold_in(key, 1))
+        shorter = jax.random.randint(len_key, shape, sampler.min_input, available + 1)
+        cut_short = jax.random.bernoulli(short_key, SHORTENED, shape)
+        batch["lengths"] = jnp.where(cut_short, shorter, available).astype(jnp.int32)
+        batch["x"] = windows.pad_left(batch["x"], batch["lengths"])
+    return batch
 
 
 jax.tree_util.register_dataclass(
     WindowSampler,
     data_fields=["padded", "series_idx", "start"],
-    meta_fields=["input_size", "horizon", "sharding"],
+    meta_fields=["input_size", "horizon", "min_input", "sharding"],
 )
 
 
-def validate(
-    model_cfg: ModelConfig, params: Any, histories: list[np.ndarray], targets: np.ndarray, m: int
-) -> dict[str, float]:
-    """sMAPE, MASE and OWA (against Naive2 on the same data) of forecasts for ``targets``
-    [n, horizon] from ``histories``."""
-    forecast = Predictor(model_cfg, params).predict(histories).point
-    scores = metrics.evaluate(histories, targets, forecast, m)
-    scores["owa"] = metrics.owa_vs_naive2(histories, targets, forecast, m)
-    return scores
+def usable_series(series: data.SeriesSet, model_cfg: ModelConfig) -> data.SeriesSet:
+    """The series long enough to train on: the model's shortest history plus the validation
+    horizon. The others are skipped with one warning naming how many and the first ids; a file
+    where none is long enough is a DataError naming the longest series."""
+    least = model_cfg.min_input + model_cfg.horizon
+    needs = (
+        f"training needs at least {least} (a history of {model_cfg.min_input} plus the "
+        f"validation horizon of {model_cfg.horizon})"
+    )
+    short = np.flatnonzero(series.lengths < least)
+    if len(short) == len(series):
+        longest = int(np.argmax(series.lengths)) if len(series) else 0
+        raise data.DataError(
+            f"series {series.ids[longest]!r} has {int(series.lengths[longest])} points, the most "
+            f"of any series in the file; {needs}"
+            if len(series)
+            else "the file holds no series"
+        )
+    if len(short):
+        first = [series.ids[i] for i in short[:5]]
+        warnings.warn(
+            f"skipping {len(short)} of {len(series)} series with fewer points than {least}, "
+            f"e.g. {first}: {needs}",
+            stacklevel=3,
+        )
+        series = series.select(np.flatnonzero(series.lengths >= least))
+    return series
 
 
 def fit(
     series: data.SeriesSet,
     model_cfg: ModelConfig,
-    train_cfg: TrainConfig = TrainConfig(),
+    train_cfg: TrainConfig | None = None,
     *,
     progress: bool = True,
     on_eval: Callable[[dict[str, float]], None] | None = None,
@@ -226,11 +253,15 @@ def fit(
     Raises TrainingDivergedError when the loss stops being finite.
     """
     started = time.perf_counter()
+    train_cfg = train_cfg or TrainConfig()
+    series = usable_series(series, model_cfg)
     train, val_targets = data.train_val_split(series, model_cfg.horizon)
     mesh = parallel.default_mesh()
     if mesh is not None:
         parallel.check_batch_size(train_cfg.batch_size, mesh)
-    sampler = WindowSampler.from_series(train.values, model_cfg.input_size, model_cfg.horizon, mesh)
+    sampler = WindowSampler.from_series(
+        train.values, model_cfg.input_size, model_cfg.horizon, mesh, min_input=model_cfg.min_input
+    )
     state = create_train_state(model_cfg, train_cfg, initial_params)
     if mesh is not None:
         state = parallel.replicate(state, mesh)
@@ -254,8 +285,8 @@ def fit(
             bar.set_postfix(loss=f"{loss:.4f}", val_owa=best and f"{best.val_metrics['owa']:.4f}")
         if step % train_cfg.eval_every and step != train_cfg.steps:
             continue
-        scores = validate(model_cfg, state.params, train.values, val_targets,
-                          train_cfg.seasonality)  # fmt: skip
+        predictor = Predictor(model_cfg, state.params)
+        _, scores = score_model(predictor, train.values, val_targets, train_cfg.seasonality)
         history.append({"step": step, "loss": float(step_metrics["loss"]), **scores})
         if on_eval:
             on_eval(history[-1])

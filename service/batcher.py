@@ -5,6 +5,10 @@ One request's model call costs about as much as a batch of dozens, so requests t
 on a single worker thread, so the event loop keeps parsing and answering while the model runs, and
 the model never runs twice at once. The queue is bounded in series: beyond it, :meth:`submit`
 raises :class:`Overloaded` at once rather than letting latency grow without bound.
+
+A request of more than ``max_slice_series`` series runs in slices of that many, and after each
+slice it goes to the back of the queue: a one-series request arriving behind a thousand-series
+one waits for one slice (milliseconds), not for the whole of it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ class _Job:
     windows: np.ndarray  # [n, input_size] float64
     future: asyncio.Future[Forecast]
     queued_at: float = field(default_factory=time.perf_counter)
+    start: int = 0  # first row not yet handed to the model
+    parts: list[Forecast] = field(default_factory=list)  # results of the slices run so far
+
+    @property
+    def left(self) -> int:
+        return len(self.windows) - self.start
+
+
+# Rows [start, stop) of one job, in one model call.
+_Slice = tuple[_Job, int, int]
 
 
 class MicroBatcher:
@@ -39,7 +53,9 @@ class MicroBatcher:
 
     Args:
       max_wait_s: how long the oldest queued job may wait for company before its batch runs.
-      max_batch_series: most series in one call (a larger single job still runs alone).
+      max_batch_series: most series in one call.
+      max_slice_series: a job of more series runs in slices of this many, others' jobs
+        going first between its slices.
       max_queued_series: most series waiting or running before :class:`Overloaded`.
       on_batch: called with the number of series of every call (for metrics).
     """
@@ -49,11 +65,13 @@ class MicroBatcher:
         *,
         max_wait_s: float = 0.002,
         max_batch_series: int = 256,
+        max_slice_series: int = 64,
         max_queued_series: int = 4096,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.max_wait_s = max_wait_s
         self.max_batch_series = max_batch_series
+        self.max_slice_series = min(max_slice_series, max_batch_series)
         self.max_queued_series = max_queued_series
         self._on_batch = on_batch
         self._jobs: deque[_Job] = deque()
@@ -102,19 +120,23 @@ class MicroBatcher:
                 await self._wakeup.wait()
             await self._gather_company()
             batch = self._take_batch()
-            windows = np.concatenate([job.windows for job in batch])
+            if not batch:
+                continue
+            windows = np.concatenate([job.windows[a:b] for job, a, b in batch])
             if self._on_batch is not None:
                 self._on_batch(len(windows))
             try:
                 result = await loop.run_in_executor(
-                    self._executor, batch[0].predictor.predict, windows
+                    self._executor, batch[0][0].predictor.predict, windows
                 )
             except Exception as exc:  # handed to every waiting request, which reports it
-                for job in batch:
+                for job, _, _ in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 continue
             _deliver(batch, result)
+            # A big job's next slice waits behind whatever arrived while this call ran.
+            self._jobs.extend(job for job, _, _ in batch if job.left and not job.future.done())
 
     async def _gather_company(self) -> None:
         """Wait until the oldest job has waited ``max_wait_s`` or a full batch is queued."""
@@ -123,33 +145,68 @@ class MicroBatcher:
             await asyncio.sleep(self.max_wait_s - waited)
 
     def _queued_series(self) -> int:
-        return sum(len(job.windows) for job in self._jobs)
+        return sum(job.left for job in self._jobs)
 
-    def _take_batch(self) -> list[_Job]:
-        """The oldest job plus following jobs for the same model, up to ``max_batch_series``."""
+    def _take_batch(self) -> list[_Slice]:
+        """The oldest job (or its next slice, when it is big) plus following jobs for the same
+        model that fit whole, up to ``max_batch_series`` rows."""
+        while self._jobs and self._jobs[0].future.done():  # its client went away, or it failed
+            self._jobs.popleft()
+        if not self._jobs:
+            return []
         first = self._jobs.popleft()
-        batch, size = [first], len(first.windows)
+        if first.left > self.max_slice_series:
+            return [self._slice(first)]
+        size = first.left
+        batch = [self._whole(first)]
         while self._jobs:
             job = self._jobs[0]
             if (
-                job.predictor is not first.predictor
-                or size + len(job.windows) > self.max_batch_series
+                job.future.done()
+                or job.predictor is not first.predictor
+                or job.left > self.max_slice_series
+                or size + job.left > self.max_batch_series
             ):
                 break
-            batch.append(self._jobs.popleft())
-            size += len(job.windows)
+            self._jobs.popleft()
+            size += job.left
+            batch.append(self._whole(job))
         return batch
 
+    def _slice(self, job: _Job) -> _Slice:
+        """The next ``max_slice_series`` rows of ``job`` (it is queued again once they ran)."""
+        start, stop = job.start, job.start + self.max_slice_series
+        job.start = stop
+        return job, start, stop
 
-def _deliver(batch: list[_Job], result: Forecast) -> None:
-    """Split one call's rows back into each job's forecast."""
-    start = 0
-    for job in batch:
-        stop = start + len(job.windows)
-        if not job.future.done():  # a client that went away cancelled its future
-            part = Forecast(
-                point=result.point[start:stop],
-                quantiles={q: v[start:stop] for q, v in result.quantiles.items()},
+    @staticmethod
+    def _whole(job: _Job) -> _Slice:
+        start, job.start = job.start, len(job.windows)
+        return job, start, len(job.windows)
+
+
+def _deliver(batch: list[_Slice], result: Forecast) -> None:
+    """Split one call's rows back into each job's slices; a job is answered once complete."""
+    offset = 0
+    for job, start, stop in batch:
+        rows = slice(offset, offset + stop - start)
+        offset += stop - start
+        if job.future.done():  # a client that went away cancelled its future
+            continue
+        job.parts.append(
+            Forecast(
+                point=result.point[rows],
+                quantiles={q: v[rows] for q, v in result.quantiles.items()},
             )
-            job.future.set_result(part)
-        start = stop
+        )
+        if stop == len(job.windows):
+            job.future.set_result(_joined(job.parts))
+
+
+def _joined(parts: list[Forecast]) -> Forecast:
+    if len(parts) == 1:
+        return parts[0]
+    return Forecast(
+        point=np.concatenate([p.point for p in parts]),
+        quantiles={q: np.concatenate([p.quantiles[q] for p in parts]) for q in parts[0].quantiles},
+    )

@@ -1,13 +1,17 @@
 """Error handlers: every failure becomes a small JSON body naming the field, never a traceback.
 
 Pydantic's errors carry the offending ``input`` (which may be NaN, unserialisable as JSON, or a
-10,000-point history) and a ``ctx``; only ``loc``, ``msg`` and ``type`` are sent back.
+10,000-point history) and a ``ctx``; only ``loc``, ``msg`` and ``type`` are sent back. Every
+message goes through :func:`brief` (one line, echoed values cut short: a 4 MB bad timestamp must
+not come back as a 4 MB error), and registry errors never show where the registry lives.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,11 +28,46 @@ from service.store import LoadFailed
 log = logging.getLogger(__name__)
 
 
+MAX_ECHO = 100  # characters of one word (an echoed value, a path) sent back in a message
+MAX_MESSAGE = 400  # characters of a whole message
+_LONG_WORD = re.compile(rf"\S{{{MAX_ECHO + 1},}}")
+_LEAD_IN = re.compile(r"(?:^|(?<=[.;]))\s*[^.;]*:$")  # the last sentence, ending in ':'
+
+
+def brief(message: str) -> str:
+    """``message`` fit to send back: its first line, without a trailing lead-in to the lines
+    dropped (pandas' "You might want to try:"), each word over MAX_ECHO characters cut (an
+    echoed 4 MB value), and at most MAX_MESSAGE characters in all."""
+    first, _, rest = message.strip().partition("\n")
+    if rest and first.endswith(":"):
+        first = _LEAD_IN.sub("", first) or first
+    first = _LONG_WORD.sub(lambda m: m[0][:MAX_ECHO] + "…", first)
+    return first if len(first) <= MAX_MESSAGE else first[:MAX_MESSAGE] + "…"
+
+
 def error_response(
     status: int, detail: list[dict[str, Any]] | str, headers: dict[str, str] | None = None
 ) -> Response:
+    if isinstance(detail, str):
+        detail = brief(detail)
+    else:
+        detail = [{**d, "msg": brief(str(d.get("msg", "")))} for d in detail]
     body = json.dumps({"detail": detail}, allow_nan=False, default=str).encode()
     return Response(body, status, headers=headers, media_type="application/json")
+
+
+def without_registry_path(request: Request, message: str) -> str:
+    """``message`` with the registry's location replaced: clients learn names, not paths."""
+    roots = {os.fspath(request.app.state.settings.registry)}
+    store = getattr(request.app.state, "store", None)
+    if store is not None:
+        roots.add(os.fspath(store.registry.root))
+    roots |= {os.path.abspath(r) for r in roots} | {os.path.realpath(r) for r in roots}
+    for root in sorted((r for r in roots if r not in ("", ".", "/")), key=len, reverse=True):
+        message = message.replace(f"registry {root}", "the registry")
+        if os.path.isabs(root) or "://" in root:  # a bare relative root ("models") is a word
+            message = message.replace(root, "<registry>")
+    return message
 
 
 def _details(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,13 +96,13 @@ async def _http(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
 
-async def _not_found(_: Request, exc: Exception) -> Response:
-    return error_response(404, str(exc).strip("'\""))
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, without_registry_path(request, str(exc)))
 
 
-async def _conflict(_: Request, exc: Exception) -> Response:
+async def _conflict(request: Request, exc: Exception) -> Response:
     """A load that failed (the old version serves on) or a registry refusal (nothing to undo)."""
-    return error_response(409, str(exc))
+    return error_response(409, without_registry_path(request, str(exc)))
 
 
 async def _internal(request: Request, exc: Exception) -> Response:

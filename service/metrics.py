@@ -16,7 +16,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class ServiceMetrics:
-    """Request counts and latencies by route and status, batch sizes, served versions."""
+    """Request counts and latencies by route and status, batch sizes, served versions, load
+    failures per model."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -42,6 +43,12 @@ class ServiceMetrics:
         self.model_version = Gauge(
             "forecaster_model_version",
             "Version of each model being served.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.load_failures = Counter(
+            "forecaster_model_load_failures",
+            "Failed attempts to load, compile or check a model version (or read its alias).",
             ["model"],
             registry=self.registry,
         )

@@ -4,6 +4,11 @@ A request looks its model up once (:meth:`ModelStore.get`) and keeps that :class
 until it answers, so swapping in a new version never disturbs a request in flight: the swap is
 one dictionary assignment on the event loop. Loading, compiling and validating run on a helper
 thread, and a version that fails any step is never swapped in; the old one keeps serving.
+
+One bad model never takes the others down: each model is refreshed on its own, and what keeps
+one from serving (an unreadable ``aliases.json``, a corrupt manifest or weights file, a failed
+sanity check) is recorded as its :class:`Problem`, logged once as one line, counted, and retried
+when the alias moves again or the version's files change.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-import numpy as np
+import fsspec
 
 from forecaster.artifacts import LoadedModel
 from forecaster.model import ModelConfig
-from forecaster.predict import Predictor
-from forecaster.registry import ModelNotFoundError, Registry
+from forecaster.predict import Predictor, sanity_problems
+from forecaster.registry import ModelNotFoundError, Registry, RegistryError
 
 log = logging.getLogger(__name__)
+_REASON_CHARS = 500  # of an exception's message, in logs and /readyz
 
 
 class LoadFailed(Exception):
@@ -40,11 +47,38 @@ class ServedModel:
     def config(self) -> ModelConfig:
         return self.predictor.config
 
+    @property
+    def freq(self) -> str | None:
+        """pandas alias of the training data's frequency (None when it had no timestamps)."""
+        return self.loaded.manifest.freq
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a model is not served at the version its alias names.
+
+    ``version`` and ``files`` (name, size, time of each file of that version) identify what
+    failed, so the watcher tries again only once either changes.
+    """
+
+    reason: str
+    version: int | None = None
+    files: tuple[tuple[Any, ...], ...] = ()
+
+
+class Swap(NamedTuple):
+    """What one refresh, promote or rollback did, read under the model's lock (so concurrent
+    admin calls each see their own predecessor): the version served before (None: none) and
+    the one served now (the same object when nothing changed)."""
+
+    previous: ServedModel | None
+    served: ServedModel
+
 
 def build_served(
     registry: Registry, name: str, version: int, batch_sizes: Sequence[int]
 ) -> ServedModel:
-    """Load ``name@version``, compile every batch shape and check it forecasts finitely."""
+    """Load ``name@version``, compile every batch shape and check it forecasts sanely."""
     loaded = registry.load(name, version)
     predictor = Predictor(loaded.config, loaded.params, batch_sizes)
     predictor.warmup()
@@ -53,16 +87,18 @@ def build_served(
 
 
 def _validate(predictor: Predictor) -> None:
-    """Refuse a model whose forecasts of ordinary and awkward series are not finite."""
-    size, cfg = predictor.config.input_size, predictor.config
-    t = np.arange(size, dtype=np.float64)
-    probes = np.stack(
-        [100 + 10 * np.sin(2 * np.pi * t / cfg.step), np.zeros(size), np.full(size, 1e12)]
-    )
-    out = predictor.predict(probes)
-    arrays = [out.point, *out.quantiles.values()]
-    if any(a.shape != (len(probes), cfg.horizon) or not np.isfinite(a).all() for a in arrays):
-        raise LoadFailed("the model's forecasts of probe series are not finite")
+    """Refuse a model that fails the one sanity check (finite, in-range probe forecasts)."""
+    problems = sanity_problems(predictor)
+    if problems:
+        raise LoadFailed("the model failed its sanity check: " + "; ".join(problems))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line: its type (when the message may not say) and message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, LoadFailed | RegistryError | OSError | ValueError):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS] + "..."
 
 
 class ModelStore:
@@ -72,7 +108,10 @@ class ModelStore:
       registry: where versions and the ``production`` alias live.
       batch_sizes: batch shapes each model is compiled for.
       names: models to serve; ``None`` serves every model with a production alias.
+      required: models asked for by name (a configured default): always tried, and their
+        absence is logged.
       on_swap: called with ``(name, version)`` after a version goes live (for metrics).
+      on_failure: called with the model's name after each load failure (for metrics).
     """
 
     def __init__(
@@ -80,16 +119,21 @@ class ModelStore:
         registry: Registry,
         batch_sizes: Sequence[int],
         names: Sequence[str] | None = None,
+        required: Sequence[str] = (),
         on_swap: Callable[[str, int], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.registry = registry
         self.batch_sizes = tuple(batch_sizes)
-        self._names = tuple(names) if names is not None else None
+        self.required = tuple(required)
+        self.configured = tuple(dict.fromkeys([*names, *required])) if names is not None else None
         self._on_swap = on_swap
+        self._on_failure = on_failure
         self._served: dict[str, ServedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._failed: dict[str, int] = {}  # last version that failed, not retried by the watcher
-        self.started = False
+        self._problems: dict[str, Problem] = {}
+        self._known: tuple[str, ...] = self.configured or self.required
+        self.started = False  # every model has been tried once
 
     def get(self, name: str) -> ServedModel | None:
         return self._served.get(name)
@@ -97,61 +141,120 @@ class ModelStore:
     def served(self) -> dict[str, ServedModel]:
         return dict(self._served)
 
+    def known(self) -> tuple[str, ...]:
+        """The models this service means to serve, as of the latest look at the registry."""
+        return self._known
+
+    def problem(self, name: str) -> str | None:
+        """Why ``name`` is not served at its alias's version (None: no known problem)."""
+        found = self._problems.get(name)
+        return None if found is None else found.reason
+
     async def names(self) -> list[str]:
-        """Models this service serves: the configured ones, else all with a production alias."""
-        if self._names is not None:
-            return list(self._names)
-        names = await asyncio.to_thread(self.registry.names)
-        aliases = await asyncio.gather(*(asyncio.to_thread(self.registry.alias, n) for n in names))
-        return [n for n, v in zip(names, aliases, strict=True) if v is not None]
+        """Models this service serves: the configured ones, else every one with a production
+        alias (or with an alias file that cannot be read: it is reported, not hidden)."""
+        if self.configured is None:
+            found = await asyncio.to_thread(self._discover)
+            self._known = tuple(dict.fromkeys([*found, *self.required]))
+        return list(self._known)
+
+    def _discover(self) -> list[str]:
+        found = []
+        for name in self.registry.names():
+            try:
+                if self.registry.alias(name) is not None:
+                    found.append(name)
+            except ModelNotFoundError:
+                continue  # removed since it was listed
+            except RegistryError:
+                found.append(name)  # its refresh records and logs the problem
+        return found
 
     async def load_all(self) -> None:
-        """Load every served model; one that fails is logged and retried by the watcher."""
-        for name in await self.names():
-            try:
-                await self.refresh(name)
-            except Exception:
-                log.exception("could not load model %s", name)
+        """Try every model once; one that fails is logged, recorded and retried by the watcher."""
+        await self._refresh_each()
         self.started = True
 
-    async def refresh(self, name: str, *, force: bool = False) -> ServedModel:
+    async def _refresh_each(self) -> None:
+        try:
+            names = await self.names()
+        except Exception as exc:
+            log.error("could not list the models of registry %s: %s", self.registry, one_line(exc))
+            return
+        for name in names:
+            try:
+                await self.refresh(name)
+            except (LoadFailed, RegistryError):
+                pass  # recorded (and logged when new); the old version, if any, serves on
+            except Exception as exc:
+                self._fail(name, Problem(one_line(exc)))
+
+    async def refresh(self, name: str, *, force: bool = False) -> Swap:
         """Serve the version ``name``'s production alias points at, loading it if it is new.
+
+        A version that failed before is tried again only when ``force`` is set, the alias moves
+        or the version's files change.
 
         Raises:
           ModelNotFoundError: no such model, or it has no production alias.
+          RegistryError: its alias file cannot be read.
           LoadFailed: the new version failed; the previous one (if any) keeps serving.
         """
         async with self._locks.setdefault(name, asyncio.Lock()):
-            version = await asyncio.to_thread(self.registry.alias, name)
-            if version is None:
-                raise ModelNotFoundError(f"model {name!r} has no production version")
-            current = self._served.get(name)
-            if current is not None and current.version == version and not force:
-                return current
-            if not force and self._failed.get(name) == version:
-                raise LoadFailed(f"{name}@{version} failed to load before")
-            return await self._swap_in(name, version)
+            return await self._refresh(name, force)
 
-    async def promote(self, name: str, version: int) -> ServedModel:
+    async def _refresh(self, name: str, force: bool) -> Swap:
+        """:meth:`refresh` for a caller that holds ``name``'s lock."""
+        version = await self._production(name)
+        current = self._served.get(name)
+        if current is not None and current.version == version and not force:
+            self._problems.pop(name, None)
+            return Swap(current, current)
+        files = await asyncio.to_thread(self._files, name, version)
+        failed = self._problems.get(name)
+        if not force and failed and (failed.version, failed.files) == (version, files):
+            raise LoadFailed(f"{name}@{version} failed to load: {failed.reason}")
+        served = await self._build(name, version, files, record=True, again=force)
+        return Swap(current, self._go_live(served))
+
+    async def _production(self, name: str) -> int:
+        """The version ``name``'s production alias names; its absence is recorded."""
+        try:
+            version = await asyncio.to_thread(self.registry.alias, name)
+        except ModelNotFoundError:
+            self._note(name, Problem("not in the registry"))
+            raise
+        except RegistryError as exc:
+            self._fail(name, Problem(f"its production alias cannot be read: {one_line(exc)}"))
+            raise
+        if version is None:
+            self._note(name, Problem("has no production version"))
+            raise ModelNotFoundError(f"model {name!r} has no production version")
+        return version
+
+    async def promote(self, name: str, version: int) -> Swap:
         """Check ``version`` loads and forecasts, then move the production alias and serve it.
 
         The alias moves only after the version proved itself, so a bad version never becomes
         production through this call.
         """
         async with self._locks.setdefault(name, asyncio.Lock()):
-            served = await self._build(name, version)
+            previous = self._served.get(name)
+            served = await self._build(name, version, (), record=False, again=True)
             await asyncio.to_thread(self.registry.promote, name, version)
-            return self._go_live(served)
+            return Swap(previous, self._go_live(served))
 
-    async def rollback(self, name: str) -> ServedModel:
+    async def rollback(self, name: str) -> Swap:
         """Move the production alias back one step and serve the version it now names."""
-        await asyncio.to_thread(self.registry.rollback, name)
-        return await self.refresh(name, force=True)
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            await asyncio.to_thread(self.registry.rollback, name)
+            return await self._refresh(name, force=True)
 
-    async def _swap_in(self, name: str, version: int) -> ServedModel:
-        return self._go_live(await self._build(name, version))
-
-    async def _build(self, name: str, version: int) -> ServedModel:
+    async def _build(
+        self, name: str, version: int, files: tuple, *, record: bool, again: bool
+    ) -> ServedModel:
+        """Load, compile and check ``name@version``; a failure is logged, counted and (when
+        ``record``: the alias names it) kept as the model's problem."""
         try:
             return await asyncio.to_thread(
                 build_served, self.registry, name, version, self.batch_sizes
@@ -159,16 +262,52 @@ class ModelStore:
         except ModelNotFoundError:
             raise
         except Exception as exc:
-            self._failed[name] = version
-            log.exception("loading %s@%d failed; keeping the version being served", name, version)
-            raise LoadFailed(f"{name}@{version} failed to load: {exc}") from exc
+            problem = Problem(f"version {version} failed to load: {one_line(exc)}", version, files)
+            self._fail(name, problem, record=record, again=again)
+            raise LoadFailed(f"{name}@{version} failed to load: {one_line(exc)}") from exc
+
+    def _fail(
+        self, name: str, problem: Problem, *, record: bool = True, again: bool = False
+    ) -> None:
+        """Log and count a load failure once (the watcher meets the same one every poll)."""
+        if record:
+            if self._problems.get(name) == problem and not again:
+                return
+            self._problems[name] = problem
+        log.error("model %s: %s", name, problem.reason)
+        if self._on_failure is not None:
+            self._on_failure(name)
+
+    def _note(self, name: str, problem: Problem) -> None:
+        """Record why a model is not served that is not a failure (it is absent), logging it
+        once for models that were asked for by name."""
+        if self._problems.get(name) != problem:
+            self._problems[name] = problem
+            if name in (self.configured or self.required):
+                log.warning("model %s: %s", name, problem.reason)
+
+    def _files(self, name: str, version: int) -> tuple[tuple[Any, ...], ...]:
+        """(name, size, time, inode) of each file of ``name@version``; empty if unlistable."""
+        try:
+            fs, path = fsspec.core.url_to_fs(self.registry.path(name, version))
+            entries = fs.ls(path, detail=True)
+        except Exception:
+            return ()
+        return tuple(
+            sorted(
+                (str(e["name"]), e.get("size"), str(e.get("mtime", e.get("created"))), e.get("ino"))
+                for e in entries
+            )
+        )
 
     def _go_live(self, served: ServedModel) -> ServedModel:
         """The swap itself: one assignment, so a request sees either version, never a mix."""
         name, version = served.name, served.version
+        previous = self._served.get(name)
         self._served[name] = served
-        self._failed.pop(name, None)
-        log.info("serving %s@%d", name, version)
+        self._problems.pop(name, None)
+        was = f" (was version {previous.version})" if previous is not None else ""
+        log.info("model %s: serving version %d%s", name, version, was)
         if self._on_swap is not None:
             self._on_swap(name, version)
         return served
@@ -177,15 +316,4 @@ class ModelStore:
         """Poll the production aliases every ``interval_s`` and swap in versions that moved."""
         while True:
             await asyncio.sleep(interval_s)
-            try:
-                names = await self.names()
-            except Exception:
-                log.exception("could not list the registry")
-                continue
-            for name in names:
-                try:
-                    await self.refresh(name)
-                except (LoadFailed, ModelNotFoundError):
-                    pass  # already logged, or the alias was removed: keep serving what we have
-                except Exception:
-                    log.exception("watching %s failed", name)
+            await self._refresh_each()

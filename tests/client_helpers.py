@@ -26,8 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def publish_tiny(root: Path) -> Path:
-    """A registry at ``root`` whose ``tiny`` model (untrained, but finite) is in production."""
-    Registry(root).publish(MODEL, CONFIG, init_params(CONFIG), promote=True)
+    """A registry at ``root`` whose hourly ``tiny`` model (untrained, but finite) is in
+    production."""
+    Registry(root).publish(
+        MODEL, CONFIG, init_params(CONFIG), promote=True, freq="h", seasonality=24
+    )
     return root
 
 

@@ -1,8 +1,10 @@
 """Tests of forecaster.artifacts: round trips, and refusal of every kind of damaged artifact.
 
-The committed fixture under tests/fixtures/gru_h8_v1/ was written by :func:`write_fixture`
-(``python tests/test_artifacts.py``); tests only load it, so a change to the format either keeps
-old models loadable or must refuse them with a clear message.
+The committed fixtures are only loaded, so a change to the format either keeps old models
+loadable or must refuse them with a clear message: tests/fixtures/gru_h8_v1/ was written in
+format 1 (no manifest binding) by an earlier forecaster and must keep loading;
+tests/fixtures/gru_h8_v2/ is written by :func:`write_fixture` (``python tests/test_artifacts.py``)
+in the current format.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import pickletools
+import resource
 import shutil
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -25,9 +31,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forecaster import artifacts as A
+from forecaster import storage
 from forecaster.model import ModelConfig, init_params
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gru_h8_v1"
+FIXTURE_V2 = Path(__file__).parent / "fixtures" / "gru_h8_v2"
 FIXTURE_CONFIG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
 CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4, quantiles=(0.1, 0.9))
 
@@ -41,7 +49,7 @@ def make_params(config: ModelConfig, seed: int = 0) -> dict:
     return unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
 
 
-def write_fixture(directory: Path = FIXTURE) -> None:
+def write_fixture(directory: Path = FIXTURE_V2) -> None:
     """Regenerate the committed fixture (only when the format deliberately changes)."""
     shutil.rmtree(directory, ignore_errors=True)
     A.save_model(
@@ -101,7 +109,7 @@ def test_round_trip_local(artifact: Path) -> None:
     assert set(m.files) == {"weights.safetensors", "report.json"}
     assert A.verify(artifact) == m
     raw = json.loads((artifact / "manifest.json").read_text())
-    assert raw["config"] == CFG.to_dict() and raw["format_version"] == 1
+    assert raw["config"] == CFG.to_dict() and raw["format_version"] == A.FORMAT_VERSION == 2
 
 
 def test_round_trip_fsspec_memory() -> None:
@@ -179,9 +187,12 @@ def _resign(directory: Path) -> None:
 
 
 def _rewrite_weights(directory: Path, mutate: Callable[[dict], object]) -> None:
-    flat = safetensors.numpy.load_file(directory / "weights.safetensors")
+    path = directory / "weights.safetensors"
+    flat = safetensors.numpy.load_file(path)
+    with safetensors.safe_open(path, "np") as f:
+        metadata = f.metadata()  # kept, so only the mutation differs from a real save
     mutate(flat)
-    (directory / "weights.safetensors").write_bytes(safetensors.numpy.save(flat))
+    path.write_bytes(safetensors.numpy.save(flat, metadata=metadata))
     _resign(directory)
 
 
@@ -339,6 +350,11 @@ def test_corrupted_artifact_is_refused(artifact: Path, case: str) -> None:
         A.verify(artifact)
 
 
+def test_unknown_url_protocol_is_an_artifact_error() -> None:
+    with pytest.raises(A.ArtifactError, match="Protocol not known"):
+        A.load_model("nosuchproto://bucket/model")
+
+
 def test_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(A.ArtifactNotFoundError, match="not found"):
         A.load_model(tmp_path / "nothing")
@@ -382,7 +398,7 @@ def test_binary_pickle_is_named_in_the_message(artifact: Path, tmp_path: Path) -
 
 def test_hashes_are_checked_before_parsing(artifact: Path, monkeypatch) -> None:
     _flip_byte(artifact / "weights.safetensors")
-    monkeypatch.setattr(A, "_parse_weights", lambda *a: pytest.fail("parsed unverified bytes"))
+    monkeypatch.setattr(A, "parse_weights", lambda *a: pytest.fail("parsed unverified bytes"))
     with pytest.raises(A.IntegrityError):
         A.load_model(artifact)
 
@@ -461,9 +477,246 @@ def test_fixture_with_future_format_version_is_refused(tmp_path: Path) -> None:
     _edit_manifest(copy, lambda m: m.update(format_version=999))
     with pytest.raises(A.FormatVersionError, match="format version") as info:
         A.load_model(copy)
-    assert "999" in str(info.value) and "[1]" in str(info.value)
+    assert "999" in str(info.value) and "[1, 2]" in str(info.value)
+
+
+def test_committed_v2_fixture_loads() -> None:
+    loaded = A.load_model(FIXTURE_V2)
+    assert loaded.config == FIXTURE_CONFIG and loaded.manifest.format_version == 2
+    assert (loaded.manifest.freq, loaded.manifest.seasonality) == ("h", 24)
+    _assert_params_equal(loaded.params, make_params(FIXTURE_CONFIG, seed=0))
+
+
+# The data section (every float, in order) of the shipped model's weights.safetensors when it was
+# format 1; re-exported as format 2 only its safetensors metadata changed.
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "m4-hourly" / "1"
+SHIPPED_DATA_SHA256 = "da0ba3ea117cfac3c5514eea1f516cf792999451a6a12cefbd10384d39401391"
+
+
+def test_shipped_model_is_bound_and_keeps_its_weights() -> None:
+    assert A.verify(SHIPPED).format_version == 2
+    data = (SHIPPED / "weights.safetensors").read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    assert hashlib.sha256(data[8 + size :]).hexdigest() == SHIPPED_DATA_SHA256
+
+
+# ------------------------------------------------------------------------------ manifest binding
+
+EDITS: dict[str, Callable[[dict], object]] = {
+    "config.input_size": lambda m: m["config"].update(input_size=24),
+    "freq": lambda m: m.update(freq="D"),
+    "seasonality": lambda m: m.update(seasonality=7),
+    "normalization": lambda m: m["normalization"].update(max_log_ratio=5.0),
+    "metrics": lambda m: m["metrics"].update(val_mase=0.1),
+    "data_fingerprint": lambda m: m.update(data_fingerprint="other"),
+    "claims format 1": lambda m: m.update(format_version=1),
+    "claims format 1, smaller window": lambda m: (
+        m.update(format_version=1),
+        m["config"].update(input_size=24),
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_any_manifest_edit_fails_verification(artifact: Path, edit: str) -> None:
+    _edit_manifest(artifact, EDITS[edit])
+    A.read_manifest(artifact)  # still a well-formed manifest: the binding is what catches it
+    with pytest.raises(A.ManifestMismatchError, match="edited after the model was saved"):
+        A.load_model(artifact)
+    with pytest.raises(A.ManifestMismatchError):
+        A.verify(artifact)
+
+
+def test_v2_manifest_needs_a_digest_in_the_weights(artifact: Path) -> None:
+    _rewrite_weights(artifact, lambda f: None)  # same tensors, re-saved with our metadata
+    A.verify(artifact)
+    path = artifact / "weights.safetensors"
+    path.write_bytes(safetensors.numpy.save(safetensors.numpy.load_file(path)))  # no metadata
+    _resign(artifact)
+    with pytest.raises(A.ManifestMismatchError, match="no manifest digest"):
+        A.load_model(artifact)
+
+
+def test_v1_fixture_claiming_v2_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "v1"
+    shutil.copytree(FIXTURE, copy)
+    A.verify(copy)
+    _edit_manifest(copy, lambda m: m.update(format_version=2))
+    with pytest.raises(A.ManifestMismatchError, match="no manifest digest"):
+        A.load_model(copy)
+
+
+def test_v1_manifest_with_weights_claiming_v2_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "v1"
+    shutil.copytree(FIXTURE, copy)
+    path = copy / "weights.safetensors"
+    flat = safetensors.numpy.load_file(path)
+    path.write_bytes(safetensors.numpy.save(flat, metadata={"format_version": "2"}))
+    _resign(copy)
+    with pytest.raises(A.ManifestMismatchError):
+        A.load_model(copy)
+
+
+# ------------------------------------------------------------------------------ bounded reads
+
+SPARSE_SIZE = 3 * 1024**3
+
+
+def _sparse(path: Path, size: int = SPARSE_SIZE) -> None:
+    """A file of ``size`` bytes that takes no disk space (and would take ``size`` to read)."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+@contextlib.contextmanager
+def refused_quickly(seconds: float = 10.0, mib: int = 256) -> Iterator[None]:
+    """Asserts the block took under ``seconds`` and raised peak memory by under ``mib``."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    start = time.monotonic()
+    yield
+    assert time.monotonic() - start < seconds
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < mib * 1024
+
+
+def _in_thread(call: Callable[[], object], seconds: float = 20.0) -> BaseException | None:
+    """Run ``call`` in a daemon thread; fail if it is still running after ``seconds`` (a hang)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{call} hung"
+    return outcome[0]
+
+
+def test_huge_sparse_manifest_is_refused_before_reading(artifact: Path) -> None:
+    _sparse(artifact / "manifest.json")
+    with refused_quickly():
+        with pytest.raises(A.ManifestError, match="too large to be a manifest"):
+            A.read_manifest(artifact)
+        with pytest.raises(A.ManifestError, match="too large"):
+            A.load_model(artifact)
+
+
+@pytest.mark.parametrize("name", ["weights.safetensors", "report.json"])
+def test_huge_sparse_file_is_refused_before_reading(artifact: Path, name: str) -> None:
+    _sparse(artifact / name)
+    with refused_quickly(), pytest.raises(A.IntegrityError, match=f"{name} is {SPARSE_SIZE} bytes"):
+        A.load_model(artifact)
+
+
+def test_weights_cap_follows_the_config(artifact: Path) -> None:
+    from forecaster.weights import max_weights_bytes
+
+    size = (artifact / "weights.safetensors").stat().st_size
+    cap = max_weights_bytes(CFG)
+    assert size < cap < size + 128 * 1024  # the data plus a bounded header allowance
+    with open(artifact / "weights.safetensors", "ab") as f:
+        f.truncate(cap + 1)
+    with pytest.raises(A.IntegrityError, match=f"more than the {cap}"):
+        A.load_model(artifact)
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("manifest.json", A.ManifestError),
+        ("weights.safetensors", A.IntegrityError),
+        ("report.json", A.IntegrityError),
+    ],
+)
+def test_fifo_is_refused_without_hanging(artifact: Path, name: str, error: type) -> None:
+    (artifact / name).unlink()
+    os.mkfifo(artifact / name)
+    outcome = _in_thread(lambda: A.load_model(artifact))
+    assert type(outcome) is error and "FIFO" in str(outcome), outcome
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_symlinked_weights_are_reported_as_a_symlink(
+    artifact: Path, tmp_path: Path, inside: bool
+) -> None:
+    weights = artifact / "weights.safetensors"
+    target = (artifact if inside else tmp_path) / "weights.real"
+    weights.rename(target)
+    weights.symlink_to(target)  # the very same bytes: following the link would pass the hash
+    if inside:
+        _edit_manifest(artifact, lambda m: m["files"].update({"weights.real": "0" * 64}))
+    with pytest.raises(A.IntegrityError, match="is a symlink") as info:
+        A.load_model(artifact)
+    assert "missing" not in str(info.value)
+
+
+def test_symlinked_manifest_is_refused(artifact: Path, tmp_path: Path) -> None:
+    (artifact / "manifest.json").rename(tmp_path / "manifest.json")
+    (artifact / "manifest.json").symlink_to(tmp_path / "manifest.json")
+    with pytest.raises(A.ManifestError, match="symlink"):
+        A.read_manifest(artifact)
+
+
+def _deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_deeply_nested_manifest_is_a_manifest_error(artifact: Path) -> None:
+    manifest = (artifact / "manifest.json").read_text()
+    (artifact / "manifest.json").write_text(
+        manifest.replace('"metrics": {', f'"deep": {_deep(100_000)}, "metrics": {{', 1)
+    )
+    with refused_quickly(), pytest.raises(A.ManifestError, match="more than 64 levels"):
+        A.read_manifest(artifact)
+
+
+def test_deeply_nested_weights_header_is_a_format_error(artifact: Path) -> None:
+    weights = (artifact / "weights.safetensors").read_bytes()
+    size = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8 : 8 + size])
+    # 10,000 levels: within the header allowance, so the depth bound is what refuses it
+    blob = json.dumps(header).replace("{", '{"deep": ' + _deep(10_000) + ", ", 1).encode()
+    (artifact / "weights.safetensors").write_bytes(
+        len(blob).to_bytes(8, "little") + blob + weights[8 + size :]
+    )
+    _resign(artifact)
+    with pytest.raises(A.WeightsFormatError, match="more than 64 levels"):
+        A.load_model(artifact)
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    from forecaster.manifest import json_too_deep
+
+    assert not json_too_deep(json.dumps({"note": _deep(1000), "x": [[1]]}).encode())
+    assert not json_too_deep(json.dumps({"q": '\\"[[' * 500}).encode())
+    assert json_too_deep(_deep(65).encode()) and not json_too_deep(_deep(64).encode())
+
+
+# ------------------------------------------------------------------------------ storage
+
+
+def test_read_bounded_refuses_special_files_and_big_files(tmp_path: Path) -> None:
+    with pytest.raises(storage.UnsafeFileError, match="character device"):
+        storage.read_bounded(storage.resolve("/dev/zero"), 10)
+    os.mkfifo(tmp_path / "fifo")
+    outcome = _in_thread(lambda: storage.read_bounded(storage.resolve(tmp_path / "fifo"), 10))
+    assert isinstance(outcome, storage.UnsafeFileError) and "FIFO" in str(outcome)
+    (tmp_path / "f").write_bytes(b"x" * 11)
+    with pytest.raises(storage.FileTooLargeError):
+        storage.read_bounded(storage.resolve(tmp_path / "f"), 10)
+    assert storage.read_bounded(storage.resolve(tmp_path / "f"), 11) == b"x" * 11
+    url = f"memory://bounded-{uuid.uuid4().hex}/f"
+    storage.resolve(url).fs.pipe_file(url, b"y" * 11)
+    with pytest.raises(storage.FileTooLargeError):
+        storage.read_bounded(storage.resolve(url), 10)
+    assert storage.read_bounded(storage.resolve(url), 11) == b"y" * 11
 
 
 if __name__ == "__main__":
     write_fixture()
-    print(f"wrote {FIXTURE}")
+    print(f"wrote {FIXTURE_V2}")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from forecaster.artifacts import load_model
@@ -15,7 +16,17 @@ from forecaster.registry import Registry
 
 DATA = Path(__file__).parent / "data" / "hourly_long.csv"
 TINY = ["--cell", "gru", "--hidden", "8", "--horizon", "24", "--input-size", "48", "--steps", "60",
-        "--eval-every", "30", "--no-progress"]  # fmt: skip
+        "--eval-every", "30", "--ensemble", "1", "--no-progress"]  # fmt: skip
+
+
+def split_file(tmp_path: Path, path: Path, horizon: int) -> tuple[Path, Path]:
+    """(history, test) CSVs: the last ``horizon`` rows of every series are the test period."""
+    frame = pd.read_csv(path)
+    last = frame.groupby("id").tail(horizon).index
+    history, test = tmp_path / "history.csv", tmp_path / "test.csv"
+    frame.drop(index=last).to_csv(history, index=False)
+    frame.loc[last].to_csv(test, index=False)
+    return history, test
 
 
 def test_train_then_evaluate_a_saved_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -27,18 +38,32 @@ def test_train_then_evaluate_a_saved_model(tmp_path: Path, capsys: pytest.Captur
     assert model.config.step == 24 and model.config.input_size == 48
     assert model.manifest.freq == "h" and model.manifest.data_fingerprint.startswith("sha256:")
 
-    assert main(["evaluate", "--model", str(out), "--data", str(DATA), "--test", str(DATA)]) == 0
+    history, test = split_file(tmp_path, DATA, 24)
+    assert main(["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["series"] == 6 and scores["horizon"] == 24
     assert {"smape", "mase", "owa"} <= set(scores)
+
+
+def test_evaluate_refuses_a_history_that_holds_the_test_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(DATA), *TINY, "--out", str(out)]) == 0
+    capsys.readouterr()
+    _, test = split_file(tmp_path, DATA, 24)
+    assert main(["evaluate", "--model", str(out), "--data", str(DATA), "--test", str(test)]) == 1
+    err = capsys.readouterr().err
+    assert "already contains the test period: series 's0' runs to" in err
 
 
 def test_train_publishes_to_a_registry(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = ["train", "--data", str(DATA), *TINY, "--registry", str(tmp_path), "--name", "demo"]
     assert main([*args, "--promote"]) == 0
     assert Registry(tmp_path).alias("demo") == 1
-    assert main(["evaluate", "--registry", str(tmp_path), "--model", "demo@1", "--data", str(DATA),
-                 "--test", str(DATA)]) == 0  # fmt: skip
+    history, test = split_file(tmp_path, DATA, 24)
+    assert main(["evaluate", "--registry", str(tmp_path), "--model", "demo@1", "--data",
+                 str(history), "--test", str(test)]) == 0  # fmt: skip
 
 
 def test_bad_data_is_one_line_error_without_traceback(tmp_path: Path) -> None:
@@ -54,3 +79,91 @@ def test_bad_data_is_one_line_error_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "forecaster train: error: series 'a'" in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+OTHER_COLUMNS = Path(__file__).parent / "data" / "long_hourly.csv"
+
+
+def run_cli(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FORECASTER_NO_TCMALLOC": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "forecaster.cli", *argv],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--cell", "transformer"], "cell must be lstm, gru or rnn, got 'transformer'"),
+        (["--input-size", "50", "--step", "24"], "input_size 50 is not a whole number of steps"),
+    ],
+)
+def test_bad_model_flags_are_one_line_errors(tmp_path: Path, flags: list, message: str) -> None:
+    proc = run_cli("train", "--data", str(DATA), "--out", str(tmp_path / "m"), *flags)
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("forecaster train: error: the command line: ") and message in line
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_url_without_its_fsspec_backend_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = run_cli("train", "--data", "s3://bucket/series.csv", "--out", str(tmp_path / "m"))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "forecaster train: error: cannot read s3://bucket/series.csv: Install s3fs to access S3"
+    )
+
+
+def test_help_does_not_import_jax() -> None:
+    code = (
+        "import sys; from forecaster.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('jax', 'flax', 'pandas') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_evaluate_takes_the_data_options_of_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    frame = pd.read_csv(OTHER_COLUMNS)
+    last = frame.groupby("series").tail(1).index
+    history, test = tmp_path / "history.csv", tmp_path / "test.csv"
+    frame.drop(index=last).to_csv(history, index=False)
+    frame.loc[last].to_csv(test, index=False)
+    out = tmp_path / "model"
+    columns = ["--id-col", "series", "--time-col", "time", "--value-col", "y"]
+    tiny = ["--hidden", "4", "--horizon", "1", "--input-size", "2", "--seasonality", "1",
+            "--steps", "4", "--eval-every", "2", "--batch-size", "4", "--no-progress"]  # fmt: skip
+    assert main(["train", "--data", str(history), *columns, *tiny, "--out", str(out)]) == 0
+    capsys.readouterr()
+    argv = ["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]
+    assert main([*argv, *columns]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["series"] == 2 and scores["horizon"] == 1
+    assert {"smape", "mase", "owa"} <= set(scores)
+
+
+def test_the_library_never_imports_the_command_line_or_the_service() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "forecaster"
+    offenders = []
+    for path in package.rglob("*.py"):
+        if "cli" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[:2] == ["forecaster", "cli"] or n.split(".")[0] == "service"
+            ]
+    assert offenders == []

@@ -43,6 +43,9 @@ from forecaster.client import (
     Unauthorized,
     parse_retry_after,
 )
+from forecaster.client.bodies import as_input
+from forecaster.client.facts import check_frequencies, service_default
+from forecaster.schemas import ModelDetail, ModelSummary
 from service.app import create_app
 
 TESTS = Path(__file__).resolve().parent
@@ -224,6 +227,52 @@ def test_models_and_model(client: ForecastClient):
     with pytest.raises(ModelNotFound) as e:
         client.model("nope")
     assert e.value.status_code == 404
+
+
+def test_models_say_what_to_send(client: ForecastClient):
+    (summary,) = client.models()
+    assert (summary.frequency, summary.seasonal_period, summary.default) == ("h", 24, True)
+    assert (summary.window, summary.min_history, summary.horizon) == (N, N, H)
+    assert summary.quantiles == [0.1, 0.9]
+
+
+def test_a_series_of_another_frequency_is_refused_before_sending(live: str):
+    daily = pd.Series(np.arange(60.0), index=pd.date_range("2024-01-01", periods=60, freq="D"))
+    client, hook = counted(live)
+    with client:
+        with pytest.raises(InvalidRequest, match=r"'D'.*'tiny'.*'h'") as e:
+            client.forecast(daily, horizon=3)
+        assert e.value.status_code is None
+        long = pd.DataFrame({"id": "d", "timestamp": daily.index, "value": daily.to_numpy()})
+        long = pd.concat([pd.DataFrame({"id": "h", "timestamp": hourly().index,
+                                        "value": hourly().to_numpy()}), long])  # fmt: skip
+        with pytest.raises(InvalidRequest, match="series 'd'"):
+            client.forecast_many(long, horizon=3)
+        # Hourly data passes; the model's facts were fetched once and kept.
+        assert len(client.forecast(hourly(), horizon=3)) == 3
+    assert hook.count("POST /v1/forecast") == 1
+    assert hook.count("GET /v1/models/tiny") == 1
+
+
+def test_frequency_and_default_checks_without_a_server():
+    detail = ModelDetail(name="m", versions=[1], frequency="h", horizon=5, loaded_version=1)
+    as_of = lambda freq: [("k", as_input(hourly_like(freq)))]  # noqa: E731
+    check_frequencies(as_of("h"), detail)
+    check_frequencies(as_of("60min"), detail)
+    with pytest.raises(InvalidRequest, match="'k'"):
+        check_frequencies(as_of("D"), detail)
+    check_frequencies([("k", as_input([1.0, 2.0]))], detail)  # no timestamps: nothing to check
+    unknown = detail.model_copy(update={"frequency": None})
+    check_frequencies(as_of("D"), unknown)  # the model's frequency is unknown: no check
+    summary = lambda name, **kw: ModelSummary(name=name, versions=[1], **kw)  # noqa: E731
+    two = [summary("a", loaded_version=1), summary("b", loaded_version=1)]
+    assert service_default(two) is None
+    assert service_default([*two[:1], summary("b", loaded_version=1, default=True)]) == "b"
+    assert service_default(two[:1]) == "a"  # a service that does not mark its default
+
+
+def hourly_like(freq: str) -> pd.Series:
+    return pd.Series(np.ones(10), index=pd.date_range("2024-01-01", periods=10, freq=freq))
 
 
 def test_service_errors_are_typed_and_422_is_not_retried(live: str):

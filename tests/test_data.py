@@ -1,4 +1,4 @@
-"""Loading, validation and windowing of series (forecaster/data.py)."""
+"""Loading, validation and windowing of series (forecaster/data.py, forecaster/windows.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,11 @@ from hypothesis import strategies as st
 from forecaster.data import (
     DataError,
     SeriesSet,
-    gather_windows,
-    last_windows,
     load_series,
-    pad_series,
     series_from_frame,
     train_val_split,
-    window_index,
 )
+from forecaster.windows import gather_windows, last_windows, pad_series, window_index
 
 DATA = Path(__file__).resolve().parent / "data"
 M4_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "m4"

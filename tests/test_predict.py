@@ -54,3 +54,25 @@ def test_short_history_names_the_minimum(predictor: Predictor) -> None:
 def test_horizon_outside_the_model_range_is_refused(predictor: Predictor, horizon: int) -> None:
     with pytest.raises(ValueError, match="between 1 and 6"):
         predictor.predict([np.ones(48)], horizon=horizon)
+
+
+MASKED = ModelConfig(hidden=8, input_size=48, step=24, horizon=6, min_input=6)
+
+
+def test_a_masked_model_forecasts_short_histories_from_their_own_points() -> None:
+    predictor = Predictor(MASKED, init_params(MASKED, 3), batch_sizes=(1, 4))
+    short = np.linspace(10, 20, 10)
+    alone = predictor.predict([short]).point
+    # What lies before a short history never matters: it is padding, masked out.
+    np.testing.assert_allclose(predictor.predict([short[-10:]]).point, alone)
+    assert np.isfinite(alone).all() and alone.shape == (1, 6)
+    # Same answer inside a batch of full and short histories.
+    mixed = predictor.predict([np.linspace(1, 2, 48), short, np.linspace(5, 6, 30)]).point
+    np.testing.assert_allclose(mixed[1], alone[0], rtol=1e-5)
+    with pytest.raises(HistoryTooShort, match="at least 6"):
+        predictor.predict([short[:5]])
+
+
+def test_an_unmasked_model_needs_its_whole_window(predictor: Predictor) -> None:
+    with pytest.raises(HistoryTooShort, match="needs at least 48"):
+        predictor.predict([np.ones(47)])

@@ -175,7 +175,7 @@ def test_padding_does_not_change_carry(cell: str) -> None:
     for b, n in enumerate(np.asarray(LENGTHS)):
         _, alone = model.apply({"params": params}, x[b : b + 1, :n])
         _close(jax.tree.map(lambda a, b=b: a[b : b + 1], carry), alone)
-    np.testing.assert_array_equal(out[:, -1], R._hidden(cell, carry))
+    np.testing.assert_array_equal(out[:, -1], R.hidden_state(cell, carry))
 
 
 def _model_and_loss(cell: str, x: jax.Array):

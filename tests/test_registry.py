@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
+import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,7 +207,7 @@ def test_fsspec_memory_registry() -> None:
     fs.pipe_file(f"{reg._base}/m/3/weights.safetensors", b"partial")
     assert reg.versions("m") == [1, 2]
     assert reg.publish("m", CFG, make_params(4)) == 3
-    assert A.verify(reg.path("m", 3)).format_version == 1
+    assert A.verify(reg.path("m", 3)).format_version == A.FORMAT_VERSION
     assert reg.names() == ["m"]
 
 
@@ -521,3 +524,212 @@ def test_cli_subprocess(cli_registry: R.Registry) -> None:
     )
     assert bad.returncode == 1 and bad.stderr.startswith("forecaster models: error: ")
     assert "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------------------ hardening
+
+
+def _sparse(path: Path, size: int = 3 * 1024**3) -> None:
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)  # 3 GB that take no disk space, and would take 3 GB to read
+
+
+def _deep_manifest(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(
+        text.replace(
+            '"metrics": {', '"deep": ' + "[" * 100_000 + "]" * 100_000 + ', "metrics": {', 1
+        )
+    )
+
+
+@pytest.fixture
+def damaged(cli_registry: R.Registry) -> R.Registry:
+    """demand: v1 production and fine, v2 deep manifest, v3 FIFO manifest, v4 3 GB manifest,
+    v5 fine."""
+    for seed in (3, 4, 5):
+        cli_registry.publish("demand", CFG, make_params(seed), metrics={"val_mase": 0.5})
+    _deep_manifest(Path(cli_registry.path("demand", 2)) / "manifest.json")
+    fifo = Path(cli_registry.path("demand", 3)) / "manifest.json"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    _sparse(Path(cli_registry.path("demand", 4)) / "manifest.json")
+    return cli_registry
+
+
+def test_one_bad_version_does_not_hide_the_others(damaged: R.Registry) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    info = damaged.describe("demand")
+    assert time.monotonic() - start < 10
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 256 * 1024  # KiB
+    versions = {v["version"]: v for v in info["versions"]}
+    assert sorted(versions) == [1, 2, 3, 4, 5]
+    assert versions[1]["metrics"] == {"val_mase": 0.91} and "error" not in versions[5]
+    assert "more than 64 levels" in versions[2]["error"]
+    assert "FIFO" in versions[3]["error"]
+    assert "too large" in versions[4]["error"]
+    with pytest.raises(A.ManifestError):
+        damaged.promote("demand", 2)
+    damaged.promote("demand", 5)
+    assert damaged.rollback("demand") == 1
+
+
+def test_cli_with_one_bad_version(damaged: R.Registry, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["models", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:4] == ["demand", "5", "5", "1"] and "val_mase=0.91" in out[1]
+    assert out[2].split()[0] == "energy"
+    assert cli_main(["models", "show", "demand"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert ["error" in v for v in shown["versions"]] == [False, True, True, True, False]
+    assert cli_main(["models", "promote", "demand", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "FIFO" in err and len(err.strip().splitlines()) == 1
+    assert cli_main(["models", "promote", "demand", "5"]) == 0
+    assert damaged.alias("demand") == 5
+
+
+def test_huge_or_special_weights_are_refused_before_reading(reg: R.Registry) -> None:
+    reg.publish("m", CFG, make_params(1))
+    reg.publish("m", CFG, make_params(2))
+    _sparse(Path(reg.path("m", 1)) / "weights.safetensors")
+    weights = Path(reg.path("m", 2)) / "weights.safetensors"
+    weights.unlink()
+    os.mkfifo(weights)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(A.IntegrityError, match="more than"):
+        reg.promote("m", 1)
+    with pytest.raises(A.IntegrityError, match="FIFO"):
+        reg.promote("m", 2)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 256 * 1024
+    assert reg.alias("m") is None
+
+
+def test_symlinked_weights_are_reported_as_a_symlink(reg: R.Registry, tmp_path: Path) -> None:
+    reg.publish("m", CFG, make_params(1))
+    weights = Path(reg.path("m", 1)) / "weights.safetensors"
+    weights.rename(tmp_path / "outside.safetensors")
+    weights.symlink_to(tmp_path / "outside.safetensors")
+    with pytest.raises(A.IntegrityError, match="symlink") as info:
+        reg.promote("m", 1)
+    assert "missing" not in str(info.value)
+
+
+def test_edited_manifest_is_not_promoted(reg: R.Registry) -> None:
+    reg.publish("m", CFG, make_params(1))
+    manifest = Path(reg.path("m", 1)) / "manifest.json"
+    raw = json.loads(manifest.read_text())
+    raw["config"]["input_size"] = 24
+    manifest.write_text(json.dumps(raw))
+    with pytest.raises(A.ManifestMismatchError, match="edited"):
+        reg.promote("m", 1)
+    assert reg.alias("m") is None
+
+
+def test_list_says_when_production_points_at_a_missing_version(
+    cli_registry: R.Registry, capsys: pytest.CaptureFixture
+) -> None:
+    shutil.rmtree(cli_registry.path("demand", 1))  # production is 1; 2 (val_mase 0.87) remains
+    assert cli_main(["models", "list"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.split()[:5] == ["demand", "1", "2", "1", "(missing)"]
+    assert "production version 1 does not exist" in row and "0.87" not in row
+
+
+@pytest.mark.parametrize("call", ["rollback", "promote"])
+def test_unknown_model_is_not_found_and_nothing_is_created(
+    reg: R.Registry, tmp_path: Path, call: str
+) -> None:
+    reg.publish("m", CFG, make_params(1), promote=True)
+    with pytest.raises(R.ModelNotFoundError, match="no model named 'nope'"):
+        reg.rollback("nope") if call == "rollback" else reg.promote("nope", 1)
+    assert not (tmp_path / "models" / "nope").exists()
+    empty = R.Registry(tmp_path / "empty")
+    with pytest.raises(R.ModelNotFoundError):
+        empty.rollback("nope") if call == "rollback" else empty.promote("nope", 1)
+    assert not (tmp_path / "empty").exists()
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def _symlink(path: Path) -> None:
+    path.rename(path.with_name("elsewhere.json"))
+    path.symlink_to(path.with_name("elsewhere.json"))
+
+
+ALIAS_DAMAGE = {
+    "not JSON": (lambda p: p.write_text("{not json"), "corrupt"),
+    "wrong schema": (lambda p: p.write_text('{"aliases": {"production": "x"}}'), "corrupt"),
+    "deeply nested": (
+        lambda p: p.write_text('{"log": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        "corrupt",
+    ),
+    "FIFO": (_fifo, "FIFO"),
+    "directory": (_directory, "directory"),
+    "symlink": (_symlink, "symlink"),
+    "3 GB": (_sparse, "too large"),
+}
+
+
+@pytest.mark.parametrize("damage", list(ALIAS_DAMAGE))
+def test_bad_alias_file_affects_only_its_model(
+    reg: R.Registry, capsys: pytest.CaptureFixture, damage: str
+) -> None:
+    reg.publish("a", CFG, make_params(1), promote=True)
+    reg.publish("b", CFG, make_params(2), promote=True)
+    path = Path(reg.path("a", 1)).parent / "aliases.json"
+    corrupt, reason = ALIAS_DAMAGE[damage]
+    corrupt(path)
+    start = time.monotonic()
+    with pytest.raises(R.AliasFileError, match=reason) as info:
+        reg.alias("a")
+    assert time.monotonic() - start < 10
+    assert info.value.model == "a" and info.value.path == str(path) and reason in info.value.reason
+    assert "'a'" in str(info.value) and str(path) in str(info.value)
+    assert reg.names() == ["a", "b"] and reg.alias("b") == 1
+    assert _same_params(reg.load("a", 1).params, make_params(1))
+    assert "aliases_error" in reg.describe("a") and "aliases_error" not in reg.describe("b")
+    assert cli_main(["models", "--registry", reg.root, "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert "aliases.json unreadable" in rows[0] and rows[1].split()[:4] == ["b", "1", "1", "1"]
+
+
+def test_unknown_url_protocol_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(R.RegistryError, match="Protocol not known"):
+        R.Registry("nosuchproto://bucket/models")
+    assert cli_main(["models", "list", "--registry", "nosuchproto://x"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open 'nosuchproto://x'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_concurrent_promotes_each_report_their_own_predecessor(reg: R.Registry) -> None:
+    for seed in range(1, 7):
+        reg.publish("m", CFG, make_params(seed))
+    assert reg.promote("m", 1) is None and reg.promote("m", 1) == 1
+    pairs: list[tuple[int | None, int]] = []
+    threads = [
+        threading.Thread(target=lambda v=v: pairs.append((reg.promote("m", v), v)))
+        for v in range(2, 7)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # The promotes ran one after another: their (previous, new) pairs form one chain from 1.
+    following = dict(pairs)
+    chain, current = [], 1
+    while current in following:
+        current = following.pop(current)
+        chain.append(current)
+    assert sorted(chain) == [2, 3, 4, 5, 6] and not following
+    assert reg.alias("m") == chain[-1]

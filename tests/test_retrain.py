@@ -17,7 +17,7 @@ from forecaster import data, metrics, retrain
 from forecaster.artifacts import LoadedModel, load_model
 from forecaster.cli import main
 from forecaster.model import ModelConfig, init_params
-from forecaster.predict import Predictor
+from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +30,9 @@ JAX_CACHE_ENV = {
 }
 SEASON, HORIZON, INPUT = 6, 6, 24
 TINY = ModelConfig(cell="gru", hidden=8, input_size=INPUT, horizon=HORIZON, step=SEASON)
-FLAGS = ["--hidden", "8", "--seasonality", "6", "--input-size", "24", "--horizon", "6",
-         "--steps", "60", "--batch-size", "16", "--eval-every", "60",
+FLAGS = ["--cell", "gru", "--ensemble", "1", "--hidden", "8", "--seasonality", "6",
+         "--input-size", "24", "--horizon", "6", "--steps", "60", "--batch-size", "16",
+         "--eval-every", "60",
          "--warmup-steps", "5"]  # fmt: skip
 
 
@@ -262,10 +263,10 @@ def test_decide(
 
 def test_sanity_flags_a_model_that_explodes() -> None:
     params = init_params(TINY, 0)
-    assert retrain.sanity_problems(TINY, params) == []
+    assert sanity_problems(Predictor(TINY, params)) == []
     head = params["members"]["head"]
     broken = {"members": {**params["members"], "head": {**head, "bias": head["bias"] + 50.0}}}
-    problems = retrain.sanity_problems(TINY, broken)
+    problems = sanity_problems(Predictor(TINY, broken))
     assert any("'seasonal'" in p for p in problems)
 
 
@@ -314,7 +315,9 @@ def test_load_jobs_precedence_and_json(tmp_path: Path) -> None:
     assert (a.registry, a.model.hidden, a.promote, a.margin) == ("top", 4, "never", 0.2)
     assert (b.registry, b.model.hidden, b.promote) == ("own", 16, "if-better")
     assert a.train.steps == b.train.steps == 3
-    assert (b.model.step, b.model.input_size, b.train.seasonality) == (12, 84, 12)
+    # Without data the rule sees no frequency: horizon 12, window max(season 12, 2 x 12) = 24,
+    # fewer than three seasons, so read point by point.
+    assert (b.model.step, b.model.input_size, b.train.seasonality) == (1, 24, 12)
     assert [j.name for j in retrain.load_jobs(path, only="b")] == ["b"]
 
 
@@ -352,8 +355,48 @@ def test_a_broken_champion_is_reported_not_fatal(tmp_path: Path) -> None:
     root = tmp_path / "models"
     publish_champion(root)
     (root / "demo" / "1" / "weights.safetensors").write_bytes(b"garbage")
-    champion = retrain._load_champion(Registry(root), "demo")
+    champion = retrain.run._load_champion(Registry(root), "demo")
     assert champion.version == 1 and champion.model is None
     assert "champion v1 failed to load" in champion.error
     decision = retrain.decide("if-better", 0.5, 0.9, float("nan"), (), champion.version)
     assert decision.promote and "no usable backtest score" in decision.reason
+
+
+# ---------------------------------------------------------------------------- champion's config
+
+
+def test_the_challenger_defaults_to_the_champions_configs(
+    tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root = tmp_path / "models"
+    training = {"steps": 30, "batch_size": 16, "eval_every": 30, "warmup_steps": 5,
+                "seasonality": SEASON}  # fmt: skip
+    Registry(root).publish("demo", TINY, init_params(TINY, 7), promote=True, training=training)
+    argv = ["--data", str(csv), "--registry", str(root), "--name", "demo", "--no-progress"]
+    code, _, err = retrain_cli(capsys, *argv, "--promote", "never", "--warm-start")
+
+    assert code == 0, err
+    report = json.loads((root / "demo" / "2" / "report.json").read_text())
+    assert report["challenger"]["config"] == TINY.to_dict()
+    assert report["challenger"]["train"] | training == report["challenger"]["train"]
+    assert report["challenger"]["changes_from_champion"] == {}
+    assert report["challenger"]["warm_start"]["used"] is True
+    assert Registry(root).load("demo", 2).manifest.training["steps"] == 30
+
+
+def test_a_horizon_change_needs_the_users_consent(
+    tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root = tmp_path / "models"
+    publish_champion(root)
+    flags = [*job_args(csv, root), "--horizon", "3", "--no-progress"]
+    code, _, err = retrain_cli(capsys, *flags)
+    assert code == 1
+    assert "would change what clients get (horizon 6 -> 3)" in err
+    assert "--allow-config-change" in err
+    assert Registry(root).versions("demo") == [1]
+
+    code, _, err = retrain_cli(capsys, *flags, "--allow-config-change", "--promote", "never")
+    assert code == 0, err
+    report = json.loads((root / "demo" / "2" / "report.json").read_text())
+    assert report["challenger"]["changes_from_champion"]["horizon"] == [6, 3]

@@ -78,3 +78,25 @@ def test_non_finite_loss_stops_training_with_a_clear_message() -> None:
     series.values[0][:] = 1e39  # finite in float64, infinite once on the device in float32
     with pytest.raises(TrainingDivergedError, match="loss became nan"):
         fit(series, CFG, TrainConfig(steps=200, eval_every=100), progress=False)
+
+
+def test_masked_windows_pad_missing_history_and_say_how_much_is_real() -> None:
+    values = [np.arange(1.0, 9.0)]  # 8 points: too short for a full 10-point window
+    sampler = WindowSampler.from_series(values, input_size=10, horizon=2, min_input=3)
+    batch = sampler.sample(jax.random.key(0), (2, 64))
+    x, y, n = (np.asarray(batch[k]) for k in ("x", "y", "lengths"))
+    assert n.min() >= 3 and n.max() <= 6  # at most 8 - 2 points of history exist
+    for xi, yi, ni in zip(x.reshape(-1, 10), y.reshape(-1, 2), n.reshape(-1), strict=True):
+        real = xi[10 - ni :]
+        np.testing.assert_array_equal(np.diff(np.concatenate([real, yi])), 1.0)
+        np.testing.assert_allclose(xi[: 10 - ni], real.mean())  # padding keeps the level
+
+
+def test_fit_skips_series_too_short_with_one_warning() -> None:
+    series = seasonal_series(3, 200)
+    series = SeriesSet([*series.ids, "tiny"], [*series.values, np.ones(20)])
+    cfg = ModelConfig(cell="gru", hidden=4, input_size=48, step=24, horizon=12, min_input=24)
+    message = r"skipping 1 of 4 series .*\['tiny'\]: training needs at least 36"
+    with pytest.warns(UserWarning, match=message):
+        result = fit(series, cfg, TrainConfig(steps=4, eval_every=2, batch_size=8), progress=False)
+    assert np.isfinite(result.val_metrics["owa"])

@@ -50,17 +50,29 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as err:  # the user can act on these: one line, no traceback
-        print(f"forecaster {args.command}: error: {err}", file=sys.stderr)
+    except user_errors() as err:  # the user can act on these: one line, no traceback
+        print(f"forecaster {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (some libraries' messages span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message tells the user what to do: printed as one line, no traceback.
+
+    Imported when an error is being handled (an ``except`` clause evaluates its expression only
+    then), so listing them costs nothing on the way in.
+    """
     from forecaster.artifacts import ArtifactError
+    from forecaster.configs import ConfigError
     from forecaster.data import DataError
     from forecaster.predict import HistoryTooShort
     from forecaster.registry import RegistryError
+    from forecaster.retrain import RetrainError
     from forecaster.train import TrainingDivergedError
 
-    return (ArtifactError, DataError, HistoryTooShort, RegistryError, TrainingDivergedError,
-            FileNotFoundError)  # fmt: skip
+    return (ArtifactError, ConfigError, DataError, HistoryTooShort, RegistryError, RetrainError,
+            TrainingDivergedError, OSError)  # fmt: skip

@@ -1,16 +1,19 @@
-"""Command-line options shared by ``train``, ``retrain`` and the M4 benchmark: one flag per
-field of :class:`ModelConfig` and :class:`TrainConfig`, so the dataclasses stay the only list."""
+"""Command-line options shared by ``train``, ``evaluate``, ``retrain`` and the benchmarks: one
+flag per field of :class:`ModelConfig` and :class:`TrainConfig` (so the dataclasses stay the only
+list) and one set of data options. Only light modules are imported here: ``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from forecaster.model import ModelConfig
-from forecaster.train import TrainConfig
+from forecaster.configs import ModelConfig, TrainConfig, build_configs
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from forecaster.data import DataSource
+
 HELP = {
     "cell": "recurrent cell: lstm, gru or rnn",
     "input_size": "history points the model reads (the window length)",
@@ -19,6 +22,7 @@ HELP = {
     "quantiles": "quantile levels to learn, e.g. 0.025 0.975 for a 95%% interval",
     "patience": "evaluations without improvement before stopping early (0: never)",
 }
+SOURCE_FLAGS = ("format", "id_col", "time_col", "value_col", "freq")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,23 +38,42 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 group.add_argument(flag, type=kind, help=HELP.get(f.name, f"default {f.default}"))
 
 
-def build(cls: type[T], args: argparse.Namespace, **defaults: Any) -> T:
-    """``cls`` from the flags that were given, falling back to ``defaults``, then its own."""
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if getattr(args, f.name, None) is not None
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--data`` and the options that say how to read it (see :class:`DataSource`)."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", required=required, help="CSV or Parquet, path or fsspec URL")
+    group.add_argument("--format", choices=["auto", "long", "wide"], help="default auto")
+    group.add_argument("--id-col", help="series id column of a long file (default id)")
+    group.add_argument("--time-col", help="timestamp column of a long file (default timestamp)")
+    group.add_argument("--value-col", help="value column of a long file (default value)")
+    group.add_argument("--freq", help="pandas frequency alias (e.g. h, D, W, MS) if not inferred")
+
+
+def given(args: argparse.Namespace, names: Any) -> dict[str, Any]:
+    """The options among ``names`` that were given on the command line."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def config_flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """``{"model": {...}, "train": {...}}`` of the config flags that were given."""
+    return {
+        "model": given(args, [f.name for f in dataclasses.fields(ModelConfig)]),
+        "train": given(args, [f.name for f in dataclasses.fields(TrainConfig)]),
     }
-    return cls(**{**defaults, **given})
 
 
-def model_and_train_configs(
-    args: argparse.Namespace, **model_defaults: Any
+def configs_from_args(
+    args: argparse.Namespace, series: Any = None
 ) -> tuple[ModelConfig, TrainConfig]:
-    """Both configs; the step and the validation seasonality follow ``--seasonality``."""
-    season = args.seasonality or model_defaults.pop("seasonality", 24)
-    model_defaults = {"step": season, "input_size": 7 * season, **model_defaults}
-    if args.step is None and args.input_size is not None and args.input_size % season:
-        model_defaults["step"] = 1  # a window that isn't whole seasons is read point by point
-    model_cfg = build(ModelConfig, args, **model_defaults)
-    return model_cfg, build(TrainConfig, args, seasonality=season)
+    """Both configs from the flags, the rest derived by :func:`build_configs` from the data's
+    frequency and lengths (a :class:`~forecaster.data.SeriesSet`, when loaded)."""
+    flags = config_flags(args)
+    facts = {} if series is None else {"freq": series.freq, "lengths": series.lengths}
+    return build_configs(flags["model"], flags["train"], "the command line", **facts)
+
+
+def data_source(args: argparse.Namespace, data: str | None = None) -> DataSource:
+    """The :class:`DataSource` of ``--data`` (or ``data``) and the reading options given."""
+    from forecaster.data import DataSource
+
+    return DataSource(data or args.data, **given(args, SOURCE_FLAGS))

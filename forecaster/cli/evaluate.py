@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
-import numpy as np
-
-from forecaster import data
+from forecaster.cli._options import add_data_arguments, data_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--model", required=True, help="model directory, or NAME[@VERSION] with --registry"
     )
     p.add_argument("--registry", help="registry root holding the model")
-    p.add_argument("--data", required=True, help="history the forecasts start from")
-    p.add_argument("--test", required=True, help="the actual values that follow each series")
+    add_data_arguments(p)
+    p.add_argument(
+        "--test", required=True, help="the actual values that follow each series (same format)"
+    )
     p.add_argument("--seasonality", type=int, help="for MASE (default: the model's)")
     p.set_defaults(func=run)
 
@@ -33,25 +34,54 @@ def load_model(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from forecaster import metrics
-    from forecaster.predict import Predictor
+    import numpy as np
+
+    from forecaster.data import DataError
+    from forecaster.predict import HistoryTooShort, Predictor, score_model
 
     model = load_model(args)
-    history, test = data.load_series(args.data), data.load_series(args.test)
+    history, test = data_source(args).load(), data_source(args, args.test).load()
     missing = sorted(set(test.ids) - set(history.ids))
     if missing:
-        raise SystemExit(f"forecaster evaluate: error: no history for test series {missing[:5]}")
+        raise DataError(f"no history for test series {missing[:5]}")
     history = history.select(test.ids)
+    check_no_overlap(history, test, args.data)
     horizon = min(model.config.horizon, *(len(v) for v in test.values))
     actual = np.stack([v[:horizon] for v in test.values])
-    forecast = Predictor(model.config, model.params).predict(history.values, horizon)
     m = args.seasonality or model.manifest.seasonality or model.config.step
-    bounds = {}
-    if model.config.quantiles:
-        lo, hi = model.config.quantiles[0], model.config.quantiles[-1]
-        bounds = {"lower": forecast.quantiles[lo], "upper": forecast.quantiles[hi],
-                  "alpha": round(1 - (hi - lo), 6)}  # fmt: skip
-    scores = metrics.evaluate(history.values, actual, forecast.point, m, **bounds)
-    scores["owa"] = metrics.owa_vs_naive2(history.values, actual, forecast.point, m)
+    predictor = Predictor(model.config, model.params)
+    try:
+        _, scores = score_model(predictor, history.values, actual, m)
+    except HistoryTooShort as err:
+        raise DataError(
+            f"series {history.ids[err.index]!r} has {err.length} points in {args.data}; the "
+            f"model needs at least {err.minimum} to forecast"
+        ) from None
     print(json.dumps({"series": len(test), "horizon": horizon, **scores}))
     return 0
+
+
+def check_no_overlap(history: Any, test: Any, where: str) -> None:
+    """Refuse a history that already holds the test period: its timestamps reach the test's
+    first one, or (without timestamps) it ends with the test values themselves."""
+    import numpy as np
+    import pandas as pd
+
+    from forecaster.data import DataError
+
+    for i, sid in enumerate(test.ids):
+        past, future = history.values[i], test.values[i]
+        if history.end is not None and test.end is not None and history.freq:
+            step = pd.tseries.frequencies.to_offset(history.freq)
+            first = test.end[i] - (len(future) - 1) * step
+            if history.end[i] >= first:
+                raise DataError(
+                    f"{where} already contains the test period: series {sid!r} runs to "
+                    f"{history.end[i]}, and its test values start at {first}; give --data the "
+                    "history before the test period"
+                )
+        elif len(past) >= len(future) and np.array_equal(past[-len(future) :], future):
+            raise DataError(
+                f"{where} already contains the test period: series {sid!r} ends with its "
+                f"{len(future)} test values; give --data the history before the test period"
+            )

@@ -1,20 +1,29 @@
-"""``forecaster models``: list, show, promote and roll back the models of a registry."""
+"""``forecaster models``: list, show, promote and roll back the models of a registry.
+
+Errors the user can act on (an unknown model, a damaged version) are printed as one line by
+:func:`forecaster.cli.main`, like every subcommand's.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from forecaster.settings import DEFAULT_REGISTRY
+
+if TYPE_CHECKING:
+    from forecaster.registry import Registry
 
 ENV_REGISTRY = "FORECASTER_REGISTRY"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``forecaster models`` and its subcommands."""
-    root_help = f"registry root, a path or fsspec URL (default: ${ENV_REGISTRY} or 'models')"
+    root_help = (
+        f"registry root, a path or fsspec URL (default: ${ENV_REGISTRY} or {DEFAULT_REGISTRY!r})"
+    )
     parser = subparsers.add_parser(
         "models",
         help="list, show, promote and roll back registered models",
@@ -27,47 +36,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
 
     sub.add_parser("list", parents=[common], help="table of models and versions").set_defaults(
-        func=_guarded(_list)
+        func=_list
     )
     show = sub.add_parser("show", parents=[common], help="versions, aliases, metrics as JSON")
     show.add_argument("name")
-    show.set_defaults(func=_guarded(_show))
+    show.set_defaults(func=_show)
 
     promote = sub.add_parser("promote", parents=[common], help="point an alias at a version")
     promote.add_argument("name")
     promote.add_argument("version", type=int)
     promote.add_argument("--alias", default="production")
-    promote.set_defaults(func=_guarded(_promote))
+    promote.set_defaults(func=_promote)
 
     rollback = sub.add_parser("rollback", parents=[common], help="move an alias back one step")
     rollback.add_argument("name")
     rollback.add_argument("--alias", default="production")
-    rollback.set_defaults(func=_guarded(_rollback))
+    rollback.set_defaults(func=_rollback)
 
 
-def _registry(args: argparse.Namespace):
-    # Imported here so `forecaster --help` and unrelated subcommands do not pay for JAX.
+def _registry(args: argparse.Namespace) -> Registry:
+    # Imported here so that `forecaster --help` does not pay for the registry's imports; the
+    # registry itself imports JAX only to validate a version (promote, rollback).
     from forecaster.registry import Registry
 
-    root = args.registry or args.registry_top or os.environ.get(ENV_REGISTRY) or "models"
+    root = args.registry or args.registry_top or os.environ.get(ENV_REGISTRY) or DEFAULT_REGISTRY
     return Registry(root)
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn expected failures into one line on stderr and exit status 1, no traceback."""
-
-    def run(args: argparse.Namespace) -> int:
-        from forecaster.artifacts import ArtifactError
-        from forecaster.registry import RegistryError
-
-        try:
-            return command(args)
-        except (RegistryError, ArtifactError, OSError, ValueError) as err:
-            message = " ".join(str(err).split()) or type(err).__name__
-            print(f"forecaster models: error: {message}", file=sys.stderr)
-            return 1
-
-    return run
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -87,21 +80,39 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _row(info: dict[str, Any]) -> tuple[str, ...]:
-    """One table row; CREATED and METRICS describe the production version (else the latest)."""
+    """One table row; CREATED and METRICS describe the production version (else the latest).
+
+    When the production alias cannot be read or names a missing version, the row says so
+    instead of showing another version's figures.
+    """
     versions = info["versions"]
     production = info["aliases"].get("production")
-    shown = next((v for v in versions if v["version"] == production), versions[-1])
-    metrics = _flatten(shown.get("metrics") or {})
-    headline = [k for k in metrics if k.rpartition(".")[2] == "owa"] or list(metrics)[:3]
-    summary = " ".join(f"{k}={_short(metrics[k])}" for k in headline)
+    if "aliases_error" in info:
+        shown, note, alias = {}, "aliases.json unreadable (see `models show`)", "?"
+    elif production is None:
+        shown, note, alias = versions[-1], None, "-"
+    else:
+        match = [v for v in versions if v["version"] == production]
+        shown = match[0] if match else {}
+        note = None if match else f"production version {production} does not exist"
+        alias = str(production) + ("" if match else " (missing)")
+    if note is None and "error" in shown:
+        note = "unreadable manifest (see `models show`)"
     return (
         info["name"],
         str(len(versions)),
         str(versions[-1]["version"]),
-        "-" if production is None else str(production),
+        alias,
         shown.get("created_at", "?")[:19].replace("T", " "),
-        summary if "error" not in shown else "unreadable manifest",
+        note or _summary(shown.get("metrics") or {}),
     )
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    """The OWA figures if there are any, else the first three metrics."""
+    flat = _flatten(metrics)
+    headline = [k for k in flat if k.rpartition(".")[2] == "owa"] or list(flat)[:3]
+    return " ".join(f"{k}={_short(flat[k])}" for k in headline)
 
 
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -126,8 +137,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     registry = _registry(args)
-    before = registry.alias(args.name, args.alias)
-    registry.promote(args.name, args.version, args.alias)
+    before = registry.promote(args.name, args.version, args.alias)
     print(f"{args.name}: {args.alias} -> version {args.version} (was {before or 'unset'})")
     return 0
 

@@ -17,6 +17,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8000)")
     parser.add_argument("--registry", type=Path, help="model registry root (default models/)")
+    parser.add_argument(
+        "--default-model",
+        metavar="NAME",
+        help="model for requests that name none (default: the only served model, else "
+        "m4-hourly if served); start-up fails if it is not in the registry",
+    )
     parser.set_defaults(func=run)
 
 
@@ -25,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
 
     from forecaster.settings import Settings
     from service.app import create_app
+    from service.limits import ConnectionLimits, http_protocol
 
-    overrides = {k: getattr(args, k) for k in ("host", "port", "registry")}
+    overrides = {k: getattr(args, k) for k in ("host", "port", "registry", "default_model")}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -37,8 +44,13 @@ def run(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=1,
         loop=_installed("uvloop", "auto"),
-        http=_installed("httptools", "auto"),
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        # uvicorn's protocol (httptools, else h11) plus header deadline and size, connection
+        # cap and JSON refusals (service.limits); uvicorn has no header timeout of its own.
+        http=http_protocol(ConnectionLimits.from_settings(settings)),
+        ws="none",  # no websocket routes: refuse upgrades rather than hand them a protocol
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]
         access_log=False,
         proxy_headers=False,  # bound to loopback by default; no proxy headers to trust
     )

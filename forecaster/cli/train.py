@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
 from pathlib import Path
 
-from forecaster import data
-from forecaster.cli._options import add_config_arguments, model_and_train_configs
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="CSV or Parquet, path or fsspec URL")
-    parser.add_argument("--format", choices=["auto", "long", "wide"], default="auto")
-    parser.add_argument("--id-col", default="id")
-    parser.add_argument("--time-col", default="timestamp")
-    parser.add_argument("--value-col", default="value")
-
-
-def load(args: argparse.Namespace) -> data.SeriesSet:
-    return data.load_series(
-        args.data,
-        format=args.format,
-        id_col=args.id_col,
-        time_col=args.time_col,
-        value_col=args.value_col,
-    )
+from forecaster.cli._options import (
+    add_config_arguments,
+    add_data_arguments,
+    configs_from_args,
+    data_source,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,21 +30,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here so `forecaster --help` stays fast.
+    from forecaster import data
     from forecaster.artifacts import save_model
     from forecaster.registry import Registry
     from forecaster.train import fit
 
     if args.registry and not args.name:
         raise SystemExit("forecaster train: error: --registry needs --name")
-    series = load(args)
-    model_cfg, train_cfg = model_and_train_configs(args)
+    configs_from_args(args)  # bad flags fail before the data is read
+    series = data_source(args).load()
+    if series.freq is None:
+        print(
+            "forecaster train: note: the data has no timestamps and no --freq was given; "
+            "it is treated as period 1 (no seasonality)",
+            file=sys.stderr,
+        )
+    model_cfg, train_cfg = configs_from_args(args, series)
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)
     saved = {
         "metrics": {"validation": result.val_metrics},
         "data_fingerprint": data.fingerprint(series),
         "freq": series.freq,
         "seasonality": train_cfg.seasonality,
+        "training": dataclasses.asdict(train_cfg),
     }
     if args.out:
         where = str(save_model(args.out, model_cfg, result.params, **saved))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader
 
 from forecaster.schemas import NAME_PATTERN, AdminResult, ErrorResponse, PromoteRequest
-from service.store import ModelStore
+from service.store import ModelStore, Swap
 
 API_KEY_HEADER = "X-API-Key"
 _key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
@@ -32,16 +32,14 @@ router = APIRouter(
         401: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
         409: {"model": ErrorResponse, "description": "Load failed; the old version serves."},
+        415: {"model": ErrorResponse, "description": "A body that is not application/json."},
     },
 )
 
 
 @router.post("/reload", response_model=AdminResult, summary="Load the production version now.")
 async def reload(name: Name, request: Request) -> AdminResult:
-    store: ModelStore = request.app.state.store
-    previous = store.get(name)
-    served = await store.refresh(name, force=True)
-    return AdminResult(model=name, version=served.version, previous=_version(previous))
+    return _result(name, await _store(request).refresh(name, force=True))
 
 
 @router.post(
@@ -50,10 +48,7 @@ async def reload(name: Name, request: Request) -> AdminResult:
     summary="Load and check a version, then point the production alias at it and serve it.",
 )
 async def promote(name: Name, body: PromoteRequest, request: Request) -> AdminResult:
-    store: ModelStore = request.app.state.store
-    previous = store.get(name)
-    served = await store.promote(name, body.version)
-    return AdminResult(model=name, version=served.version, previous=_version(previous))
+    return _result(name, await _store(request).promote(name, body.version))
 
 
 @router.post(
@@ -62,11 +57,15 @@ async def promote(name: Name, body: PromoteRequest, request: Request) -> AdminRe
     summary="Move the production alias back to its previous version and serve that.",
 )
 async def rollback(name: Name, request: Request) -> AdminResult:
-    store: ModelStore = request.app.state.store
-    previous = store.get(name)
-    served = await store.rollback(name)
-    return AdminResult(model=name, version=served.version, previous=_version(previous))
+    return _result(name, await _store(request).rollback(name))
 
 
-def _version(served: object) -> int | None:
-    return getattr(served, "version", None)
+def _store(request: Request) -> ModelStore:
+    return request.app.state.store
+
+
+def _result(name: str, swap: Swap) -> AdminResult:
+    """``previous`` comes from the store's swap itself, not a read before waiting for its lock
+    (two concurrent promotes would otherwise both report the same predecessor)."""
+    previous = None if swap.previous is None else swap.previous.version
+    return AdminResult(model=name, version=swap.served.version, previous=previous)

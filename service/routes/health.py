@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
+
+from forecaster.schemas import Readiness
+from service.catalog import readiness
 
 router = APIRouter(tags=["health"])
 
@@ -20,15 +21,16 @@ async def healthz() -> Response:
 
 @router.get(
     "/readyz",
-    summary="200 once the default model is loaded and compiled for every batch shape, else 503.",
-    responses={503: {"description": "Still loading."}},
+    response_model=Readiness,
+    summary="200 once the models asked for are loaded and compiled, else 503; the body names "
+    "what is missing.",
+    responses={503: {"model": Readiness, "description": "Not ready; `detail` says why."}},
 )
 async def readyz(request: Request) -> Response:
     state = request.app.state
-    served = {name: m.version for name, m in state.store.served().items()}
-    ready = state.store.started and state.settings.default_model in served
-    body = {"status": "ready" if ready else "loading", "models": served}
-    return Response(json.dumps(body), 200 if ready else 503, media_type="application/json")
+    ready = readiness(state.store, state.settings)
+    status = 200 if ready.status == "ready" else 503
+    return Response(ready.model_dump_json(), status, media_type="application/json")
 
 
 @router.get("/metrics", summary="Prometheus metrics.")

@@ -32,9 +32,12 @@ BATCH_SIZES = (1, 4, 16)
 API_KEY = "test-admin-key"
 
 
-def publish(root: Path, name: str, config: ModelConfig = TINY, seed: int = 0) -> int:
-    """A new production version of ``name`` with random weights."""
-    return Registry(root).publish(name, config, init_params(config, seed), promote=True)
+def publish(
+    root: Path, name: str, config: ModelConfig = TINY, seed: int = 0, **manifest: object
+) -> int:
+    """A new production version of ``name`` with random weights (``manifest``: freq, ...)."""
+    params = init_params(config, seed)
+    return Registry(root).publish(name, config, params, promote=True, **manifest)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +96,7 @@ def free_port() -> int:
 class Server:
     """A real uvicorn process serving ``service.app:app`` on 127.0.0.1."""
 
-    def __init__(self, root: Path, tmp: Path, **env: str) -> None:
+    def __init__(self, root: Path, tmp: Path, *, ready: bool = True, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings = {
@@ -113,7 +116,7 @@ class Server:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_ready(self._readyz)
+            wait_ready(self._readyz if ready else self._healthz)
         except BaseException:
             self.stop()
             raise
@@ -122,6 +125,11 @@ class Server:
         if self.process.poll() is not None:
             raise RuntimeError(f"server exited:\n{self.log.read_text()[-3000:]}")
         return httpx.get(self.url + "/readyz", timeout=2).status_code
+
+    def _healthz(self) -> int:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{self.log.read_text()[-3000:]}")
+        return httpx.get(self.url + "/healthz", timeout=2).status_code
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -137,8 +145,10 @@ class Server:
 
 
 @contextmanager
-def server(root: Path, tmp: Path, **env: str) -> Iterator[Server]:
-    s = Server(root, tmp, **env)
+def server(root: Path, tmp: Path, *, ready: bool = True, **env: str) -> Iterator[Server]:
+    """A real server, stopped after the block; ``ready=False`` yields it once it answers
+    ``/healthz``, without waiting for ``/readyz``."""
+    s = Server(root, tmp, ready=ready, **env)
     try:
         yield s
     finally:

@@ -62,10 +62,15 @@ def test_promote_takes_plain_positive_integers(admin, version):
 
 
 def test_promote_unknown_version_or_model_is_404(admin):
-    c, _ = admin
+    c, root = admin
     r = c.post("/v1/models/m4-hourly/promote", json={"version": 9}, headers=KEY)
     assert r.status_code == 404
-    assert c.post("/v1/models/nope/reload", headers=KEY).status_code == 404
+    for action in ("reload", "rollback"):
+        r = c.post(f"/v1/models/nope/{action}", headers=KEY)
+        assert r.status_code == 404, r.text
+        # The whole name, closing quote included; never the registry's location.
+        assert "'nope'" in r.json()["detail"] and str(root) not in r.text
+    assert not (root / "nope").exists()
     assert c.post("/v1/models/bad%20name/reload", headers=KEY).status_code == 422
 
 
@@ -76,6 +81,7 @@ def test_failed_load_keeps_the_old_version(admin):
     (root / "m4-hourly" / str(version) / "weights.safetensors").write_bytes(b"corrupt")
     r = c.post("/v1/models/m4-hourly/promote", json={"version": version}, headers=KEY)
     assert r.status_code == 409, r.text
+    assert "weights.safetensors" in r.text and str(root) not in r.text  # names, not paths
     assert registry.alias("m4-hourly") == 1 and _served_version(c) == 1
     # Even with the alias moved behind the service's back, a failed reload keeps v1 serving.
     aliases = root / "m4-hourly" / "aliases.json"

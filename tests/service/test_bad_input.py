@@ -89,9 +89,11 @@ def test_malformed_json_is_422(client, raw):
     _assert_refused(_post(client, raw), 422, ["body"])
 
 
-def test_other_content_type_is_still_parsed_as_json(client):
-    r = _post(client, json.dumps({"history": GOOD, "horizon": 1}).encode(), "text/plain")
-    assert r.status_code == 200, r.text
+def test_only_json_bodies_are_parsed(client):
+    body = json.dumps({"history": GOOD, "horizon": 1}).encode()
+    assert _post(client, body, "application/json; charset=utf-8").status_code == 200
+    r = _post(client, body, "text/plain")
+    assert r.status_code == 415 and r.json()["detail"][0]["loc"] == ["header", "content-type"]
 
 
 def test_unknown_route_and_method(client):

@@ -68,6 +68,30 @@ def test_batches_are_capped_and_models_not_mixed():
     assert a_calls == [3, 2, 1] and b_calls == [1]
 
 
+def test_a_big_job_runs_in_slices_and_lets_a_small_one_in_between():
+    async def go():
+        gate = threading.Event()
+        batcher = MicroBatcher(max_wait_s=0, max_batch_series=8, max_slice_series=4)
+        batcher.start()
+        fake = FakePredictor(delay=gate)
+        big = asyncio.ensure_future(batcher.submit(fake, _rows(*range(10))))
+        await asyncio.sleep(0.05)  # its first slice is running (held at the gate)
+        small = asyncio.ensure_future(batcher.submit(fake, _rows(100)))
+        await asyncio.sleep(0.01)
+        gate.set()
+        first, _ = await asyncio.wait({big, small}, return_when=asyncio.FIRST_COMPLETED)
+        results = await big, await small
+        await batcher.stop()
+        return fake.calls, first == {small}, results
+
+    calls, small_first, (big, small) = asyncio.run(go())
+    assert calls == [4, 1, 4, 2]  # a slice, the small job, then the rest in slices
+    assert small_first
+    assert big.point[:, 0].tolist() == list(range(10))  # reassembled in order
+    assert big.quantiles[0.5][:, 0].tolist() == [v + 1 for v in range(10)]
+    assert small.point[:, 0].tolist() == [100]
+
+
 def test_a_failed_call_fails_its_requests_only():
     async def go():
         batcher = MicroBatcher(max_wait_s=0)

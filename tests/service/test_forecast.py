@@ -92,7 +92,8 @@ def test_calendar_frequency_is_inferred(client):
 def test_bad_timestamps_are_422(client, stamps):
     r = client.post("/v1/forecast", json={"history": HISTORY, "horizon": 1, "timestamps": stamps})
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["body", "timestamps"]
+    # The position of the offending stamp follows when there is one.
+    assert r.json()["detail"][0]["loc"][:2] == ["body", "timestamps"]
 
 
 def test_named_model_and_pinned_version(client):

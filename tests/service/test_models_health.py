@@ -13,10 +13,15 @@ from service.app import create_app
 def test_list_models(client):
     r = client.get("/v1/models")
     assert r.status_code == 200
+    served = {"versions": [1], "production": 1, "loaded_version": 1, "problem": None}
+    # Published without timestamps: frequency and seasonal period unknown.
+    unknown = {"frequency": None, "seasonal_period": None}
     assert r.json() == [
-        {"name": "m4-hourly", "versions": [1], "production": 1, "loaded_version": 1},
-        {"name": "other", "versions": [1], "production": 1, "loaded_version": 1},
-    ]
+        {"name": "m4-hourly", "default": True, "window": 48, "min_history": 48, "horizon": 12,
+         "quantiles": [0.1, 0.9]} | served | unknown,
+        {"name": "other", "default": False, "window": 24, "min_history": 24, "horizon": 6,
+         "quantiles": []} | served | unknown,
+    ]  # fmt: skip
 
 
 def test_model_detail(client):
@@ -62,8 +67,9 @@ def test_not_ready_until_a_model_is_served_then_picked_up_by_the_watcher(tmp_pat
         time.sleep(0.3)
         assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").status_code == 503
+        assert "no model" in c.get("/readyz").json()["detail"]
         r = c.post("/v1/forecast", json={"history": [1.0] * 48, "horizon": 1})
-        assert r.status_code == 404
+        assert r.status_code == 422 and "no default model" in r.json()["detail"][0]["msg"]
         publish(tmp_path, "m4-hourly")
         deadline = time.monotonic() + 30
         while c.get("/readyz").status_code != 200:

@@ -1,0 +1,79 @@
+"""What both clients share: defaults, configuration, and small helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import pydantic
+
+from forecaster.client.bodies import Chunk, Input, plan_chunks
+from forecaster.client.errors import AttemptResult
+from forecaster.client.retry import RetryPolicy
+from forecaster.schemas import ModelDetail, ModelSummary
+
+# Connecting to a healthy service takes milliseconds, so a slow connect means it is down;
+# a forecast of a thousand series may legitimately take seconds.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# The service's own defaults (Settings.max_series, Settings.max_body_bytes).
+DEFAULT_MAX_SERIES = 1000
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+FORECAST_PATH = "/v1/forecast"
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+class ClientConfig:
+    """What both clients are configured with; see :class:`ForecastClient` for the arguments."""
+
+    def __init__(
+        self,
+        model: str | None,
+        timeout: httpx.Timeout | float | None,
+        retry: RetryPolicy | int | None,
+        max_series_per_request: int,
+        max_body_bytes: int,
+    ) -> None:
+        if max_series_per_request < 1 or max_body_bytes < 1:
+            raise ValueError("max_series_per_request and max_body_bytes must be positive")
+        self.model = model
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        if retry is None:
+            retry = RetryPolicy(retries=0)
+        self.retry = RetryPolicy(retries=retry) if isinstance(retry, int) else retry
+        self.max_series_per_request = max_series_per_request
+        self.max_body_bytes = max_body_bytes
+        # What the service said about its models, kept for the client's life (see .facts).
+        self.details: dict[str, ModelDetail] = {}
+        self.default: str | None = None
+
+    def plan(
+        self,
+        inputs: Sequence[tuple[Any, Input]],
+        horizon: int,
+        model: str | None,
+        quantiles: Sequence[float] | None,
+    ) -> list[Chunk]:
+        return plan_chunks(
+            inputs,
+            horizon,
+            model or self.model,
+            quantiles,
+            max_series=self.max_series_per_request,
+            max_body_bytes=self.max_body_bytes,
+        )
+
+
+def merged_headers(headers: Mapping[str, str] | None, api_key: str | None) -> dict[str, str]:
+    merged = dict(headers or {})
+    if api_key is not None:
+        merged["X-API-Key"] = api_key
+    return merged
+
+
+def is_ok(result: AttemptResult) -> bool:
+    return isinstance(result, httpx.Response) and result.status_code == 200
+
+
+class ModelList(pydantic.RootModel[list[ModelSummary]]):
+    """The body of ``GET /v1/models``."""

@@ -1,0 +1,182 @@
+"""From what the caller has (lists, arrays, Series, long DataFrames) to request bodies.
+
+Every body is checked against the shared :mod:`forecaster.schemas` before it is sent, and
+many-series work is split into requests within the service's limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pydantic
+
+from forecaster.client.errors import InvalidRequest, client_side_error
+from forecaster.schemas import ForecastRequest, SeriesInput
+
+History = Sequence[float] | np.ndarray | pd.Series
+# Room for the envelope of a many-series body (horizon, model, quantiles, brackets).
+_ENVELOPE_BYTES = 1024
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Input:
+    """One history ready to send: values, ISO timestamps if it has them, and its original index."""
+
+    values: list[float]
+    timestamps: list[str] | None
+    index: pd.DatetimeIndex | None
+
+
+def as_input(history: History) -> Input:
+    """A list, NumPy array or pandas Series of observations, oldest first."""
+    if isinstance(history, pd.DataFrame):
+        raise InvalidRequest("history must be one series; use forecast_many for a DataFrame")
+    is_series = isinstance(history, pd.Series)
+    try:
+        if is_series:
+            values = history.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = np.asarray(history, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"history must be numbers: {exc}") from None
+    if values.ndim != 1:
+        raise InvalidRequest(f"history must be one-dimensional, got shape {values.shape}")
+    index = history.index if is_series else None
+    if not isinstance(index, pd.DatetimeIndex):
+        return Input(values.tolist(), None, None)
+    return Input(values.tolist(), _iso(index), index)
+
+
+def _iso(index: pd.DatetimeIndex) -> list[str]:
+    # Offsets change across daylight saving; UTC keeps one offset the server can parse.
+    if index.tz is not None:
+        index = index.tz_convert("UTC")
+    return [t.isoformat() for t in index]
+
+
+def inputs_of(
+    data: Mapping[Any, History] | pd.DataFrame, id_col: str, time_col: str, value_col: str
+) -> list[tuple[Any, Input]]:
+    """``(id, input)`` per series of a dict of series or a long DataFrame, in first-seen order."""
+    if not isinstance(data, pd.DataFrame):
+        return [(key, as_input(history)) for key, history in data.items()]
+    missing = [c for c in (id_col, value_col) if c not in data.columns]
+    if missing:
+        raise InvalidRequest(f"the DataFrame has no column {missing[0]!r}")
+    return [
+        (key, as_input(series)) for key, series in _split_long(data, id_col, time_col, value_col)
+    ]
+
+
+def _split_long(
+    frame: pd.DataFrame, id_col: str, time_col: str, value_col: str
+) -> Iterator[tuple[Any, pd.Series]]:
+    timed = time_col in frame.columns
+    for key, group in frame.groupby(id_col, sort=False):
+        if timed:
+            group = group.sort_values(time_col, kind="stable")
+            index = pd.DatetimeIndex(pd.to_datetime(group[time_col]))
+            yield key, pd.Series(group[value_col].to_numpy(), index=index)
+        else:
+            yield key, group[value_col].reset_index(drop=True)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def single_body(
+    series: Input, horizon: int, model: str | None, quantiles: Sequence[float] | None
+) -> bytes:
+    """The JSON body forecasting one series, checked against the shared schema first."""
+    try:
+        request = ForecastRequest(
+            history=series.values,
+            timestamps=series.timestamps,
+            horizon=horizon,
+            model=model,
+            quantiles=_levels(quantiles),
+        )
+    except pydantic.ValidationError as exc:
+        raise client_side_error(exc) from None
+    return request.model_dump_json(exclude_none=True).encode()
+
+
+def _levels(quantiles: Sequence[float] | None) -> list[float] | None:
+    return None if quantiles is None else [float(q) for q in quantiles]
+
+
+def _series_input(key: Any, series: Input, position: int) -> SeriesInput:
+    try:
+        return SeriesInput(id=str(key)[:256], history=series.values, timestamps=series.timestamps)
+    except pydantic.ValidationError as exc:
+        error = client_side_error(exc)
+        for e in error.errors:
+            e.loc = ["body", "series", position, *e.loc[1:]]
+        raise error from None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One request's worth of a many-series call: the positions of the inputs it covers (so
+    its answer is matched back to them) and its body."""
+
+    positions: range
+    body: bytes
+
+
+def plan_chunks(
+    inputs: Sequence[tuple[Any, Input]],
+    horizon: int,
+    model: str | None,
+    quantiles: Sequence[float] | None,
+    *,
+    max_series: int,
+    max_body_bytes: int,
+) -> list[Chunk]:
+    """Bodies of at most ``max_series`` series and about ``max_body_bytes`` each, in order.
+
+    A single series too big for one body still gets a body of its own: the server's 413 then
+    says exactly what is wrong, which a client-side guess at its limit could not.
+    """
+    entries = [_series_input(key, series, i) for i, (key, series) in enumerate(inputs)]
+    sizes = [len(e.model_dump_json(exclude_none=True)) + 1 for e in entries]
+    chunks, start = [], 0
+    for stop in _boundaries(sizes, max_series, max_body_bytes - _ENVELOPE_BYTES):
+        body = _many_body(entries[start:stop], horizon, model, quantiles)
+        chunks.append(Chunk(range(start, stop), body))
+        start = stop
+    return chunks
+
+
+def _boundaries(sizes: Sequence[int], max_series: int, max_bytes: int) -> Iterator[int]:
+    """Exclusive ends of consecutive groups within both limits (greedy; never empty)."""
+    count, total = 0, 0
+    for i, size in enumerate(sizes):
+        if count and (count == max_series or total + size > max_bytes):
+            yield i
+            count, total = 0, 0
+        count, total = count + 1, total + size
+    if count:
+        yield len(sizes)
+
+
+def _many_body(
+    entries: list[SeriesInput],
+    horizon: int,
+    model: str | None,
+    quantiles: Sequence[float] | None,
+) -> bytes:
+    try:
+        request = ForecastRequest(
+            series=entries, horizon=horizon, model=model, quantiles=_levels(quantiles)
+        )
+    except pydantic.ValidationError as exc:
+        raise client_side_error(exc) from None
+    return request.model_dump_json(exclude_none=True).encode()

@@ -1,0 +1,317 @@
+"""Model and training configs: their dataclasses, and the one place where defaults are derived.
+
+Flags (``forecaster train``/``retrain``), retraining config files, manifests and the benchmarks
+all go through here: :func:`typed_fields` checks plain JSON/TOML values against a config's
+fields, and :func:`build_configs` fills in what was not given (the recurrent step and the window
+follow the seasonality). Nothing here imports JAX, so the command line stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+CellType = Literal["lstm", "gru", "rnn"]
+# Upper bounds far above any useful model; they keep a hostile or mistyped manifest from making
+# the loader trace or allocate something enormous.
+LIMITS = {"hidden": 8192, "layers": 16, "input_size": 100_000, "horizon": 10_000,
+          "step": 10_000, "ensemble": 64}  # fmt: skip
+DEFAULT_SEASONALITY = 24
+
+
+class ConfigError(ValueError):
+    """A setting (flag, config file key or manifest field) is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters of one model; everything needed to rebuild it from saved weights.
+
+    ``input_size`` points of history are read as ``input_size // step`` recurrent steps of
+    ``step`` values each (a whole seasonal cycle per step, as ES-RNN does), which makes the
+    scan short and lets the network see the season's shape at every step.
+    """
+
+    cell: CellType = "gru"
+    hidden: int = 128
+    layers: int = 1
+    dropout: float = 0.0
+    input_size: int = 168
+    horizon: int = 48
+    step: int = 24
+    quantiles: tuple[float, ...] = field(default_factory=tuple)
+    ensemble: int = 1
+    # Fewest history points the network itself forecasts from (0: the whole window). Below
+    # input_size, shorter histories are padded and their missing steps masked, and training
+    # shows the network such histories too.
+    min_input: int = 0
+
+    def __post_init__(self) -> None:
+        if self.min_input == 0:
+            object.__setattr__(self, "min_input", self.input_size)
+        if self.cell not in ("lstm", "gru", "rnn"):
+            raise ValueError(f"cell must be lstm, gru or rnn, got {self.cell!r}")
+        for name, most in LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 < value <= most:
+                raise ValueError(f"{name} must be an integer in [1, {most}], got {value!r}")
+        if self.input_size % self.step:
+            raise ValueError(
+                f"input_size {self.input_size} is not a whole number of steps of {self.step} "
+                "points; choose a window that is a multiple of the step, or set step"
+            )
+        if not isinstance(self.min_input, int) or not 0 < self.min_input <= self.input_size:
+            raise ValueError(
+                f"min_input must be an integer in [1, input_size={self.input_size}], "
+                f"got {self.min_input!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if any(not 0.0 < q < 1.0 for q in self.quantiles):
+            raise ValueError(f"quantiles must lie in (0, 1), got {self.quantiles}")
+        object.__setattr__(self, "quantiles", tuple(sorted(float(q) for q in self.quantiles)))
+
+    @property
+    def masked(self) -> bool:
+        """Whether histories shorter than the window are read (with a mask of their length)."""
+        return self.min_input < self.input_size
+
+    @property
+    def outputs(self) -> int:
+        """Output channels per horizon step: the point forecast, then each quantile."""
+        return 1 + len(self.quantiles)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"quantiles": list(self.quantiles)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**{**data, "quantiles": tuple(data.get("quantiles", ()))})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the model's own live in :class:`ModelConfig`)."""
+
+    steps: int = 12_000
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-5
+    # Clipping by global norm keeps one exploding gradient (a long backprop through time on an
+    # unusual window) from throwing the weights off.
+    clip_norm: float = 1.0
+    warmup_steps: int = 200
+    eval_every: int = 500
+    # Evaluations without improvement before stopping early; 0 disables early stopping.
+    patience: int = 0
+    seed: int = 0
+    seasonality: int = DEFAULT_SEASONALITY
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """What a sampling frequency implies: its seasonal periods (shortest first; ``(1,)`` when
+    it has none) and the default horizon (M4/M3 conventions)."""
+
+    freq: str | None
+    seasons: tuple[int, ...]
+    horizon: int
+
+    @property
+    def season(self) -> int:
+        return self.seasons[0]
+
+
+# Frequency (pandas' base code) -> seasonal periods and default horizon, for one unit of it.
+CALENDARS: dict[str, tuple[tuple[int, ...], int]] = {
+    "D": ((7,), 14),
+    "B": ((5,), 10),
+    "C": ((5,), 10),
+    "W": ((52,), 13),
+    "SMS": ((24,), 12),
+    "SME": ((24,), 12),
+    "MS": ((12,), 18),
+    "ME": ((12,), 18),
+    "BMS": ((12,), 18),
+    "BME": ((12,), 18),
+    "QS": ((4,), 8),
+    "QE": ((4,), 8),
+    "BQS": ((4,), 8),
+    "BQE": ((4,), 8),
+    "YS": ((1,), 6),
+    "YE": ((1,), 6),
+    "BYS": ((1,), 6),
+    "BYE": ((1,), 6),
+}
+UNKNOWN = Calendar(None, (1,), 12)
+_DAY_NS, _HOUR_NS = 86_400 * 10**9, 3_600 * 10**9
+
+
+def calendar(freq: str | None) -> Calendar:
+    """The :class:`Calendar` of a pandas frequency alias (``h``, ``15min``, ``D``, ``W``,
+    ``MS``, ``QS-OCT``, ``YE``, ...); ``None`` (no timestamps) has period 1.
+
+    Sub-daily frequencies cycle over the day and the week (hourly: 24 and 168, horizon two
+    days); finer than 15 minutes, over the hour and the day. A multiple of a unit (``2MS``)
+    divides the periods that it divides and drops the others.
+    """
+    if freq is None:
+        return UNKNOWN
+    import pandas as pd  # only here: the command line imports this module for its flags
+
+    offset = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(offset, pd.offsets.Tick):
+        return _tick_calendar(offset.freqstr, int(offset.nanos))
+    seasons, horizon = CALENDARS.get(offset.rule_code.split("-")[0], ((1,), UNKNOWN.horizon))
+    n = max(offset.n, 1)
+    kept = tuple(p // n for p in seasons if p % n == 0 and p // n > 1) or (1,)
+    return Calendar(offset.freqstr, kept, max(1, -(-horizon // n)))
+
+
+def _tick_calendar(freq: str, nanos: int) -> Calendar:
+    per_day, per_hour = _DAY_NS // nanos, _HOUR_NS // nanos
+    if _DAY_NS % nanos == 0 and 2 <= per_day <= 96:
+        return Calendar(freq, (per_day, 7 * per_day), 2 * per_day)
+    if _HOUR_NS % nanos == 0 and per_hour >= 2:
+        return Calendar(freq, (per_hour, 24 * per_hour), 2 * per_hour)
+    return Calendar(freq, (1,), UNKNOWN.horizon)
+
+
+# The defaults every frequency starts from: the recipe that beat every M4 Hourly entry.
+RECIPE_MODEL = {"cell": "lstm", "hidden": 128, "ensemble": 5}
+RECIPE_TRAIN = {"steps": 12_000, "eval_every": 1_000}
+# A step (one recurrent input) holds a whole season when the window holds this many of them.
+STEPS_PER_WINDOW = 2
+# Training length: this many passes over the training windows, within these bounds.
+EPOCHS, MIN_STEPS = 50, 1_000
+# Validation passes per run (the kept weights are the best of them).
+EVALUATIONS = 12
+
+
+def default_steps(model: ModelConfig, batch_size: int, lengths: Sequence[int]) -> dict[str, int]:
+    """Optimiser steps and evaluation interval for ``lengths``: ``EPOCHS`` passes over the
+    training windows (see :func:`forecaster.windows.window_index`), between ``MIN_STEPS`` and
+    the recipe's 12,000, evaluated ``EVALUATIONS`` times."""
+    shortest = model.min_input + model.horizon
+    windows = sum(max(0, n - model.horizon - shortest + 1) for n in lengths)
+    steps = min(
+        RECIPE_TRAIN["steps"], max(MIN_STEPS, 100 * round(EPOCHS * windows / batch_size / 100))
+    )
+    return {"steps": steps, "eval_every": max(1, steps // EVALUATIONS)}
+
+
+def default_window(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -> int:
+    """The window rule: long enough to see the longest season and twice the horizon (rounded up
+    to whole seasons), short enough that at least half of the series give full training windows
+    (window + horizon points before the validation horizon), and never below one horizon."""
+    season = cal.season
+    window = max(max(cal.seasons), 2 * horizon)
+    window = season * -(-window // season)
+    if lengths is not None and len(lengths):
+        fits = int(sorted(lengths)[len(lengths) // 2]) - 2 * horizon
+        window = max(min(window, fits), horizon)
+    return window
+
+
+def build_configs(
+    model: Mapping[str, Any] | None = None,
+    train: Mapping[str, Any] | None = None,
+    where: str = "config",
+    *,
+    freq: str | None = None,
+    lengths: Sequence[int] | None = None,
+) -> tuple[ModelConfig, TrainConfig]:
+    """Both configs from the settings that were given (plain JSON-like values); the rest are
+    derived from the data's frequency (:func:`calendar`) and series ``lengths``:
+
+    - seasonality: the frequency's shortest seasonal period; horizon: the frequency's default;
+    - window (``input_size``): :func:`default_window`;
+    - step: one season when the window holds at least ``STEPS_PER_WINDOW`` of them (and is a
+      whole number of them), else one point;
+    - ``min_input``: the whole window when every series is long enough for it, else one
+      horizon (shorter histories are read masked);
+    - training steps and evaluation interval: :func:`default_steps`;
+    - everything else: the M4 Hourly recipe (``RECIPE_MODEL``, ``RECIPE_TRAIN``).
+
+    Raises :class:`ConfigError` naming ``where`` and the setting.
+    """
+    given_model = typed_fields(ModelConfig, model or {}, f"{where}: model")
+    given_train = typed_fields(TrainConfig, train or {}, f"{where}: train")
+    cal = calendar(freq)
+    season = given_train.get("seasonality", cal.season)
+    if season != cal.season:
+        cal = Calendar(cal.freq, (season,), cal.horizon)
+    horizon = given_model.get("horizon", cal.horizon)
+    window = given_model.get("input_size") or default_window(cal, horizon, lengths)
+    step = season if window % season == 0 and window >= STEPS_PER_WINDOW * season else 1
+    derived: dict[str, Any] = {**RECIPE_MODEL, "horizon": horizon, "input_size": window}
+    derived["step"] = step
+    if lengths is not None and len(lengths) and min(lengths) < window + 2 * horizon:
+        derived["min_input"] = min(window, step * -(-horizon // step))
+    try:
+        model_cfg = ModelConfig(**{**derived, **given_model})
+        schedule = dict(RECIPE_TRAIN)
+        if lengths is not None and len(lengths):
+            batch = given_train.get("batch_size", TrainConfig.batch_size)
+            schedule = default_steps(model_cfg, batch, lengths)
+        train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
+    return model_cfg, train_cfg
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """{field name: default value} of a config dataclass whose fields all have defaults."""
+    return {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        for f in dataclasses.fields(cls)
+    }
+
+
+def typed_fields(cls: type, values: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
+    """``values`` checked against the JSON kind of each field's default, converted for ``cls``
+    (see :func:`typed_values`)."""
+    return typed_values(field_defaults(cls), values, where)
+
+
+def typed_values(
+    defaults: Mapping[str, Any], values: Mapping[str, Any], where: str = "config"
+) -> dict[str, Any]:
+    """``values`` checked against the JSON kind of the value of the same key in ``defaults``.
+
+    Unknown keys are refused; ints are accepted for floats (and become floats); a list of numbers
+    is accepted for a tuple (and becomes a tuple); booleans are never numbers. Raises
+    :class:`ConfigError` naming ``where`` and the key.
+    """
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(defaults)}")
+    out = {}
+    for key, value in values.items():
+        ok, converted = _json_kind(value, defaults[key])
+        if not ok:
+            raise ConfigError(f"{where}: `{key}` has the wrong type: {value!r}")
+        out[key] = converted
+    return out
+
+
+def _json_kind(value: Any, default: Any) -> tuple[bool, Any]:
+    """(whether ``value`` has the JSON kind of ``default``, the value converted to it)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool), value
+    if isinstance(default, tuple):
+        ok = isinstance(value, list | tuple) and all(_is_number(x) for x in value)
+        return ok, tuple(value) if ok else value
+    if isinstance(default, float):
+        return _is_number(value), float(value) if _is_number(value) else value
+    return isinstance(value, type(default)), value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

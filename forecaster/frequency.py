@@ -1,0 +1,98 @@
+"""Frequencies of timestamps: naming them, and telling whether two of them are the same.
+
+A model's manifest records the pandas alias of its training data's frequency (``"h"``, ``"D"``,
+``"MS"``); the service and the client compare a request's timestamps with it. Two aliases are the
+same frequency when they step by the same amount, whatever their anchor: ``"D"`` and ``"24h"``,
+``"W-SUN"`` and ``"W-MON"``, ``"ME"`` and ``"MS"``, ``"QS-OCT"`` and ``"QE-DEC"`` are each one
+frequency. Only numpy and pandas are imported, so the client stays light.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import pandas as pd
+from pandas.tseries import offsets
+from pandas.tseries.frequencies import to_offset
+
+DAY_US = 86_400_000_000
+_MONTHS = {
+    offsets.MonthBegin: 1,
+    offsets.MonthEnd: 1,
+    offsets.BusinessMonthBegin: 1,
+    offsets.BusinessMonthEnd: 1,
+    offsets.QuarterBegin: 3,
+    offsets.QuarterEnd: 3,
+    offsets.BQuarterBegin: 3,
+    offsets.BQuarterEnd: 3,
+    offsets.YearBegin: 12,
+    offsets.YearEnd: 12,
+    offsets.BYearBegin: 12,
+    offsets.BYearEnd: 12,
+}
+
+
+@functools.lru_cache(maxsize=256)
+def frequency_key(freq: str) -> tuple[str, int] | None:
+    """What a frequency steps by: ``("us", n)``, ``("months", n)`` or ``(rule, n)``; None when
+    pandas does not know the alias (a manifest written by another pandas, say)."""
+    try:
+        offset = to_offset(freq)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(offset, offsets.Tick):
+        return "us", int(offset.nanos // 1000)
+    if isinstance(offset, offsets.Day):
+        return "us", offset.n * DAY_US
+    if isinstance(offset, offsets.Week) and offset.weekday is not None:
+        return "us", offset.n * 7 * DAY_US
+    months = _MONTHS.get(type(offset))
+    if months is not None:
+        return "months", offset.n * months
+    return offset.rule_code.split("-")[0], offset.n
+
+
+def same_frequency(a: str, b: str) -> bool:
+    """Whether aliases ``a`` and ``b`` step alike (True when either is unknown to pandas: a
+    frequency that cannot be read cannot be held against a request)."""
+    key_a, key_b = frequency_key(a), frequency_key(b)
+    return key_a is None or key_b is None or key_a == key_b
+
+
+@functools.lru_cache(maxsize=256)
+def step_frequency(step_us: int) -> str:
+    """The alias of a constant step of ``step_us`` microseconds: ``"h"``, ``"15min"``, ``"D"``,
+    ``"7D"``."""
+    if step_us % DAY_US == 0:
+        days = step_us // DAY_US
+        return "D" if days == 1 else f"{days}D"
+    return to_offset(pd.Timedelta(step_us, unit="us")).freqstr
+
+
+def calendar_frequency(times: np.ndarray) -> str | None:
+    """The alias pandas infers for ``times`` [n] (datetime64), or None (fewer than three points,
+    or no regular frequency)."""
+    if len(times) < 3:
+        return None
+    with warnings.catch_warnings():
+        # pandas >= 3.1 announces that infer_freq will return an offset; either way we only
+        # want its name, which to_offset gives from both.
+        warnings.simplefilter("ignore")
+        try:
+            found = pd.infer_freq(pd.DatetimeIndex(times))
+        except (TypeError, ValueError):
+            return None
+    return None if found is None else to_offset(found).freqstr
+
+
+def index_frequency(index: pd.DatetimeIndex) -> str | None:
+    """The frequency of a DatetimeIndex: its own ``freq``, else inferred; None if irregular."""
+    if index.freq is not None:
+        return index.freq.freqstr
+    steps = np.diff(index.asi8)
+    if len(steps) and steps[0] > 0 and (steps == steps[0]).all():
+        unit_us = {"s": 1_000_000, "ms": 1000, "us": 1, "ns": 1e-3}[index.unit]
+        return step_frequency(int(steps[0] * unit_us))
+    return calendar_frequency(index.tz_localize(None).to_numpy())

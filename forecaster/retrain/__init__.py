@@ -1,0 +1,51 @@
+"""The batch retraining job: train a challenger on the latest data, backtest it against the
+production model (the champion), publish it, and move ``production`` only when it is better.
+
+One job, for one model name, under the registry's lock (a second job is refused at once):
+
+1. Load the data and the champion (the version ``production`` points at, if any).
+2. Cut the hold-out: the last ``horizon`` points of every series. The challenger trains on the
+   points before it only (:func:`forecaster.train.fit` then keeps its own validation split
+   inside those), so neither its weights nor its model selection ever see the hold-out.
+3. Backtest: both models forecast the hold-out from the same histories (every point before it)
+   and are scored on the same targets: sMAPE, MASE, and OWA against Naive2 on this data.
+4. Sanity checks on the challenger (:func:`forecaster.predict.sanity_problems`): finite
+   forecasts of fixed probe series and of the backtest, each within ``10 * max|history| + 1``.
+5. Decide (:func:`decide`), then publish the challenger with ``report.json`` and ``plot.png``
+   inside the version (hashed with its weights), then move the alias. The alias moves last, so
+   a crash at any point leaves ``production`` where it was; at worst an unpromoted version
+   remains.
+
+One module per concern: :mod:`.jobs` (config files and flags → jobs), :mod:`.backtest`,
+:mod:`.decision`, :mod:`.report` (report.json and plot.png), :mod:`.run` (the job itself) and
+:mod:`.summary` (the lines and table printed at the end).
+"""
+
+from forecaster.configs import ConfigError
+from forecaster.retrain.backtest import Backtest, Holdout, backtest, split_holdout
+from forecaster.retrain.decision import POLICIES, Decision, Policy, Status, decide
+from forecaster.retrain.jobs import Job, load_jobs, read_config_file
+from forecaster.retrain.run import Outcome, RetrainError, failed, run_job
+from forecaster.retrain.summary import describe, summary_table
+
+__all__ = [
+    "POLICIES",
+    "Backtest",
+    "ConfigError",
+    "Decision",
+    "Holdout",
+    "Job",
+    "Outcome",
+    "Policy",
+    "RetrainError",
+    "Status",
+    "backtest",
+    "decide",
+    "describe",
+    "failed",
+    "load_jobs",
+    "read_config_file",
+    "run_job",
+    "split_holdout",
+    "summary_table",
+]

@@ -1,0 +1,87 @@
+"""The promotion decision: does the challenger replace the champion, and why (one sentence)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Policy = Literal["if-better", "always", "never"]
+Status = Literal["promoted", "kept", "rejected", "failed", "worker"]
+POLICIES: tuple[str, ...] = get_args(Policy)
+# Statuses that mean the job reached a decision (exit 0); anything else is a failure.
+DECIDED = frozenset({"promoted", "kept", "worker"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the challenger becomes production, and why (one sentence)."""
+
+    promote: bool
+    status: Status
+    reason: str
+    improvement: float | None = None
+
+
+def decide(
+    policy: Policy,
+    margin: float,
+    challenger_owa: float,
+    champion_owa: float | None,
+    problems: Sequence[str] = (),
+    champion_version: int | None = None,
+) -> Decision:
+    """Apply the promotion policy.
+
+    ``improvement`` is the relative OWA gain ``(champion - challenger) / champion``; with
+    ``if-better`` the challenger must improve by at least ``margin`` (and by more than
+    nothing). A challenger that fails a sanity check is never promoted, whatever the policy.
+    """
+    champ = f"champion v{champion_version}" if champion_version else "the champion"
+    gain = _improvement(challenger_owa, champion_owa)
+    if problems:
+        return Decision(
+            False, "rejected", "challenger failed sanity checks: " + "; ".join(problems), gain
+        )
+    if policy == "never":
+        return Decision(False, "kept", "policy never: production left as it was", gain)
+    if policy == "always":
+        return Decision(True, "promoted", "policy always: the challenger is sane", gain)
+    if champion_owa is None:
+        return Decision(True, "promoted", "no champion to beat: the challenger is sane", gain)
+    if not math.isfinite(champion_owa) and math.isfinite(challenger_owa):
+        return Decision(
+            True,
+            "promoted",
+            f"{champ} has no usable backtest score (OWA {champion_owa}); the challenger is sane",
+            gain,
+        )
+    if gain is not None and gain > 0 and gain >= margin:
+        return Decision(
+            True,
+            "promoted",
+            f"challenger OWA {challenger_owa:.4f} beats {champ}'s "
+            f"{champion_owa:.4f} by {gain:.1%} (margin {margin:.1%})",
+            gain,
+        )
+    shown = "n/a" if gain is None else f"{gain:+.1%}"
+    return Decision(
+        False,
+        "kept",
+        f"challenger OWA {challenger_owa:.4f} vs {champ}'s "
+        f"{champion_owa:.4f} ({shown}) does not clear the margin {margin:.1%}",
+        gain,
+    )
+
+
+def _improvement(challenger: float, champion: float | None) -> float | None:
+    """Relative OWA gain; +inf when only the champion's OWA is unusable, None when the
+    challenger's is (it cannot be shown better)."""
+    if champion is None or not math.isfinite(challenger):
+        return None
+    if not math.isfinite(champion):
+        return math.inf
+    if champion <= 0:
+        return None  # a perfect champion cannot be beaten
+    return (champion - challenger) / champion

@@ -1,0 +1,199 @@
+"""Retraining jobs from a config file (TOML or JSON) and command-line overrides.
+
+Precedence, highest first: overrides (flags given on the command line, with ``model`` and
+``train`` sub-dicts), the model's own entry, the file's top level, built-in defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forecaster.artifacts import LoadedModel
+from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_configs, typed_values
+from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
+from forecaster.frequency import same_frequency
+from forecaster.retrain.decision import POLICIES, Policy
+
+# The JSON kinds of the per-job settings (the defaults of those that have one).
+SOURCE_KINDS: dict[str, Any] = {"format": "auto", "id_col": "id", "time_col": "timestamp",
+                                "value_col": "value", "freq": ""}  # fmt: skip
+POLICY_KINDS: dict[str, Any] = {"registry": "", "promote": "if-better", "margin": 0.0,
+                                "warm_start": False, "plot_series": 4,
+                                "allow_config_change": False}  # fmt: skip
+# Settings a challenger may change only when the user allows it: clients depend on them.
+GUARDED = ("horizon", "quantiles", "freq")
+SECTION_KEYS = frozenset({"model", "train"})
+SHARED_KEYS = frozenset(SOURCE_OPTIONS) | frozenset(POLICY_KINDS) | SECTION_KEYS
+TOP_KEYS = SHARED_KEYS | {"models"}
+MODEL_KEYS = SHARED_KEYS | {"name", "data"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one retraining of one model needs.
+
+    ``model`` and ``train`` are the configs from the given settings alone; the challenger's
+    are settled once the champion and the data are known (:func:`challenger_configs`), from
+    ``given`` (the settings given by flags or the config file, ``{"model": {...}, "train":
+    {...}}``) over the champion's own configs.
+    """
+
+    name: str
+    registry: str
+    data: DataSource
+    model: ModelConfig
+    train: TrainConfig
+    promote: Policy = "if-better"
+    # Least relative OWA improvement over the champion that earns promotion (0.01 = 1%).
+    margin: float = 0.0
+    warm_start: bool = False
+    plot_series: int = 4
+    allow_config_change: bool = False
+    given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.promote not in POLICIES:
+            raise ConfigError(f"promote must be one of {', '.join(POLICIES)}, not {self.promote!r}")
+        if not 0.0 <= self.margin < 1.0:
+            raise ConfigError(
+                f"margin must be in [0, 1) (a relative improvement), not {self.margin}"
+            )
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a ``.toml`` or ``.json`` config file into a dict (no validation yet)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        if path.suffix.lower() == ".json":
+            parsed = json.loads(raw)
+        elif path.suffix.lower() == ".toml":
+            parsed = tomllib.loads(raw.decode())
+        else:
+            raise ConfigError(f"config file {path} must end in .toml or .json")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:]}: {err}") from err
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"config file {path} must hold an object/table at the top")
+    return parsed
+
+
+def load_jobs(
+    path: str | Path, overrides: Mapping[str, Any] | None = None, only: str | None = None
+) -> list[Job]:
+    """The jobs a config file describes (see the README for the format); ``only`` keeps just
+    the model of that name."""
+    raw = read_config_file(path)
+    _check_keys(raw, TOP_KEYS, "the top level")
+    entries = raw.get("models")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("the config needs a non-empty list `models` ([[models]] in TOML)")
+    top = {k: v for k, v in raw.items() if k != "models"}
+    jobs = [
+        _job_from_layers(i, entry, top, dict(overrides or {})) for i, entry in enumerate(entries)
+    ]
+    if only is not None:
+        jobs = [j for j in jobs if j.name == only]
+        if not jobs:
+            raise ConfigError(f"the config file lists no model named {only!r}")
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model {max(names, key=names.count)!r} is listed twice")
+    return jobs
+
+
+def job_from_settings(settings: Mapping[str, Any], where: str = "the command line") -> Job:
+    """One job from merged settings: ``name``, ``data``, ``registry``, the data and policy
+    keys, and ``model``/``train`` dicts of config fields."""
+    given = {"model": dict(settings.get("model", {})), "train": dict(settings.get("train", {}))}
+    model_cfg, train_cfg = build_configs(given["model"], given["train"], where)
+    reading = typed_values(SOURCE_KINDS, _pick(settings, SOURCE_KINDS), where)
+    policy = typed_values(POLICY_KINDS, _pick(settings, POLICY_KINDS), where)
+    source = DataSource(settings["data"], **reading)
+    return Job(
+        name=settings["name"],
+        data=source,
+        model=model_cfg,
+        train=train_cfg,
+        given=given,
+        **policy,
+    )
+
+
+def challenger_configs(
+    job: Job, champion: LoadedModel | None, series: SeriesSet
+) -> tuple[ModelConfig, TrainConfig, dict[str, list[Any]]]:
+    """The challenger's configs: the given settings over the champion's configs (when there is
+    a champion) over the defaults the data implies; and every difference from the champion,
+    ``{setting: [champion's, challenger's]}``.
+
+    Raises :class:`ConfigError` when the challenger would change the horizon, the quantiles or
+    the data's frequency (clients depend on them) and ``job.allow_config_change`` is not set.
+    """
+    where = f"model {job.name!r}"
+    model, train = dict(job.given.get("model", {})), dict(job.given.get("train", {}))
+    facts = {"freq": series.freq, "lengths": series.lengths}
+    if champion is None:
+        return (*build_configs(model, train, where, **facts), {})
+    before_model, before_train = champion.config.to_dict(), dict(champion.manifest.training or {})
+    if champion.manifest.seasonality and "seasonality" not in before_train:
+        before_train["seasonality"] = champion.manifest.seasonality
+    model_cfg, train_cfg = build_configs(
+        {**before_model, **model}, {**before_train, **train}, where, **facts
+    )
+    after = {**model_cfg.to_dict(), **dataclasses.asdict(train_cfg), "freq": series.freq}
+    before = {**before_model, **before_train, "freq": champion.manifest.freq}
+    changes = {k: [before.get(k), v] for k, v in after.items() if k in before and before[k] != v}
+    old_freq = champion.manifest.freq
+    if old_freq is None or series.freq is None or same_frequency(old_freq, series.freq):
+        changes.pop("freq", None)  # an unknown frequency cannot be held against the data
+    guarded = {k: v for k, v in changes.items() if k in GUARDED}
+    if guarded and not job.allow_config_change:
+        shown = "; ".join(f"{k} {a} -> {b}" for k, (a, b) in guarded.items())
+        raise ConfigError(
+            f"{where}: the challenger would change what clients get ({shown}) from the champion; "
+            "pass --allow-config-change (or allow_config_change = true) to do so"
+        )
+    return model_cfg, train_cfg, changes
+
+
+def _pick(settings: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: settings[k] for k in keys if k in settings}
+
+
+def _job_from_layers(index: int, entry: Any, top: dict, overrides: dict) -> Job:
+    where = f"models[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table/object")
+    _check_keys(entry, MODEL_KEYS, where)
+    for key in ("name", "data"):
+        if not isinstance(entry.get(key), str):
+            raise ConfigError(f"{where} needs `{key}` (a string)")
+    where = f"model {entry['name']!r}"
+    merged: dict[str, Any] = {}
+    for layer in (top, entry, overrides):
+        for key, value in layer.items():
+            if key in SECTION_KEYS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: `{key}` must be a table/object")
+                merged[key] = {**merged.get(key, {}), **value}
+            else:
+                merged[key] = value
+    if "registry" not in merged:
+        raise ConfigError(f"{where}: no `registry` in the file and no --registry given")
+    return job_from_settings(merged, where)
+
+
+def _check_keys(table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
