@@ -84,7 +84,12 @@ class ModelConfig:
         return 1 + len(self.quantiles)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"quantiles": list(self.quantiles)}
+        """JSON-ready fields; ``min_input`` only when it is not the whole window, so the
+        manifests of unmasked models read as before (and in older versions)."""
+        out = dataclasses.asdict(self) | {"quantiles": list(self.quantiles)}
+        if not self.masked:
+            del out["min_input"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -260,6 +265,8 @@ def build_configs(
         if lengths is not None and len(lengths):
             batch = given_train.get("batch_size", TrainConfig.batch_size)
             schedule = default_steps(model_cfg, batch, lengths)
+        if "steps" in given_train:  # evaluate as often relative to the run, however long
+            schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
         train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from err

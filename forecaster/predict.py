@@ -100,10 +100,17 @@ class Predictor:
 
     def predict(self, histories: Sequence[np.ndarray], horizon: int | None = None) -> Forecast:
         """Forecast ``horizon`` steps (default and maximum: the model's) for each history."""
+        x, lengths = self.windows(histories)
+        return self.predict_windows(x, lengths, horizon)
+
+    def predict_windows(
+        self, x: np.ndarray, lengths: np.ndarray, horizon: int | None = None
+    ) -> Forecast:
+        """:meth:`predict` from windows already cut by :meth:`windows`: x [n, input_size]
+        float64 (left-padded), lengths [n] (the real points at the end of each row)."""
         horizon = self.config.horizon if horizon is None else horizon
         if not 0 < horizon <= self.config.horizon:
             raise ValueError(f"horizon must be between 1 and {self.config.horizon}, got {horizon}")
-        x, lengths = self.windows(histories)
         scale = fit_scale(x)
         z = normalize(x, scale).astype(np.float32)
         out = denormalize(self._run(z, lengths).astype(np.float64), scale)[:, :horizon]

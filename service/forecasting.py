@@ -152,6 +152,8 @@ def prepare(
 def _timelines(entries: list[Entry]) -> dict[int, Timeline]:
     """Each timestamped entry's parsed timeline, all parsed at once; 422 for the first bad one."""
     timed = [i for i, e in enumerate(entries) if e.timestamps is not None]
+    if not timed:
+        return {}
     parsed = _chunked([entries[i].timestamps or [] for i in timed], parse_timelines)
     out = {}
     for i, timeline in zip(timed, parsed, strict=True):
@@ -208,6 +210,8 @@ def _futures(
     entries: list[Entry], timelines: dict[int, Timeline], served: ServedModel, horizon: int
 ) -> dict[int, list[str]]:
     """The forecast timestamps of every timestamped series (their frequency, else the model's)."""
+    if not timelines:
+        return {}
     order = list(timelines)
     freqs = [timelines[i].freq or served.freq for i in order]
     for i, freq in zip(order, freqs, strict=True):

@@ -9,25 +9,80 @@ from forecaster.configs import (
     ModelConfig,
     TrainConfig,
     build_configs,
+    calendar,
     typed_fields,
 )
 
 
-def test_defaults_follow_the_seasonality() -> None:
-    model, train = build_configs({}, {"seasonality": 12})
-    assert (model.step, model.input_size, train.seasonality) == (12, 84, 12)
-    model, train = build_configs()
-    assert (model.step, model.input_size, train.seasonality) == (24, 168, 24)
+@pytest.mark.parametrize(
+    ("freq", "seasons", "horizon"),
+    [
+        ("h", (24, 168), 48),
+        ("30min", (48, 336), 96),
+        ("15min", (96, 672), 192),
+        ("min", (60, 1440), 120),
+        ("D", (7,), 14),
+        ("B", (5,), 10),
+        ("W-SUN", (52,), 13),
+        ("MS", (12,), 18),
+        ("ME", (12,), 18),
+        ("QS-OCT", (4,), 8),
+        ("QE", (4,), 8),
+        ("YS", (1,), 6),
+        ("YE-DEC", (1,), 6),
+        ("2h", (12, 84), 24),
+        ("2MS", (6,), 9),
+        (None, (1,), 12),
+    ],
+)
+def test_the_calendar_of_each_frequency(freq: str | None, seasons: tuple, horizon: int) -> None:
+    cal = calendar(freq)
+    assert (cal.seasons, cal.horizon) == (seasons, horizon)
+
+
+@pytest.mark.parametrize(
+    ("freq", "lengths", "expected"),
+    [
+        # (input_size, step, horizon, min_input, seasonality)
+        ("h", [700] * 4, (168, 24, 48, 168, 24)),  # the M4 Hourly recipe
+        ("D", [400] * 4, (28, 7, 14, 28, 7)),
+        ("W", [300] * 4, (52, 1, 13, 52, 52)),
+        ("MS", [48, 78, 115, 116, 126], (36, 12, 18, 24, 12)),  # short series read masked
+        ("QS", [16, 36, 44, 44, 64], (16, 4, 8, 8, 4)),
+        ("YS", [14, 15, 19, 30, 41], (7, 1, 6, 6, 1)),  # the window shrinks to the data
+    ],
+)
+def test_defaults_follow_the_frequency_and_the_data(
+    freq: str, lengths: list, expected: tuple
+) -> None:
+    model, train = build_configs(freq=freq, lengths=lengths)
+    got = (model.input_size, model.step, model.horizon, model.min_input, train.seasonality)
+    assert got == expected
+    assert (model.cell, model.hidden, model.ensemble) == ("lstm", 128, 5)
+
+
+def test_training_length_follows_the_number_of_windows() -> None:
+    _, small = build_configs(freq="YS", lengths=[20] * 100)
+    _, large = build_configs(freq="h", lengths=[900] * 400)
+    assert (small.steps, small.eval_every) == (1_000, 83)
+    assert (large.steps, large.eval_every) == (12_000, 1_000)
+    _, given = build_configs({}, {"steps": 200}, freq="h", lengths=[900] * 4)
+    assert (given.steps, given.eval_every) == (200, 16)
+
+
+def test_given_seasonality_drives_step_and_window() -> None:
+    model, train = build_configs({}, {"seasonality": 12}, freq="h")
+    assert (model.step, model.input_size, train.seasonality) == (12, 96, 12)
 
 
 def test_a_window_that_is_not_whole_seasons_is_read_point_by_point() -> None:
-    model, _ = build_configs({"input_size": 50})
+    model, _ = build_configs({"input_size": 50}, freq="h")
     assert (model.step, model.input_size) == (1, 50)
 
 
 def test_given_settings_win() -> None:
-    model, train = build_configs({"step": 6, "input_size": 30, "cell": "lstm"}, {"steps": 3})
-    assert (model.step, model.input_size, model.cell, train.steps) == (6, 30, "lstm", 3)
+    model, train = build_configs({"step": 6, "input_size": 30, "cell": "gru"}, {"steps": 3})
+    assert (model.step, model.input_size, model.cell, train.steps) == (6, 30, "gru", 3)
 
 
 @pytest.mark.parametrize(
