@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 Format = Literal["auto", "long", "wide"]
 F64 = NDArray[np.float64]
@@ -50,10 +50,13 @@ I64 = NDArray[np.int64]
 _INFER_FREQ_OFFSET = "future.infer_freq_returns_offset"
 
 __all__ = [
+    "MAX_GAP",
     "DataError",
     "DataSource",
     "SeriesSet",
+    "fill_gaps",
     "fingerprint",
+    "gap_runs",
     "load_series",
     "series_from_frame",
     "train_val_split",
@@ -175,6 +178,29 @@ def _to_numeric(raw: pd.Series, describe: Callable[[int], str]) -> F64:
     return num
 
 
+#: Longest run of interior missing points that is interpolated (training and serving alike).
+MAX_GAP = 3
+
+
+def fill_gaps(values: ArrayLike, max_gap: int = MAX_GAP) -> tuple[F64, int, int]:
+    """The missing-value policy above on one series ``values [n]`` (nan = missing), for callers
+    outside this module (the service applies it to requests).
+
+    Returns the filled values ``[k]``, the position of the first kept point and how many points
+    were interpolated; :class:`DataError` names the first gap longer than ``max_gap``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    core, first = _fill_gaps("", values, range(values.size), max_gap)
+    return core, first, int(np.isnan(values[first : first + core.size]).sum())
+
+
+def gap_runs(missing: NDArray[np.bool_]) -> tuple[I64, I64]:
+    """Runs of True in ``missing [n]``: their starts and (exclusive) stops, ``[runs]`` each."""
+    # From the edges of the mask: one vectorised pass, no loop per point.
+    edges = np.diff(np.r_[0, missing.astype(np.int8), 0])
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
 def _fill_gaps(sid: str, values: F64, labels: Sequence[Any], max_gap: int) -> tuple[F64, int]:
     """Trim leading/trailing nans and interpolate interior runs of at most ``max_gap`` nans.
 
@@ -197,9 +223,7 @@ def _fill_gaps(sid: str, values: F64, labels: Sequence[Any], max_gap: int) -> tu
 def _check_gap_lengths(
     sid: str, missing: NDArray[np.bool_], labels: Sequence[Any], max_gap: int
 ) -> None:
-    # Runs of missing points from the edges of the mask: one vectorised pass, no loop per point.
-    edges = np.diff(np.r_[0, missing.astype(np.int8), 0])
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    starts, stops = gap_runs(missing)
     too_long = (stops - starts) > max_gap
     if too_long.any():
         k = int(np.argmax(too_long))

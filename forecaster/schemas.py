@@ -1,8 +1,9 @@
 """Request and response bodies of the forecast service, shared by ``service/`` and the client.
 
-Requests are strict: a history value must be a JSON number (not a string or a boolean) and finite,
-unknown fields are refused, and every error names its field. Limits that depend on the service's
-settings (series per request, points per history, largest magnitude) are checked by the service.
+Requests are strict: a history value must be a finite JSON number or ``null`` (a missing value; not
+a string or a boolean), unknown fields are refused, and every error names its field. Limits that
+depend on the service's settings (series per request, points per history, largest magnitude) are
+checked by the service.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Value = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# A history point: a finite number, or null for a missing one.
+Point = Value | None
 Quantile = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
 # A model name: one safe path component (the registry compiles its NAME_RE from this).
 NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -28,7 +31,11 @@ class SeriesInput(_Strict):
     """One series of a many-series request."""
 
     id: str | None = Field(None, max_length=256, description="Echoed back; defaults to the index.")
-    history: list[Value] = Field(..., min_length=1, description="Observations, oldest first.")
+    history: list[Point] = Field(
+        ...,
+        min_length=1,
+        description="Observations, oldest first; null marks a missing one (see `ForecastRequest`).",
+    )
     timestamps: list[str] | None = Field(
         None, description="ISO 8601 time of each observation (same length as history)."
     )
@@ -37,12 +44,21 @@ class SeriesInput(_Strict):
 class ForecastRequest(_Strict):
     """Either one series (``history``) or many (``series``), forecast ``horizon`` steps ahead.
 
-    Histories longer than the model's input window are cut to their last ``input_size`` points;
-    shorter ones are refused with a 422 naming the minimum.
+    Any history with at least one value is forecast: by the model when it holds at least the
+    model's ``min_history.model`` points (longer ones are cut to its window), else by a
+    statistical method (the answer's ``method`` says which). Missing values (``null``, or a
+    timestamp skipped on the series' grid) are trimmed at the ends and interpolated inside when at
+    most 3 in a row; after a longer gap the forecast is made from the points after it (at least
+    ``min_history.after_gap`` of them, else that series gets an error naming the gap).
+
+    In a ``series`` request each series gets its forecast or its own error (both lists come back
+    with HTTP 200) unless ``strict`` is true: then any error refuses the whole request (422).
     """
 
-    history: list[Value] | None = Field(
-        None, min_length=1, description="One series' observations, oldest first."
+    history: list[Point] | None = Field(
+        None,
+        min_length=1,
+        description="One series' observations, oldest first; null marks a missing one.",
     )
     timestamps: list[str] | None = Field(
         None, description="ISO 8601 time of each observation of `history` (same length)."
@@ -60,6 +76,11 @@ class ForecastRequest(_Strict):
     quantiles: list[Quantile] | None = Field(
         None, description="Quantile levels wanted; only those the model was trained with."
     )
+    strict: bool = Field(
+        False,
+        description="Refuse the whole `series` request (422) when any series has an error, "
+        "instead of answering the others.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> ForecastRequest:
@@ -70,31 +91,59 @@ class ForecastRequest(_Strict):
         return self
 
 
-class SeriesForecast(BaseModel):
+#: How a forecast was made: by the model, or by the statistical fallback named.
+METHOD_DESCRIPTION = (
+    "`model`, or the statistical method that answered a history shorter than the model reads: "
+    "`seasonal_naive`, `naive` (or `naive2`)."
+)
+
+
+class Gap(BaseModel):
+    """A run of more than 3 missing points that cut the history: the forecast was made from the
+    points after it."""
+
+    before: int = Field(..., description="Index in the history of the last point before it.")
+    after: int = Field(..., description="Index in the history of the first point after it.")
+    missing: int = Field(..., description="Points missing (nulls and skipped timestamps).")
+    timestamps: list[str] | None = Field(
+        None, description="The timestamps of those two points, when the history had some."
+    )
+
+
+class _Answer(BaseModel):
+    """What every forecast says (optional keys appear only when they apply)."""
+
+    forecast: list[float]
+    method: str | None = Field(None, description=METHOD_DESCRIPTION)
+    filled: int = Field(0, description="Missing points interpolated in the history used.")
+    timestamps: list[str] | None = None
+    quantiles: dict[str, list[float]] | None = None
+    gap: Gap | None = None
+
+
+class SeriesForecast(_Answer):
     """The forecast of one series of a many-series request."""
 
     id: str
-    forecast: list[float]
-    timestamps: list[str] | None = None
-    quantiles: dict[str, list[float]] | None = None
+    index: int | None = Field(None, description="The series' position in the request.")
 
 
-class ForecastResponse(BaseModel):
-    """The answer to a one-series request; optional keys appear only when asked for."""
+class ForecastResponse(_Answer):
+    """The answer to a one-series request."""
 
-    forecast: list[float]
     model: str
     version: int
-    timestamps: list[str] | None = None
-    quantiles: dict[str, list[float]] | None = None
 
 
-class BatchForecastResponse(BaseModel):
-    """The answer to a many-series request, in request order."""
+class MinHistory(BaseModel):
+    """Fewest history points for each way a forecast is made."""
 
-    forecasts: list[SeriesForecast]
-    model: str
-    version: int
+    model: int = Field(..., description="For the model itself to answer (its `min_input`).")
+    fallback: int = Field(1, description="For any forecast: shorter ones get a statistical one.")
+    after_gap: int = Field(
+        ..., description="After a gap of more than 3 missing points (enough for the model or "
+        "a seasonal fallback); fewer is an error naming the gap."
+    )  # fmt: skip
 
 
 class ModelSummary(BaseModel):
@@ -114,7 +163,7 @@ class ModelSummary(BaseModel):
     )
     seasonal_period: int | None = Field(None, description="Points per seasonal cycle.")
     window: int | None = Field(None, description="Points of history the model reads.")
-    min_history: int | None = Field(None, description="Fewest points a history may have.")
+    min_history: MinHistory | None = Field(None, description="Fewest points per path.")
     horizon: int | None = Field(None, description="Most steps it forecasts.")
     quantiles: list[float] | None = Field(None, description="Quantile levels it offers.")
     problem: str | None = Field(
@@ -157,11 +206,30 @@ class AdminResult(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    """One problem with a request: where (``loc``), what (``msg``) and its kind (``type``)."""
+    """One problem with a request: where (``loc``), what (``msg``) and its kind (``type``); a
+    problem of one series of a ``series`` request also names it (``id``, ``index``)."""
 
     loc: list[str | int]
     msg: str
     type: str
+    id: str | None = Field(None, description="The series' id (its index when it has none).")
+    index: int | None = Field(None, description="The series' position in the request.")
+
+
+class SeriesError(ErrorDetail):
+    """Why one series of a ``series`` request got no forecast."""
+
+    id: str
+    index: int
+
+
+class BatchForecastResponse(BaseModel):
+    """The answer to a many-series request: the forecasts and the errors, each in request order."""
+
+    forecasts: list[SeriesForecast]
+    errors: list[SeriesError] = Field(default_factory=list)
+    model: str
+    version: int
 
 
 class ErrorResponse(BaseModel):

@@ -17,7 +17,7 @@ from service import errors
 from service.catalog import required_models
 from service.lifespan import OneLineStartupFailure, lifespan
 from service.limits import BodyLimitMiddleware
-from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.metrics import ServiceMetrics
 from service.routes import admin, forecast, health, models
 from service.store import ModelStore
 
@@ -67,15 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(admin.router)
     errors.install(app, settings.retry_after_s)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    # Added last = outermost: the limit refuses oversize bodies before anything else runs,
-    # and the metrics see every answer, 413s included.
+    # Added last = outermost. One layer for the body limits and the metrics (each ASGI layer
+    # costs every request): it refuses oversize or non-JSON bodies before anything parses them,
+    # and the metrics see every answer, those refusals included.
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.body_timeout_s,
         retry_after_s=settings.retry_after_s,
+        on_answer=metrics.observe_request,
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(OneLineStartupFailure)
     return app
 

@@ -33,7 +33,8 @@ class Overloaded(Exception):
 @dataclass
 class _Job:
     predictor: Predictor
-    windows: np.ndarray  # [n, input_size] float64
+    windows: np.ndarray  # [n, input_size] float64, left-padded (Predictor.windows)
+    lengths: np.ndarray  # [n] real points at the end of each window
     future: asyncio.Future[Forecast]
     queued_at: float = field(default_factory=time.perf_counter)
     start: int = 0  # first row not yet handed to the model
@@ -49,7 +50,7 @@ _Slice = tuple[_Job, int, int]
 
 
 class MicroBatcher:
-    """Coalesces :meth:`submit` calls into :meth:`Predictor.predict` calls on one thread.
+    """Coalesces :meth:`submit` calls into :meth:`Predictor.predict_windows` calls on one thread.
 
     Args:
       max_wait_s: how long the oldest queued job may wait for company before its batch runs.
@@ -98,13 +99,19 @@ class MicroBatcher:
         self._jobs.clear()
         self._executor.shutdown(wait=True)
 
-    async def submit(self, predictor: Predictor, windows: np.ndarray) -> Forecast:
-        """Forecasts (full model horizon) for ``windows`` [n, input_size], run with others."""
+    async def submit(
+        self, predictor: Predictor, windows: np.ndarray, lengths: np.ndarray | None = None
+    ) -> Forecast:
+        """Forecasts (full model horizon) for ``windows`` [n, input_size] as cut by
+        :meth:`Predictor.windows`, whose last ``lengths`` [n] points are history (default: all),
+        run with others."""
         n = len(windows)
         if self._pending and self._pending + n > self.max_queued_series:
             raise Overloaded(f"{self._pending} series already queued")
+        if lengths is None:
+            lengths = np.full(n, windows.shape[1], np.int64)
         future = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(predictor, windows, future))
+        self._jobs.append(_Job(predictor, windows, lengths, future))
         self._pending += n
         self._wakeup.set()
         try:
@@ -123,11 +130,13 @@ class MicroBatcher:
             if not batch:
                 continue
             windows = np.concatenate([job.windows[a:b] for job, a, b in batch])
+            lengths = np.concatenate([job.lengths[a:b] for job, a, b in batch])
             if self._on_batch is not None:
                 self._on_batch(len(windows))
+            predictor = batch[0][0].predictor
             try:
                 result = await loop.run_in_executor(
-                    self._executor, batch[0][0].predictor.predict, windows
+                    self._executor, predictor.predict_windows, windows, lengths
                 )
             except Exception as exc:  # handed to every waiting request, which reports it
                 for job, _, _ in batch:

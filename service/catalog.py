@@ -20,7 +20,7 @@ from typing import Any
 
 from forecaster.frequency import same_frequency
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError
-from forecaster.schemas import ModelDetail, ModelSummary, Readiness
+from forecaster.schemas import MinHistory, ModelDetail, ModelSummary, Readiness
 from forecaster.settings import Settings
 from service.store import ModelStore, ServedModel, one_line
 
@@ -135,6 +135,19 @@ def resolve(store: ModelStore, ref: str) -> ServedModel:
     return served
 
 
+def season(served: ServedModel) -> int:
+    """The seasonal period of ``served``'s data (1 when its manifest records none): the
+    statistical fallback's season."""
+    return served.loaded.manifest.seasonality or 1
+
+
+def min_history(served: ServedModel) -> MinHistory:
+    """Fewest points for each path: the model's ``min_input``; one for the fallback; after a long
+    gap, enough for the model or a seasonal fallback (one season)."""
+    least = served.config.min_input
+    return MinHistory(model=least, fallback=1, after_gap=min(least, season(served)))
+
+
 # ------------------------------------------------------------------------------ readiness
 
 
@@ -239,7 +252,7 @@ async def _summary_fields(store: ModelStore, settings: Settings, name: str) -> d
             "frequency": served.freq,
             "seasonal_period": served.loaded.manifest.seasonality,
             "window": cfg.input_size,
-            "min_history": cfg.input_size,
+            "min_history": min_history(served),
             "horizon": cfg.horizon,
             "quantiles": list(cfg.quantiles),
         }

@@ -1,9 +1,14 @@
-"""From a validated :class:`ForecastRequest` to the JSON body of its answer.
+"""From a parsed request (:mod:`service.requests`) to the JSON body of its answer.
 
-The checks that depend on the model or the settings live here (pydantic has already refused
-non-numbers, non-finite numbers and missing fields); each failure is a :class:`RequestError` naming
-the field, which the error handlers turn into a 4xx body. :func:`check_series` is the one place a
-single series is checked against its model.
+Every series is checked against its model (:func:`check_series`: size, magnitude, timestamps),
+its missing values handled by the training policy (:mod:`forecaster.histories`: nulls and skipped
+timestamps interpolated up to 3 in a row, the history cut after a longer gap), and then forecast by
+the model when it holds at least the model's ``min_input`` points (through the micro-batcher), else
+by the statistical fallback (:mod:`forecaster.fallback`). Each answer says which (``method``) and
+how many points were filled. A series that cannot be forecast gets its own :class:`Problem`: in a
+``series`` request the others are answered and the problems listed beside them, unless
+``strict``; a one-series request is refused (422). Checks of the whole request (the model, the
+horizon, the quantiles) still refuse it whole.
 
 Event-loop time: a request of 1,000 series of 168 timestamps holds about 5 MB of JSON. Its
 timestamps are parsed and continued many series per numpy call (:mod:`service.timestamps`), and
@@ -15,6 +20,7 @@ loop keeps answering other clients while it works.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -24,71 +30,76 @@ from typing import Any, TypeVar
 import numpy as np
 import pydantic_core
 
+from forecaster.data import MAX_GAP
+from forecaster.fallback import Fallback, answering_method, fallback_forecast
 from forecaster.frequency import same_frequency
+from forecaster.histories import Cleaned, Gap, GapTooLong, NoValues, clean_history, on_grid
 from forecaster.predict import Forecast
-from forecaster.schemas import ForecastRequest
+from forecaster.schemas import ForecastRequest, MinHistory
 from forecaster.settings import Settings
 from service.batcher import MicroBatcher
-from service.catalog import NoModelChosen, NotServed, choose_model
+from service.catalog import NoModelChosen, NotServed, choose_model, min_history, season
+from service.requests import Entry, Parsed, Problem, RequestError, RequestErrors
 from service.store import ModelStore, ServedModel
 from service.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 
-Loc = tuple[str | int, ...]
+__all__ = ["RequestError", "check_series", "forecast", "prepare", "render"]
+
 T = TypeVar("T")
 U = TypeVar("U")
 # Requests with more history points than this are prepared and rendered off the event loop;
 # below it the hand-over to a thread costs more than the work.
 OFF_LOOP_POINTS = 20_000
+# What one series costs beyond its points (checks, cleaning, a fallback), in points.
+SERIES_COST = 50
 # Series per step of that work: a few milliseconds each.
 CHUNK = 64
 
 
-class RequestError(Exception):
-    """A request the service refuses: HTTP ``status``, the field ``loc`` and a message."""
-
-    def __init__(self, status: int, loc: Loc, msg: str, kind: str = "value_error") -> None:
-        super().__init__(msg)
-        self.status, self.loc, self.msg, self.kind = status, loc, msg, kind
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One series as the request gave it; ``loc`` is where it sits in the body."""
-
-    loc: Loc
-    id: str | None
-    history: list[float]
-    timestamps: list[str] | None
-
-
 @dataclass(frozen=True)
 class Checked:
-    """One series ready for the model: its input window and its forecast timestamps."""
+    """One series ready to forecast: the history it is forecast from and how it was read."""
 
-    id: str | None
-    window: np.ndarray  # [input_size] float64
-    future: list[str] | None
+    entry: Entry
+    cleaned: Cleaned
+    method: str  # "model", or the fallback method
+    timeline: Timeline | None  # its timestamps up to the last point kept
+    future: list[str] | None = None
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A request every check has passed: its model, quantile levels and series."""
+    """A request every check has passed: its model, quantile levels, the series to forecast and
+    the problems of the others; the model's input windows (``x`` [m, input_size], ``lengths``
+    [m]) of the series it answers, in order, and the fallback forecasts of the rest."""
 
     served: ServedModel
     quantiles: list[float]
     series: list[Checked]
+    problems: list[Problem]
+    x: np.ndarray
+    lengths: np.ndarray
+    fallbacks: dict[int, Fallback]  # position in ``series`` -> its forecast
 
 
 async def forecast(
-    request: ForecastRequest, store: ModelStore, batcher: MicroBatcher, settings: Settings
+    parsed: Parsed, store: ModelStore, batcher: MicroBatcher, settings: Settings
 ) -> bytes:
-    """The JSON body answering ``request``: one series' forecast, or every series' in order."""
-    entries = _entries(request, settings)
-    heavy = sum(len(e.history) for e in entries) > OFF_LOOP_POINTS
+    """The JSON body answering ``parsed``: one series' forecast, or every series' forecast or
+    error in order. Raises :class:`RequestError` or :class:`RequestErrors` when refused whole."""
+    request, entries = parsed.request, parsed.entries
+    heavy = sum(len(e.history) + SERIES_COST for e in entries) > OFF_LOOP_POINTS
     prepared = await _run(heavy, prepare, request, entries, store, settings)
-    windows = np.stack([s.window for s in prepared.series])
-    result = await batcher.submit(prepared.served.predictor, windows)
-    return await _run(heavy, render, request, prepared, result)
+    problems = sorted([*parsed.rejected, *prepared.problems], key=lambda p: p.entry.index or 0)
+    if problems and request.history is not None:
+        first = problems[0]
+        raise RequestError(422, first.loc, first.msg, first.kind)
+    if problems and request.strict:
+        raise RequestErrors(422, [p.detail() for p in problems])
+    result = None
+    if len(prepared.x):
+        result = await batcher.submit(prepared.served.predictor, prepared.x, prepared.lengths)
+    return await _run(heavy, render, request, prepared, result, problems)
 
 
 async def _run(heavy: bool, fn: Callable[..., T], *args: Any) -> T:
@@ -107,24 +118,12 @@ def _chunked(items: list[T], work: Callable[[list[T]], list[U]]) -> list[U]:
     return out
 
 
-def _entries(request: ForecastRequest, settings: Settings) -> list[Entry]:
-    if request.history is not None:
-        return [Entry(("body",), None, request.history, request.timestamps)]
-    assert request.series is not None  # the schema guarantees one of the two forms
-    if len(request.series) > settings.max_series:
-        msg = f"{len(request.series)} series given; at most {settings.max_series} per request"
-        raise RequestError(422, ("body", "series"), msg, "too_long")
-    return [
-        Entry(("body", "series", i), s.id, s.history, s.timestamps)
-        for i, s in enumerate(request.series)
-    ]
-
-
 def prepare(
     request: ForecastRequest, entries: list[Entry], store: ModelStore, settings: Settings
 ) -> Prepared:
-    """Every check, before the model runs: timestamps, the model, horizon, quantiles, series."""
-    timelines = _timelines(entries)
+    """Every check, before the model runs: timestamps, the model, horizon, quantiles, series;
+    then the model's windows and the fallback forecasts."""
+    timelines, problems = _timelines(entries)
     freqs = {t.freq for t in timelines.values() if t.freq is not None}
     try:
         served = choose_model(store, request.model, freqs, settings.default_model)
@@ -137,97 +136,169 @@ def prepare(
         msg = f"horizon {request.horizon} exceeds the model's maximum of {cfg.horizon}"
         raise RequestError(422, ("body", "horizon"), msg)
     quantiles = _pick_quantiles(request.quantiles, cfg.quantiles)
-    windows = _chunked(
-        list(enumerate(entries)),
-        lambda part: [check_series(e, timelines.get(i), served, settings) for i, e in part],
+    todo = [(i, e) for i, e in enumerate(entries) if i not in problems]
+    least = min_history(served)
+    outcomes = _chunked(
+        todo,
+        lambda part: [check_series(e, timelines.get(i), served, settings, least) for i, e in part],
     )
-    futures = _futures(entries, timelines, served, request.horizon)
-    series = [
-        Checked(e.id, w, futures.get(i))
-        for i, (e, w) in enumerate(zip(entries, windows, strict=True))
-    ]
-    return Prepared(served, quantiles, series)
+    checked = [c for c in outcomes if isinstance(c, Checked)]
+    problems |= {i: p for (i, _), p in zip(todo, outcomes, strict=True) if isinstance(p, Problem)}
+    checked, late = _with_futures(checked, served, request.horizon)
+    series = sorted(checked, key=lambda c: c.entry.index or 0)
+    return _forecast_inputs(served, quantiles, series, [*problems.values(), *late], request)
 
 
-def _timelines(entries: list[Entry]) -> dict[int, Timeline]:
-    """Each timestamped entry's parsed timeline, all parsed at once; 422 for the first bad one."""
+def _forecast_inputs(
+    served: ServedModel,
+    quantiles: list[float],
+    series: list[Checked],
+    problems: list[Problem],
+    request: ForecastRequest,
+) -> Prepared:
+    """The model's windows of the series it answers, and the fallback's forecasts of the rest."""
+    modelled = [c.cleaned.values for c in series if c.method == "model"]
+    size = served.config.input_size
+    x, lengths = np.zeros((0, size)), np.zeros(0, np.int64)
+    if modelled and all(len(v) >= size for v in modelled):  # full windows: nothing to pad
+        x, lengths = np.stack([v[-size:] for v in modelled]), np.full(len(modelled), size)
+    elif modelled:
+        x, lengths = served.predictor.windows(modelled)
+    period = season(served)
+    short = [(k, c) for k, c in enumerate(series) if c.method != "model"]
+    if not short:
+        return Prepared(served, quantiles, series, problems, x, lengths, {})
+    forecasts = _chunked(
+        short,
+        lambda part: [
+            fallback_forecast(c.cleaned.values, request.horizon, period, quantiles, c.method)  # type: ignore[arg-type]
+            for _, c in part
+        ],
+    )
+    fallbacks = {k: f for (k, _), f in zip(short, forecasts, strict=True)}
+    return Prepared(served, quantiles, series, problems, x, lengths, fallbacks)
+
+
+def _timelines(entries: list[Entry]) -> tuple[dict[int, Timeline], dict[int, Problem]]:
+    """Each timestamped entry's parsed timeline, all parsed at once, or its problem."""
     timed = [i for i, e in enumerate(entries) if e.timestamps is not None]
     if not timed:
-        return {}
+        return {}, {}
     parsed = _chunked([entries[i].timestamps or [] for i in timed], parse_timelines)
-    out = {}
+    timelines, problems = {}, {}
     for i, timeline in zip(timed, parsed, strict=True):
         if isinstance(timeline, TimestampError):
-            raise _timestamp_error(entries[i], timeline)
-        out[i] = timeline
-    return out
+            problems[i] = _timestamp_problem(entries[i], timeline)
+        else:
+            timelines[i] = timeline
+    return timelines, problems
 
 
-def _timestamp_error(entry: Entry, exc: TimestampError) -> RequestError:
+def _timestamp_problem(entry: Entry, exc: TimestampError) -> Problem:
     loc = (*entry.loc, "timestamps")
-    return RequestError(422, loc if exc.index is None else (*loc, exc.index), str(exc))
+    return Problem(entry, loc if exc.index is None else (*loc, exc.index), str(exc))
 
 
 def check_series(
-    entry: Entry, timeline: Timeline | None, served: ServedModel, settings: Settings
-) -> np.ndarray:
-    """The model's input window [input_size] for one series, or the RequestError naming what
-    is wrong with it: length, magnitude, timestamps that do not match it or the model."""
-    values = np.asarray(entry.history, dtype=np.float64)
+    entry: Entry,
+    timeline: Timeline | None,
+    served: ServedModel,
+    settings: Settings,
+    least: MinHistory | None = None,
+) -> Checked | Problem:
+    """One series read for its model (whose :func:`min_history` is ``least``), or the
+    :class:`Problem` naming what is wrong with it: length, magnitude, timestamps that do not
+    match it or the model, no value, a long gap."""
+    values = np.array(entry.history, dtype=np.float64)  # null -> nan
     here = (*entry.loc, "history")
-    size = served.config.input_size
     if len(values) > settings.max_history:
         msg = f"{len(values)} points given; at most {settings.max_history}"
-        raise RequestError(422, here, msg, "too_long")
-    if len(values) < size:
-        msg = f"{len(values)} points given; the model needs at least {size}"
-        raise RequestError(422, here, msg, "too_short")
-    too_big = np.flatnonzero(np.abs(values) > settings.max_abs_value)
-    if len(too_big):
+        return Problem(entry, here, msg, "too_long")
+    too_big = np.abs(values) > settings.max_abs_value
+    if too_big.any():
         msg = f"|value| must be at most {settings.max_abs_value:g}"
-        raise RequestError(422, (*here, int(too_big[0])), msg)
+        return Problem(entry, (*here, int(np.argmax(too_big))), msg)
+    sent = positions = None
     if timeline is not None:
-        _check_timeline(entry, timeline, len(values), served)
-    return values[-size:]
+        problem = _check_timeline(entry, timeline, len(values), served)
+        if problem is not None:
+            return problem
+        if timeline.positions is not None:
+            positions = timeline.positions
+            values, sent = on_grid(values, positions)
+    least = least or min_history(served)
+    try:
+        cleaned = clean_history(
+            values, sent=sent, positions=positions, min_after_gap=least.after_gap
+        )
+    except NoValues as exc:
+        return Problem(entry, here, str(exc), "no_values")
+    except GapTooLong as exc:
+        return Problem(entry, (*here, exc.gap.after), _gap_message(entry, exc), "gap_too_long")
+    method = answering_method(len(cleaned.values), least.model, season(served))
+    if timeline is not None:
+        timeline = dataclasses.replace(timeline, times=timeline.times[: cleaned.last + 1])
+    return Checked(entry, cleaned, method, timeline)
 
 
-def _check_timeline(entry: Entry, timeline: Timeline, points: int, served: ServedModel) -> None:
+def _gap_message(entry: Entry, exc: GapTooLong) -> str:
+    gap = exc.gap
+    where = f"history[{gap.before}] and history[{gap.after}]"
+    if entry.timestamps is not None:
+        where += f" ({entry.timestamps[gap.before]} and {entry.timestamps[gap.after]})"
+    return (
+        f"gap of {gap.missing} missing points between {where}: more than the {MAX_GAP} that are "
+        f"interpolated, and the {exc.points_after} points after it are fewer than the "
+        f"{exc.needed} needed to forecast from them; fill the gap or send only the points after it"
+    )
+
+
+def _check_timeline(
+    entry: Entry, timeline: Timeline, points: int, served: ServedModel
+) -> Problem | None:
     loc = (*entry.loc, "timestamps")
     if len(timeline.times) != points:
-        raise RequestError(
-            422, loc, f"{len(timeline.times)} timestamps for {points} history points"
-        )
+        return Problem(entry, loc, f"{len(timeline.times)} timestamps for {points} history points")
     model_freq = served.freq
     if timeline.freq and model_freq and not same_frequency(timeline.freq, model_freq):
         msg = (
             f"the timestamps are at frequency {timeline.freq!r} but model {served.name!r} "
             f"forecasts {model_freq!r} data; send {model_freq!r} timestamps or pick a model"
         )
-        raise RequestError(422, loc, msg, "frequency_mismatch")
+        return Problem(entry, loc, msg, "frequency_mismatch")
+    return None
 
 
-def _futures(
-    entries: list[Entry], timelines: dict[int, Timeline], served: ServedModel, horizon: int
-) -> dict[int, list[str]]:
-    """The forecast timestamps of every timestamped series (their frequency, else the model's)."""
-    if not timelines:
-        return {}
-    order = list(timelines)
-    freqs = [timelines[i].freq or served.freq for i in order]
-    for i, freq in zip(order, freqs, strict=True):
+def _with_futures(
+    series: list[Checked], served: ServedModel, horizon: int
+) -> tuple[list[Checked], list[Problem]]:
+    """The series with the forecast timestamps of the timestamped ones (at their frequency, else
+    the model's), and the problems of those whose future cannot be told or written."""
+    timed = [k for k, c in enumerate(series) if c.timeline is not None]
+    if not timed:
+        return series, []
+    problems = []
+    freqs: dict[int, str] = {}
+    for k in timed:
+        freq = series[k].timeline.freq or served.freq  # type: ignore[union-attr]
         if freq is None:
             msg = "cannot tell the frequency from fewer than three timestamps"
-            raise RequestError(422, (*entries[i].loc, "timestamps"), msg)
+            problems.append(Problem(series[k].entry, (*series[k].entry.loc, "timestamps"), msg))
+        else:
+            freqs[k] = freq
+    order = list(freqs)
     stamps = _chunked(
-        [(timelines[i], freq) for i, freq in zip(order, freqs, strict=True)],
+        [(series[k].timeline, freqs[k]) for k in order],
         lambda part: future_stamps([t for t, _ in part], [f for _, f in part], horizon),  # type: ignore[misc]
     )
-    out = {}
-    for i, future in zip(order, stamps, strict=True):
+    out = list(series)
+    for k, future in zip(order, stamps, strict=True):
         if isinstance(future, TimestampError):
-            raise _timestamp_error(entries[i], future)
-        out[i] = future
-    return out
+            problems.append(_timestamp_problem(series[k].entry, future))
+        else:
+            out[k] = dataclasses.replace(series[k], future=future)
+    kept = [c for k, c in enumerate(out) if k not in timed or k in freqs]
+    return [c for c in kept if c.timeline is None or c.future is not None], problems
 
 
 def _pick_quantiles(wanted: list[float] | None, offered: tuple[float, ...]) -> list[float]:
@@ -245,36 +316,75 @@ def _pick_quantiles(wanted: list[float] | None, offered: tuple[float, ...]) -> l
 # ------------------------------------------------------------------------------------ answers
 
 
-def render(request: ForecastRequest, prepared: Prepared, result: Forecast) -> bytes:
+def render(
+    request: ForecastRequest,
+    prepared: Prepared,
+    result: Forecast | None,
+    problems: list[Problem],
+) -> bytes:
     """The answer as JSON: plain lists of finite floats, serialised directly (pydantic's
     response validation plus the stdlib encoder would cost more than the model call)."""
     horizon, quantiles = request.horizon, prepared.quantiles
+    # Row of each series' forecast in the model's result (fallback answers have none).
+    rows = range(len(prepared.series))
+    if prepared.fallbacks:
+        rows = np.cumsum([c.method == "model" for c in prepared.series]) - 1  # type: ignore[assignment]
     answers = _chunked(
         list(enumerate(prepared.series)),
-        lambda part: [_answer(result, i, s, horizon, quantiles) for i, s in part],
+        lambda part: [
+            _answer(s, result, int(rows[k]), prepared.fallbacks.get(k), horizon, quantiles)
+            for k, s in part
+        ],
     )
     head = {"model": prepared.served.name, "version": prepared.served.version}
     if request.history is not None:
         return pydantic_core.to_json(answers[0] | head)
     forecasts = [
-        {"id": str(i) if s.id is None else s.id} | a
-        for i, (s, a) in enumerate(zip(prepared.series, answers, strict=True))
+        {"id": s.entry.name, "index": s.entry.index} | a
+        for s, a in zip(prepared.series, answers, strict=True)
     ]
     # Serialised in pieces: each to_json call holds the GIL (see the module docstring).
     pieces = _chunked(forecasts, lambda part: [pydantic_core.to_json(part)[1:-1]])
-    return b'{"forecasts":[' + b",".join(pieces) + b"]," + pydantic_core.to_json(head)[1:]
+    errors = pydantic_core.to_json([p.detail() for p in problems])
+    return (
+        b'{"forecasts":[' + b",".join(pieces) + b'],"errors":' + errors + b","
+        + pydantic_core.to_json(head)[1:]
+    )  # fmt: skip
 
 
 def _answer(
-    result: Forecast, row: int, series: Checked, horizon: int, quantiles: list[float]
+    series: Checked,
+    result: Forecast | None,
+    row: int,
+    fallback: Fallback | None,
+    horizon: int,
+    quantiles: list[float],
 ) -> dict[str, Any]:
-    point = result.point[row, :horizon]
-    bands = {q: result.quantiles[q][row, :horizon] for q in quantiles}
+    if fallback is None:
+        assert result is not None  # the model ran for every series it answers
+        point = result.point[row, :horizon]
+        bands = {q: result.quantiles[q][row, :horizon] for q in quantiles}
+        method = "model"
+    else:
+        point, bands, method = fallback
     if not all(np.isfinite(a).all() for a in [point, *bands.values()]):
-        raise RuntimeError("the model produced non-finite forecasts")
-    answer: dict[str, Any] = {"forecast": point.tolist()}
+        raise RuntimeError(f"the {method} method produced non-finite forecasts")
+    answer: dict[str, Any] = {
+        "forecast": point.tolist(),
+        "method": method,
+        "filled": series.cleaned.filled,
+    }
     if series.future is not None:
         answer["timestamps"] = series.future
     if quantiles:
         answer["quantiles"] = {str(q): v.tolist() for q, v in bands.items()}
+    if series.cleaned.gap is not None:
+        answer["gap"] = _gap(series.cleaned.gap, series.entry)
     return answer
+
+
+def _gap(gap: Gap, entry: Entry) -> dict[str, Any]:
+    out: dict[str, Any] = {"before": gap.before, "after": gap.after, "missing": gap.missing}
+    if entry.timestamps is not None:
+        out["timestamps"] = [entry.timestamps[gap.before], entry.timestamps[gap.after]]
+    return out

@@ -7,6 +7,12 @@ array operations, and the forecast stamps of all series are formatted by one num
 is only the fallback for spellings numpy does not read (``20240101T0500``, offsets that change
 within a series) and for calendar frequencies (months, quarters).
 
+A skipped timestamp is a missing point, not an error: when the steps are whole multiples of the
+most common one (or, for calendar frequencies, land on the grid of the frequency found in the first
+regular stretch), the :class:`Timeline` records each stamp's position on that grid, and
+:mod:`forecaster.histories` treats the positions skipped like nulls. Stamps off every grid are
+refused, naming the first that does not fit.
+
 Times are kept as int64 microseconds of wall-clock time in the zone the strings were written in
 (``suffix``: ``""`` for none, else the UTC offset as ``"+HH:MM"``), so calendar arithmetic and
 formatting need no time-zone database. Series whose offsets change (daylight saving) are brought
@@ -32,6 +38,11 @@ MAX_US = int(np.datetime64("9999-12-31T23:59:59.999999", "us").astype(np.int64))
 _OFFSET = re.compile(r"(Z|[+-]\d\d(?::?\d\d)?)$")
 _ECHO = 40  # characters of a bad timestamp quoted back
 _DIGITS = set("0123456789")
+# Steps this long or longer may be calendar ones (months differ in length).
+_CALENDAR_US = 28 * 86_400_000_000
+# Stretches of three stamps tried for a calendar frequency when some are skipped (each try is
+# a pandas call: bounded, so a request of odd monthly stamps costs milliseconds per series).
+_CALENDAR_TRIES = 8
 
 
 class TimestampError(ValueError):
@@ -50,11 +61,14 @@ class Timeline:
       times: [n] int64 microseconds of wall-clock time in the zone of ``suffix``, increasing.
       suffix: ``""`` (no zone) or the UTC offset every stamp had, as ``"+HH:MM"``.
       freq: pandas alias of their frequency; None when fewer points than it takes to tell.
+      positions: [n] int64 position of each stamp on the grid of ``freq`` when some grid
+        points were skipped (missing points); None when none was.
     """
 
     times: np.ndarray
     suffix: str
     freq: str | None
+    positions: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -214,15 +228,59 @@ def _timeline(times: np.ndarray, suffix: str) -> Timeline | TimestampError:
     if steps.min() == steps.max():
         return Timeline(times, suffix, step_frequency(int(steps[0])))
     freq = calendar_frequency(times.astype("datetime64[us]"))
+    if freq is not None:
+        return Timeline(times, suffix, freq)
+    return _with_skips(times, suffix, steps)
+
+
+def _with_skips(times: np.ndarray, suffix: str, steps: np.ndarray) -> Timeline | TimestampError:
+    """A timeline whose stamps lie on a regular grid with some grid points skipped: every step a
+    whole number of the most common one, or calendar stamps (steps of four weeks or more) on the
+    grid of the frequency pandas finds in their first regular stretch."""
+    values, counts = np.unique(steps, return_counts=True)
+    base = int(values[np.argmax(counts)])
+    if base < _CALENDAR_US:
+        off = np.flatnonzero(steps % base)
+        if not len(off):
+            positions = np.r_[0, np.cumsum(steps // base)]
+            return Timeline(times, suffix, step_frequency(base), positions)
+        return _off_grid(int(off[0]) + 1, steps, base)
+    found = _calendar_grid(times)
+    if isinstance(found, TimestampError):
+        return found
+    freq, positions = found
+    return Timeline(times, suffix, freq, positions)
+
+
+def _calendar_grid(times: np.ndarray) -> tuple[str, np.ndarray] | TimestampError:
+    """(frequency, grid position of each stamp) for month-like stamps with some skipped."""
+    stamps = times.astype("datetime64[us]")
+    freq = next(
+        (f for k in range(min(len(stamps) - 2, _CALENDAR_TRIES))
+         if (f := calendar_frequency(stamps[k : k + 3])) is not None),
+        None,
+    )  # fmt: skip
     if freq is None:
-        k = int(np.flatnonzero(steps != steps[0])[0]) + 1
-        return TimestampError(
-            f"timestamps are not at a regular frequency: step {k} is "
-            f"{pd.Timedelta(int(steps[k - 1]), unit='us')}, step 1 is "
-            f"{pd.Timedelta(int(steps[0]), unit='us')}",
-            k,
-        )
-    return Timeline(times, suffix, freq)
+        return TimestampError("timestamps are not at a regular frequency", 1)
+    try:
+        grid = pd.date_range(pd.Timestamp(stamps[0]), pd.Timestamp(stamps[-1]), freq=freq)
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return TimestampError(f"timestamps are not on a {freq!r} grid")
+    positions = grid.as_unit("us").get_indexer(pd.DatetimeIndex(stamps))
+    off = np.flatnonzero(positions < 0)
+    if len(off):
+        k = int(off[0])
+        return TimestampError(f"timestamp {k} is off the {freq!r} grid of the others", k)
+    return freq, positions.astype(np.int64)
+
+
+def _off_grid(k: int, steps: np.ndarray, base: int) -> TimestampError:
+    return TimestampError(
+        f"timestamps are not at a regular frequency: step {k} is "
+        f"{pd.Timedelta(int(steps[k - 1]), unit='us')}, not a whole number of the usual "
+        f"{pd.Timedelta(base, unit='us')}",
+        k,
+    )
 
 
 # ------------------------------------------------------------------------------------ future

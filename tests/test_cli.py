@@ -126,6 +126,19 @@ def test_help_does_not_import_jax() -> None:
     assert proc.stdout.strip() == "[]"
 
 
+def test_models_list_does_not_import_jax() -> None:
+    code = (
+        "import sys; from forecaster.cli import main; "
+        "main(['models', 'list', '--registry', 'models']); "
+        "print(sorted(m for m in ('jax', 'flax') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "m4-hourly" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_evaluate_takes_the_data_options_of_train(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

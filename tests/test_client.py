@@ -39,13 +39,14 @@ from forecaster.client import (
     InvalidRequest,
     ModelNotFound,
     RetryPolicy,
+    SeriesFailed,
     ServiceUnavailable,
     Unauthorized,
     parse_retry_after,
 )
 from forecaster.client.bodies import as_input
 from forecaster.client.facts import check_frequencies, service_default
-from forecaster.schemas import ModelDetail, ModelSummary
+from forecaster.schemas import MinHistory, ModelDetail, ModelSummary
 from service.app import create_app
 
 TESTS = Path(__file__).resolve().parent
@@ -168,7 +169,8 @@ def test_timezone_aware_index_across_daylight_saving(client: ForecastClient):
 def test_forecast_many_dict_matches_single_forecasts(client: ForecastClient):
     data = {f"s{i}": hourly(seed=i) for i in range(3)}
     frame = client.forecast_many(data, horizon=4, quantiles=[0.9])
-    assert list(frame.columns) == ["id", "step", "timestamp", "forecast", "q0.9"]
+    assert list(frame.columns) == ["id", "step", "timestamp", "forecast", "q0.9", "method"]
+    assert (frame["method"] == "model").all() and frame.attrs["errors"] == []
     assert frame["id"].tolist() == [k for k in data for _ in range(4)]
     for key, history in data.items():
         one = client.forecast(history, horizon=4, quantiles=[0.9])
@@ -185,7 +187,7 @@ def test_forecast_many_long_frame_with_own_column_names(client: ForecastClient):
     # Shuffled rows: the client must order each series by time itself.
     long = pd.concat(parts).sample(frac=1.0, random_state=0)
     frame = client.forecast_many(long, horizon=3, id_col="unique_id", time_col="ds", value_col="y")
-    assert list(frame.columns) == ["unique_id", "step", "ds", "forecast"]
+    assert list(frame.columns) == ["unique_id", "step", "ds", "forecast", "method"]
     first_seen = pd.unique(long["unique_id"]).tolist()
     assert frame["unique_id"].tolist() == [k for k in first_seen for _ in range(3)]
     seven = frame[frame["unique_id"] == 7]
@@ -232,7 +234,8 @@ def test_models_and_model(client: ForecastClient):
 def test_models_say_what_to_send(client: ForecastClient):
     (summary,) = client.models()
     assert (summary.frequency, summary.seasonal_period, summary.default) == ("h", 24, True)
-    assert (summary.window, summary.min_history, summary.horizon) == (N, N, H)
+    assert (summary.window, summary.horizon) == (N, H)
+    assert summary.min_history == MinHistory(model=N, fallback=1, after_gap=24)
     assert summary.quantiles == [0.1, 0.9]
 
 
@@ -278,10 +281,10 @@ def hourly_like(freq: str) -> pd.Series:
 def test_service_errors_are_typed_and_422_is_not_retried(live: str):
     client, hook = counted(live, retry=QUICK)
     with client, pytest.raises(InvalidRequest) as e:
-        client.forecast([1.0] * (N - 1), horizon=3)
+        client.forecast([None] * (N - 1), horizon=3)
     assert hook.count("POST /v1/forecast") == 1
     assert e.value.status_code == 422
-    assert [(err.loc, err.type) for err in e.value.errors] == [(["body", "history"], "too_short")]
+    assert [(err.loc, err.type) for err in e.value.errors] == [(["body", "history"], "no_values")]
 
     with ForecastClient(live) as c:
         with pytest.raises(InvalidRequest) as e:
@@ -299,7 +302,7 @@ def test_bad_input_is_refused_before_sending():
 
     with ForecastClient(transport=httpx.MockTransport(refuse)) as client:
         with pytest.raises(InvalidRequest) as e:
-            client.forecast([1.0, float("nan"), 3.0], horizon=2)
+            client.forecast([1.0, float("-inf"), 3.0], horizon=2)
         assert e.value.status_code is None
         assert e.value.errors[0].loc == ["body", "history", 1]
         with pytest.raises(InvalidRequest) as e:
@@ -311,6 +314,89 @@ def test_bad_input_is_refused_before_sending():
             client.forecast(["a", "b"], horizon=2)
         with pytest.raises(InvalidRequest, match="numbers"):
             client.forecast(pd.Series(["a", "b"]), horizon=2)
+
+
+# --- short histories, missing values, per-series errors (issue 13) ------------------------------
+
+
+def two_days_missing() -> pd.DataFrame:
+    """tests/data/hourly_long.csv with two days of rows of s3 gone and two values of s1 empty."""
+    frame = pd.read_csv(TESTS / "data" / "hourly_long.csv", parse_dates=["timestamp"])
+    gone = (frame["id"] == "s3") & frame["timestamp"].between("2024-01-10", "2024-01-11 23:00")
+    frame.loc[frame.index[(frame["id"] == "s1").to_numpy()][100:102], "value"] = np.nan
+    return frame[~gone]
+
+
+def test_forecast_many_on_a_file_with_missing_days_answers_every_series(client: ForecastClient):
+    data = two_days_missing()
+    frame = client.forecast_many(data, horizon=H)
+    assert frame["id"].unique().tolist() == [f"s{i}" for i in range(6)]
+    assert frame.attrs["errors"] == [] and frame["forecast"].notna().all()
+    assert (frame["method"] == "model").all()
+    for key, rows in frame.groupby("id"):
+        last = data.loc[data["id"] == key, "timestamp"].max()
+        assert rows["timestamp"].iloc[0] == last + pd.Timedelta(hours=1)
+
+
+def test_nan_is_sent_as_null():
+    expected = [1.0, None, 3.0]
+    assert as_input(pd.Series([1.0, np.nan, 3.0])).values == expected
+    assert as_input(pd.Series([1.0, pd.NA, 3.0], dtype="Float64")).values == expected
+    assert as_input(np.array([1.0, np.nan, 3.0])).values == expected
+    assert as_input([1.0, None, 3.0]).values == expected
+
+
+def test_single_forecasts_say_how_they_were_made(client: ForecastClient):
+    frame = client.forecast([3.0], horizon=4)
+    assert frame["forecast"].tolist() == [3.0] * 4
+    assert frame.attrs == {"method": "naive", "filled": 0, "gap": None}
+    history = hourly(n=72)
+    history.iloc[[30, 31]] = np.nan
+    assert client.forecast(history, horizon=2).attrs == {
+        "method": "model",
+        "filled": 2,
+        "gap": None,
+    }
+
+
+MIXED = {"ok": hourly(), "inf": [1.0, float("inf")], "short": [3.0], "empty": [np.nan] * 5}
+
+
+def test_errors_return_gives_the_forecasts_and_lists_the_errors(live: str):
+    client, hook = counted(live, max_series_per_request=2)
+    with client:
+        frame = client.forecast_many(MIXED | {"ok2": hourly(seed=2)}, horizon=3, errors="return")
+    # "inf" is refused before sending; the others go as [ok, short], [empty, ok2].
+    assert hook.count("POST /v1/forecast") == 2
+    assert frame["id"].unique().tolist() == ["ok", "short", "ok2"]
+    assert frame.groupby("id", sort=False)["method"].first().tolist() == ["model", "naive", "model"]
+    errors = frame.attrs["errors"]
+    assert [(e["id"], e["index"], e["loc"], e["type"]) for e in errors] == [
+        ("inf", 1, ["body", "series", 1, "history", 1], "finite_number"),
+        ("empty", 3, ["body", "series", 3, "history"], "no_values"),
+    ]
+
+
+def test_errors_raise_after_collecting_the_forecasts(client: ForecastClient):
+    with pytest.raises(SeriesFailed, match="'empty'") as e:
+        client.forecast_many({k: MIXED[k] for k in ("ok", "empty", "short")}, horizon=3)
+    assert isinstance(e.value, InvalidRequest)
+    assert [(err.id, err.index, err.type) for err in e.value.errors] == [("empty", 1, "no_values")]
+    assert e.value.frame["id"].unique().tolist() == ["ok", "short"]
+    with pytest.raises(InvalidRequest, match="finite"):  # refused before sending, as before
+        client.forecast_many(MIXED, horizon=3)
+    with pytest.raises(ValueError, match="errors"):
+        client.forecast_many(MIXED, horizon=3, errors="ignore")  # type: ignore[arg-type]
+
+
+def test_async_forecast_many_returns_errors_too(live: str):
+    async def scenario() -> pd.DataFrame:
+        async with AsyncForecastClient(live) as c:
+            return await c.forecast_many({"a": [1.0, 2.0], "b": [None]}, horizon=2, errors="return")
+
+    frame = asyncio.run(scenario())
+    assert frame["forecast"].tolist() == [2.0, 2.0]
+    assert [e["id"] for e in frame.attrs["errors"]] == ["b"]
 
 
 def test_health_and_ready(client: ForecastClient):
@@ -363,7 +449,7 @@ def test_async_client_in_process(inproc):
         async with AsyncForecastClient("http://service", transport=transport) as client:
             await client.wait_ready(timeout=60)
             with pytest.raises(InvalidRequest):
-                await client.forecast([1.0] * 3, horizon=2)
+                await client.forecast([None] * 3, horizon=2)
             with pytest.raises(ModelNotFound):
                 await client.model("nope")
             one = await client.forecast(hourly(), horizon=3)

@@ -316,8 +316,8 @@ def test_load_jobs_precedence_and_json(tmp_path: Path) -> None:
     assert (b.registry, b.model.hidden, b.promote) == ("own", 16, "if-better")
     assert a.train.steps == b.train.steps == 3
     # Without data the rule sees no frequency: horizon 12, window max(season 12, 2 x 12) = 24,
-    # fewer than three seasons, so read point by point.
-    assert (b.model.step, b.model.input_size, b.train.seasonality) == (1, 24, 12)
+    # two whole seasons, so a season per step.
+    assert (b.model.step, b.model.input_size, b.train.seasonality) == (12, 24, 12)
     assert [j.name for j in retrain.load_jobs(path, only="b")] == ["b"]
 
 

@@ -23,6 +23,7 @@ from forecaster.client.errors import (
     ForecastTimeout,
     InvalidRequest,
     ModelNotFound,
+    SeriesFailed,
     ServiceUnavailable,
     Unauthorized,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidRequest",
     "ModelNotFound",
     "RetryPolicy",
+    "SeriesFailed",
     "ServiceUnavailable",
     "Unauthorized",
     "parse_retry_after",

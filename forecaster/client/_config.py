@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pydantic
 
-from forecaster.client.bodies import Chunk, Input, plan_chunks
+from forecaster.client.bodies import Input, OnErrors, Plan, plan_chunks
 from forecaster.client.errors import AttemptResult
 from forecaster.client.retry import RetryPolicy
 from forecaster.schemas import ModelDetail, ModelSummary
@@ -53,7 +53,10 @@ class ClientConfig:
         horizon: int,
         model: str | None,
         quantiles: Sequence[float] | None,
-    ) -> list[Chunk]:
+        errors: OnErrors,
+    ) -> Plan:
+        if errors not in ("raise", "return"):
+            raise ValueError(f'errors must be "raise" or "return", got {errors!r}')
         return plan_chunks(
             inputs,
             horizon,
@@ -61,6 +64,7 @@ class ClientConfig:
             quantiles,
             max_series=self.max_series_per_request,
             max_body_bytes=self.max_body_bytes,
+            errors=errors,
         )
 
 

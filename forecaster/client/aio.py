@@ -23,7 +23,14 @@ from forecaster.client._config import (
     is_ok,
     merged_headers,
 )
-from forecaster.client.bodies import History, Input, as_input, inputs_of, single_body
+from forecaster.client.bodies import (
+    History,
+    Input,
+    OnErrors,
+    as_input,
+    inputs_of,
+    single_body,
+)
 from forecaster.client.errors import AttemptResult, ForecastTimeout, checked, parse
 from forecaster.client.facts import (
     check_frequencies,
@@ -104,17 +111,18 @@ class AsyncForecastClient:
         id_col: str = "id",
         time_col: str = "timestamp",
         value_col: str = "value",
+        errors: OnErrors = "raise",
     ) -> pd.DataFrame:
         """See :meth:`ForecastClient.forecast_many` (requests go one after another here too,
         so a big job never floods the service's queue into 503s)."""
         inputs = inputs_of(data, id_col, time_col, value_col)
         horizon = await self._checked_horizon(inputs, horizon, model)
-        chunks = self._cfg.plan(inputs, horizon, model, quantiles)
+        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors)
         answers = [
             parse(BatchForecastResponse, await self._send("POST", FORECAST_PATH, c.body))
-            for c in chunks
+            for c in plan.chunks
         ]
-        return many_frame(chunks, answers, inputs, id_col, time_col)
+        return many_frame(plan, answers, inputs, id_col, time_col, errors)
 
     async def models(self) -> list[ModelSummary]:
         """See :meth:`ForecastClient.models`."""

@@ -1,23 +1,26 @@
 """From what the caller has (lists, arrays, Series, long DataFrames) to request bodies.
 
 Every body is checked against the shared :mod:`forecaster.schemas` before it is sent, and
-many-series work is split into requests within the service's limits.
+many-series work is split into requests within the service's limits. NaN (and None, ``pd.NA``)
+marks a missing value and is sent as ``null``; the service fills or trims it as training does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pydantic
 
 from forecaster.client.errors import InvalidRequest, client_side_error
-from forecaster.schemas import ForecastRequest, SeriesInput
+from forecaster.schemas import ErrorDetail, ForecastRequest, SeriesInput
 
-History = Sequence[float] | np.ndarray | pd.Series
+History = Sequence[float | None] | np.ndarray | pd.Series
+#: What ``forecast_many`` does with series the service could not forecast.
+OnErrors = Literal["raise", "return"]
 # Room for the envelope of a many-series body (horizon, model, quantiles, brackets).
 _ENVELOPE_BYTES = 1024
 
@@ -27,9 +30,10 @@ _ENVELOPE_BYTES = 1024
 
 @dataclass(frozen=True)
 class Input:
-    """One history ready to send: values, ISO timestamps if it has them, and its original index."""
+    """One history ready to send: values (None where missing), ISO timestamps if it has them, and
+    its original index."""
 
-    values: list[float]
+    values: list[float | None]
     timestamps: list[str] | None
     index: pd.DatetimeIndex | None
 
@@ -50,8 +54,17 @@ def as_input(history: History) -> Input:
         raise InvalidRequest(f"history must be one-dimensional, got shape {values.shape}")
     index = history.index if is_series else None
     if not isinstance(index, pd.DatetimeIndex):
-        return Input(values.tolist(), None, None)
-    return Input(values.tolist(), _iso(index), index)
+        return Input(_with_nulls(values), None, None)
+    return Input(_with_nulls(values), _iso(index), index)
+
+
+def _with_nulls(values: np.ndarray) -> list[float | None]:
+    """``values [n]`` as a list with None (JSON null) for NaN; infinities stay, to be refused."""
+    out: list[float | None] = values.tolist()
+    if np.isnan(values).any():
+        for i in np.flatnonzero(np.isnan(values)):
+            out[i] = None
+    return out
 
 
 def _iso(index: pd.DatetimeIndex) -> list[str]:
@@ -125,10 +138,19 @@ def _series_input(key: Any, series: Input, position: int) -> SeriesInput:
 @dataclass(frozen=True)
 class Chunk:
     """One request's worth of a many-series call: the positions of the inputs it covers (so
-    its answer is matched back to them) and its body."""
+    its answer's ``index`` is matched back to them) and its body."""
 
-    positions: range
+    positions: Sequence[int]
     body: bytes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A many-series call: its requests, and the series refused before sending (with
+    ``errors="return"``), each error naming the series' position in the inputs."""
+
+    chunks: list[Chunk]
+    refused: list[ErrorDetail] = field(default_factory=list)
 
 
 def plan_chunks(
@@ -139,20 +161,31 @@ def plan_chunks(
     *,
     max_series: int,
     max_body_bytes: int,
-) -> list[Chunk]:
+    errors: OnErrors = "raise",
+) -> Plan:
     """Bodies of at most ``max_series`` series and about ``max_body_bytes`` each, in order.
 
-    A single series too big for one body still gets a body of its own: the server's 413 then
-    says exactly what is wrong, which a client-side guess at its limit could not.
+    A series that fails the shared schema raises :class:`InvalidRequest` before anything is
+    sent, or with ``errors="return"`` is left out and listed in ``Plan.refused``. A single series
+    too big for one body still gets a body of its own: the server's 413 then says exactly what
+    is wrong, which a client-side guess at its limit could not.
     """
-    entries = [_series_input(key, series, i) for i, (key, series) in enumerate(inputs)]
+    entries, positions, refused = [], [], []
+    for i, (key, series) in enumerate(inputs):
+        try:
+            entries.append(_series_input(key, series, i))
+            positions.append(i)
+        except InvalidRequest as exc:
+            if errors == "raise":
+                raise
+            refused += [e.model_copy(update={"id": str(key), "index": i}) for e in exc.errors]
     sizes = [len(e.model_dump_json(exclude_none=True)) + 1 for e in entries]
     chunks, start = [], 0
     for stop in _boundaries(sizes, max_series, max_body_bytes - _ENVELOPE_BYTES):
         body = _many_body(entries[start:stop], horizon, model, quantiles)
-        chunks.append(Chunk(range(start, stop), body))
+        chunks.append(Chunk(positions[start:stop], body))
         start = stop
-    return chunks
+    return Plan(chunks, refused)
 
 
 def _boundaries(sizes: Sequence[int], max_series: int, max_bytes: int) -> Iterator[int]:

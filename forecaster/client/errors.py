@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pydantic
@@ -41,6 +41,21 @@ class InvalidRequest(ForecastAPIError, ValueError):
     def errors(self) -> list[ErrorDetail]:
         """The field errors: where (``loc``), what (``msg``) and of what kind (``type``)."""
         return self.detail if isinstance(self.detail, list) else []
+
+
+class SeriesFailed(InvalidRequest):
+    """Some series of a ``forecast_many`` call got no forecast (``errors="raise"``).
+
+    ``errors`` name each by ``id`` (its key, as a string), ``index`` (its position in the call's
+    input) and ``loc``/``msg``/``type``; ``frame`` holds the forecasts of the others, as
+    ``forecast_many`` would have returned them.
+    """
+
+    def __init__(self, errors: list[ErrorDetail], frame: Any) -> None:
+        shown = "; ".join(f"series {e.id!r}: {e.msg}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"{len(errors)} error(s) in series: {shown}{more}", detail=errors)
+        self.frame = frame
 
 
 class ModelNotFound(ForecastAPIError, LookupError):

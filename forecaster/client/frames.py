@@ -8,9 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster.client.bodies import Chunk, Input
-from forecaster.client.errors import ForecastAPIError
-from forecaster.schemas import BatchForecastResponse, ForecastResponse, SeriesForecast
+from forecaster.client.bodies import Chunk, Input, OnErrors, Plan
+from forecaster.client.errors import ForecastAPIError, SeriesFailed
+from forecaster.schemas import (
+    BatchForecastResponse,
+    ErrorDetail,
+    ForecastResponse,
+    SeriesError,
+    SeriesForecast,
+)
 
 
 def quantile_column(level: str) -> str:
@@ -22,12 +28,18 @@ def single_frame(answer: ForecastResponse, series: Input) -> pd.DataFrame:
     """One forecast as a DataFrame: ``forecast`` and ``q<level>`` columns.
 
     Indexed by the forecast timestamps when the history had a DatetimeIndex, else by step 1..h.
+    How it was made is in ``frame.attrs``: ``method`` (``model``, ``seasonal_naive``,
+    ``naive``...), ``filled`` (missing points interpolated) and ``gap`` (the long gap the
+    history was cut after, as a dict, or None).
     """
     columns = {"forecast": answer.forecast}
     for level, values in (answer.quantiles or {}).items():
         columns[quantile_column(level)] = values
     index = _future_index(answer.timestamps, series.index, len(answer.forecast))
-    return pd.DataFrame(columns, index=index)
+    frame = pd.DataFrame(columns, index=index)
+    gap = None if answer.gap is None else answer.gap.model_dump()
+    frame.attrs.update(method=answer.method, filled=answer.filled, gap=gap)
+    return frame
 
 
 def _future_index(
@@ -52,32 +64,68 @@ def _parse_stamps(stamps: list[str], like: pd.DatetimeIndex) -> pd.DatetimeIndex
 
 
 def many_frame(
-    chunks: Sequence[Chunk],
+    plan: Plan,
     answers: Sequence[BatchForecastResponse],
     inputs: Sequence[tuple[Any, Input]],
     id_col: str,
     time_col: str,
+    errors: OnErrors,
 ) -> pd.DataFrame:
-    """Every series' forecast as one long DataFrame.
+    """Every series' forecast as one long DataFrame, or :class:`SeriesFailed` when some series
+    got none and ``errors="raise"``.
 
-    Columns: ``id_col``, ``step`` (1..h), ``time_col`` when any history had timestamps, then
-    ``forecast`` and one ``q<level>`` per quantile. Each answer comes in its request's order, so
-    its rows are matched to the inputs by the positions its chunk covers (ids are echoed only
-    for the server's logs).
+    Columns: ``id_col``, ``step`` (1..h), ``time_col`` when any history had timestamps,
+    ``forecast``, one ``q<level>`` per quantile, and ``method`` (how each forecast was made:
+    ``model``, ``seasonal_naive``, ``naive``...). Each forecast is matched to its input by the
+    ``index`` the service answers with (its position in its request). With ``errors="return"``
+    the errors are in ``frame.attrs["errors"]``: one dict per error, ``id`` being the series'
+    key in ``data``, ``index`` its position, and ``loc``, ``msg``, ``type`` as the service said.
     """
-    parts = []
-    for chunk, answer in zip(chunks, answers, strict=True):
-        if len(answer.forecasts) != len(chunk.positions):
-            first, last = chunk.positions[0], chunk.positions[-1]
-            raise ForecastAPIError(
-                f"{len(answer.forecasts)} forecasts came back for the {len(chunk.positions)} "
-                f"series at positions {first}..{last}"
-            )
-        for position, forecast in zip(chunk.positions, answer.forecasts, strict=True):
+    parts, problems = [], list(plan.refused)
+    for chunk, answer in zip(plan.chunks, answers, strict=True):
+        _check_count(chunk, answer)
+        for k, forecast in enumerate(answer.forecasts):
+            position = chunk.positions[k if forecast.index is None else forecast.index]
             key, series = inputs[position]
             parts.append(_series_rows(forecast, key, series))
+        problems += [_global(e, chunk) for e in answer.errors]
+    frame = _joined(parts, id_col, time_col)
+    problems.sort(key=lambda e: e.index or 0)
+    if problems and errors == "raise":
+        raise SeriesFailed(problems, frame)
+    frame.attrs["errors"] = [
+        {
+            "id": inputs[e.index or 0][0],
+            "index": e.index,
+            "loc": e.loc,
+            "msg": e.msg,
+            "type": e.type,
+        }
+        for e in problems
+    ]
+    return frame
+
+
+def _check_count(chunk: Chunk, answer: BatchForecastResponse) -> None:
+    if len(answer.forecasts) + len({e.index for e in answer.errors}) != len(chunk.positions):
+        raise ForecastAPIError(
+            f"{len(answer.forecasts)} forecasts and {len(answer.errors)} errors came back for "
+            f"{len(chunk.positions)} series"
+        )
+
+
+def _global(error: SeriesError, chunk: Chunk) -> ErrorDetail:
+    """A per-series error of one request, its index and ``loc`` made positions in the call."""
+    position = chunk.positions[error.index]
+    loc = list(error.loc)
+    if loc[:3] == ["body", "series", error.index]:
+        loc[2] = position
+    return ErrorDetail(loc=loc, msg=error.msg, type=error.type, id=error.id, index=position)
+
+
+def _joined(parts: list[pd.DataFrame], id_col: str, time_col: str) -> pd.DataFrame:
     if not parts:
-        return pd.DataFrame(columns=[id_col, "step", "forecast"])
+        return pd.DataFrame(columns=[id_col, "step", "forecast", "method"])
     frame = pd.concat(parts, ignore_index=True)
     return frame.rename(columns={"id": id_col, "timestamp": time_col})
 
@@ -90,4 +138,5 @@ def _series_rows(answer: SeriesForecast, key: Any, series: Input) -> pd.DataFram
     columns["forecast"] = answer.forecast
     for level, values in (answer.quantiles or {}).items():
         columns[quantile_column(level)] = values
+    columns["method"] = answer.method
     return pd.DataFrame(columns)

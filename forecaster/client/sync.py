@@ -22,7 +22,14 @@ from forecaster.client._config import (
     is_ok,
     merged_headers,
 )
-from forecaster.client.bodies import History, Input, as_input, inputs_of, single_body
+from forecaster.client.bodies import (
+    History,
+    Input,
+    OnErrors,
+    as_input,
+    inputs_of,
+    single_body,
+)
 from forecaster.client.errors import AttemptResult, ForecastTimeout, checked, parse
 from forecaster.client.facts import (
     check_frequencies,
@@ -118,19 +125,27 @@ class ForecastClient:
         id_col: str = "id",
         time_col: str = "timestamp",
         value_col: str = "value",
+        errors: OnErrors = "raise",
     ) -> pd.DataFrame:
-        """Forecast many series: a dict ``{id: history}`` or a long DataFrame.
+        """Forecast many series: a dict ``{id: history}`` or a long DataFrame (NaN: missing).
 
         Work beyond the per-request limits is sent as several requests, one after another.
-        Returns a long DataFrame (see :func:`many_frame`).
+        Returns a long DataFrame with a ``method`` column (see :func:`many_frame`). A series the
+        service cannot forecast (only missing values, say) does not stop the others: with
+        ``errors="raise"`` (the default) :class:`SeriesFailed` is raised once every request is
+        answered, listing each error and holding the other forecasts in ``.frame``; with
+        ``errors="return"`` the frame is returned and the errors are in
+        ``frame.attrs["errors"]`` (one dict per error: ``id`` your key, ``index``, ``loc``,
+        ``msg``, ``type``).
         """
         inputs = inputs_of(data, id_col, time_col, value_col)
         horizon = self._checked_horizon(inputs, horizon, model)
-        chunks = self._cfg.plan(inputs, horizon, model, quantiles)
+        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors)
         answers = [
-            parse(BatchForecastResponse, self._send("POST", FORECAST_PATH, c.body)) for c in chunks
+            parse(BatchForecastResponse, self._send("POST", FORECAST_PATH, c.body))
+            for c in plan.chunks
         ]
-        return many_frame(chunks, answers, inputs, id_col, time_col)
+        return many_frame(plan, answers, inputs, id_col, time_col, errors)
 
     def models(self) -> list[ModelSummary]:
         """Every model in the service's registry."""

@@ -1,7 +1,8 @@
 """``POST /v1/forecast``: one FastAPI route that both serves and documents the endpoint.
 
 The body is read as bytes and parsed in one pass by pydantic-core (several times faster than
-FastAPI's ``json.loads`` + validation); its schema is declared for the OpenAPI document below.
+FastAPI's ``json.loads`` + validation; :mod:`service.requests`); its schema is declared for the
+OpenAPI document below.
 A bare ASGI twin of this route once saved event-loop time; measured without it (issue 10) the
 saving was under 10% of server CPU per forecast, so there is one declaration: whatever is added
 to this router (auth, rate limits) applies to the requests it documents.
@@ -12,24 +13,28 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.responses import Response
 
 from forecaster.schemas import (
     BatchForecastResponse,
     ErrorResponse,
-    ForecastRequest,
     ForecastResponse,
 )
+from service.errors import error_response
 from service.forecasting import forecast
+from service.requests import RequestErrors, parse_request
 
 router = APIRouter(tags=["forecast"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown model or version."},
     413: {"model": ErrorResponse, "description": "Body over the size limit."},
-    422: {"model": ErrorResponse, "description": "Invalid input; `loc` names the field."},
+    422: {
+        "model": ErrorResponse,
+        "description": "Invalid input; `loc` names the field (and `id`, `index` the series). "
+        "Per-series problems of a `series` request come back with 200 in `errors` instead, "
+        "unless the request is `strict`.",
+    },
     503: {"model": ErrorResponse, "description": "Overloaded or not ready; see Retry-After."},
 }
 # The body is parsed by hand (below), so its schema is declared here for the OpenAPI document;
@@ -54,16 +59,9 @@ REQUEST_BODY = {
 async def post_forecast(request: Request) -> Response:
     """Forecast one series (`history`) or many (`series`)."""
     state = request.app.state
-    parsed = parse_request(await request.body())
-    body = await forecast(parsed, state.store, state.batcher, state.settings)
-    return Response(body, media_type="application/json")
-
-
-def parse_request(body: bytes) -> ForecastRequest:
-    """Parse and validate in one pass in pydantic-core (several times faster than json.loads)."""
     try:
-        return ForecastRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        ) from None
+        parsed = parse_request(await request.body(), state.settings.max_series)
+        body = await forecast(parsed, state.store, state.batcher, state.settings)
+    except RequestErrors as exc:  # every problem, each naming its series
+        return error_response(exc.status, exc.details)
+    return Response(body, media_type="application/json")

@@ -40,13 +40,33 @@ def _assert_refused(r, status: int, loc: list) -> None:
         "1e16",
         '"12"',
         "true",
-        "null",
         "[1]",
         '{"a": 1}',
     ],
 )
 def test_bad_history_value_names_its_index(client, value):
     _assert_refused(_post(client, _history_with(value)), 422, ["body", "history", 3])
+
+
+def test_null_is_a_missing_value_not_an_error(client):
+    r = _post(client, _history_with("null"))
+    assert r.status_code == 200, r.text
+    assert r.json()["filled"] == 1
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", '"12"', "true", "[1]", "1e400", "1e16"])
+def test_a_bad_value_in_one_series_is_that_series_error(client, value):
+    """Without ``strict``, the other series are answered; the error names the series and value."""
+    bad = _history_with(value).decode().removeprefix('{"history": ').rsplit(', "horizon"')[0]
+    body = f'{{"series": [{{"history": {json.dumps(GOOD)}}}, {{"id": "x", "history": {bad}}}],'
+    r = _post(client, (body + ' "horizon": 2}').encode())
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert [f["id"] for f in answer["forecasts"]] == ["0"]
+    (error,) = answer["errors"]
+    assert (error["id"], error["index"]) == ("x", 1)
+    assert error["loc"] == ["body", "series", 1, "history", 3]
+    assert "NaN" not in r.text and "Infinity" not in r.text
 
 
 @pytest.mark.parametrize(
@@ -69,8 +89,13 @@ def test_bad_history_value_names_its_index(client, value):
         ({"horizon": 1}, ["body"]),
         ({"history": GOOD, "series": [{"history": GOOD}], "horizon": 1}, ["body"]),
         ({"series": [], "horizon": 1}, ["body", "series"]),
-        ({"series": [{"id": "a"}], "horizon": 1}, ["body", "series", 0, "history"]),
-        ({"series": [{"history": [1.0, "x"]}], "horizon": 1}, ["body", "series", 0, "history", 1]),
+        ({"series": [{"id": "a"}], "horizon": 1, "strict": True}, ["body", "series", 0, "history"]),
+        (
+            {"series": [{"history": [1.0, "x"]}], "horizon": 1, "strict": True},
+            ["body", "series", 0, "history", 1],
+        ),
+        ({"history": [None, None], "horizon": 1}, ["body", "history"]),
+        ({"history": GOOD, "horizon": 1, "strict": "yes"}, ["body", "strict"]),
         ({"series": [{"history": GOOD}] * 51, "horizon": 1}, ["body", "series"]),
         ({"history": [1.0] * 10_001, "horizon": 1}, ["body", "history"]),
         ([1, 2, 3], ["body"]),

@@ -22,7 +22,8 @@ def test_one_series(client):
     body = r.json()
     assert body["model"] == "m4-hourly" and body["version"] == 1
     assert len(body["forecast"]) == 5 and _finite(body["forecast"])
-    assert "quantiles" not in body and "timestamps" not in body
+    assert (body["method"], body["filled"]) == ("model", 0)
+    assert "quantiles" not in body and "timestamps" not in body and "gap" not in body
 
 
 def test_many_series_in_request_order(client):
@@ -116,18 +117,25 @@ def test_horizon_above_the_maximum_names_it(client):
     assert error["loc"] == ["body", "horizon"] and str(TINY.horizon) in error["msg"]
 
 
-def test_short_history_names_the_minimum(client):
-    r = client.post("/v1/forecast", json={"history": [1.0] * 10, "horizon": 1})
-    assert r.status_code == 422
-    (error,) = r.json()["detail"]
-    assert error["loc"] == ["body", "history"] and str(TINY.input_size) in error["msg"]
+def test_short_history_gets_the_statistical_fallback(client):
+    # Below the model's window (48): naive, as this model's manifest records no seasonal period.
+    r = client.post("/v1/forecast", json={"history": [1.0] * 9 + [4.0], "horizon": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["forecast"], body["method"], body["filled"]) == ([4.0] * 3, "naive", 0)
+    assert (
+        client.post("/v1/forecast", json={"history": HISTORY, "horizon": 1}).json()["method"]
+        == "model"
+    )
 
 
-def test_short_history_in_many_series_names_the_series(client):
+def test_short_history_in_many_series_is_answered_with_the_others(client):
     series = [{"history": HISTORY}, {"history": [1.0] * 3}]
     r = client.post("/v1/forecast", json={"series": series, "horizon": 1})
-    assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["body", "series", 1, "history"]
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(f["index"], f["method"]) for f in body["forecasts"]] == [(0, "model"), (1, "naive")]
+    assert body["errors"] == []
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,11 @@ def test_list_models(client):
     # Published without timestamps: frequency and seasonal period unknown.
     unknown = {"frequency": None, "seasonal_period": None}
     assert r.json() == [
-        {"name": "m4-hourly", "default": True, "window": 48, "min_history": 48, "horizon": 12,
+        {"name": "m4-hourly", "default": True, "window": 48, "horizon": 12,
+         "min_history": {"model": 48, "fallback": 1, "after_gap": 1},
          "quantiles": [0.1, 0.9]} | served | unknown,
-        {"name": "other", "default": False, "window": 24, "min_history": 24, "horizon": 6,
+        {"name": "other", "default": False, "window": 24, "horizon": 6,
+         "min_history": {"model": 24, "fallback": 1, "after_gap": 1},
          "quantiles": []} | served | unknown,
     ]  # fmt: skip
 

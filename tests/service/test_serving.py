@@ -79,7 +79,8 @@ def test_the_only_model_is_the_default_and_readyz_says_so(daily_only):
 def test_models_show_frequency_season_window_horizon_quantiles(daily_only):
     (summary,) = httpx.get(daily_only + "/v1/models").json()
     expected = {"name": "shop-daily", "default": True, "frequency": "D", "seasonal_period": 7,
-                "window": 28, "min_history": 28, "horizon": 7, "quantiles": [],
+                "window": 28, "horizon": 7, "quantiles": [],
+                "min_history": {"model": 28, "fallback": 1, "after_gap": 7},
                 "problem": None}  # fmt: skip
     assert summary.items() >= expected.items()
     detail = httpx.get(daily_only + "/v1/models/shop-daily").json()

@@ -71,13 +71,28 @@ def test_spellings_numpy_does_not_read_go_through_pandas():
         (["2024-01-01", "NaT", "2024-01-03"], 1, "not ISO 8601"),
         (["yesterday"] * 3, 0, "not ISO 8601"),
         (["10000-01-01", "10000-01-02", "10000-01-03"], 0, "not ISO 8601"),
-        (iso(pd.date_range("2024-01-01", periods=10, freq="h").delete(4)), 4, "regular"),
+        (["2024-01-01T00:00", "2024-01-01T01:00", "2024-01-01T02:30"], 2, "regular"),
+        ([*iso(pd.date_range("2024-01-01", periods=10, freq="MS")), "2024-11-15"], 10, "grid"),
     ],
 )
 def test_unusable_stamps_name_the_first_bad_one(stamps, index, words):
     (error,) = parse_timelines([stamps])
     assert isinstance(error, TimestampError) and words in str(error)
     assert error.index == index
+
+
+@pytest.mark.parametrize(
+    ("freq", "skipped"), [("h", [4]), ("15min", [2, 3, 9]), ("D", [1]), ("MS", [5, 6]), ("QS", [3])]
+)
+def test_skipped_stamps_are_positions_on_the_grid(freq, skipped):
+    """A stamp skipped on the series' grid is a missing point (issue 13), not an error."""
+    full = pd.date_range("2024-01-01", periods=14, freq=freq)
+    (timeline,) = parse_timelines([iso(full[:12].delete(skipped))])
+    assert isinstance(timeline, Timeline) and same_frequency(timeline.freq or "", freq)
+    assert timeline.positions is not None
+    assert timeline.positions.tolist() == [i for i in range(12) if i not in skipped]
+    (future,) = future_stamps([timeline], [timeline.freq or ""], 2)
+    assert future == iso(full[12:])
 
 
 def test_a_huge_bad_stamp_is_not_echoed_whole():
