@@ -86,8 +86,9 @@ class Predictor:
                 raise HistoryTooShort(0, histories.shape[1], least)
             histories = np.asarray(histories[:, -size:], np.float64)
             lengths = np.full(len(histories), histories.shape[1])
-            if histories.shape[1] < size:
-                histories = np.pad(histories, ((0, 0), (size - histories.shape[1], 0)))
+            if histories.shape[1] == size:  # whole windows: nothing to pad
+                return histories, lengths
+            histories = np.pad(histories, ((0, 0), (size - histories.shape[1], 0)))
             return pad_left(histories, lengths), lengths
         x = np.zeros((len(histories), size))
         lengths = np.zeros(len(histories), np.int64)
