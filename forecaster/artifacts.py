@@ -83,7 +83,6 @@ from forecaster.weights import (
     flatten_params,
     max_weights_bytes,
     parse_weights,
-    read_header,
     unflatten,
 )
 
@@ -359,14 +358,13 @@ def _read_verified_files(
     return blobs
 
 
-def _check_binding(parsed: ParsedManifest, weights: bytes, where: str) -> None:
+def _check_binding(parsed: ParsedManifest, metadata: Mapping[str, str], where: str) -> None:
     """Refuse a manifest whose content is not the one the weights were saved with.
 
     A format-1 artifact carries no digest and is accepted as it is; anything else (a format-2
     manifest, or weights that carry a digest or claim format 2, e.g. a format-2 manifest edited
     to claim format 1) must match.
     """
-    _, metadata = read_header(weights, where)
     recorded = metadata.get(DIGEST_KEY)
     legacy = (
         parsed.manifest.format_version == 1
@@ -388,8 +386,8 @@ def _verify(loc: Location) -> tuple[Manifest, dict[str, np.ndarray]]:
     parsed = _read_manifest(loc, entries)
     blobs = _read_verified_files(loc, entries, parsed.manifest)
     where = str(loc.child(MANIFEST))
-    flat = parse_weights(blobs[WEIGHTS], parsed.manifest.config, str(loc.child(WEIGHTS)))
-    _check_binding(parsed, blobs[WEIGHTS], where)
+    flat, metadata = parse_weights(blobs[WEIGHTS], parsed.manifest.config, str(loc.child(WEIGHTS)))
+    _check_binding(parsed, metadata, where)
     return parsed.manifest, flat
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "fingerprint",
     "gap_runs",
     "load_series",
+    "one_line",
     "series_from_frame",
     "train_val_split",
 ]
@@ -152,12 +153,14 @@ def _read_frame(path: str | Any, storage_options: dict[str, Any] | None) -> pd.D
     except FileNotFoundError as err:
         raise DataError(f"cannot read {path!s}: no such file") from err
     except ImportError as err:  # e.g. s3:// without s3fs installed
-        raise DataError(f"cannot read {path!s}: {_one_line(err)}") from err
+        raise DataError(f"cannot read {path!s}: {one_line(err)}") from err
     except Exception as err:  # credentials, permissions, network, a malformed file
-        raise DataError(f"cannot read {path!s}: {type(err).__name__}: {_one_line(err)}") from err
+        raise DataError(f"cannot read {path!s}: {type(err).__name__}: {one_line(err)}") from err
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (some libraries' messages span several), at most 500
+    characters."""
     return " ".join(str(err).split())[:500] or type(err).__name__
 
 

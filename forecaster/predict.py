@@ -80,16 +80,9 @@ class Predictor:
         them are real, [n]; shorter histories (down to ``min_input``) are padded on the left
         with their mean (:func:`forecaster.windows.pad_left`)."""
         size, least = self.config.input_size, self.config.min_input
-        if isinstance(histories, np.ndarray) and histories.ndim == 2:
-            # The service hands whole batches of equal-length windows; no per-row work needed.
-            if histories.shape[1] < least:
-                raise HistoryTooShort(0, histories.shape[1], least)
-            histories = np.asarray(histories[:, -size:], np.float64)
-            lengths = np.full(len(histories), histories.shape[1])
-            if histories.shape[1] == size:  # whole windows: nothing to pad
-                return histories, lengths
-            histories = np.pad(histories, ((0, 0), (size - histories.shape[1], 0)))
-            return pad_left(histories, lengths), lengths
+        if all(len(h) >= size for h in histories):  # whole windows: nothing to pad
+            x = np.stack([np.asarray(h[-size:], np.float64) for h in histories])
+            return x, np.full(len(histories), size)
         x = np.zeros((len(histories), size))
         lengths = np.zeros(len(histories), np.int64)
         for i, h in enumerate(histories):

@@ -66,7 +66,6 @@ from forecaster.artifacts import (
     load_model,
     read_manifest,
     save_model,
-    verify,
 )
 from forecaster.configs import ModelConfig
 from forecaster.schemas import NAME_PATTERN
@@ -407,11 +406,12 @@ class Registry:
                 extra_files = extra_files(version)
             save_kwargs["extra_files"] = extra_files
             if self._local:
-                self._publish_local(name, version, config, params, save_kwargs)
+                model = self._publish_local(name, version, config, params, save_kwargs)
             else:
                 save_model(self._at(name, version), config, params, **save_kwargs)
+                model = load_model(self._at(name, version)) if promote else None
             if promote:
-                self._validate(name, version)
+                check_forecasts(model)
                 self._move_alias(name, DEFAULT_ALIAS, version, "promote")
         return version
 
@@ -421,11 +421,13 @@ class Registry:
 
     def _publish_local(
         self, name: str, version: int, config: ModelConfig, params: Mapping, save_kwargs: dict
-    ) -> None:
+    ) -> LoadedModel:
+        """Write into a temp directory, read it back verified, rename it to ``version``; returns
+        the model as read back (so promoting does not read it again)."""
         temp = self._at(name, f"{TMP_PREFIX}{uuid.uuid4().hex}")
         try:
             save_model(temp, config, params, **save_kwargs)
-            verify(temp)  # read back what the disk holds before exposing it
+            model = load_model(temp)  # read back what the disk holds before exposing it
             failpoint("publish:after-save")
             os.rename(temp.path, self._join(name, version))
         except BaseException:
@@ -433,20 +435,21 @@ class Registry:
             raise
         failpoint("publish:after-rename")
         fsync_dir(self._join(name))
+        return model
 
     # ---------------------------------------------------------------- reading
 
     def load(self, name: str, version: int | None = None) -> LoadedModel:
         """Load and verify a version; ``None`` means the production alias's target."""
+        available = self.versions(name)
         if version is None:
-            version = self.alias(name)
+            version = self._read_aliases(name).aliases.get(DEFAULT_ALIAS)
             if version is None:
                 raise ModelNotFoundError(
                     f"model {name!r} has no {DEFAULT_ALIAS!r} version yet; promote one with "
                     f"`forecaster models promote {name} VERSION`"
                 )
         check_version(version)
-        available = self.versions(name)
         if version not in available:
             raise VersionNotFoundError(
                 f"model {name!r} has no version {version} (versions: {available})"

@@ -183,11 +183,14 @@ def read_header(data: bytes, where: str) -> tuple[dict[str, dict], dict[str, str
     return header, metadata
 
 
-def parse_weights(data: bytes, config: ModelConfig, where: str) -> dict[str, np.ndarray]:
-    """Checked float32 tensors {key: array} of safetensors bytes for ``config``'s model."""
+def parse_weights(
+    data: bytes, config: ModelConfig, where: str
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Checked float32 tensors {key: array} of safetensors bytes for ``config``'s model, and the
+    file's metadata."""
     import safetensors.numpy
 
-    header, _ = read_header(data, where)
+    header, metadata = read_header(data, where)
     check_keys(set(header), config, where)
     for key, info in header.items():
         check_dtype(key, str(info.get("dtype")), where)
@@ -197,7 +200,7 @@ def parse_weights(data: bytes, config: ModelConfig, where: str) -> dict[str, np.
     except Exception as err:  # the Rust parser raises its own SafetensorError type
         raise WeightsFormatError(f"{where} is a damaged safetensors file: {err}") from err
     check_finite(flat, where)
-    return flat
+    return flat, metadata
 
 
 def encode_weights(flat: Mapping[str, np.ndarray], metadata: dict[str, str]) -> bytes:

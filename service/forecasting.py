@@ -158,11 +158,8 @@ def _forecast_inputs(
 ) -> Prepared:
     """The model's windows of the series it answers, and the fallback's forecasts of the rest."""
     modelled = [c.cleaned.values for c in series if c.method == "model"]
-    size = served.config.input_size
-    x, lengths = np.zeros((0, size)), np.zeros(0, np.int64)
-    if modelled and all(len(v) >= size for v in modelled):  # full windows: nothing to pad
-        x, lengths = np.stack([v[-size:] for v in modelled]), np.full(len(modelled), size)
-    elif modelled:
+    x, lengths = np.zeros((0, served.config.input_size)), np.zeros(0, np.int64)
+    if modelled:
         x, lengths = served.predictor.windows(modelled)
     period = season(served)
     short = [(k, c) for k, c in enumerate(series) if c.method != "model"]
@@ -204,7 +201,7 @@ def check_series(
     timeline: Timeline | None,
     served: ServedModel,
     settings: Settings,
-    least: MinHistory | None = None,
+    least: MinHistory,
 ) -> Checked | Problem:
     """One series read for its model (whose :func:`min_history` is ``least``), or the
     :class:`Problem` naming what is wrong with it: length, magnitude, timestamps that do not
@@ -226,7 +223,6 @@ def check_series(
         if timeline.positions is not None:
             positions = timeline.positions
             values, sent = on_grid(values, positions)
-    least = least or min_history(served)
     try:
         cleaned = clean_history(
             values, sent=sent, positions=positions, min_after_gap=least.after_gap
@@ -297,8 +293,7 @@ def _with_futures(
             problems.append(_timestamp_problem(series[k].entry, future))
         else:
             out[k] = dataclasses.replace(series[k], future=future)
-    kept = [c for k, c in enumerate(out) if k not in timed or k in freqs]
-    return [c for c in kept if c.timeline is None or c.future is not None], problems
+    return [c for c in out if c.timeline is None or c.future is not None], problems
 
 
 def _pick_quantiles(wanted: list[float] | None, offered: tuple[float, ...]) -> list[float]:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import fsspec
 
+from forecaster import data
 from forecaster.artifacts import LoadedModel
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
@@ -95,7 +96,7 @@ def _validate(predictor: Predictor) -> None:
 
 def one_line(exc: BaseException) -> str:
     """An exception as one short line: its type (when the message may not say) and message."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = data.one_line(exc)
     if not isinstance(exc, LoadFailed | RegistryError | OSError | ValueError):
         text = f"{type(exc).__name__}: {text}"
     return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS] + "..."

@@ -51,13 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except user_errors() as err:  # the user can act on these: one line, no traceback
+        from forecaster.data import one_line
+
         print(f"forecaster {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1
-
-
-def one_line(err: BaseException) -> str:
-    """An error's message on one line (some libraries' messages span several)."""
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def user_errors() -> tuple[type[Exception], ...]:

@@ -69,10 +69,11 @@ def check_no_overlap(history: Any, test: Any, where: str) -> None:
 
     from forecaster.data import DataError
 
+    timed = history.end is not None and test.end is not None and history.freq
+    step = pd.tseries.frequencies.to_offset(history.freq) if timed else None
     for i, sid in enumerate(test.ids):
         past, future = history.values[i], test.values[i]
-        if history.end is not None and test.end is not None and history.freq:
-            step = pd.tseries.frequencies.to_offset(history.freq)
+        if timed:
             first = test.end[i] - (len(future) - 1) * step
             if history.end[i] >= first:
                 raise DataError(

@@ -103,7 +103,7 @@ def build_report(run: Run, version: int) -> dict[str, Any]:
             "reason": decision.reason,
             "policy": job.promote,
             "margin": job.margin,
-            "improvement": _finite_or_none(decision.improvement),
+            "improvement": finite_or_none(decision.improvement),
             "production_before": before,
             "production_after": version if decision.promote else before,
         },
@@ -112,7 +112,7 @@ def build_report(run: Run, version: int) -> dict[str, Any]:
     }
 
 
-def _finite_or_none(value: float | None) -> float | None:
+def finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 

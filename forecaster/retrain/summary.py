@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from forecaster.retrain.report import finite_or_none
 from forecaster.retrain.run import Outcome
 
 
@@ -36,7 +37,7 @@ def summary_table(outcomes: Sequence[Outcome]) -> str:
 
 
 def _row(o: Outcome) -> tuple[str, ...]:
-    change = _finite(o.improvement)
+    change = finite_or_none(o.improvement)
     return (o.name, o.status, _v(o.champion_version), _v(o.challenger_version),
             _num(o.champion_owa), _num(o.challenger_owa),
             "-" if change is None else f"{change:+.1%}", _v(o.production),
@@ -49,7 +50,3 @@ def _v(version: int | None) -> str:
 
 def _num(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
