@@ -1,6 +1,7 @@
 """Short histories on M4 Hourly: the served answer vs seasonal naive and Naive2 on the same cuts.
 
-    python -m benchmarks.short_history [--model DIR] [--data DIR]
+    python -m benchmarks.short_history [--model DIR] [--data DIR] [--split validation]
+                                       [--m3-monthly] [--m3 DIR]
 
 Every training series is cut to its last N points (N = 24, 48, 96, 168, and the full history) and
 its 48-point test horizon forecast three ways: (a) the answer the service gives for that history
@@ -13,8 +14,14 @@ functions the service calls (:func:`forecaster.fallback.answering_method`,
 sMAPE, MASE (scaled by the cut history, m = 24, lag 1 where a cut is too short for the seasonal
 scale: :func:`forecaster.metrics.scale`) and OWA against M4's published Naive2 figures.
 
-The fallback's rule is chosen from ``fallback_choice``: naive, seasonal naive and Naive2 at cuts of
-1, 6, 12, 24, 48, 72 and 96 points (OWA, and the coverage of the fallback's 80% interval).
+The fallback's rule is chosen from ``fallback_choice``: naive, seasonal naive, the seasonal blend
+and Naive2 at cuts of 1, 6, 12, 24, 48, 72, 96 and 144 points (OWA, and the coverage of the rule's
+80% interval). Choose with ``--split validation``: the last 48 points of each training series are
+held out and scored instead of the test file, the histories cut from the points before them.
+
+``--m3-monthly`` adds the same comparison on M3 Monthly (``--m3`` folder, horizon 18, m = 12; the
+validation split holds out 18 points): sMAPE of the rule, seasonal naive and Naive2 at cuts of 12,
+24 and 36 points and the full history, and the coverage of the rule's 80% interval.
 
 Prints one JSON line.
 """
@@ -37,16 +44,33 @@ from forecaster.registry import Registry
 
 HORIZON, SEASON = 48, 24
 SERVED_CUTS: tuple[int | None, ...] = (24, 48, 96, 168, None)
-CHOICE_CUTS = (1, 6, 12, 24, 48, 72, 96)
+CHOICE_CUTS = (1, 6, 12, 24, 48, 72, 96, 144)
+M3_HORIZON, M3_SEASON = 18, 12
+M3_CUTS: tuple[int | None, ...] = (12, 24, 36, None)
 ROOT = Path(__file__).resolve().parents[1]
 M4 = ROOT.parent / "shared" / "data" / "m4"
+M3 = ROOT.parent / "shared" / "data" / "m3"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=ROOT / "models" / "m4-hourly")
     p.add_argument("--data", type=Path, default=M4, help="folder with Hourly-{train,test}.csv")
+    p.add_argument("--split", choices=("test", "validation"), default="test")
+    p.add_argument("--m3-monthly", action="store_true", help="add the M3 Monthly comparison")
+    p.add_argument("--m3", type=Path, default=M3, help="folder with Monthly-{train,test}.csv")
     return p.parse_args(argv)
+
+
+def split(
+    folder: Path, name: str, horizon: int, which: str, freq: str | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Training histories and the ``[n, horizon]`` values to score: the test file's, or on the
+    validation split each training series' last ``horizon`` points (then cut from its history)."""
+    train = data.load_series(folder / f"{name}-train.csv", freq=freq).values
+    if which == "validation":
+        return [h[:-horizon] for h in train], np.stack([h[-horizon:] for h in train])
+    return train, np.stack(data.load_series(folder / f"{name}-test.csv").values)
 
 
 def load(where: Path) -> LoadedModel:
@@ -79,29 +103,59 @@ def served(
     return out, {m: methods.count(m) for m in sorted(set(methods))}
 
 
+def rule(
+    histories: Sequence[np.ndarray], horizon: int, season: int, method: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``method``'s (None: the rule's) forecasts ``[n, horizon]`` of each history, and the
+    bounds ``[n, horizon]`` of their 80% bands (levels 0.1 and 0.9)."""
+    found = [fallback_forecast(h, horizon, season, (0.1, 0.9), method) for h in histories]  # type: ignore[arg-type]
+    point = np.stack([f.point for f in found])
+    lo, hi = (np.stack([f.quantiles[q] for f in found]) for q in (0.1, 0.9))
+    return point, lo, hi
+
+
 def fallback_choice(train: Sequence[np.ndarray], y: np.ndarray) -> dict[str, dict]:
     """Scores of each statistical method per cut, and the coverage of the rule's 80% band."""
     out = {}
     for cut in CHOICE_CUTS:
         hist = [h[-cut:] for h in train]
-        row: dict[str, object] = {
+        blend = rule(hist, HORIZON, SEASON, "seasonal_blend")[0]
+        _, lo, hi = rule(hist, HORIZON, SEASON)
+        out[str(cut)] = {
             "naive": scores(hist, y, metrics.naive(hist, HORIZON)),
             "seasonal_naive": scores(hist, y, metrics.seasonal_naive(hist, HORIZON, SEASON)),
+            "seasonal_blend": scores(hist, y, blend),
             "naive2": scores(hist, y, metrics.naive2(hist, HORIZON, SEASON)),
+            "rule": choose_method(cut, SEASON),
+            "rule_coverage_80": round(metrics.coverage(y, lo, hi), 3),
         }
-        bands = [fallback_forecast(h, HORIZON, SEASON, (0.1, 0.9)).quantiles for h in hist]
-        lo, hi = np.stack([b[0.1] for b in bands]), np.stack([b[0.9] for b in bands])
-        row["rule"] = choose_method(cut, SEASON)
-        row["rule_coverage_80"] = round(metrics.coverage(y, lo, hi), 3)
-        out[str(cut)] = row
+    return out
+
+
+def m3_monthly(train: Sequence[np.ndarray], y: np.ndarray) -> dict[str, dict]:
+    """sMAPE of the rule, seasonal naive and Naive2 on M3 Monthly per cut, and the coverage
+    of the rule's 80% band."""
+    out = {}
+    for cut in M3_CUTS:
+        hist = [h[-cut:] if cut else h for h in train]
+        point, lo, hi = rule(hist, M3_HORIZON, M3_SEASON)
+        methods = [choose_method(len(h), M3_SEASON) for h in hist]
+        out["full" if cut is None else str(cut)] = {
+            "rule": round(metrics.smape(y, point), 2),
+            "methods": {m: methods.count(m) for m in sorted(set(methods))},
+            "seasonal_naive": round(
+                metrics.smape(y, metrics.seasonal_naive(hist, M3_HORIZON, M3_SEASON)), 2
+            ),
+            "naive2": round(metrics.smape(y, metrics.naive2(hist, M3_HORIZON, M3_SEASON)), 2),
+            "rule_coverage_80": round(metrics.coverage(y, lo, hi), 3),
+        }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    train = data.load_series(args.data / "Hourly-train.csv", freq="h").values
-    y = np.stack(data.load_series(args.data / "Hourly-test.csv").values)
+    train, y = split(args.data, "Hourly", HORIZON, args.split, freq="h")
     loaded = load(args.model)
     predictor = Predictor(loaded.config, loaded.params)
     season = loaded.manifest.seasonality or 1
@@ -117,11 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     line = {
         "benchmark": "short_history",
         "model": str(args.model),
+        "split": args.split,
         "min_history": {"model": loaded.config.min_input, "window": loaded.config.input_size},
         "cuts": cuts,
         "fallback_choice": fallback_choice(train, y),
-        "seconds": round(time.perf_counter() - started, 1),
     }
+    if args.m3_monthly:
+        line["m3_monthly"] = m3_monthly(*split(args.m3, "Monthly", M3_HORIZON, args.split))
+    line["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(line), flush=True)
     return 0
 
