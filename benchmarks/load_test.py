@@ -15,6 +15,12 @@ timestamps, timed by the event-loop (main) thread's CPU (``big_loop_ms``: goal u
 the p99 of one-series forecasts from one other connection, alone and while such requests are sent
 back to back (``one_series_p99_ms_beside_big``: goal under 50 ms).
 
+``--recording`` measures what forecast monitoring costs (issue 14): two servers, one recording
+every forecast into SQLite and one with ``FORECASTER_RECORDING=false``, each sent one-series
+requests with an id and 336 hourly timestamps (so every answer is recordable) at 32
+connections in alternating rounds (``recording_vs_not_32``: goal at least 0.9), and the records
+written and dropped.
+
 Uses the registry's model when it has one (``--registry``, ``--model``), else a randomly
 initialised model of the default configuration in a temp registry.
 
@@ -49,6 +55,10 @@ def main() -> int:
     args = _parse()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
+    if args.recording:
+        with tempfile.TemporaryDirectory(prefix="load-test-") as tmp:
+            print(json.dumps(_recording_cost(args, Path(tmp))))
+        return 0
     with tempfile.TemporaryDirectory(prefix="load-test-") as tmp:
         registry = _registry(Path(args.registry), args.model, Path(tmp))
         script = _lua_script(_series(args.series), args.model, Path(tmp) / "forecast.lua")
@@ -81,6 +91,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument(
         "--big-request", action="store_true", help="also measure a 1,000 x 168 timestamped request"
+    )
+    parser.add_argument(
+        "--recording", action="store_true", help="compare recording forecasts on and off"
     )
     return parser.parse_args()
 
@@ -115,12 +128,19 @@ def _series(count: int) -> np.ndarray:
     return level * season * rng.lognormal(0, 0.05, (count, HISTORY))
 
 
-def _lua_script(series: np.ndarray, model: str, path: Path) -> Path:
-    """A wrk script that POSTs the bodies in turn (each wrk thread starts at its own offset)."""
-    bodies = [
-        json.dumps({"history": [round(v, 3) for v in s], "horizon": HORIZON, "model": model})
-        for s in series
-    ]
+def _lua_script(series: np.ndarray, model: str, path: Path, *, timed: bool = False) -> Path:
+    """A wrk script that POSTs the bodies in turn (each wrk thread starts at its own offset);
+    ``timed``: each body one series with an id and hourly timestamps (a recordable forecast)."""
+    stamps = [f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00:00" for h in range(series.shape[1])]
+
+    def body(i: int, values: np.ndarray) -> dict:
+        history = [round(v, 3) for v in values]
+        if not timed:
+            return {"history": history, "horizon": HORIZON, "model": model}
+        one = {"id": f"s{i}", "history": history, "timestamps": stamps}
+        return {"series": [one], "horizon": HORIZON, "model": model}
+
+    bodies = [json.dumps(body(i, s)) for i, s in enumerate(series)]
     lua = ["bodies = {"]
     lua += [f"  [==[{b}]==]," for b in bodies]
     lua += [
@@ -145,13 +165,16 @@ def _free_port() -> int:
 
 
 def _start_server(
-    registry: Path, model: str, port: int, tmp: Path
+    registry: Path, model: str, port: int, tmp: Path, **extra: str
 ) -> tuple[subprocess.Popen, float]:
     env = {
         **os.environ,
         "FORECASTER_DEFAULT_MODEL": model,
         "FORECASTER_MODELS": json.dumps([model]),
         "FORECASTER_ALIAS_WATCH_INTERVAL_S": "0",
+        # Recording goes to a throwaway file unless the caller says otherwise.
+        "FORECASTER_DATABASE_URL": f"sqlite:///{tmp / f'monitoring-{port}.sqlite3'}",
+        **extra,
     }
     cmd = [sys.executable, "-m", "forecaster.cli", "serve", "--port", str(port)]
     start = time.perf_counter()
@@ -159,13 +182,13 @@ def _start_server(
         [*cmd, "--registry", str(registry)],
         cwd=ROOT,
         env=env,
-        stdout=(tmp / "server.log").open("w"),
+        stdout=(tmp / f"server-{port}.log").open("w"),
         stderr=subprocess.STDOUT,
     )
     deadline = start + 60
     while time.perf_counter() < deadline:
         if server.poll() is not None:
-            sys.exit(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
+            sys.exit(f"server exited: {(tmp / f'server-{port}.log').read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
@@ -226,6 +249,55 @@ def _wrk(
         "p50_ms": _latency(out, "50%"),
         "p99_ms": _latency(out, "99%"),
         "errors": _errors(out),
+    }
+
+
+def _recording_cost(args: argparse.Namespace, tmp: Path) -> dict:
+    """Forecasts/s and server CPU per forecast, recording on and off (module docstring)."""
+    registry = _registry(Path(args.registry), args.model, tmp)
+    script = _lua_script(_series(args.series), args.model, tmp / "timed.lua", timed=True)
+    servers = {}
+    for on in (True, False):
+        port = _free_port()
+        flag = "true" if on else "false"
+        servers[on] = (port, _start_server(registry, args.model, port, tmp,
+                                           FORECASTER_RECORDING=flag)[0])  # fmt: skip
+    try:
+        for port, server in servers.values():
+            _wrk(f"http://127.0.0.1:{port}", 4, 2, args.threads, server.pid, script)
+        runs: dict[bool, list[dict]] = {True: [], False: []}
+        for _ in range(2):  # alternating, so other load on the machine hits both alike
+            for on, (port, server) in servers.items():
+                url = f"http://127.0.0.1:{port}"
+                runs[on].append(_wrk(url, 32, args.duration // 2, args.threads, server.pid, script))
+        time.sleep(1.0)  # let the last records flush
+        port = servers[True][0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+    finally:
+        for _, server in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+    on, off = _combine(runs[True]), _combine(runs[False])
+
+    def counter(name: str) -> float:
+        found = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics, re.M)
+        return sum(float(v) for v in found)
+
+    return {
+        "recording_rps_32": on["rps"],
+        "not_recording_rps_32": off["rps"],
+        "recording_vs_not_32": round(on["rps"] / off["rps"], 3),
+        "recording_cpu_us_32": on["cpu_us"],
+        "not_recording_cpu_us_32": off["cpu_us"],
+        "recording_p99_ms_32": on["p99_ms"],
+        "not_recording_p99_ms_32": off["p99_ms"],
+        "recorded": counter("forecaster_forecasts_recorded_total"),
+        "record_dropped": counter("forecaster_forecasts_record_dropped_total"),
+        "errors": on["errors"] + off["errors"],
+        "goals_met": on["rps"] >= 0.9 * off["rps"] and on["errors"] + off["errors"] == 0,
+        "duration_s": args.duration,
+        "command": " ".join(sys.argv),
     }
 
 

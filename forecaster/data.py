@@ -59,6 +59,7 @@ __all__ = [
     "gap_runs",
     "load_series",
     "one_line",
+    "read_frame",
     "series_from_frame",
     "train_val_split",
 ]
@@ -133,7 +134,7 @@ def _first_duplicate(items: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------- reading
 
 
-def _read_frame(path: str | Any, storage_options: dict[str, Any] | None) -> pd.DataFrame:
+def read_frame(path: str | Any, storage_options: dict[str, Any] | None) -> pd.DataFrame:
     """CSV or Parquet by suffix (``.csv``, ``.csv.gz`` ..., ``.parquet``, ``.pq``).
 
     Every failure to read (no such file, a URL whose fsspec backend is not installed, missing
@@ -455,7 +456,7 @@ def load_series(
     Raises:
         DataError: invalid data; the message names the series id and the position.
     """
-    frame = _read_frame(path_or_url, storage_options)
+    frame = read_frame(path_or_url, storage_options)
     return series_from_frame(
         frame,
         format=format,

@@ -94,7 +94,7 @@ class ForecastRequest(_Strict):
 #: How a forecast was made: by the model, or by the statistical fallback named.
 METHOD_DESCRIPTION = (
     "`model`, or the statistical method that answered a history shorter than the model reads: "
-    "`seasonal_naive`, `naive` (or `naive2`)."
+    "`seasonal_blend` (two seasons or more), `seasonal_naive` (one), `naive` (or `naive2`)."
 )
 
 
@@ -236,3 +236,82 @@ class ErrorResponse(BaseModel):
     """Every 4xx/5xx body."""
 
     detail: list[ErrorDetail] | str
+
+
+# ------------------------------------------------------------------------------- monitoring
+
+
+class ActualSeries(_Strict):
+    """The observed values of one series at its timestamps."""
+
+    id: str = Field(..., min_length=1, max_length=256, description="The forecast series' id.")
+    timestamps: list[str] = Field(..., min_length=1, description="ISO 8601, one per value.")
+    values: list[Value] = Field(..., min_length=1, description="Finite numbers.")
+
+    @model_validator(mode="after")
+    def _same_length(self) -> ActualSeries:
+        if len(self.timestamps) != len(self.values):
+            raise ValueError(f"{len(self.timestamps)} timestamps for {len(self.values)} values")
+        return self
+
+
+class ActualsRequest(_Strict):
+    """Actuals to score recorded forecasts against (``POST /v1/actuals``)."""
+
+    series: list[ActualSeries] = Field(..., min_length=1)
+
+
+class ActualsResponse(BaseModel):
+    """What became of the actuals: values stored (new or replaced: sending the same again is
+    harmless), values matching a recorded forecast, and the series ignored because no forecast
+    of theirs is recorded."""
+
+    stored: int
+    matched: int
+    unknown_series: int
+    unknown_ids: list[str] = Field(default_factory=list, description="The first few of them.")
+
+
+class ErrorFigures(BaseModel):
+    """Mean errors over matched points (null where undefined, e.g. MASE of constant histories)."""
+
+    points: int
+    smape: float | None = Field(None, description="M4's sMAPE, in percent.")
+    mase: float | None = Field(
+        None, description="Absolute error over the history's seasonal-naive in-sample error."
+    )
+    mae: float | None = None
+
+
+class AccuracyFigures(BaseModel):
+    """Accuracy over some matched points, with the seasonal naive forecast of the same
+    histories on the same points as the reference."""
+
+    points: int
+    model: ErrorFigures
+    seasonal_naive: ErrorFigures
+    coverage: float | None = Field(None, description="Share of actuals inside the interval.")
+    interval_points: int = Field(0, description="Matched points recorded with an interval.")
+
+
+class StepAccuracy(AccuracyFigures):
+    step: int = Field(..., description="Horizon step, 1 = the first forecast point.")
+
+
+class VersionAccuracy(BaseModel):
+    version: int
+    overall: AccuracyFigures
+    interval: list[float] | None = Field(
+        None, description="Quantile levels bounding the interval scored for coverage."
+    )
+    steps: list[StepAccuracy]
+
+
+class AccuracyResponse(BaseModel):
+    """Live accuracy of a model's versions (``GET /v1/models/{name}/accuracy``), newest first,
+    over the recorded forecasts whose target time is in ``[since, until)``."""
+
+    model: str
+    since: str | None = None
+    until: str | None = None
+    versions: list[VersionAccuracy]

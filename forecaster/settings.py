@@ -90,8 +90,25 @@ class Settings(BaseSettings):
     max_connections: int | None = Field(
         512, ge=1, description="Open connections; requests on more get 503 (None: no cap)."
     )
+    database_url: str | None = Field(
+        None,
+        description="Monitoring database (SQLAlchemy URL, e.g. postgresql://user@host/db); "
+        "unset: SQLite in the registry directory (monitoring.sqlite3).",
+    )
+    recording: bool = Field(
+        True, description="Record forecasts of series with an id and timestamps."
+    )
+    retention_days: float | None = Field(
+        90.0, gt=0, description="Recorded forecasts and actuals older than this are deleted."
+    )
+    record_queue: int = Field(
+        10_000, ge=1, description="Forecasts waiting to be recorded; beyond it they are dropped."
+    )
+    record_flush_s: float = Field(
+        0.5, gt=0, description="Longest a forecast waits before it is written."
+    )
 
-    @field_validator("default_model")
+    @field_validator("default_model", "database_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         # `FORECASTER_DEFAULT_MODEL=` (as compose files pass an unset variable) means unset.
@@ -103,3 +120,10 @@ class Settings(BaseSettings):
         if not value or min(value) < 1:
             raise ValueError("batch_sizes must be positive integers")
         return tuple(sorted(set(value)))
+
+    @property
+    def monitoring_url(self) -> str | None:
+        """Where forecasts are recorded: ``database_url``, else SQLite in a local registry."""
+        from forecaster.monitoring.urls import default_url
+
+        return self.database_url or default_url(self.registry)

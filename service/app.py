@@ -18,7 +18,8 @@ from service.catalog import required_models
 from service.lifespan import OneLineStartupFailure, lifespan
 from service.limits import BodyLimitMiddleware
 from service.metrics import ServiceMetrics
-from service.routes import admin, forecast, health, models
+from service.monitoring import Monitor
+from service.routes import admin, forecast, health, models, monitoring
 from service.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_swap=lambda name, version: metrics.model_version.labels(name).set(version),
         on_failure=lambda name: metrics.load_failures.labels(name).inc(),
     )
-    for router in (forecast.router, models.router, health.router):
+    app.state.monitor = Monitor(settings, metrics)
+    for router in (forecast.router, models.router, monitoring.router, health.router):
         app.include_router(router)
     if settings.admin_api_key is not None:
         app.include_router(admin.router)

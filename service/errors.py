@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from forecaster.monitoring.store import StoreError
 from forecaster.registry import ModelNotFoundError, RegistryError
 from service.batcher import Overloaded
 from service.forecasting import RequestError
@@ -113,6 +114,9 @@ async def _internal(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI, retry_after_s: int) -> None:
     """Register the handlers on ``app``."""
 
+    async def _store_down(_: Request, exc: Exception) -> Response:
+        return error_response(503, str(exc), {"Retry-After": str(retry_after_s)})
+
     async def _overloaded(_: Request, exc: Exception) -> Response:
         app.state.metrics.rejected.inc()
         return error_response(503, f"overloaded: {exc}", {"Retry-After": str(retry_after_s)})
@@ -124,4 +128,5 @@ def install(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(LoadFailed, _conflict)
     app.add_exception_handler(RegistryError, _conflict)
     app.add_exception_handler(Overloaded, _overloaded)
+    app.add_exception_handler(StoreError, _store_down)
     app.add_exception_handler(Exception, _internal)

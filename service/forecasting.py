@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -81,12 +81,27 @@ class Prepared:
     lengths: np.ndarray
     fallbacks: dict[int, Fallback]  # position in ``series`` -> its forecast
 
+    def rows(self) -> Sequence[int]:
+        """Each series' row in the model's result (meaningless for fallback answers)."""
+        if not self.fallbacks:
+            return range(len(self.series))
+        return (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+
+
+# Told of every answered request: what was prepared, the model's result, the horizon.
+OnAnswer = Callable[[Prepared, Forecast | None, int], None]
+
 
 async def forecast(
-    parsed: Parsed, store: ModelStore, batcher: MicroBatcher, settings: Settings
+    parsed: Parsed,
+    store: ModelStore,
+    batcher: MicroBatcher,
+    settings: Settings,
+    on_answer: OnAnswer | None = None,
 ) -> bytes:
     """The JSON body answering ``parsed``: one series' forecast, or every series' forecast or
-    error in order. Raises :class:`RequestError` or :class:`RequestErrors` when refused whole."""
+    error in order (then ``on_answer`` is told: the service records it). Raises
+    :class:`RequestError` or :class:`RequestErrors` when refused whole."""
     request, entries = parsed.request, parsed.entries
     heavy = sum(len(e.history) + SERIES_COST for e in entries) > OFF_LOOP_POINTS
     prepared = await _run(heavy, prepare, request, entries, store, settings)
@@ -99,7 +114,10 @@ async def forecast(
     result = None
     if len(prepared.x):
         result = await batcher.submit(prepared.served.predictor, prepared.x, prepared.lengths)
-    return await _run(heavy, render, request, prepared, result, problems)
+    body = await _run(heavy, render, request, prepared, result, problems)
+    if on_answer is not None:
+        on_answer(prepared, result, request.horizon)
+    return body
 
 
 async def _run(heavy: bool, fn: Callable[..., T], *args: Any) -> T:
@@ -320,10 +338,7 @@ def render(
     """The answer as JSON: plain lists of finite floats, serialised directly (pydantic's
     response validation plus the stdlib encoder would cost more than the model call)."""
     horizon, quantiles = request.horizon, prepared.quantiles
-    # Row of each series' forecast in the model's result (fallback answers have none).
-    rows = range(len(prepared.series))
-    if prepared.fallbacks:
-        rows = np.cumsum([c.method == "model" for c in prepared.series]) - 1  # type: ignore[assignment]
+    rows = prepared.rows()
     answers = _chunked(
         list(enumerate(prepared.series)),
         lambda part: [

@@ -4,8 +4,9 @@ Start-up first checks that every model asked for by name can be served (else it 
 line, see :class:`OneLineStartupFailure`), then begins answering at once: ``/healthz`` is 200
 immediately, ``/readyz`` turns 200 once the models are loaded and compiled for every batch shape,
 which happens in the background so orchestrators can tell "starting" from "dead". Then the
-production aliases are watched. Shutdown stops the watcher and the batcher after uvicorn has
-drained in-flight requests.
+production aliases are watched, and forecasts recorded (:mod:`service.monitoring`). Shutdown
+stops the watcher and the batcher after uvicorn has drained in-flight requests, then writes the
+forecasts still queued for recording.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_batch=metrics.batch_size.observe,
     )
     app.state.batcher.start()
+    await app.state.monitor.start()
     loader = asyncio.create_task(
         _load_then_watch(store, settings.alias_watch_interval_s), name="model-loader"
     )
@@ -86,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await loader
         await app.state.batcher.stop()
+        await app.state.monitor.stop()
 
 
 class OneLineStartupFailure:

@@ -58,6 +58,47 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self._monitoring_metrics()
+
+    def _monitoring_metrics(self) -> None:
+        r = self.registry
+        self.recorded = Counter(
+            "forecaster_forecasts_recorded",
+            "Forecasts written to the monitoring store.",
+            registry=r,
+        )
+        self.record_dropped = Counter(
+            "forecaster_forecasts_record_dropped",
+            "Forecasts not recorded: queue_full (the store is slow) or store_error (it is down).",
+            ["reason"],
+            registry=r,
+        )
+        self.record_queue = Gauge(
+            "forecaster_record_queue", "Forecasts waiting to be recorded.", registry=r
+        )
+        self.actuals = Counter(
+            "forecaster_actuals",
+            "Actual values received: stored, or ignored (unknown_series: no recorded forecast).",
+            ["outcome"],
+            registry=r,
+        )
+        live = ["model", "version"]
+        self.live_points = Gauge(
+            "forecaster_live_points", "Recorded forecast points with an actual.", live, registry=r
+        )
+        self.live_smape = Gauge("forecaster_live_smape", "Live sMAPE (%).", live, registry=r)
+        self.live_mase = Gauge("forecaster_live_mase", "Live MASE.", live, registry=r)
+        self.live_mae = Gauge("forecaster_live_mae", "Live mean absolute error.", live, registry=r)
+        self.live_naive_mase = Gauge(
+            "forecaster_live_seasonal_naive_mase",
+            "MASE of the seasonal naive forecast on the same points.",
+            live,
+            registry=r,
+        )
+        self.live_coverage = Gauge(
+            "forecaster_live_coverage", "Share of actuals inside the interval.", live, registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -66,10 +66,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     from forecaster.artifacts import ArtifactError
     from forecaster.configs import ConfigError
     from forecaster.data import DataError
+    from forecaster.monitoring.store import StoreError
     from forecaster.predict import HistoryTooShort
     from forecaster.registry import RegistryError
     from forecaster.retrain import RetrainError
     from forecaster.train import TrainingDivergedError
 
     return (ArtifactError, ConfigError, DataError, HistoryTooShort, RegistryError, RetrainError,
-            TrainingDivergedError, OSError)  # fmt: skip
+            StoreError, TrainingDivergedError, OSError)  # fmt: skip

@@ -42,6 +42,11 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
     """``--data`` and the options that say how to read it (see :class:`DataSource`)."""
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, help="CSV or Parquet, path or fsspec URL")
+    add_reading_arguments(group)
+
+
+def add_reading_arguments(group: Any) -> None:
+    """How a data file is read (see :class:`DataSource`): format, columns, frequency."""
     group.add_argument("--format", choices=["auto", "long", "wide"], help="default auto")
     group.add_argument("--id-col", help="series id column of a long file (default id)")
     group.add_argument("--time-col", help="timestamp column of a long file (default timestamp)")
@@ -77,3 +82,32 @@ def data_source(args: argparse.Namespace, data: str | None = None) -> DataSource
     from forecaster.data import DataSource
 
     return DataSource(data or args.data, **given(args, SOURCE_FLAGS))
+
+
+def add_monitoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the monitoring database is: ``--database-url`` or the registry's SQLite file."""
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL (default: $FORECASTER_DATABASE_URL, else monitoring.sqlite3 in "
+        "the registry)",
+    )
+    parser.add_argument(
+        "--registry", help="registry root (default: $FORECASTER_REGISTRY or models)"
+    )
+
+
+def monitoring_url(args: argparse.Namespace) -> str:
+    """The monitoring database of ``args`` (:func:`add_monitoring_arguments`)."""
+    import os
+
+    from forecaster.monitoring.urls import default_url
+    from forecaster.settings import DEFAULT_REGISTRY
+
+    url = args.database_url or os.environ.get("FORECASTER_DATABASE_URL")
+    registry = args.registry or os.environ.get("FORECASTER_REGISTRY") or DEFAULT_REGISTRY
+    url = url or default_url(registry)
+    if url is None:
+        from forecaster.configs import ConfigError
+
+        raise ConfigError(f"registry {registry} is not local: give --database-url")
+    return url

@@ -8,6 +8,7 @@ model's lock), 2 for invalid options or config files.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -23,7 +24,8 @@ from forecaster.cli._options import (
 )
 
 POLICIES = ("if-better", "always", "never")
-POLICY_FLAGS = ("registry", "promote", "margin", "warm_start", "plot_series", "allow_config_change")
+POLICY_FLAGS = ("registry", "promote", "margin", "warm_start", "plot_series", "allow_config_change",
+                "when", "database_url", "live_window_days", "live_margin")  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +54,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="let the challenger change the champion's horizon, quantiles or frequency",
+    )
+    job.add_argument(
+        "--when",
+        choices=("always", "degraded"),
+        help="degraded: only when the production version's live accuracy has worsened by "
+        "--live-margin over the last --live-window-days, or is worse than seasonal naive",
+    )
+    job.add_argument(
+        "--database-url",
+        help="monitoring database (default: $FORECASTER_DATABASE_URL, else the registry's "
+        "monitoring.sqlite3)",
+        default=os.environ.get("FORECASTER_DATABASE_URL") or None,
+    )
+    job.add_argument("--live-window-days", type=float, help="recent window (default 7)")
+    job.add_argument(
+        "--live-margin", type=float, help="relative MASE worsening that counts (default 0.1)"
     )
     job.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_data_arguments(p, required=False)
@@ -95,7 +113,10 @@ def _run_one(job: Any, no_progress: bool) -> Any:
     from forecaster.registry import PublishLockedError
 
     started = time.perf_counter()
-    print(f"{job.name}: training a challenger on {job.data.url}", file=sys.stderr, flush=True)
+    doing = f"training a challenger on {job.data.url}"
+    if job.when == "degraded":
+        doing = f"{doing} if the production version's live accuracy has degraded"
+    print(f"{job.name}: {doing}", file=sys.stderr, flush=True)
     try:
         outcome = retrain.run_job(job, progress=not no_progress)
     except PublishLockedError as err:

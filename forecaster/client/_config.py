@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pydantic
@@ -20,6 +21,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_SERIES = 1000
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 FORECAST_PATH = "/v1/forecast"
+ACTUALS_PATH = "/v1/actuals"
 JSON_HEADERS = {"content-type": "application/json"}
 
 
@@ -81,3 +83,10 @@ def is_ok(result: AttemptResult) -> bool:
 
 class ModelList(pydantic.RootModel[list[ModelSummary]]):
     """The body of ``GET /v1/models``."""
+
+
+def accuracy_query(version: int | None, since: str | None, until: str | None) -> str:
+    """The query string of an accuracy request (empty when nothing narrows it)."""
+    params = {"version": version, "since": since, "until": until}
+    given = {k: v for k, v in params.items() if v is not None}
+    return "?" + urlencode(given) if given else ""

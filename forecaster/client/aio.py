@@ -13,6 +13,7 @@ import httpx
 import pandas as pd
 
 from forecaster.client._config import (
+    ACTUALS_PATH,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_SERIES,
     DEFAULT_TIMEOUT,
@@ -20,6 +21,7 @@ from forecaster.client._config import (
     JSON_HEADERS,
     ClientConfig,
     ModelList,
+    accuracy_query,
     is_ok,
     merged_headers,
 )
@@ -27,8 +29,10 @@ from forecaster.client.bodies import (
     History,
     Input,
     OnErrors,
+    actuals_bodies,
     as_input,
     inputs_of,
+    merged_actuals,
     single_body,
 )
 from forecaster.client.errors import AttemptResult, ForecastTimeout, checked, parse
@@ -41,7 +45,14 @@ from forecaster.client.facts import (
 )
 from forecaster.client.frames import many_frame, single_frame
 from forecaster.client.retry import DEFAULT_RETRY, RetryPolicy
-from forecaster.schemas import BatchForecastResponse, ForecastResponse, ModelDetail, ModelSummary
+from forecaster.schemas import (
+    AccuracyResponse,
+    ActualsResponse,
+    BatchForecastResponse,
+    ForecastResponse,
+    ModelDetail,
+    ModelSummary,
+)
 
 
 class AsyncForecastClient:
@@ -123,6 +134,36 @@ class AsyncForecastClient:
             for c in plan.chunks
         ]
         return many_frame(plan, answers, inputs, id_col, time_col, errors)
+
+    async def send_actuals(
+        self,
+        data: Mapping[Any, pd.Series] | pd.DataFrame,
+        *,
+        id_col: str = "id",
+        time_col: str = "timestamp",
+        value_col: str = "value",
+    ) -> ActualsResponse:
+        """Send observed values (a dict of Series with a DatetimeIndex, or a long DataFrame) to
+        be matched with the forecasts the service recorded; NaN values are left out. Needs the
+        admin key (``api_key``) when the service has one."""
+        inputs = inputs_of(data, id_col, time_col, value_col)
+        bodies = actuals_bodies(inputs, self._cfg.max_series_per_request)
+        return merged_actuals(
+            [parse(ActualsResponse, await self._send("POST", ACTUALS_PATH, b)) for b in bodies]
+        )
+
+    async def accuracy(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> AccuracyResponse:
+        """Live accuracy of ``model`` per version and horizon step (target times in
+        ``[since, until)``, ISO 8601), with seasonal naive on the same points."""
+        path = f"/v1/models/{model}/accuracy" + accuracy_query(version, since, until)
+        return parse(AccuracyResponse, await self._send("GET", path))
 
     async def models(self) -> list[ModelSummary]:
         """See :meth:`ForecastClient.models`."""

@@ -16,7 +16,13 @@ import pandas as pd
 import pydantic
 
 from forecaster.client.errors import InvalidRequest, client_side_error
-from forecaster.schemas import ErrorDetail, ForecastRequest, SeriesInput
+from forecaster.schemas import (
+    ActualsRequest,
+    ActualsResponse,
+    ErrorDetail,
+    ForecastRequest,
+    SeriesInput,
+)
 
 History = Sequence[float | None] | np.ndarray | pd.Series
 #: What ``forecast_many`` does with series the service could not forecast.
@@ -213,3 +219,37 @@ def _many_body(
     except pydantic.ValidationError as exc:
         raise client_side_error(exc) from None
     return request.model_dump_json(exclude_none=True).encode()
+
+
+# --- actuals -----------------------------------------------------------------------------------
+
+
+def actuals_bodies(inputs: Sequence[tuple[Any, Input]], max_series: int) -> list[bytes]:
+    """``POST /v1/actuals`` bodies of at most ``max_series`` series each; missing values are
+    left out (nothing to score), and every series needs timestamps (actuals match by them)."""
+    series = []
+    for key, item in inputs:
+        if item.timestamps is None:
+            raise InvalidRequest(f"series {key!r}: actuals need timestamps (a DatetimeIndex)")
+        kept = [(t, v) for t, v in zip(item.timestamps, item.values, strict=True) if v is not None]
+        if kept:
+            stamps, values = zip(*kept, strict=True)
+            series.append({"id": str(key), "timestamps": list(stamps), "values": list(values)})
+    bodies = []
+    for start in range(0, len(series), max_series):
+        try:
+            request = ActualsRequest(series=series[start : start + max_series])  # type: ignore[arg-type]
+        except pydantic.ValidationError as exc:
+            raise client_side_error(exc) from None
+        bodies.append(request.model_dump_json().encode())
+    return bodies
+
+
+def merged_actuals(answers: Sequence[ActualsResponse]) -> ActualsResponse:
+    """The answers of several actuals requests as one."""
+    return ActualsResponse(
+        stored=sum(a.stored for a in answers),
+        matched=sum(a.matched for a in answers),
+        unknown_series=sum(a.unknown_series for a in answers),
+        unknown_ids=[i for a in answers for i in a.unknown_ids][:10],
+    )

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 Policy = Literal["if-better", "always", "never"]
-Status = Literal["promoted", "kept", "rejected", "failed", "worker"]
+Status = Literal["promoted", "kept", "rejected", "failed", "worker", "skipped"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 # Statuses that mean the job reached a decision (exit 0); anything else is a failure.
-DECIDED = frozenset({"promoted", "kept", "worker"})
+DECIDED = frozenset({"promoted", "kept", "worker", "skipped"})
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,10 @@ SOURCE_KINDS: dict[str, Any] = {"format": "auto", "id_col": "id", "time_col": "t
                                 "value_col": "value", "freq": ""}  # fmt: skip
 POLICY_KINDS: dict[str, Any] = {"registry": "", "promote": "if-better", "margin": 0.0,
                                 "warm_start": False, "plot_series": 4,
-                                "allow_config_change": False}  # fmt: skip
+                                "allow_config_change": False, "when": "always",
+                                "database_url": "", "live_window_days": 7.0,
+                                "live_margin": 0.1}  # fmt: skip
+WHEN = ("always", "degraded")
 # Settings a challenger may change only when the user allows it: clients depend on them.
 GUARDED = ("horizon", "quantiles", "freq")
 SECTION_KEYS = frozenset({"model", "train"})
@@ -55,11 +58,21 @@ class Job:
     warm_start: bool = False
     plot_series: int = 4
     allow_config_change: bool = False
+    # "degraded": retrain only when the production version's live accuracy has degraded
+    # (:mod:`forecaster.retrain.live`); the database defaults to the registry's SQLite file.
+    when: str = "always"
+    database_url: str = ""
+    live_window_days: float = 7.0
+    live_margin: float = 0.1
     given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.promote not in POLICIES:
             raise ConfigError(f"promote must be one of {', '.join(POLICIES)}, not {self.promote!r}")
+        if self.when not in WHEN:
+            raise ConfigError(f"when must be one of {', '.join(WHEN)}, not {self.when!r}")
+        if not self.live_window_days > 0 or not self.live_margin >= 0:
+            raise ConfigError("live_window_days must be positive and live_margin not negative")
         if not 0.0 <= self.margin < 1.0:
             raise ConfigError(
                 f"margin must be in [0, 1) (a relative improvement), not {self.margin}"

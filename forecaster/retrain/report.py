@@ -107,6 +107,8 @@ def build_report(run: Run, version: int) -> dict[str, Any]:
             "production_before": before,
             "production_after": version if decision.promote else before,
         },
+        # The production version's recorded forecasts scored against the actuals.
+        "live": run.live,
         "timings": dict(run.seconds),
         "devices": _devices(),
     }

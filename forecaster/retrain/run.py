@@ -20,6 +20,7 @@ from forecaster.registry import ModelNotFoundError, Registry
 from forecaster.retrain.backtest import Backtest, RetrainError, backtest, split_holdout
 from forecaster.retrain.decision import DECIDED, Decision, Status, decide
 from forecaster.retrain.jobs import Job, challenger_configs
+from forecaster.retrain.live import live_accuracy
 from forecaster.retrain.report import PLOT, REPORT, build_report, plot_png
 from forecaster.train import TrainResult, fit
 
@@ -77,6 +78,7 @@ class Run:
     version: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)
 
 
 def timed(seconds: dict[str, float], key: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -99,7 +101,11 @@ def run_job(job: Job, *, progress: bool = True) -> Outcome:
     primary = parallel.is_primary()  # in multi-host runs only process 0 touches the registry
     lock = registry.lock(job.name, blocking=False) if primary else contextlib.nullcontext()
     with lock:
+        live = live_accuracy(job, _production(registry, job.name))
+        if job.when == "degraded" and live["version"] is not None and not live["degraded"]:
+            return _not_retrained(job.name, live, time.perf_counter() - started)
         run = _train(job, registry, progress)
+        run.live = live
         if not primary:
             return Outcome(job.name, "worker", "trained as a worker of a multi-host run")
         _evaluate(run)
@@ -158,6 +164,13 @@ def _evaluate(run: Run) -> None:
         run.problems,
         run.champion.version,
     )
+
+
+def _production(registry: Registry, name: str) -> int | None:
+    try:
+        return registry.alias(name)
+    except ModelNotFoundError:
+        return None
 
 
 def _load_champion(registry: Registry, name: str) -> Champion:
@@ -231,6 +244,17 @@ def _outcome(run: Run, registry: Registry, seconds: float) -> Outcome:
         seconds=seconds,
         report=run.report,
     )
+
+
+def _not_retrained(name: str, live: dict[str, Any], seconds: float) -> Outcome:
+    """``--when degraded`` and the production version has not degraded (skipped), or the
+    monitoring database could not tell (failed: an operator should hear of it)."""
+    if "error" in live:
+        reason = f"cannot judge live accuracy: {live['error']}"
+        return Outcome(name, "failed", reason, production=live["version"], seconds=seconds)
+    reason = f"live accuracy has not degraded: {live['reason']}"
+    return Outcome(name, "skipped", reason, production=live["version"], seconds=seconds,
+                   report={"live": live})  # fmt: skip
 
 
 def failed(name: str, err: BaseException, started: float) -> Outcome:

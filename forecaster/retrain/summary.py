@@ -19,6 +19,7 @@ def describe(outcome: Outcome) -> str:
         f"{_v(outcome.production)}",
         "rejected": f"published v{outcome.challenger_version} but REJECTED it",
         "worker": "done",
+        "skipped": "not retrained",
     }[outcome.status]
     return f"{outcome.name}: {head}: {outcome.reason}"
 

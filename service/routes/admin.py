@@ -12,12 +12,12 @@ from forecaster.schemas import NAME_PATTERN, AdminResult, ErrorResponse, Promote
 from service.store import ModelStore, Swap
 
 API_KEY_HEADER = "X-API-Key"
-_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name.")]
 
 
-async def require_admin(request: Request, key: str | None = Depends(_key_header)) -> None:
+async def require_admin(request: Request, key: str | None = Depends(key_header)) -> None:
     """401 unless the header holds the configured key (compared in constant time)."""
     expected = request.app.state.settings.admin_api_key.get_secret_value().encode()
     if key is None or not hmac.compare_digest(key.encode(), expected):

@@ -61,7 +61,9 @@ async def post_forecast(request: Request) -> Response:
     state = request.app.state
     try:
         parsed = parse_request(await request.body(), state.settings.max_series)
-        body = await forecast(parsed, state.store, state.batcher, state.settings)
+        body = await forecast(
+            parsed, state.store, state.batcher, state.settings, state.monitor.record
+        )
     except RequestErrors as exc:  # every problem, each naming its series
         return error_response(exc.status, exc.details)
     return Response(body, media_type="application/json")

@@ -1,0 +1,46 @@
+"""Timestamps as the monitoring store keeps them: naive UTC."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+class BadTimestamp(ValueError):
+    """A timestamp that cannot be read; ``index`` is its position in the list given."""
+
+    def __init__(self, msg: str, index: int) -> None:
+        super().__init__(msg)
+        self.index = index
+
+
+def to_utc(stamps: Sequence[str]) -> np.ndarray:
+    """ISO 8601 strings as ``datetime64[us]`` [n]: those with an offset brought to UTC, those
+    without kept as written (the service writes forecast stamps in the zone the history used,
+    so actuals in that convention match). One vectorised parse for the whole list."""
+    try:
+        parsed = pd.to_datetime(pd.Series(stamps, dtype=object), format="ISO8601", utc=True)
+    except (ValueError, TypeError, OverflowError):
+        index = _first_bad(stamps)
+        msg = f"not an ISO 8601 timestamp: {str(stamps[index])[:40]!r}"
+        raise BadTimestamp(msg, index) from None
+    if parsed.isna().any():
+        index = int(np.argmax(parsed.isna().to_numpy()))
+        raise BadTimestamp("missing timestamp", index)
+    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+
+
+def _first_bad(stamps: Sequence[str]) -> int:
+    for i, stamp in enumerate(stamps):
+        try:
+            pd.to_datetime(pd.Series([stamp], dtype=object), format="ISO8601", utc=True)
+        except (ValueError, TypeError, OverflowError):
+            return i
+    return 0
+
+
+def as_datetimes(times: np.ndarray) -> list:
+    """``datetime64`` values as the ``datetime`` objects database drivers take."""
+    return times.astype("datetime64[us]").tolist()

@@ -1,0 +1,260 @@
+"""Forecast monitoring through the service: forecasts recorded, actuals in, accuracy out;
+bad actuals refused naming the field; in-process apps and real servers (SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import API_KEY, make_settings, running_client, server
+
+from forecaster.monitoring.store import MonitoringStore
+
+KEY = {"X-API-Key": API_KEY}
+START = datetime(2024, 5, 1)
+
+
+def stamps(n: int, start: datetime = START) -> list[str]:
+    return [(start + timedelta(hours=k)).isoformat() for k in range(n)]
+
+
+def series(sid: str | None, n: int = 72, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    history = (100 + 10 * np.sin(np.arange(n) * 2 * np.pi / 24) + rng.normal(size=n)).tolist()
+    out = {"history": history, "timestamps": stamps(n)}
+    return out | ({"id": sid} if sid is not None else {})
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = rf"^{name}{{{re.escape(want)}}} (\S+)$" if labels else rf"^{name} (\S+)$"
+    found = re.search(pattern, text, re.M)
+    return float(found[1]) if found else None
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def monitored(registry_root: Path, tmp_path: Path):
+    settings = make_settings(
+        registry_root,
+        database_url=f"sqlite:///{tmp_path / 'monitoring.sqlite3'}",
+        record_flush_s=0.05,
+    )
+    with running_client(settings) as client:
+        yield client
+
+
+def recorded(client) -> float:
+    return metric(client.get("/metrics").text, "forecaster_forecasts_recorded_total") or 0.0
+
+
+def test_forecasts_are_recorded_scored_and_exposed(monitored) -> None:
+    body = {"series": [series("a", seed=1), series("b", seed=2), series(None, seed=3)],
+            "horizon": 12, "quantiles": [0.1, 0.9]}  # fmt: skip
+    answer = monitored.post("/v1/forecast", json=body).json()
+    wait_for(lambda: recorded(monitored) == 2)  # the series without an id is not recorded
+
+    rng = np.random.default_rng(9)
+    actuals, errors, inside = [], [], []
+    for f in answer["forecasts"][:2]:
+        y = np.array(f["forecast"]) + rng.normal(scale=5, size=12)
+        actuals.append({"id": f["id"], "timestamps": f["timestamps"], "values": y.tolist()})
+        errors.append(np.abs(y - f["forecast"]))
+        lo, hi = np.array(f["quantiles"]["0.1"]), np.array(f["quantiles"]["0.9"])
+        inside.append((y >= lo) & (y <= hi))
+    actuals.append({"id": "never-forecast", "timestamps": stamps(2), "values": [1.0, 2.0]})
+    r = monitored.post("/v1/actuals", json={"series": actuals}, headers=KEY)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"stored": 24, "matched": 24, "unknown_series": 1,
+                        "unknown_ids": ["never-forecast"]}  # fmt: skip
+
+    acc = monitored.get("/v1/models/m4-hourly/accuracy").json()
+    [v1] = acc["versions"]
+    assert v1["version"] == 1 and v1["interval"] == [0.1, 0.9]
+    assert v1["overall"]["points"] == 24
+    assert v1["overall"]["model"]["mae"] == pytest.approx(np.mean(errors))
+    assert v1["overall"]["coverage"] == pytest.approx(np.mean(inside))
+    assert v1["overall"]["seasonal_naive"]["mase"] > 0
+    assert [s["step"] for s in v1["steps"]] == list(range(1, 13))
+    assert v1["steps"][0]["points"] == 2
+    until = monitored.get(
+        "/v1/models/m4-hourly/accuracy", params={"until": answer["forecasts"][0]["timestamps"][3]}
+    ).json()
+    assert until["versions"][0]["overall"]["points"] == 6
+
+    def gauge() -> float | None:
+        text = monitored.get("/metrics").text
+        return metric(text, "forecaster_live_mae", model="m4-hourly", version="1")
+
+    wait_for(lambda: gauge() is not None)
+    assert gauge() == pytest.approx(np.mean(errors))
+    text = monitored.get("/metrics").text
+    assert metric(text, "forecaster_actuals_total", outcome="unknown_series") == 2
+
+
+@pytest.mark.parametrize(
+    ("entry", "loc"),
+    [
+        ({"id": "a", "timestamps": ["2024-01-01T00:00"], "values": [1.0, 2.0]}, ["series", 0]),
+        ({"id": "a", "timestamps": ["2024-01-01T00:00", "soon"], "values": [1.0, 2.0]},
+         ["series", 0, "timestamps", 1]),
+        ({"id": "a", "timestamps": ["2024-01-01T00:00"], "values": ["1"]},
+         ["series", 0, "values", 0]),
+        ({"id": "a", "timestamps": ["2024-01-01T00:00"], "values": [None]},
+         ["series", 0, "values", 0]),
+        ({"timestamps": ["2024-01-01T00:00"], "values": [1.0]}, ["series", 0, "id"]),
+        ({"id": "", "timestamps": ["2024-01-01T00:00"], "values": [1.0]}, ["series", 0, "id"]),
+        ({"id": "a", "timestamps": [], "values": []}, ["series", 0, "timestamps"]),
+    ],
+)  # fmt: skip
+def test_malformed_actuals_are_refused_naming_the_field(monitored, entry, loc) -> None:
+    r = monitored.post("/v1/actuals", json={"series": [entry]}, headers=KEY)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][1:] == loc
+
+
+def test_malformed_actual_bodies(monitored) -> None:
+    for body in ({}, {"series": []}, {"series": "x"}):
+        r = monitored.post("/v1/actuals", json=body, headers=KEY)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "series"]
+    r = monitored.post("/v1/actuals", content=b'{"series": [{"id": "a", "values": [Infinity]',
+                       headers=KEY | {"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 422
+
+
+def test_actuals_need_the_admin_key_when_one_is_set(monitored) -> None:
+    body = {"series": [{"id": "a", "timestamps": ["2024-01-01T00:00"], "values": [1.0]}]}
+    assert monitored.post("/v1/actuals", json=body).status_code == 401
+    assert monitored.post("/v1/actuals", json=body, headers={"X-API-Key": "no"}).status_code == 401
+    assert monitored.post("/v1/actuals", json=body, headers=KEY).status_code == 200
+
+
+def test_actuals_are_open_without_an_admin_key(registry_root: Path, tmp_path: Path) -> None:
+    settings = make_settings(registry_root, admin_api_key=None,
+                             database_url=f"sqlite:///{tmp_path / 'm.sqlite3'}")  # fmt: skip
+    with running_client(settings) as client:
+        body = {"series": [{"id": "a", "timestamps": ["2024-01-01T00:00"], "values": [1.0]}]}
+        assert client.post("/v1/actuals", json=body).json()["unknown_series"] == 1
+
+
+def test_accuracy_query_errors_name_the_parameter(monitored) -> None:
+    r = monitored.get("/v1/models/m4-hourly/accuracy", params={"since": "last week"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"]
+    r = monitored.get("/v1/models/m4-hourly/accuracy", params={"version": 0})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "version"]
+    r = monitored.get("/v1/models/nothing-here/accuracy")
+    assert r.status_code == 200 and r.json()["versions"] == []
+
+
+def test_recording_off_records_nothing(registry_root: Path, tmp_path: Path) -> None:
+    settings = make_settings(registry_root, recording=False,
+                             database_url=f"sqlite:///{tmp_path / 'm.sqlite3'}")  # fmt: skip
+    with running_client(settings) as client:
+        f = client.post("/v1/forecast", json={"series": [series("a")], "horizon": 3}).json()
+        time.sleep(0.3)
+        body = {"series": [{"id": "a", "timestamps": f["forecasts"][0]["timestamps"],
+                            "values": [1.0, 2.0, 3.0]}]}  # fmt: skip
+        assert client.post("/v1/actuals", json=body, headers=KEY).json()["unknown_series"] == 1
+
+
+# ------------------------------------------------------------------------ real servers
+
+
+def forecast_one(url: str, sid: str) -> httpx.Response:
+    body = {"series": [series(sid, seed=hash(sid) % 1000)], "horizon": 12}
+    return httpx.post(url + "/v1/forecast", json=body, timeout=30)
+
+
+def test_sigkill_loses_at_most_the_unflushed_queue(registry_root: Path, tmp_path: Path) -> None:
+    db = tmp_path / "monitoring.sqlite3"
+    env = {"FORECASTER_DATABASE_URL": f"sqlite:///{db}", "FORECASTER_RECORD_FLUSH_S": "0.2"}
+    with server(registry_root, tmp_path, **env) as s:
+        for k in range(20):
+            assert forecast_one(s.url, f"s{k}").status_code == 200
+        time.sleep(1.0)  # five flush intervals: everything answered is written
+        for k in range(20, 25):  # these may still be queued when the process dies
+            assert forecast_one(s.url, f"s{k}").status_code == 200
+        os.kill(s.process.pid, signal.SIGKILL)
+        s.process.wait(timeout=10)
+    store = MonitoringStore(f"sqlite:///{db}")
+    ids = {i for i in store.engine.connect().exec_driver_sql("SELECT series_id FROM forecasts")
+           .scalars()}  # fmt: skip
+    assert {f"s{k}" for k in range(20)} <= ids <= {f"s{k}" for k in range(25)}
+    assert store.accuracy("m4-hourly") == []  # the database opens and answers after the kill
+    store.close()
+
+
+def test_database_stopped_mid_run(registry_root: Path, tmp_path: Path, pg_cluster) -> None:
+    url = pg_cluster.database()
+    env = {"FORECASTER_DATABASE_URL": url, "FORECASTER_RECORD_FLUSH_S": "0.1"}
+    with server(registry_root, tmp_path, **env) as s:
+
+        def count(name: str, **labels: str) -> float:
+            text = httpx.get(s.url + "/metrics", timeout=10).text
+            return metric(text, name, **labels) or 0.0
+
+        assert forecast_one(s.url, "before").status_code == 200
+        wait_for(lambda: count("forecaster_forecasts_recorded_total") == 1)
+        pg_cluster.stop()
+        try:
+            for k in range(5):
+                assert forecast_one(s.url, f"down{k}").status_code == 200
+            dropped = ("forecaster_forecasts_record_dropped_total",)
+            wait_for(lambda: count(*dropped, reason="store_error") == 5, timeout=60)
+            r = httpx.get(s.url + "/v1/models/m4-hourly/accuracy", timeout=30)
+            assert r.status_code == 503 and "unavailable" in r.json()["detail"]
+        finally:
+            pg_cluster.start()
+        assert forecast_one(s.url, "after").status_code == 200
+        wait_for(lambda: count("forecaster_forecasts_recorded_total") == 2, timeout=60)
+        log = s.log.read_text()
+    assert log.count("dropping records until it recovers") == 1
+    assert "resumed; 5 forecasts were dropped" in log
+    store = MonitoringStore(url)
+    with store.engine.connect() as conn:
+        ids = conn.exec_driver_sql("SELECT series_id FROM forecasts ORDER BY id").scalars()
+        assert list(ids) == ["before", "after"]
+    store.close()
+
+
+# The client sets per-request timeouts, which Starlette's TestClient (passed in) ignores.
+@pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")
+def test_the_client_sends_actuals_and_reads_accuracy(monitored) -> None:
+    import pandas as pd
+
+    from forecaster.client import ForecastClient, InvalidRequest
+
+    body = {"series": [series("c", seed=4)], "horizon": 12}
+    answer = monitored.post("/v1/forecast", json=body).json()["forecasts"][0]
+    wait_for(lambda: recorded(monitored) == 1)
+    index = pd.DatetimeIndex(answer["timestamps"])
+    truth = pd.Series(np.array(answer["forecast"]) + 1.0, index=index)
+    truth.iloc[3] = np.nan  # left out, not sent as a value
+    monitored.headers.update(KEY)  # a client passed in keeps its own headers
+    with ForecastClient(http_client=monitored, max_series_per_request=1) as c:
+        done = c.send_actuals({"c": truth, "ghost": truth})
+        assert (done.stored, done.matched, done.unknown_series) == (11, 11, 1)
+        assert done.unknown_ids == ["ghost"]
+        acc = c.accuracy("m4-hourly", version=1)
+        assert acc.versions[0].overall.points == 11
+        assert acc.versions[0].overall.model.mae == pytest.approx(1.0)
+        assert (
+            c.accuracy("m4-hourly", since=answer["timestamps"][6]).versions[0].overall.points == 6
+        )
+        with pytest.raises(InvalidRequest, match="need timestamps"):
+            c.send_actuals({"c": [1.0, 2.0]})
