@@ -263,8 +263,8 @@ class ActualsRequest(_Strict):
 
 class ActualsResponse(BaseModel):
     """What became of the actuals: values stored (new or replaced: sending the same again is
-    harmless), values matching a recorded forecast, and the series ignored because no forecast
-    of theirs is recorded."""
+    harmless), recorded forecast points they scored (a value forecast by several recorded
+    forecasts scores each), and the series ignored because no forecast of theirs is recorded."""
 
     stored: int
     matched: int

@@ -117,6 +117,25 @@ def test_filters_by_version_and_target_time(store: MonitoringStore) -> None:
     assert store.accuracy("other") == []
 
 
+def test_one_actual_scores_every_forecast_of_its_time(store: MonitoringStore) -> None:
+    store.write([batch(record("a", START, 1), version=1), batch(record("a", START, 2), version=2)])
+    early = START - timedelta(hours=1)
+    store.write([batch(record("a", early, 3), version=2)])  # overlaps the others by H - 1 hours
+    done = store.ingest([("a", to_utc(stamps(START, H)), np.ones(H))])
+    assert (done.stored, done.matched) == (H, 3 * H - 1)
+    per_version = {v.version: v.overall.points for v in store.accuracy("m")}
+    assert per_version == {1: H, 2: 2 * H - 1}
+
+
+def test_actuals_score_only_forecasts_recorded_before_them(store: MonitoringStore) -> None:
+    store.write([batch(record("a", START, 1))])
+    times = to_utc(stamps(START + timedelta(hours=H), H))
+    assert store.ingest([("a", times, np.ones(H))]).matched == 0  # no forecast of those hours
+    store.write([batch(record("a", START + timedelta(hours=H), 2))])
+    assert store.accuracy("m") == []
+    assert store.ingest([("a", times, np.ones(H))]).matched == H  # sent again: scored now
+
+
 def test_offsets_are_matched_in_utc(store: MonitoringStore) -> None:
     rec = record("a", START, 1)
     with_offset = [s + "+02:00" for s in stamps(START, H)]
@@ -143,7 +162,7 @@ def test_purge_deletes_what_is_older_than_the_retention(store: MonitoringStore) 
     forecasts, actuals = store.purge(datetime.now() + timedelta(seconds=5) - timedelta(days=5))
     assert (forecasts, actuals) == (1, 0)
     with store.engine.connect() as conn:
-        left = conn.execute(sa.text("SELECT DISTINCT series_id FROM forecast_points")).all()
+        left = conn.execute(sa.text("SELECT DISTINCT series_id FROM forecasts")).all()
     assert left == [("b",)]
 
 

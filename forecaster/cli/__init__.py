@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `forecaster monitor | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python flushes it at exit)
+        return 0
     except user_errors() as err:  # the user can act on these: one line, no traceback
         from forecaster.data import one_line
 

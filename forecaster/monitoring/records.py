@@ -1,21 +1,25 @@
 """What the service hands over for recording, and the rows it becomes (off the request path).
 
 The service builds a :class:`RecordBatch` per answered request in a few microseconds per series
-(references to arrays it already has); the writer turns batches into table rows in bulk:
-one timestamp parse for the whole batch, the seasonal naive forecast and MASE scale of each
-history, tuples built column-wise.
+(references to arrays it already has); the writer turns batches into one row per forecast: one
+timestamp parse for the whole batch, the history's seasonal naive forecast and MASE scale, and
+the arrays packed as binary (:func:`pack`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from forecaster import metrics
-from forecaster.monitoring.times import as_datetimes, to_utc
+from forecaster.monitoring.times import as_datetimes, to_micros, to_utc
+
+F8, I8 = np.dtype("<f8"), np.dtype("<i8")
+EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,12 @@ class RecordBatch:
     records: list[ForecastRecord]
 
 
-@dataclass(frozen=True)
-class Rows:
-    """Table rows for some batches: ``forecasts`` dicts, and per forecast its point tuples
-    ``(step, series_id, target_time, point, seasonal_naive, lower, upper)`` without the id."""
+def pack(values: np.ndarray, dtype: np.dtype = F8) -> bytes:
+    return np.ascontiguousarray(values, dtype=dtype).tobytes()
 
-    forecasts: list[dict]
-    points: list[list[tuple]]
+
+def unpack(blob: bytes, dtype: np.dtype = F8) -> np.ndarray:
+    return np.frombuffer(blob, dtype=dtype)
 
 
 def seasonal_naive(history: np.ndarray, season: int, horizon: int) -> np.ndarray:
@@ -59,19 +62,19 @@ def seasonal_naive(history: np.ndarray, season: int, horizon: int) -> np.ndarray
     return np.full(horizon, history[-1])
 
 
-def to_rows(batches: Sequence[RecordBatch]) -> Rows:
-    """The rows of ``batches``. Raises :class:`~forecaster.monitoring.times.BadTimestamp`."""
+def to_rows(batches: Sequence[RecordBatch]) -> list[dict[str, Any]]:
+    """One ``forecasts`` row per record of ``batches``. Raises
+    :class:`~forecaster.monitoring.times.BadTimestamp` for an unreadable target stamp."""
     records = [(b, r) for b in batches for r in b.records]
     stamps = [s for _, r in records for s in r.times]
-    times = as_datetimes(to_utc(stamps)) if stamps else []
-    forecasts, points, at = [], [], 0
+    probe = [r.times[0] for _, r in records if len(r.times)]
+    micros = to_micros(to_utc(stamps, probe)) if stamps else np.zeros(0, I8)
+    rows, at = [], 0
     for batch, rec in records:
         h = len(rec.times)
         levels = sorted(rec.quantiles)
-        lower = rec.quantiles[levels[0]][:h].tolist() if levels else [None] * h
-        upper = rec.quantiles[levels[-1]][:h].tolist() if levels else [None] * h
         scale = float(metrics.scale([rec.history], batch.season)[0])
-        forecasts.append(
+        rows.append(
             {
                 "series_id": rec.series_id,
                 "model": batch.model,
@@ -80,25 +83,62 @@ def to_rows(batches: Sequence[RecordBatch]) -> Rows:
                 "method": rec.method,
                 "season": batch.season,
                 "scale": scale if np.isfinite(scale) else None,
+                "first_target": _datetime(micros[at]),
+                "last_target": _datetime(micros[at + h - 1]),
+                "targets": pack(micros[at : at + h], I8),
+                "point": pack(rec.point[:h]),
+                "seasonal_naive": pack(seasonal_naive(rec.history, batch.season, h)),
+                "quantile_levels": levels or None,
                 "lower_level": levels[0] if levels else None,
                 "upper_level": levels[-1] if levels else None,
-                "quantiles": {str(q): v[:h].tolist() for q, v in rec.quantiles.items()} or None,
+                "quantiles": pack(np.stack([rec.quantiles[q][:h] for q in levels]))
+                if levels
+                else None,
             }
         )
-        naive = seasonal_naive(rec.history, batch.season, h)
-        points.append(
-            list(
-                zip(
-                    range(1, h + 1),
-                    [rec.series_id] * h,
-                    times[at : at + h],
-                    rec.point[:h].tolist(),
-                    naive.tolist(),
-                    lower,
-                    upper,
-                    strict=True,
-                )
-            )
-        )
         at += h
-    return Rows(forecasts, points)
+    return rows
+
+
+def score_rows(forecast: Any, times: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
+    """``scores`` rows of one stored ``forecast`` row against actuals ``values`` [n] at
+    ``times`` [n] (int64 µs): one per forecast point with an actual."""
+    if not times.size:
+        return []
+    targets = unpack(forecast.targets, I8)
+    order = np.argsort(times, kind="stable")
+    times, values = times[order], values[order]
+    where = np.minimum(np.searchsorted(times, targets), times.size - 1)
+    steps = np.flatnonzero(times[where] == targets)
+    if not steps.size:
+        return []
+    actual = values[where[steps]]
+    point = unpack(forecast.point)[steps]
+    naive = unpack(forecast.seasonal_naive)[steps]
+    inside: list[bool | None] = [None] * steps.size
+    if forecast.quantiles is not None:
+        bands = unpack(forecast.quantiles).reshape(len(forecast.quantile_levels), -1)
+        inside = ((actual >= bands[0, steps]) & (actual <= bands[-1, steps])).tolist()
+    model, sn = _errors(actual, point, forecast.scale), _errors(actual, naive, forecast.scale)
+    return [
+        {"forecast_id": forecast.id, "step": int(k) + 1, "target_time": t, "actual": a,
+         "abs_error": e, "smape": s, "scaled": c, "sn_abs_error": ne, "sn_smape": ns,
+         "sn_scaled": nc, "inside": i}
+        for k, t, a, e, s, c, ne, ns, nc, i in zip(
+            steps, as_datetimes(targets[steps].astype("datetime64[us]")), actual.tolist(),
+            *model, *sn, inside, strict=True,
+        )
+    ]  # fmt: skip
+
+
+def _datetime(micros: np.int64) -> datetime:
+    return EPOCH + timedelta(microseconds=int(micros))
+
+
+def _errors(actual: np.ndarray, forecast: np.ndarray, scale: float | None) -> tuple[list, ...]:
+    """Absolute error, sMAPE term and scaled error of each point (scaled: None without scale)."""
+    err = np.abs(actual - forecast)
+    both = np.abs(actual) + np.abs(forecast)
+    smape = np.divide(200.0 * err, both, out=np.zeros_like(err), where=both > 0)
+    scaled = (err / scale).tolist() if scale else [None] * err.size
+    return err.tolist(), smape.tolist(), scaled

@@ -2,8 +2,10 @@
 
 ``MonitoringStore(url)`` opens the database lazily; :meth:`MonitoringStore.migrate` brings its
 schema to the newest revision (every process that opens the store calls it: a no-op when up to
-date). Writes are bulk (one ``executemany`` per table per flush); accuracy is summed in SQL, so
-the figures of a million matched points cost one grouped query, not a million rows in Python.
+date). Recording is one row per forecast, written in bulk (one ``executemany`` per flush); actuals
+are scored against the forecasts they match as they arrive (:func:`records.score_rows`), and
+accuracy is summed in SQL over those scores, so the figures of a million matched points cost one
+grouped query, not a million rows in Python.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from alembic.config import Config
 
 from forecaster.monitoring import tables
 from forecaster.monitoring.accuracy import SUM_FIELDS, Sums, VersionAccuracy, by_version
-from forecaster.monitoring.records import RecordBatch, to_rows
-from forecaster.monitoring.times import as_datetimes
+from forecaster.monitoring.records import RecordBatch, score_rows, to_rows
+from forecaster.monitoring.times import as_datetimes, to_micros
 from forecaster.monitoring.urls import normalise_url
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _IN_CHUNK = 500
 # A database that does not answer within this is "down": recording drops, forecasts go on.
 CONNECT_TIMEOUT_S = 5
+
+
+# What scoring reads of a recorded forecast.
+SCORING = [tables.forecasts.c[n] for n in ("id", "scale", "targets", "point", "seasonal_naive",
+                                           "quantile_levels", "quantiles")]  # fmt: skip
 
 
 class StoreError(RuntimeError):
@@ -81,11 +88,8 @@ class MonitoringStore:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = _engine(self.url)
-        # What SQLAlchemy does to a datetime before the driver sees it (None: nothing).
         self._schema_ready = False
         self._schema_lock = threading.Lock()
-        dialect = self.engine.dialect
-        self._time_bind = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
 
     def __repr__(self) -> str:
         return f"MonitoringStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -114,50 +118,35 @@ class MonitoringStore:
     # ------------------------------------------------------------------------- writing
 
     def write(self, batches: Sequence[RecordBatch]) -> int:
-        """Store the forecasts of ``batches``; returns how many. Raises :class:`StoreError`."""
+        """Store the forecasts of ``batches`` (one row each); returns how many. Raises
+        :class:`StoreError`."""
         rows = to_rows(batches)
-        if not rows.forecasts:
-            return 0
-        insert = sa.insert(tables.forecasts).returning(
-            tables.forecasts.c.id, sort_by_parameter_order=True
-        )
-        sql = self._points_sql()
-        with self._begin() as conn:
-            ids = conn.execute(insert, rows.forecasts).scalars().all()
-            flat = [(fid, *p) for fid, pts in zip(ids, rows.points, strict=True) for p in pts]
-            if self._time_bind is not None:  # SQLite keeps times as SQLAlchemy-formatted text
-                flat = [(*p[:3], self._time_bind(p[3]), *p[4:]) for p in flat]
-            conn.exec_driver_sql(sql, flat)  # type: ignore[arg-type]
-        return len(ids)
-
-    def _points_sql(self) -> str:
-        # Positional tuples straight to the driver: a dict per point would cost more than the
-        # insert itself at thousands of points a second.
-        names = [c.name for c in tables.points.columns]
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        return (
-            f"INSERT INTO forecast_points ({', '.join(names)}) "
-            f"VALUES ({', '.join([mark] * len(names))})"
-        )
+        if rows:
+            with self._begin() as conn:
+                conn.execute(sa.insert(tables.forecasts), rows)
+        return len(rows)
 
     def ingest(self, series: Sequence[tuple[str, np.ndarray, Sequence[float]]]) -> Ingested:
-        """Store actuals ``(series_id, times [n] datetime64 UTC, values [n])``; a value already
-        stored for a series and time is replaced (sending the same again changes nothing).
-        Series with no recorded forecast are ignored and named. Raises :class:`StoreError`."""
+        """Store actuals ``(series_id, times [n] datetime64 UTC, values [n])`` and score the
+        recorded forecasts they match; a value already stored for a series and time is
+        replaced, with its scores (sending the same again changes nothing). Series with no
+        recorded forecast are ignored and named. Raises :class:`StoreError`."""
         ids = sorted({sid for sid, _, _ in series})
         now = datetime.now(UTC).replace(tzinfo=None)
         with self._begin() as conn:
             known = self._known(conn, ids)
+            given = [(sid, t, np.asarray(v, np.float64)) for sid, t, v in series if sid in known]
             rows = [
-                {"series_id": sid, "time": t, "value": float(v), "received_at": now}
-                for sid, times, values in series
-                if sid in known
-                for t, v in zip(as_datetimes(times), values, strict=True)
+                {"series_id": sid, "time": t, "value": v, "received_at": now}
+                for sid, times, values in given
+                for t, v in zip(as_datetimes(times), values.tolist(), strict=True)
             ]
             if rows:
-                conn.execute(self._upsert(), rows)
-            matched = self._matched(conn, [(r["series_id"], r["time"]) for r in rows])
-        return Ingested(len(rows), matched, [i for i in ids if i not in known])
+                conn.execute(self._upsert(tables.actuals, ["series_id", "time"]), rows)
+            scored = self._score(conn, given)
+            if scored:
+                conn.execute(self._upsert(tables.scores, ["forecast_id", "step"]), scored)
+        return Ingested(len(rows), len(scored), [i for i in ids if i not in known])
 
     def _known(self, conn: sa.Connection, ids: list[str]) -> set[str]:
         f = tables.forecasts
@@ -168,37 +157,39 @@ class MonitoringStore:
             known.update(conn.execute(query).scalars())
         return known
 
-    def _upsert(self) -> sa.Insert:
-        a = tables.actuals
+    def _score(
+        self, conn: sa.Connection, given: list[tuple[str, np.ndarray, np.ndarray]]
+    ) -> list[dict]:
+        """``scores`` rows of the recorded forecasts whose targets the actuals ``given`` hit."""
+        f = tables.forecasts
+        out: list[dict] = []
+        for sid, times, values in given:
+            if not times.size:
+                continue
+            first, last = as_datetimes(np.array([times.min(), times.max()]))
+            overlapping = (f.c.series_id == sid, f.c.last_target >= first, f.c.first_target <= last)
+            query = sa.select(*SCORING).where(*overlapping)
+            micros = to_micros(times)
+            for forecast in conn.execute(query):
+                out += score_rows(forecast, micros, values)
+        return out
+
+    def _upsert(self, table: sa.Table, key: list[str]) -> sa.Insert:
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(a)
-        excluded = stmt.excluded
-        return stmt.on_conflict_do_update(
-            index_elements=[a.c.series_id, a.c.time],
-            set_={"value": excluded.value, "received_at": excluded.received_at},
-        )
-
-    def _matched(self, conn: sa.Connection, keys: list[tuple[str, datetime]]) -> int:
-        p = tables.points
-        matched = 0
-        for k in range(0, len(keys), _IN_CHUNK):
-            part = keys[k : k + _IN_CHUNK]
-            query = sa.select(sa.func.count()).where(
-                sa.tuple_(p.c.series_id, p.c.target_time).in_(part)
-            )
-            matched += conn.execute(query).scalar_one()
-        return matched
+        stmt = insert(table)
+        others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
+        return stmt.on_conflict_do_update(index_elements=key, set_=others)
 
     def purge(self, before: datetime) -> tuple[int, int]:
-        """Delete forecasts made and actuals received before ``before`` (naive UTC): the
-        retention setting. Returns ``(forecasts, actuals)`` deleted."""
-        f, p, a = tables.forecasts, tables.points, tables.actuals
+        """Delete forecasts made (with their scores) and actuals received before ``before``
+        (naive UTC): the retention setting. Returns ``(forecasts, actuals)`` deleted."""
+        f, sc, a = tables.forecasts, tables.scores, tables.actuals
         old = sa.select(f.c.id).where(f.c.made_at < before)
         with self._begin() as conn:
-            conn.execute(sa.delete(p).where(p.c.forecast_id.in_(old)))
+            conn.execute(sa.delete(sc).where(sc.c.forecast_id.in_(old)))
             gone = conn.execute(sa.delete(f).where(f.c.made_at < before)).rowcount
             actual = conn.execute(sa.delete(a).where(a.c.received_at < before)).rowcount
         return gone, actual
@@ -219,16 +210,16 @@ class MonitoringStore:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[VersionAccuracy]:
-        """Live accuracy of ``model`` per version (newest first) over the matched points whose
+        """Live accuracy of ``model`` per version (newest first) over the scored points whose
         target time is in ``[since, until)`` (naive UTC). Raises :class:`StoreError`."""
-        f, p = tables.forecasts, tables.points
+        f, sc = tables.forecasts, tables.scores
         query = _sums_query().where(f.c.model == model)
         if version is not None:
             query = query.where(f.c.version == version)
         if since is not None:
-            query = query.where(p.c.target_time >= since)
+            query = query.where(sc.c.target_time >= since)
         if until is not None:
-            query = query.where(p.c.target_time < until)
+            query = query.where(sc.c.target_time < until)
         levels = (
             sa.select(f.c.version, f.c.lower_level, f.c.upper_level)
             .where(f.c.model == model, f.c.lower_level.is_not(None))
@@ -240,10 +231,12 @@ class MonitoringStore:
         return by_version([(r[0], r[1], Sums.from_row(r[2:])) for r in rows], intervals)
 
     def last_actual(self, model: str) -> datetime | None:
-        """The latest target time of ``model`` with an actual (for windows of recent points)."""
-        f, p = tables.forecasts, tables.points
+        """The latest scored target time of ``model`` (for windows of recent points)."""
+        f, sc = tables.forecasts, tables.scores
         query = (
-            sa.select(sa.func.max(p.c.target_time)).select_from(_joined()).where(f.c.model == model)
+            sa.select(sa.func.max(sc.c.target_time))
+            .select_from(sc.join(f, f.c.id == sc.c.forecast_id))
+            .where(f.c.model == model)
         )
         with self._connect() as conn:
             return conn.execute(query).scalar_one()
@@ -280,41 +273,26 @@ class _Translated:
             raise StoreError(f"monitoring database error: {_brief(exc_info[1])}") from exc_info[1]
 
 
-def _joined() -> sa.FromClause:
-    f, p, a = tables.forecasts, tables.points, tables.actuals
-    return p.join(f, f.c.id == p.c.forecast_id).join(
-        a, sa.and_(a.c.series_id == p.c.series_id, a.c.time == p.c.target_time)
-    )
-
-
 def _sums_query() -> sa.Select:
-    """Per (version, step): the sums of :data:`SUM_FIELDS` over matched points."""
-    f, p, a = tables.forecasts, tables.points, tables.actuals
-
-    def errors(forecast: sa.ColumnElement) -> list[sa.ColumnElement]:
-        err = sa.func.abs(a.c.value - forecast)
-        both = sa.func.abs(a.c.value) + sa.func.abs(forecast)
-        return [
-            sa.func.sum(err),
-            sa.func.sum(sa.case((both > 0, 200.0 * err / both), else_=0.0)),
-            sa.func.sum(err / f.c.scale),
-        ]
-
-    model, naive = errors(p.c.point), errors(p.c.seasonal_naive)
-    inside = sa.and_(a.c.value >= p.c.lower, a.c.value <= p.c.upper)
+    """Per (version, step): the sums of :data:`SUM_FIELDS` over scored points."""
+    f, sc = tables.forecasts, tables.scores
     columns = [
         sa.func.count(),
-        *model,
-        sa.func.count(f.c.scale),
-        *naive,
-        sa.func.count(p.c.lower),
-        sa.func.sum(sa.case((inside, 1), else_=0)),
+        sa.func.sum(sc.c.abs_error),
+        sa.func.sum(sc.c.smape),
+        sa.func.sum(sc.c.scaled),
+        sa.func.count(sc.c.scaled),
+        sa.func.sum(sc.c.sn_abs_error),
+        sa.func.sum(sc.c.sn_smape),
+        sa.func.sum(sc.c.sn_scaled),
+        sa.func.count(sc.c.inside),
+        sa.func.sum(sa.case((sc.c.inside, 1), else_=0)),
     ]
     assert len(columns) == len(SUM_FIELDS)
     return (
-        sa.select(f.c.version, p.c.step, *columns)
-        .select_from(_joined())
-        .group_by(f.c.version, p.c.step)
+        sa.select(f.c.version, sc.c.step, *columns)
+        .select_from(sc.join(f, f.c.id == sc.c.forecast_id))
+        .group_by(f.c.version, sc.c.step)
     )
 
 

@@ -1,10 +1,14 @@
-"""The monitoring store's tables (SQLAlchemy Core): forecasts made, their points, actuals.
+"""The monitoring store's tables (SQLAlchemy Core): forecasts made, actuals, and scores.
 
-Times are naive UTC ``DateTime`` values: stamps written with an offset are brought to UTC, stamps
-without one are kept as written (see :func:`forecaster.monitoring.times.to_utc`), so a forecast
-and the actuals sent for it match when both use the same convention. The schema is created and
-changed only by the Alembic migrations in ``migrations/`` (kept in step with this module by
-``tests/test_monitoring.py``).
+A forecast is one row: its arrays (target times, point forecast, the seasonal naive forecast of
+the same history, quantiles) packed as little-endian binary, so recording a 48-step forecast is
+one insert, not 48. Actuals are matched to forecasts when they arrive, and each matched point
+becomes a ``scores`` row holding its errors; accuracy is then a grouped sum over ``scores``.
+
+Times are naive UTC: stamps written with an offset are brought to UTC, stamps without one are
+kept as written (:func:`forecaster.monitoring.times.to_utc`), so a forecast and the actuals sent
+for it match when both use the same convention. The schema is created and changed only by the
+Alembic migrations in ``migrations/`` (kept in step with this module by a test).
 """
 
 from __future__ import annotations
@@ -12,59 +16,50 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
 )
 
 metadata = MetaData()
+ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 
-# One row per series forecast: who answered, and the history's MASE scale (the in-sample mean
-# absolute error of the seasonal naive forecast; None when the history is constant).
 forecasts = Table(
     "forecasts",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("series_id", String(256), nullable=False),
     Column("model", String(128), nullable=False),
     Column("version", Integer, nullable=False),
     Column("made_at", DateTime, nullable=False),
     Column("method", String(32), nullable=False),
     Column("season", Integer, nullable=False),
+    # The history's MASE scale: in-sample mean absolute error of the seasonal naive forecast
+    # (lag 1 when that is 0); None when the history is constant.
     Column("scale", Float, nullable=True),
-    # The widest interval recorded with the points (lowest and highest quantile levels).
+    Column("first_target", DateTime, nullable=False),
+    Column("last_target", DateTime, nullable=False),
+    # [h] int64 microseconds since 1970 (naive UTC), and [h] float64 values.
+    Column("targets", LargeBinary, nullable=False),
+    Column("point", LargeBinary, nullable=False),
+    Column("seasonal_naive", LargeBinary, nullable=False),
+    # Quantile levels answered, ascending, and their values [levels, h] float64.
+    Column("quantile_levels", JSON, nullable=True),
+    Column("quantiles", LargeBinary, nullable=True),
+    # The widest interval scored for coverage: the lowest and highest level.
     Column("lower_level", Float, nullable=True),
     Column("upper_level", Float, nullable=True),
-    # Every quantile answered: {"0.1": [h values], ...} (None when none were).
-    Column("quantiles", JSON, nullable=True),
+    Index("ix_forecasts_series_last_target", "series_id", "last_target"),
     Index("ix_forecasts_model_version", "model", "version"),
     Index("ix_forecasts_made_at", "made_at"),
-)
-
-# One row per forecast step; ``series_id`` repeated so actuals join on (series_id, target_time).
-points = Table(
-    "forecast_points",
-    metadata,
-    Column(
-        "forecast_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("forecasts.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("step", Integer, primary_key=True),
-    Column("series_id", String(256), nullable=False),
-    Column("target_time", DateTime, nullable=False),
-    Column("point", Float, nullable=False),
-    Column("seasonal_naive", Float, nullable=False),
-    Column("lower", Float, nullable=True),
-    Column("upper", Float, nullable=True),
-    Index("ix_points_series_time", "series_id", "target_time"),
 )
 
 # The truth as it arrives; one value per series and time (a later value replaces it).
@@ -76,4 +71,22 @@ actuals = Table(
     Column("value", Float, nullable=False),
     Column("received_at", DateTime, nullable=False),
     Index("ix_actuals_received_at", "received_at"),
+)
+
+# One row per forecast point that has an actual: its errors, and the seasonal naive's.
+scores = Table(
+    "scores",
+    metadata,
+    Column("forecast_id", ID, ForeignKey("forecasts.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", Integer, primary_key=True),  # 1 = the first forecast point
+    Column("target_time", DateTime, nullable=False),
+    Column("actual", Float, nullable=False),
+    Column("abs_error", Float, nullable=False),
+    Column("smape", Float, nullable=False),  # 200 |a - f| / (|a| + |f|), 0 where both are 0
+    Column("scaled", Float, nullable=True),  # |a - f| / scale
+    Column("sn_abs_error", Float, nullable=False),
+    Column("sn_smape", Float, nullable=False),
+    Column("sn_scaled", Float, nullable=True),
+    Column("inside", Boolean, nullable=True),  # within the widest interval; None: no interval
+    Index("ix_scores_target_time", "target_time"),
 )

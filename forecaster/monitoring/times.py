@@ -16,10 +16,18 @@ class BadTimestamp(ValueError):
         self.index = index
 
 
-def to_utc(stamps: Sequence[str]) -> np.ndarray:
+def to_utc(stamps: Sequence[str], probe: Sequence[str] | None = None) -> np.ndarray:
     """ISO 8601 strings as ``datetime64[us]`` [n]: those with an offset brought to UTC, those
     without kept as written (the service writes forecast stamps in the zone the history used,
-    so actuals in that convention match). One vectorised parse for the whole list."""
+    so actuals in that convention match). One vectorised parse for the whole list: numpy's
+    when no string carries an offset (about 0.2 µs a stamp), else pandas' (about 1.5 µs).
+    ``probe``: the stamps looked at for offsets, when they speak for all (the service writes
+    every stamp of a series alike); default every stamp."""
+    if not any(_has_offset(s) for s in (stamps if probe is None else probe)):
+        try:
+            return np.array(stamps, dtype="datetime64[us]")
+        except (ValueError, TypeError, OverflowError):
+            pass  # spellings numpy does not read: pandas below, which also names the bad one
     try:
         parsed = pd.to_datetime(pd.Series(stamps, dtype=object), format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError):
@@ -30,6 +38,18 @@ def to_utc(stamps: Sequence[str]) -> np.ndarray:
         index = int(np.argmax(parsed.isna().to_numpy()))
         raise BadTimestamp("missing timestamp", index)
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+
+
+def _has_offset(stamp: object) -> bool:
+    if not isinstance(stamp, str):
+        return True  # let pandas judge (and name) it
+    if stamp.endswith(("Z", "z")):
+        return True
+    if len(stamp) < 11:  # a date alone
+        return False
+    colon = stamp[-6] in "+-" and stamp[-3] == ":"  # +02:00
+    compact = stamp[-5] in "+-" and stamp[-4:].isdigit()  # +0200
+    return colon or compact
 
 
 def _first_bad(stamps: Sequence[str]) -> int:
@@ -44,3 +64,12 @@ def _first_bad(stamps: Sequence[str]) -> int:
 def as_datetimes(times: np.ndarray) -> list:
     """``datetime64`` values as the ``datetime`` objects database drivers take."""
     return times.astype("datetime64[us]").tolist()
+
+
+def to_micros(times: np.ndarray) -> np.ndarray:
+    """``datetime64`` values as int64 microseconds since 1970 ``[n]`` (how the store packs them)."""
+    return times.astype("datetime64[us]").astype(np.int64)
+
+
+def from_micros(micros: np.ndarray) -> np.ndarray:
+    return micros.astype("datetime64[us]")
