@@ -139,6 +139,21 @@ class _AliasFile(BaseModel):
     log: list[_AliasEvent] = Field(default_factory=list)
 
 
+def hide_root(message: str, *roots: str) -> str:
+    """``message`` without where the registry lives (``roots``: its root as configured and as
+    opened): "registry /srv/models" becomes "the registry", any other mention "<registry>" —
+    clients learn model names, not paths. A bare relative root ("models") is a word too common
+    to replace alone."""
+    spelled = {os.fspath(r) for r in roots}
+    spelled |= {os.path.abspath(r) for r in spelled if "://" not in r}
+    spelled |= {os.path.realpath(r) for r in spelled if "://" not in r}
+    for root in sorted((r for r in spelled if r not in ("", ".", "/")), key=len, reverse=True):
+        message = message.replace(f"registry {root}", "the registry")
+        if os.path.isabs(root) or "://" in root:
+            message = message.replace(root, "<registry>")
+    return message
+
+
 def check_name(name: object, what: str = "model name") -> str:
     """``name`` if it is a safe single path component, else :class:`InvalidNameError`."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):

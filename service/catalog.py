@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from forecaster.frequency import same_frequency
-from forecaster.registry import ModelNotFoundError, Registry, RegistryError
+from forecaster.registry import ModelNotFoundError, Registry, RegistryError, hide_root
 from forecaster.schemas import MinHistory, ModelDetail, ModelSummary, Readiness
 from forecaster.settings import Settings
 from service.store import ModelStore, ServedModel, one_line
@@ -193,13 +193,7 @@ def public_problem(store: ModelStore, name: str) -> str | None:
 
 
 def _hide_root(store: ModelStore, text: str | None) -> str | None:
-    if text is None:
-        return None
-    root = os.fspath(store.registry.root)
-    for path in sorted({root, os.path.abspath(root), os.path.realpath(root)}, key=len)[::-1]:
-        if path not in ("", ".", "/"):
-            text = text.replace(path, "<registry>")
-    return text
+    return None if text is None else hide_root(text, os.fspath(store.registry.root))
 
 
 def _stale(store: ModelStore, name: str, production: int | None) -> str | None:

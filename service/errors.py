@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from forecaster.monitoring.store import StoreError
-from forecaster.registry import ModelNotFoundError, RegistryError
+from forecaster.registry import ModelNotFoundError, RegistryError, hide_root
 from service.batcher import Overloaded
 from service.forecasting import RequestError
 from service.store import LoadFailed
@@ -59,16 +59,11 @@ def error_response(
 
 def without_registry_path(request: Request, message: str) -> str:
     """``message`` with the registry's location replaced: clients learn names, not paths."""
-    roots = {os.fspath(request.app.state.settings.registry)}
+    roots = [os.fspath(request.app.state.settings.registry)]
     store = getattr(request.app.state, "store", None)
     if store is not None:
-        roots.add(os.fspath(store.registry.root))
-    roots |= {os.path.abspath(r) for r in roots} | {os.path.realpath(r) for r in roots}
-    for root in sorted((r for r in roots if r not in ("", ".", "/")), key=len, reverse=True):
-        message = message.replace(f"registry {root}", "the registry")
-        if os.path.isabs(root) or "://" in root:  # a bare relative root ("models") is a word
-            message = message.replace(root, "<registry>")
-    return message
+        roots.append(os.fspath(store.registry.root))
+    return hide_root(message, *roots)
 
 
 def _details(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

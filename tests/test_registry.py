@@ -733,3 +733,14 @@ def test_concurrent_promotes_each_report_their_own_predecessor(reg: R.Registry) 
         chain.append(current)
     assert sorted(chain) == [2, 3, 4, 5, 6] and not following
     assert reg.alias("m") == chain[-1]
+
+
+def test_hide_root_replaces_locations_not_words(tmp_path: Path, monkeypatch) -> None:
+    from forecaster.registry import hide_root
+
+    monkeypatch.chdir(tmp_path)
+    msg = f"registry models: {tmp_path}/models/a/aliases.json is corrupt; other models are fine"
+    assert hide_root(msg, "models") == (
+        "the registry: <registry>/a/aliases.json is corrupt; other models are fine"
+    )
+    assert hide_root("s3://bucket/models/a is gone", "s3://bucket/models") == "<registry>/a is gone"
