@@ -1,7 +1,7 @@
 """Short histories on M4 Hourly: the served answer vs seasonal naive and Naive2 on the same cuts.
 
     python -m benchmarks.short_history [--model DIR] [--data DIR] [--split validation]
-                                       [--m3-monthly] [--m3 DIR]
+                                       [--m3-monthly] [--m3 DIR] [--m3-model DIR]
 
 Every training series is cut to its last N points (N = 24, 48, 96, 168, and the full history) and
 its 48-point test horizon forecast three ways: (a) the answer the service gives for that history
@@ -21,7 +21,9 @@ held out and scored instead of the test file, the histories cut from the points 
 
 ``--m3-monthly`` adds the same comparison on M3 Monthly (``--m3`` folder, horizon 18, m = 12; the
 validation split holds out 18 points): sMAPE of the rule, seasonal naive and Naive2 at cuts of 12,
-24 and 36 points and the full history, and the coverage of the rule's 80% interval.
+24 and 36 points and the full history, and the coverage of the rule's 80% interval; with
+``--m3-model`` (an M3 Monthly model, e.g. saved by ``python -m benchmarks.m3 --subset Monthly
+--out DIR``) also the served answer: that model from its ``min_input`` points on, the rule below.
 
 Prints one JSON line.
 """
@@ -59,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--split", choices=("test", "validation"), default="test")
     p.add_argument("--m3-monthly", action="store_true", help="add the M3 Monthly comparison")
     p.add_argument("--m3", type=Path, default=M3, help="folder with Monthly-{train,test}.csv")
+    p.add_argument(
+        "--m3-model", type=Path, help="an M3 Monthly model (benchmarks.m3 --out): its answers too"
+    )
     return p.parse_args(argv)
 
 
@@ -88,18 +93,18 @@ def scores(histories: Sequence[np.ndarray], y: np.ndarray, forecast: np.ndarray)
 
 
 def served(
-    predictor: Predictor, histories: Sequence[np.ndarray], season: int
+    predictor: Predictor, histories: Sequence[np.ndarray], season: int, horizon: int = HORIZON
 ) -> tuple[np.ndarray, dict[str, int]]:
-    """The service's answer [n, HORIZON] for each history, and how many each method gave."""
+    """The service's answer [n, horizon] for each history, and how many each method gave."""
     methods = [answering_method(len(h), predictor.min_history, season) for h in histories]
-    out = np.zeros((len(histories), HORIZON))
+    out = np.zeros((len(histories), horizon))
     rows = [i for i, m in enumerate(methods) if m == "model"]
     if rows:
         x, lengths = predictor.windows([histories[i] for i in rows])
-        out[rows] = predictor.predict_windows(x, lengths, HORIZON).point
+        out[rows] = predictor.predict_windows(x, lengths, horizon).point
     for i, method in enumerate(methods):
         if method != "model":
-            out[i] = fallback_forecast(histories[i], HORIZON, season, (), method).point  # type: ignore[arg-type]
+            out[i] = fallback_forecast(histories[i], horizon, season, (), method).point  # type: ignore[arg-type]
     return out, {m: methods.count(m) for m in sorted(set(methods))}
 
 
@@ -132,15 +137,22 @@ def fallback_choice(train: Sequence[np.ndarray], y: np.ndarray) -> dict[str, dic
     return out
 
 
-def m3_monthly(train: Sequence[np.ndarray], y: np.ndarray) -> dict[str, dict]:
+def m3_monthly(
+    train: Sequence[np.ndarray], y: np.ndarray, model: Path | None = None
+) -> dict[str, dict]:
     """sMAPE of the rule, seasonal naive and Naive2 on M3 Monthly per cut, and the coverage
-    of the rule's 80% band."""
+    of the rule's 80% band; with ``model`` (an M3 Monthly model), the served answer too."""
     out = {}
+    predictor = None
+    if model is not None:
+        loaded = load(model)
+        predictor = Predictor(loaded.config, loaded.params)
     for cut in M3_CUTS:
         hist = [h[-cut:] if cut else h for h in train]
         point, lo, hi = rule(hist, M3_HORIZON, M3_SEASON)
         methods = [choose_method(len(h), M3_SEASON) for h in hist]
-        out["full" if cut is None else str(cut)] = {
+        key = "full" if cut is None else str(cut)
+        out[key] = {
             "rule": round(metrics.smape(y, point), 2),
             "methods": {m: methods.count(m) for m in sorted(set(methods))},
             "seasonal_naive": round(
@@ -149,6 +161,9 @@ def m3_monthly(train: Sequence[np.ndarray], y: np.ndarray) -> dict[str, dict]:
             "naive2": round(metrics.smape(y, metrics.naive2(hist, M3_HORIZON, M3_SEASON)), 2),
             "rule_coverage_80": round(metrics.coverage(y, lo, hi), 3),
         }
+        if predictor is not None:
+            answer, answered = served(predictor, hist, M3_SEASON, M3_HORIZON)
+            out[key]["served"] = {"smape": round(metrics.smape(y, answer), 2), "methods": answered}
     return out
 
 
@@ -177,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "fallback_choice": fallback_choice(train, y),
     }
     if args.m3_monthly:
-        line["m3_monthly"] = m3_monthly(*split(args.m3, "Monthly", M3_HORIZON, args.split))
+        m3 = split(args.m3, "Monthly", M3_HORIZON, args.split)
+        line["m3_monthly"] = m3_monthly(*m3, args.m3_model)
     line["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(line), flush=True)
     return 0
