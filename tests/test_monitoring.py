@@ -104,6 +104,15 @@ def test_actuals_are_idempotent_replaced_and_unknown_series_ignored(
         assert conn.execute(sa.text("SELECT count(*) FROM actuals")).scalar_one() == 3
 
 
+def test_a_time_sent_twice_in_one_request_keeps_the_last_value(store: MonitoringStore) -> None:
+    store.write([batch(record("a", START, 1))])
+    times = to_utc([*stamps(START, 2), stamps(START, 1)[0]])
+    assert store.ingest([("a", times, [5.0, 6.0, 7.0])]).stored == 2
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT value FROM actuals ORDER BY time")).scalars()
+        assert list(rows) == [7.0, 6.0]
+
+
 def test_filters_by_version_and_target_time(store: MonitoringStore) -> None:
     store.write([batch(record("a", START, 1), version=1)])
     store.write([batch(record("a", START + timedelta(hours=H), 2), version=2)])

@@ -135,7 +135,7 @@ class MonitoringStore:
         now = datetime.now(UTC).replace(tzinfo=None)
         with self._begin() as conn:
             known = self._known(conn, ids)
-            given = [(sid, t, np.asarray(v, np.float64)) for sid, t, v in series if sid in known]
+            given = [_last_per_time(sid, t, v) for sid, t, v in series if sid in known]
             rows = [
                 {"series_id": sid, "time": t, "value": v, "received_at": now}
                 for sid, times, values in given
@@ -271,6 +271,15 @@ class _Translated:
             raise StoreError(f"monitoring database error: {_brief(exc)}") from exc
         if exc_info[1] is not None and isinstance(exc_info[1], sa.exc.SQLAlchemyError):
             raise StoreError(f"monitoring database error: {_brief(exc_info[1])}") from exc_info[1]
+
+
+def _last_per_time(
+    sid: str, times: np.ndarray, values: Sequence[float]
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """One value per time (the last given), so no statement touches a row twice."""
+    array = np.asarray(values, np.float64)
+    reverse_unique, first = np.unique(times[::-1], return_index=True)
+    return sid, reverse_unique, array[::-1][first]
 
 
 def _sums_query() -> sa.Select:
