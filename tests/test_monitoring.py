@@ -211,6 +211,19 @@ def test_recorder_writes_in_the_background_and_drops_beyond_its_capacity(
     assert store.models() == ["m"]
 
 
+def test_the_recorder_applies_the_retention(tmp_path) -> None:
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    store.write([RecordBatch("m", 1, M, time.time() - 3 * 86400, [record("old", START, 1)])])
+    rec = Recorder(store, flush_s=0.05, retention_days=2)
+    rec.start()
+    rec.submit(batch(record("new", START, 2)))
+    rec.stop()
+    with store.engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT series_id FROM forecasts")).scalars()
+        assert list(left) == ["new"]
+    store.close()
+
+
 def test_database_down_drops_and_counts_then_recording_resumes(
     pg_cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
