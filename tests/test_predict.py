@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from forecaster.model import ModelConfig, init_params
-from forecaster.predict import HistoryTooShort, Predictor
+from forecaster.predict import HistoryTooShort, Predictor, chunk_plans
 
 CFG = ModelConfig(hidden=8, input_size=48, step=24, horizon=6, quantiles=(0.1, 0.9))
 
@@ -76,3 +76,26 @@ def test_a_masked_model_forecasts_short_histories_from_their_own_points() -> Non
 def test_an_unmasked_model_needs_its_whole_window(predictor: Predictor) -> None:
     with pytest.raises(HistoryTooShort, match="needs at least 48"):
         predictor.predict([np.ones(47)])
+
+
+def test_chunk_plans_cover_every_count_at_least_cost() -> None:
+    sizes = (1, 4, 16, 64)
+    # A CPU: a call costs about its rows, so padding 20 rows to 64 would cost 3x their work.
+    cpu = chunk_plans(sizes, [1.0, 2.0, 6.0, 24.0])
+    assert cpu[20] == (16, 4) and cpu[16] == (16,) and cpu[0] == ()
+    assert all(sum(plan) >= n for n, plan in enumerate(cpu))
+    # A GPU: every size costs the same, so one padded call.
+    assert chunk_plans(sizes, [1.0, 1.0, 1.0, 1.0])[20] == (64,)
+    # Equal costs go to fewer calls, then to the smaller size.
+    assert chunk_plans(sizes, [1.0, 4.0, 16.0, 64.0])[20] == (16, 4)
+    # A larger size timed faster than a smaller one is noise: the smaller one costs as little.
+    assert chunk_plans(sizes, [3.0, 5.0, 4.0, 30.0])[3] == (4,)
+
+
+def test_a_warmed_predictor_runs_costed_chunks_with_the_same_results(predictor: Predictor) -> None:
+    rng = np.random.default_rng(2)
+    histories = [rng.uniform(1, 5, 48) for _ in range(11)]  # more than the largest compiled size
+    planned = predictor.predict(histories).point
+    padded = Predictor(CFG, init_params(CFG), batch_sizes=(1, 4)).predict(histories).point
+    np.testing.assert_allclose(planned, padded, rtol=1e-5)
+    assert sum(predictor._chunk_sizes(11)) >= 11
