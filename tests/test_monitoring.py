@@ -164,6 +164,14 @@ def test_constant_histories_have_no_mase_but_keep_their_other_figures(
     assert o.coverage is None and o.interval_points == 0
 
 
+def test_overflowing_errors_are_undefined_not_infinite(store: MonitoringStore) -> None:
+    rec = ForecastRecord("big", "model", stamps(START, 2), np.full(2, -1e308), np.ones(20))
+    store.write([batch(rec)])
+    store.ingest([("big", to_utc(stamps(START, 2)), [1e308, 1e308])])
+    o = store.accuracy("m")[0].overall
+    assert o.points == 2 and o.model.mae is None and o.model.smape == pytest.approx(200.0)
+
+
 def test_purge_deletes_what_is_older_than_the_retention(store: MonitoringStore) -> None:
     old = RecordBatch("m", 1, M, time.time() - 10 * 86400, [record("a", START, 1)])
     store.write([old, batch(record("b", START, 2))])
@@ -179,6 +187,10 @@ def test_bad_timestamps_name_the_first_bad_one() -> None:
     with pytest.raises(BadTimestamp) as err:
         to_utc(["2024-01-01T00:00", "2024-01-01T01:00", "yesterday"])
     assert err.value.index == 2 and "yesterday" in str(err.value)
+    for unusable in ("NaT", "-0001-01-01", "10000-01-01", "0"):
+        with pytest.raises(BadTimestamp) as err:
+            to_utc(["2024-01-01T00:00", unusable])
+        assert err.value.index == 1, unusable
 
 
 def test_urls() -> None:

@@ -9,6 +9,7 @@ forecasts and for the seasonal naive forecast of the same histories on the same 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -93,10 +94,15 @@ class Figures:
 def _errors(n: int, smape: float, scaled: float, n_scaled: int, abs_error: float) -> Errors:
     return Errors(
         points=n,
-        smape=smape / n if n else None,
-        mase=scaled / n_scaled if n_scaled else None,
-        mae=abs_error / n if n else None,
+        smape=_mean(smape, n),
+        mase=_mean(scaled, n_scaled),
+        mae=_mean(abs_error, n),
     )
+
+
+def _mean(total: float, n: int) -> float | None:
+    """``total / n``; None for no points, and for a sum that overflowed (values near 1e308)."""
+    return total / n if n and math.isfinite(total) else None
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,10 @@ def _datetime(micros: np.int64) -> datetime:
 
 def _errors(actual: np.ndarray, forecast: np.ndarray, scale: float | None) -> tuple[list, ...]:
     """Absolute error, sMAPE term and scaled error of each point (scaled: None without scale)."""
-    err = np.abs(actual - forecast)
-    both = np.abs(actual) + np.abs(forecast)
-    smape = np.divide(200.0 * err, both, out=np.zeros_like(err), where=both > 0)
+    # Halves first: the sMAPE term stays finite for values near 1e308 (the error may not).
+    half, both = np.abs(actual / 2 - forecast / 2), np.abs(actual) / 2 + np.abs(forecast) / 2
+    smape = 200.0 * np.divide(half, both, out=np.zeros_like(half), where=both > 0)
+    with np.errstate(over="ignore"):
+        err = 2 * half
     scaled = (err / scale).tolist() if scale else [None] * err.size
     return err.tolist(), smape.tolist(), scaled

@@ -25,7 +25,7 @@ def to_utc(stamps: Sequence[str], probe: Sequence[str] | None = None) -> np.ndar
     every stamp of a series alike); default every stamp."""
     if not any(_has_offset(s) for s in (stamps if probe is None else probe)):
         try:
-            return np.array(stamps, dtype="datetime64[us]")
+            return _in_range(np.array(stamps, dtype="datetime64[us]"), stamps)
         except (ValueError, TypeError, OverflowError):
             pass  # spellings numpy does not read: pandas below, which also names the bad one
     try:
@@ -37,7 +37,20 @@ def to_utc(stamps: Sequence[str], probe: Sequence[str] | None = None) -> np.ndar
     if parsed.isna().any():
         index = int(np.argmax(parsed.isna().to_numpy()))
         raise BadTimestamp("missing timestamp", index)
-    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    return _in_range(parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]"), stamps)
+
+
+# What databases and Python's datetime can hold.
+EARLIEST, LATEST = np.datetime64("0001-01-01", "us"), np.datetime64("9999-12-31T23:59:59", "us")
+
+
+def _in_range(times: np.ndarray, stamps: Sequence[str]) -> np.ndarray:
+    """``times``, unless one is missing (``NaT``) or outside years 1 to 9999: BadTimestamp."""
+    bad = np.isnat(times) | (times < EARLIEST) | (times > LATEST)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise BadTimestamp(f"not a timestamp in years 1-9999: {str(stamps[index])[:40]!r}", index)
+    return times
 
 
 def _has_offset(stamp: object) -> bool:

@@ -51,7 +51,7 @@ async def get_accuracy(
     request: Request,
     since: Annotated[str | None, Query(description="Target times from (ISO 8601).")] = None,
     until: Annotated[str | None, Query(description="Target times before (ISO 8601).")] = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=999_999_999)] = None,
 ) -> AccuracyResponse:
     monitor = request.app.state.monitor
     return await asyncio.to_thread(monitor.accuracy, name, version, since, until)

@@ -155,8 +155,11 @@ def test_actuals_are_open_without_an_admin_key(registry_root: Path, tmp_path: Pa
 def test_accuracy_query_errors_name_the_parameter(monitored) -> None:
     r = monitored.get("/v1/models/m4-hourly/accuracy", params={"since": "last week"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"]
-    r = monitored.get("/v1/models/m4-hourly/accuracy", params={"version": 0})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "version"]
+    for version in (0, 2**63):
+        r = monitored.get("/v1/models/m4-hourly/accuracy", params={"version": version})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "version"]
+    r = monitored.get("/v1/models/m4-hourly/accuracy", params={"until": "NaT"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "until"]
     r = monitored.get("/v1/models/nothing-here/accuracy")
     assert r.status_code == 200 and r.json()["versions"] == []
 
