@@ -7,6 +7,8 @@ Settings come from the data alone (:func:`forecaster.configs.build_configs`: the
 inferred from the timestamps, the series' lengths); ``Other`` has no timestamps and is read as
 period 1 with M3's horizon of 8. Prints one JSON line per subset: sMAPE and MASE of the model and
 of Naive2 (computed by :mod:`forecaster.metrics` on the same files), and the training seconds.
+Where the rule refits on whole histories (short series, few windows), ``val`` is the selection
+run's score and ``train_seconds`` includes the refit.
 Config flags (``--steps``, ``--hidden``, ...) override the defaults, as on the command line.
 """
 

@@ -34,14 +34,22 @@ class TrainingDivergedError(RuntimeError):
 
 
 class TrainState(struct.PyTreeNode):
-    """Parameters [ensemble, ...], per-member optimizer state, step and the dropout key."""
+    """Parameters [ensemble, ...], per-member optimizer state, step, the dropout key, and the
+    exponential moving average of the parameters (None unless ``TrainConfig.ema`` is set)."""
 
     step: jax.Array
     params: Any
     opt_state: Any
     key: jax.Array
+    ema: Any
     config: ModelConfig = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    ema_decay: float = struct.field(pytree_node=False, default=0.0)
+
+    @property
+    def selectable(self) -> Any:
+        """The weights that are evaluated and kept: the average when there is one."""
+        return self.params if self.ema is None else self.ema
 
 
 @dataclass
@@ -82,8 +90,10 @@ def create_train_state(
         params=params,
         opt_state=jax.vmap(tx.init)(params),
         key=jax.random.key(train_cfg.seed + 1),
+        ema=jax.tree.map(jnp.copy, params) if train_cfg.ema else None,
         config=model_cfg,
         tx=tx,
+        ema_decay=train_cfg.ema,
     )
 
 
@@ -118,7 +128,12 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict[str, ja
     loss, grads = jax.value_and_grad(loss_fn)(state.params, state, batch, dropout_key)
     updates, opt_state = jax.vmap(state.tx.update)(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, key=key)
+    ema = state.ema
+    if ema is not None:
+        ema = jax.tree.map(lambda e, p: e + (1.0 - state.ema_decay) * (p - e), ema, params)
+    new_state = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state, key=key, ema=ema
+    )
     return new_state, {"loss": loss / state.config.ensemble, "grad_norm": optax.tree.norm(grads)}
 
 
@@ -246,7 +261,9 @@ def fit(
     initial_params: Any | None = None,
 ) -> TrainResult:
     """Train on every series' history except its last ``horizon`` points, which form the
-    validation split used to select (and optionally early-stop) the parameters.
+    validation split used to select (and optionally early-stop) the parameters. With
+    ``train_cfg.refit``, the model is then trained again on the whole histories for the selected
+    number of steps, and those weights are returned (with the selection run's scores).
 
     With several devices the batches are split over all of them (:mod:`forecaster.parallel`);
     ``initial_params`` warm-starts from earlier weights of the same config.
@@ -256,25 +273,52 @@ def fit(
     train_cfg = train_cfg or TrainConfig()
     series = usable_series(series, model_cfg)
     train, val_targets = data.train_val_split(series, model_cfg.horizon)
+    validation = (train.values, val_targets)
+    best = _train(train.values, model_cfg, train_cfg, initial_params, progress, on_eval, validation)
+    if train_cfg.refit:
+        # The last horizon of every series is its most recent behaviour, and for short series a
+        # large share of their windows: the final weights are trained with it, for the steps
+        # that validation chose.
+        final = _train(series.values, model_cfg, train_cfg, initial_params, progress,
+                       until=best.best_step)  # fmt: skip
+        best.params = final.params
+    best.seconds = time.perf_counter() - started
+    return best
+
+
+def _train(
+    values: list[np.ndarray],
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    initial_params: Any | None,
+    progress: bool,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+    validation: tuple[list[np.ndarray], np.ndarray] | None = None,
+    until: int | None = None,
+) -> TrainResult:
+    """One run of the schedule on windows of ``values``: with ``validation`` (histories,
+    targets [n, horizon]) the best evaluated weights, else those after ``until`` steps."""
     mesh = parallel.default_mesh()
     if mesh is not None:
         parallel.check_batch_size(train_cfg.batch_size, mesh)
     sampler = WindowSampler.from_series(
-        train.values, model_cfg.input_size, model_cfg.horizon, mesh, min_input=model_cfg.min_input
+        values, model_cfg.input_size, model_cfg.horizon, mesh, min_input=model_cfg.min_input
     )
     state = create_train_state(model_cfg, train_cfg, initial_params)
     if mesh is not None:
         state = parallel.replicate(state, mesh)
     key = jax.random.key(train_cfg.seed + 2)
     shape = (model_cfg.ensemble, train_cfg.batch_size)
+    last = until or train_cfg.steps
     best: TrainResult | None = None
     history: list[dict[str, float]] = []
-    bar = tqdm(total=train_cfg.steps, disable=not progress, desc="train", unit="step")
+    bar = tqdm(total=last, disable=not progress, desc="train" if until is None else "refit",
+               unit="step")  # fmt: skip
     stale = 0
-    for step in range(1, train_cfg.steps + 1):
+    for step in range(1, last + 1):
         key, sub = jax.random.split(key)
         state, step_metrics = train_step(state, sampler.sample(sub, shape))
-        if step % 100 == 0 or step == train_cfg.steps:
+        if step % 100 == 0 or step == last:
             loss = float(step_metrics["loss"])
             if not np.isfinite(loss):
                 bar.close()
@@ -283,21 +327,23 @@ def fit(
                 )
             bar.update(step - bar.n)
             bar.set_postfix(loss=f"{loss:.4f}", val_owa=best and f"{best.val_metrics['owa']:.4f}")
-        if step % train_cfg.eval_every and step != train_cfg.steps:
+        if validation is None or (step % train_cfg.eval_every and step != last):
             continue
-        predictor = Predictor(model_cfg, state.params)
-        _, scores = score_model(predictor, train.values, val_targets, train_cfg.seasonality)
+        predictor = Predictor(model_cfg, state.selectable)
+        _, scores = score_model(predictor, *validation, train_cfg.seasonality)
         history.append({"step": step, "loss": float(step_metrics["loss"]), **scores})
         if on_eval:
             on_eval(history[-1])
         if best is None or scores["owa"] < best.val_metrics["owa"]:
-            best = TrainResult(jax.device_get(state.params), step, scores)
+            best = TrainResult(jax.device_get(state.selectable), step, scores)
             stale = 0
         else:
             stale += 1
             if train_cfg.patience and stale >= train_cfg.patience:
                 break
     bar.close()
+    if validation is None:
+        return TrainResult(jax.device_get(state.selectable), last, {})
     assert best is not None
-    best.history, best.seconds = history, time.perf_counter() - started
+    best.history = history
     return best

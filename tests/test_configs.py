@@ -58,7 +58,33 @@ def test_defaults_follow_the_frequency_and_the_data(
     model, train = build_configs(freq=freq, lengths=lengths)
     got = (model.input_size, model.step, model.horizon, model.min_input, train.seasonality)
     assert got == expected
-    assert (model.cell, model.hidden, model.ensemble) == ("lstm", 128, 5)
+    assert (model.cell, model.ensemble) == ("lstm", 5)
+
+
+# M4 Hourly's training lengths: 169 series of 700 points and 245 of 960.
+M4_HOURLY = [700] * 169 + [960] * 245
+
+
+def test_hourly_defaults_are_the_shipped_recipe() -> None:
+    model, train = build_configs({"horizon": 48}, freq="h", lengths=M4_HOURLY)
+    assert model == ModelConfig(cell="lstm", hidden=128, input_size=168, horizon=48, step=24,
+                                ensemble=5)  # fmt: skip
+    assert train == TrainConfig(steps=12_000, eval_every=1_000, seasonality=24)
+    assert (train.ema, train.refit) == (0.0, False)
+
+
+def test_few_windows_of_short_series_get_a_smaller_averaged_model_refit_on_whole_histories() -> (
+    None
+):
+    lengths = [14, 15, 19, 30, 41] * 129  # M3 Yearly's size: about 4,000 windows
+    model, train = build_configs(freq="YS", lengths=lengths)
+    assert (model.hidden, train.ema, train.refit) == (64, 0.99, True)
+    many, many_train = build_configs(freq="MS", lengths=[48] + [115] * 1_500)  # M3 Monthly's
+    assert many.masked and (many.hidden, many_train.ema, many_train.refit) == (128, 0.0, False)
+    full, full_train = build_configs(freq="YS", lengths=[63] * 174)  # few, but full windows
+    assert not full.masked and (full.hidden, full_train.refit) == (128, False)
+    given, given_train = build_configs({"hidden": 32}, {"refit": False}, freq="YS", lengths=lengths)
+    assert (given.hidden, given_train.ema, given_train.refit) == (32, 0.99, False)
 
 
 def test_training_length_follows_the_number_of_windows() -> None:
@@ -95,6 +121,7 @@ def test_given_settings_win() -> None:
         ({"hiden": 8}, {}, "unknown key"),
         ({}, {"learning_rate": "fast"}, "`learning_rate` has the wrong type"),
         ({"quantiles": [0.1, "x"]}, {}, "`quantiles` has the wrong type"),
+        ({}, {"ema": 1.0}, "ema must be in"),
     ],
 )
 def test_bad_settings_name_the_setting(model: dict, train: dict, message: str) -> None:

@@ -1,3 +1,6 @@
+import dataclasses
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,6 +66,38 @@ def test_fit_is_reproducible_and_selects_on_validation() -> None:
     assert [h["step"] for h in a.history] == [20, 40]
     best = min(a.history, key=lambda h: h["owa"])
     assert a.best_step == best["step"] and a.val_metrics["owa"] == best["owa"]
+
+
+def test_the_weight_average_is_what_gets_evaluated_and_kept() -> None:
+    cfg = TrainConfig(steps=3, eval_every=3, warmup_steps=1, ema=0.9)
+    state = create_train_state(CFG, cfg)
+    before = jax.tree.map(np.array, state.params)
+    batch = WindowSampler.from_series(seasonal_series().values, 48, 12).sample(
+        jax.random.key(0), (2, 16)
+    )
+    state, _ = train_step(state, batch)
+    expected = jax.tree.map(lambda b, p: 0.9 * b + 0.1 * np.asarray(p), before, state.params)
+    jax.tree.map(partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7), state.ema, expected)
+    plain = fit(seasonal_series(), CFG, TrainConfig(steps=3, eval_every=3, warmup_steps=1),
+                progress=False)  # fmt: skip
+    averaged = fit(seasonal_series(), CFG, cfg, progress=False)
+    assert averaged.val_metrics != plain.val_metrics
+
+
+def test_refit_trains_on_whole_histories_for_the_selected_steps() -> None:
+    # One evaluation: the selection keeps step 20, and the refit on the whole histories must
+    # then be the run that a plain fit does on histories one horizon longer.
+    cfg = TrainConfig(steps=20, eval_every=20, warmup_steps=5)
+    longer = seasonal_series(length=212)
+    series = SeriesSet(longer.ids, [v[:-12] for v in longer.values])
+    refit = fit(series, CFG, dataclasses.replace(cfg, refit=True), progress=False)
+    plain = fit(series, CFG, cfg, progress=False)
+    assert (refit.best_step, refit.val_metrics) == (plain.best_step, plain.val_metrics)
+    jax.tree.map(
+        np.testing.assert_array_equal, refit.params, fit(longer, CFG, cfg, progress=False).params
+    )
+    with pytest.raises(AssertionError):
+        jax.tree.map(np.testing.assert_array_equal, refit.params, plain.params)
 
 
 def test_early_stopping_stops_after_patience_evaluations() -> None:

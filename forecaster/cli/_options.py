@@ -21,6 +21,8 @@ HELP = {
     "ensemble": "independently trained members whose median is the forecast",
     "quantiles": "quantile levels to learn, e.g. 0.025 0.975 for a 95%% interval",
     "patience": "evaluations without improvement before stopping early (0: never)",
+    "ema": "decay of the weight average that is evaluated and kept (0: the raw weights)",
+    "refit": "train again on whole histories for the selected steps (default: by the data)",
 }
 SOURCE_FLAGS = ("format", "id_col", "time_col", "value_col", "freq")
 
@@ -33,6 +35,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             flag = "--" + f.name.replace("_", "-")
             if f.name == "quantiles":
                 group.add_argument(flag, type=float, nargs="+", help=HELP[f.name])
+            elif isinstance(f.default, bool):  # --x / --no-x (type=bool reads "False" as True)
+                action = argparse.BooleanOptionalAction
+                group.add_argument(flag, action=action, help=HELP.get(f.name))
             else:
                 kind = type(f.default)
                 group.add_argument(flag, type=kind, help=HELP.get(f.name, f"default {f.default}"))
