@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     normalise = jax.jit(lambda b: normalize(b["x"], fit_scale(b["x"], jnp), jnp))
     forward = jax.jit(lambda p, b: loss_fn(p, state, b, jax.random.key(1)))
     grads = jax.jit(jax.value_and_grad(lambda p, b: loss_fn(p, state, b, jax.random.key(1))))
-    step_state = [state]
+    step_state = [create_train_state(RECIPE, TRAIN)]  # its own: train_step donates it
 
     def one_step(batch: dict) -> Any:
         step_state[0], metrics = train_step(step_state[0], batch)
