@@ -85,8 +85,8 @@ class ModelList(pydantic.RootModel[list[ModelSummary]]):
     """The body of ``GET /v1/models``."""
 
 
-def accuracy_query(version: int | None, since: str | None, until: str | None) -> str:
-    """The query string of an accuracy request (empty when nothing narrows it)."""
+def accuracy_path(model: str, version: int | None, since: str | None, until: str | None) -> str:
+    """The path and query of an accuracy request (no query when nothing narrows it)."""
     params = {"version": version, "since": since, "until": until}
     given = {k: v for k, v in params.items() if v is not None}
-    return "?" + urlencode(given) if given else ""
+    return f"/v1/models/{model}/accuracy" + ("?" + urlencode(given) if given else "")

@@ -21,7 +21,7 @@ from forecaster.client._config import (
     JSON_HEADERS,
     ClientConfig,
     ModelList,
-    accuracy_query,
+    accuracy_path,
     is_ok,
     merged_headers,
 )
@@ -162,7 +162,7 @@ class AsyncForecastClient:
     ) -> AccuracyResponse:
         """Live accuracy of ``model`` per version and horizon step (target times in
         ``[since, until)``, ISO 8601), with seasonal naive on the same points."""
-        path = f"/v1/models/{model}/accuracy" + accuracy_query(version, since, until)
+        path = accuracy_path(model, version, since, until)
         return parse(AccuracyResponse, await self._send("GET", path))
 
     async def models(self) -> list[ModelSummary]:

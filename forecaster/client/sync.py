@@ -20,7 +20,7 @@ from forecaster.client._config import (
     JSON_HEADERS,
     ClientConfig,
     ModelList,
-    accuracy_query,
+    accuracy_path,
     is_ok,
     merged_headers,
 )
@@ -185,7 +185,7 @@ class ForecastClient:
     ) -> AccuracyResponse:
         """Live accuracy of ``model`` per version and horizon step (target times in
         ``[since, until)``, ISO 8601), with seasonal naive on the same points."""
-        path = f"/v1/models/{model}/accuracy" + accuracy_query(version, since, until)
+        path = accuracy_path(model, version, since, until)
         return parse(AccuracyResponse, self._send("GET", path))
 
     def models(self) -> list[ModelSummary]:

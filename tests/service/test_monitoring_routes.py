@@ -261,3 +261,33 @@ def test_the_client_sends_actuals_and_reads_accuracy(monitored) -> None:
         )
         with pytest.raises(InvalidRequest, match="need timestamps"):
             c.send_actuals({"c": [1.0, 2.0]})
+
+
+def test_the_async_client_over_a_real_server(registry_root: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    import pandas as pd
+
+    from forecaster.client import AsyncForecastClient
+
+    env = {"FORECASTER_DATABASE_URL": f"sqlite:///{tmp_path / 'm.sqlite3'}",
+           "FORECASTER_RECORD_FLUSH_S": "0.05"}  # fmt: skip
+    with server(registry_root, tmp_path, **env) as s:
+        answer = forecast_one(s.url, "d").json()["forecasts"][0]
+        truth = pd.Series(
+            np.array(answer["forecast"]) + 2.0, index=pd.DatetimeIndex(answer["timestamps"])
+        )
+
+        async def scenario() -> tuple:
+            async with AsyncForecastClient(s.url, api_key=API_KEY) as c:
+                for _ in range(100):  # the forecast is written within a flush interval
+                    done = await c.send_actuals({"d": truth})
+                    if done.matched:
+                        break
+                    await asyncio.sleep(0.05)
+                return done, await c.accuracy("m4-hourly", until=answer["timestamps"][4])
+
+        done, acc = asyncio.run(scenario())
+    assert (done.stored, done.matched) == (12, 12)
+    assert acc.versions[0].overall.points == 4
+    assert acc.versions[0].overall.model.mae == pytest.approx(2.0)
