@@ -79,7 +79,9 @@ def test_few_windows_of_short_series_get_a_smaller_averaged_model_refit_on_whole
     lengths = [14, 15, 19, 30, 41] * 129  # M3 Yearly's size: about 4,000 windows
     model, train = build_configs(freq="YS", lengths=lengths)
     assert (model.hidden, train.ema, train.refit) == (64, 0.99, True)
-    many, many_train = build_configs(freq="MS", lengths=[48] + [115] * 1_500)  # M3 Monthly's
+    monthly, monthly_train = build_configs(freq="MS", lengths=[48] + [115] * 1_000)  # M3's size
+    assert monthly.masked and (monthly.hidden, monthly_train.refit) == (64, True)
+    many, many_train = build_configs(freq="MS", lengths=[48] + [115] * 3_000)  # 168,000 windows
     assert many.masked and (many.hidden, many_train.ema, many_train.refit) == (128, 0.0, False)
     full, full_train = build_configs(freq="YS", lengths=[63] * 174)  # few, but full windows
     assert not full.masked and (full.hidden, full_train.refit) == (128, False)
