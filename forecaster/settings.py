@@ -122,8 +122,8 @@ class Settings(BaseSettings):
         return tuple(sorted(set(value)))
 
     @property
-    def monitoring_url(self) -> str | None:
-        """Where forecasts are recorded: ``database_url``, else SQLite in a local registry."""
-        from forecaster.monitoring.urls import default_url
+    def monitoring_url(self) -> str:
+        """Where forecasts are recorded: ``database_url``, else SQLite in the registry."""
+        from forecaster.monitoring.urls import sqlite_url
 
-        return self.database_url or default_url(self.registry)
+        return self.database_url or sqlite_url(self.registry)

@@ -18,7 +18,7 @@ from forecaster.monitoring.accuracy import as_dict
 from forecaster.monitoring.recorder import Recorder
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore, StoreError
-from forecaster.monitoring.times import BadTimestamp, as_datetimes, to_utc
+from forecaster.monitoring.times import BadTimestamp, instant, to_utc
 from forecaster.predict import Forecast
 from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse
 from forecaster.settings import Settings
@@ -34,22 +34,14 @@ UNKNOWN_IDS_SHOWN = 10
 GAUGE_REFRESH_S = 60.0
 
 
-class MonitoringOff(RequestError):
-    def __init__(self) -> None:
-        msg = "forecast monitoring is off: set FORECASTER_DATABASE_URL (or serve a local registry)"
-        super().__init__(503, ("monitoring",), msg, "unavailable")
-
-
 class Monitor:
-    """The store (None when no database is configured), its recorder (None when recording is
-    off) and the gauges, for one app."""
+    """The store, its recorder (None when recording is off) and the gauges, for one app."""
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
-        url = settings.monitoring_url
         self.metrics = metrics
-        self.store = MonitoringStore(url) if url else None
+        self.store = MonitoringStore(settings.monitoring_url)
         self.recorder: Recorder | None = None
-        if self.store is not None and settings.recording:
+        if settings.recording:
             self.recorder = Recorder(
                 self.store,
                 capacity=settings.record_queue,
@@ -63,8 +55,6 @@ class Monitor:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        if self.store is None:
-            return
         if self.recorder is not None:
             self.recorder.start()
         self._task = asyncio.create_task(self._refresh_gauges(), name="accuracy-gauges")
@@ -76,8 +66,7 @@ class Monitor:
                 await self._task
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.stop)
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
 
     # --------------------------------------------------------------------------- recording
 
@@ -108,7 +97,6 @@ class Monitor:
 
     def ingest(self, body: ActualsRequest) -> ActualsResponse:
         """Store ``body``'s actuals (blocking: run it off the event loop)."""
-        store = self._store()
         series = []
         for i, s in enumerate(body.series):
             try:
@@ -117,7 +105,7 @@ class Monitor:
                 loc = ("body", "series", i, "timestamps", exc.index)
                 raise RequestError(422, loc, str(exc)) from None
             series.append((s.id, times, s.values))
-        done = store.ingest(series)
+        done = self.store.ingest(series)
         unknown = set(done.unknown_series)
         unknown_points = sum(len(s.values) for s in body.series if s.id in unknown)
         self.metrics.actuals.labels("stored").inc(done.stored)
@@ -134,16 +122,10 @@ class Monitor:
         self, model: str, version: int | None, since: str | None, until: str | None
     ) -> AccuracyResponse:
         """Live accuracy of ``model`` (blocking: run it off the event loop)."""
-        store = self._store()
         bounds = [_instant(name, text) for name, text in (("since", since), ("until", until))]
-        versions = store.accuracy(model, version=version, since=bounds[0], until=bounds[1])
+        versions = self.store.accuracy(model, version=version, since=bounds[0], until=bounds[1])
         body = {"model": model, "since": since, "until": until}
         return AccuracyResponse.model_validate(body | {"versions": [as_dict(v) for v in versions]})
-
-    def _store(self) -> MonitoringStore:
-        if self.store is None:
-            raise MonitoringOff()
-        return self.store
 
     # --------------------------------------------------------------------------- gauges
 
@@ -158,7 +140,6 @@ class Monitor:
             self._refresh.clear()
 
     def _set_gauges(self) -> None:
-        assert self.store is not None
         m = self.metrics
         for model in self.store.models():
             for v in self.store.accuracy(model):
@@ -180,6 +161,6 @@ def _instant(name: str, text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return as_datetimes(to_utc([text]))[0]
+        return instant(text)
     except BadTimestamp as exc:
         raise RequestError(422, ("query", name), str(exc)) from None

@@ -18,7 +18,7 @@ from alembic.migration import MigrationContext
 from forecaster import metrics
 from forecaster.monitoring import health
 from forecaster.monitoring.recorder import Recorder
-from forecaster.monitoring.records import ForecastRecord, RecordBatch, seasonal_naive
+from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore, StoreError
 from forecaster.monitoring.tables import metadata
 from forecaster.monitoring.times import BadTimestamp, to_utc
@@ -70,7 +70,7 @@ def test_accuracy_matches_the_definitions(store: MonitoringStore) -> None:
     [v1] = store.accuracy("m")
     y = np.stack([truth["a"], truth["b"]])
     f = np.stack([a.point, b.point])
-    sn = np.stack([seasonal_naive(r.history, M, H) for r in (a, b)])
+    sn = metrics.seasonal_naive([a.history, b.history], H, M)
     scale = metrics.scale([a.history, b.history], M)[:, None]
     o = v1.overall
     assert o.points == 2 * H and v1.version == 1 and v1.interval == (0.1, 0.9)

@@ -41,11 +41,10 @@ def _monitor(args: argparse.Namespace) -> int:
     from forecaster.data import DataError
     from forecaster.monitoring.accuracy import as_dict
     from forecaster.monitoring.store import MonitoringStore
-    from forecaster.monitoring.times import BadTimestamp, as_datetimes, to_utc
+    from forecaster.monitoring.times import BadTimestamp, instant
 
     try:
-        bounds = [None if t is None else as_datetimes(to_utc([t]))[0]
-                  for t in (args.since, args.until)]  # fmt: skip
+        bounds = [None if t is None else instant(t) for t in (args.since, args.until)]
     except BadTimestamp as exc:
         raise DataError(f"--since/--until: {exc}") from None
     store = MonitoringStore(monitoring_url(args))

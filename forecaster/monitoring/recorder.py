@@ -96,10 +96,6 @@ class Recorder:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
-    def flush(self) -> None:
-        """Write what is queued now, on the calling thread (tests, shutdown)."""
-        self._write(self._take())
-
     # ------------------------------------------------------------------------ the thread
 
     def _run(self) -> None:

@@ -54,14 +54,6 @@ def unpack(blob: bytes, dtype: np.dtype = F8) -> np.ndarray:
     return np.frombuffer(blob, dtype=dtype)
 
 
-def seasonal_naive(history: np.ndarray, season: int, horizon: int) -> np.ndarray:
-    """The last season repeated ``[horizon]`` (the last value when the history is shorter)."""
-    if season > 1 and history.size >= season:
-        last = history[-season:]
-        return last[np.arange(horizon) % season]
-    return np.full(horizon, history[-1])
-
-
 def to_rows(batches: Sequence[RecordBatch]) -> list[dict[str, Any]]:
     """One ``forecasts`` row per record of ``batches``. Raises
     :class:`~forecaster.monitoring.times.BadTimestamp` for an unreadable target stamp."""
@@ -87,7 +79,7 @@ def to_rows(batches: Sequence[RecordBatch]) -> list[dict[str, Any]]:
                 "last_target": _datetime(micros[at + h - 1]),
                 "targets": pack(micros[at : at + h], I8),
                 "point": pack(rec.point[:h]),
-                "seasonal_naive": pack(seasonal_naive(rec.history, batch.season, h)),
+                "seasonal_naive": pack(metrics.seasonal_naive([rec.history], h, batch.season)[0]),
                 "quantile_levels": levels or None,
                 "lower_level": levels[0] if levels else None,
                 "upper_level": levels[-1] if levels else None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +48,7 @@ class StoreError(RuntimeError):
 
 
 def _engine(url: str) -> sa.Engine:
-    url = normalise_url(url)
+    url = normalise_url(url)  # postgresql:// -> psycopg 3
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
@@ -86,8 +86,7 @@ class MonitoringStore:
     ``postgresql://`` uses psycopg 3)."""
 
     def __init__(self, url: str) -> None:
-        self.url = normalise_url(url)
-        self.engine = _engine(self.url)
+        self.engine = _engine(url)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
@@ -199,7 +198,7 @@ class MonitoringStore:
     def models(self) -> list[str]:
         """Models with recorded forecasts."""
         f = tables.forecasts
-        with self._connect() as conn:
+        with self._begin() as conn:
             return list(conn.execute(sa.select(f.c.model).distinct().order_by(f.c.model)).scalars())
 
     def accuracy(
@@ -225,7 +224,7 @@ class MonitoringStore:
             .where(f.c.model == model, f.c.lower_level.is_not(None))
             .distinct()
         )
-        with self._connect() as conn:
+        with self._begin() as conn:
             rows = conn.execute(query).all()
             intervals = {v: (lo, hi) for v, lo, hi in conn.execute(levels)}
         return by_version([(r[0], r[1], Sums.from_row(r[2:])) for r in rows], intervals)
@@ -238,39 +237,22 @@ class MonitoringStore:
             .select_from(sc.join(f, f.c.id == sc.c.forecast_id))
             .where(f.c.model == model)
         )
-        with self._connect() as conn:
+        with self._begin() as conn:
             return conn.execute(query).scalar_one()
 
     # ------------------------------------------------------------------------- connections
 
-    def _connect(self) -> _Translated:
-        return self._begin()
-
-    def _begin(self) -> _Translated:
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """A transaction (the schema migrated first); database errors come out as
+        :class:`StoreError`."""
         if not self._schema_ready:
             self.migrate()
-        return _Translated(self.engine.begin())
-
-
-class _Translated:
-    """A connection's context whose database errors come out as :class:`StoreError`."""
-
-    def __init__(self, cm: contextlib.AbstractContextManager[sa.Connection]) -> None:
-        self._cm = cm
-
-    def __enter__(self) -> sa.Connection:
         try:
-            return self._cm.__enter__()
+            with self.engine.begin() as conn:
+                yield conn
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"monitoring database unavailable: {_brief(exc)}") from exc
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self._cm.__exit__(*exc_info)  # type: ignore[arg-type]
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"monitoring database error: {_brief(exc)}") from exc
-        if exc_info[1] is not None and isinstance(exc_info[1], sa.exc.SQLAlchemyError):
-            raise StoreError(f"monitoring database error: {_brief(exc_info[1])}") from exc_info[1]
 
 
 def _last_per_time(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -84,5 +85,6 @@ def to_micros(times: np.ndarray) -> np.ndarray:
     return times.astype("datetime64[us]").astype(np.int64)
 
 
-def from_micros(micros: np.ndarray) -> np.ndarray:
-    return micros.astype("datetime64[us]")
+def instant(stamp: str) -> datetime:
+    """One ISO 8601 stamp as a naive UTC ``datetime`` (:func:`to_utc`'s rules)."""
+    return as_datetimes(to_utc([stamp]))[0]

@@ -7,12 +7,14 @@ from pathlib import Path
 SQLITE_FILE = "monitoring.sqlite3"
 
 
+def sqlite_url(registry: Path) -> str:
+    """SQLite in a local registry's directory."""
+    return f"sqlite:///{registry.resolve() / SQLITE_FILE}"
+
+
 def default_url(registry: str | Path) -> str | None:
-    """SQLite in the registry's directory (a local one; None for a registry behind a URL)."""
-    text = str(registry)
-    if "://" in text:
-        return None
-    return f"sqlite:///{Path(text).resolve() / SQLITE_FILE}"
+    """:func:`sqlite_url` of a local registry; None for a registry behind a URL."""
+    return None if "://" in str(registry) else sqlite_url(Path(registry))
 
 
 def normalise_url(url: str) -> str:
