@@ -99,9 +99,7 @@ def jax_runner(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Callab
                 for _ in range(args.layers):
                     x = nn.RNN(cells[args.cell](args.hidden), unroll=args.unroll)(x)
             else:
-                rec = StackedRecurrent(
-                    args.cell, args.hidden, args.layers, impl=args.impl, unroll=args.unroll
-                )
+                rec = StackedRecurrent(args.cell, args.hidden, args.layers, unroll=args.unroll)
                 x, _ = rec(x)
             return nn.Dense(args.horizon)(x[:, -1])
 
@@ -207,7 +205,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--compare", choices=["none", "torch"], default="none")
     p.add_argument("--forward-only", action="store_true", help="time inference, no gradients")
-    p.add_argument("--impl", choices=["fused", "reference", "flax"], default="fused")
+    p.add_argument(
+        "--impl",
+        choices=["layer", "flax"],
+        default="layer",
+        help="layer: forecaster.recurrent; flax: nn.RNN over flax's cell, as reference",
+    )
     p.add_argument("--unroll", type=int, default=None, help="default: the library's default")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--steps", type=int, default=None, help="steps per round (auto by default)")
@@ -215,9 +218,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args(argv)
     if args.unroll is None:
-        from forecaster.recurrent import DEFAULT_UNROLL
+        from forecaster.recurrent import default_unroll
 
-        args.unroll = DEFAULT_UNROLL if args.impl != "flax" else 1
+        args.unroll = default_unroll(args.window) if args.impl == "layer" else 1
     if args.steps is None:  # aim for roughly 0.3-1 s per round
         work = args.batch * args.window * args.hidden * (1 if args.forward_only else 3)
         args.steps = int(np.clip(2e8 / max(work, 1), 3, 200))

@@ -17,8 +17,10 @@ CellType = Literal["lstm", "gru", "rnn"]
 # Upper bounds far above any useful model; they keep a hostile or mistyped manifest from making
 # the loader trace or allocate something enormous.
 LIMITS = {"hidden": 8192, "layers": 16, "input_size": 100_000, "horizon": 10_000,
-          "step": 10_000, "ensemble": 64}  # fmt: skip
+          "step": 10_000, "ensemble": 64, "theta_season": 10_000}  # fmt: skip
 DEFAULT_SEASONALITY = 24
+# Candidate shares of Theta in the forecast, chosen on validation (0: the network alone).
+THETA_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,11 @@ class ModelConfig:
     # input_size, shorter histories are padded and their missing steps masked, and training
     # shows the network such histories too.
     min_input: int = 0
+    # Share of the Theta method's forecast in the point forecast (0: the network alone) and the
+    # seasonal period Theta adjusts for; set by training, from ``TrainConfig.theta_weights`` on
+    # the validation split (forecaster.theta).
+    theta_weight: float = 0.0
+    theta_season: int = 1
 
     def __post_init__(self) -> None:
         if self.min_input == 0:
@@ -69,6 +76,8 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.theta_weight <= 1.0:
+            raise ValueError(f"theta_weight must be in [0, 1], got {self.theta_weight}")
         if any(not 0.0 < q < 1.0 for q in self.quantiles):
             raise ValueError(f"quantiles must lie in (0, 1), got {self.quantiles}")
         object.__setattr__(self, "quantiles", tuple(sorted(float(q) for q in self.quantiles)))
@@ -84,11 +93,14 @@ class ModelConfig:
         return 1 + len(self.quantiles)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; ``min_input`` only when it is not the whole window, so the
-        manifests of unmasked models read as before (and in older versions)."""
+        """JSON-ready fields; ``min_input`` only when it is not the whole window and the
+        ``theta_*`` fields only when the weight is not 0, so the manifests of models without
+        them read as before (and in older versions)."""
         out = dataclasses.asdict(self) | {"quantiles": list(self.quantiles)}
         if not self.masked:
             del out["min_input"]
+        if not self.theta_weight:
+            del out["theta_weight"], out["theta_season"]
         return out
 
     @classmethod
@@ -124,10 +136,16 @@ class TrainConfig:
     # Train again on the whole histories (validation horizon included) for the selected number
     # of steps, and keep those weights; doubles the training time at most.
     refit: bool = False
+    # Shares of the Theta method's forecast tried on the validation split; the best becomes
+    # ``ModelConfig.theta_weight`` (forecaster.theta). ``0`` alone: the network alone.
+    theta_weights: tuple[float, ...] = THETA_WEIGHTS
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if not self.theta_weights or any(not 0.0 <= w <= 1.0 for w in self.theta_weights):
+            raise ValueError(f"theta_weights must lie in [0, 1], got {self.theta_weights}")
+        object.__setattr__(self, "theta_weights", tuple(float(w) for w in self.theta_weights))
 
 
 @dataclass(frozen=True)

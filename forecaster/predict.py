@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from forecaster import metrics
+from forecaster import metrics, theta
 from forecaster.model import ModelConfig, forward
 from forecaster.scaling import denormalize, fit_scale, normalize
 from forecaster.settings import DEFAULT_BATCH_SIZES
@@ -111,7 +111,19 @@ class Predictor:
     def predict(self, histories: Sequence[np.ndarray], horizon: int | None = None) -> Forecast:
         """Forecast ``horizon`` steps (default and maximum: the model's) for each history."""
         x, lengths = self.windows(histories)
-        return self.predict_windows(x, lengths, horizon)
+        return self.blend(histories, self.predict_windows(x, lengths, horizon))
+
+    def blend(self, histories: Sequence[np.ndarray], forecast: Forecast) -> Forecast:
+        """The network's ``forecast`` of ``histories`` blended with the Theta method's by the
+        model's ``theta_weight`` (:mod:`forecaster.theta`); the quantiles move with the point.
+        Without a weight, ``forecast`` itself."""
+        weight = self.config.theta_weight
+        if not weight:
+            return forecast
+        classical = theta.theta(histories, forecast.point.shape[1], self.config.theta_season)
+        shift = weight * (classical - forecast.point)
+        quantiles = {q: v + shift for q, v in forecast.quantiles.items()}
+        return Forecast(point=forecast.point + shift, quantiles=quantiles)
 
     def predict_windows(
         self, x: np.ndarray, lengths: np.ndarray, horizon: int | None = None

@@ -1,4 +1,4 @@
-"""Recurrent core: LSTM, GRU and plain tanh RNN layers over ``lax.scan``.
+"""Recurrent core: LSTM, GRU and plain tanh RNN layers over ``lax.scan``, stepping flax's cells.
 
 Parameter layout of one layer (G gates, H hidden units, F input features):
   kernel_in  [F, G*H]   input projection, all gates fused
@@ -7,17 +7,11 @@ Parameter layout of one layer (G gates, H hidden units, F input features):
   bias_rec   [H]        GRU only: bias of the candidate's recurrent term (inside the reset product)
 Gate order: LSTM (i, f, g, o); GRU (r, z, n); RNN (a single tanh "gate").
 
-Two implementations share that layout:
-
-* ``impl="fused"`` (default): the input projection of every step is one matmul before the scan,
-  only the recurrent matmul runs inside it, and the time loop is a ``jax.custom_vjp`` whose
-  backward pass is a hand-written reverse scan. The forward pass stores, per step, the partial
-  derivatives the backward needs, so the reverse scan only propagates dh (and dc) with one
-  matmul per step, and accumulates the recurrent weight gradient per chunk of ``unroll`` steps
-  while those gate gradients are still in cache. Supports reverse-mode autodiff (``grad``,
-  ``vjp``), ``jit`` and ``vmap``; it does not support forward-mode (``jvp``/``jacfwd``).
-* ``impl="reference"``: the same maths written plainly and differentiated by JAX, for
-  forward-mode autodiff and as a test oracle.
+Each step runs flax's own cell (``OptimizedLSTMCell``, ``GRUCell``, ``SimpleCell``) on these
+parameters, converted exactly by :func:`to_flax_params`, and JAX differentiates the scan
+(backpropagation through time over the unrolled loop). A hand-written backward pass (custom VJP)
+lived here until it measured no faster than flax's cells (README, "Speed"); the layout stayed,
+so saved models load unchanged.
 
 Variable lengths: with ``lengths`` [batch], steps at or past a sequence's length leave its carry
 unchanged and their outputs repeat the last valid hidden state, so ``outputs[:, -1]`` is always
@@ -27,66 +21,38 @@ the final hidden state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from forecaster.configs import CellType
-from forecaster.fused import GATES, Carry, Params, fused_layer, hidden_state
 
-Impl = Literal["fused", "reference"]
+GATES: dict[str, int] = {"lstm": 4, "gru": 3, "rnn": 1}
+Carry = Any  # (c, h) for the LSTM, h otherwise; each [batch, hidden]
+Params = dict[str, jax.Array]
+FLAX_CELLS: dict[str, type[nn.Module]] = {
+    "lstm": nn.OptimizedLSTMCell,
+    "gru": nn.GRUCell,
+    "rnn": nn.SimpleCell,
+}
 
-# Steps per scan iteration. 2-4 pays on CPU (fewer loop trips, bigger weight-gradient matmuls);
-# 8 was measured slower.
-DEFAULT_UNROLL = 4
-
-
-# --------------------------------------------------------------------------------------------
-# Reference implementation (plain autodiff)
-# --------------------------------------------------------------------------------------------
-
-
-def _step(cell: str, params: Params, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
-    """One time step given the precomputed input projection ``x_proj`` [batch, G*H]."""
-    h = carry[1] if cell == "lstm" else carry
-    hp = h @ params["kernel_rec"]
-    if cell == "lstm":
-        c = carry[0]
-        i, f, g, o = jnp.split(x_proj + hp, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        return (c, h), h
-    if cell == "gru":
-        xr, xz, xn = jnp.split(x_proj, 3, axis=-1)
-        hr, hz, hn = jnp.split(hp, 3, axis=-1)
-        r = jax.nn.sigmoid(xr + hr)
-        z = jax.nn.sigmoid(xz + hz)
-        n = jnp.tanh(xn + r * (hn + params["bias_rec"]))
-        h = (1.0 - z) * n + z * h
-        return h, h
-    h = jnp.tanh(x_proj + hp)
-    return h, h
+# Scans of up to this many steps are unrolled whole, longer ones not at all: measured on CPU,
+# a whole unroll was fastest at the shipped shape (7 steps: training 7.5 ms against 8.3 for no
+# unroll and for 4), and any unroll slowed 168 steps (LSTM training 179 ms at 1, 211 at 2, 328
+# at 4).
+FULL_UNROLL_STEPS = 16
 
 
-def _reference_layer(
-    cell: str, params: Params, x: jax.Array, carry: Carry, lengths: jax.Array | None, unroll: int
-) -> tuple[jax.Array, Carry]:
-    """Plain ``lax.scan`` layer differentiated by JAX: x [B, T, F] -> ([B, T, H], carry)."""
-    xs = jnp.einsum("btf,fg->tbg", x, params["kernel_in"]) + params["bias"]
-    steps = jnp.arange(x.shape[1])
+def default_unroll(steps: int) -> int:
+    """Time steps per scan iteration for a scan of ``steps`` steps."""
+    return steps if steps <= FULL_UNROLL_STEPS else 1
 
-    def body(carry: Carry, inp: tuple[jax.Array, jax.Array]) -> tuple[Carry, jax.Array]:
-        xp_t, t = inp
-        new_carry, _ = _step(cell, params, carry, xp_t)
-        if lengths is not None:
-            keep = (t < lengths)[:, None]
-            new_carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
-        return new_carry, hidden_state(cell, new_carry)
 
-    carry, hs = jax.lax.scan(body, carry, (xs, steps), unroll=unroll)
-    return jnp.swapaxes(hs, 0, 1), carry
+def hidden_state(cell: str, carry: Carry) -> jax.Array:
+    """The hidden state h [batch, hidden] of a carry ((c, h) for the LSTM, h otherwise)."""
+    return carry[1] if cell == "lstm" else carry
 
 
 def scan_layer(
@@ -96,8 +62,7 @@ def scan_layer(
     carry: Carry,
     lengths: jax.Array | None = None,
     *,
-    impl: Impl = "fused",
-    unroll: int = DEFAULT_UNROLL,
+    unroll: int | None = None,
 ) -> tuple[jax.Array, Carry]:
     """Run one layer over a sequence.
 
@@ -108,15 +73,27 @@ def scan_layer(
       carry: initial carry: (c, h) for the LSTM, h otherwise, each [batch, hidden].
       lengths: optional valid lengths [batch]; steps at or past a sequence's length leave its
         carry unchanged and output the last valid hidden state.
-      impl: "fused" (custom VJP, fast, reverse-mode only) or "reference" (plain autodiff).
-      unroll: time steps per scan iteration.
+      unroll: time steps per scan iteration (default: :func:`default_unroll`).
     Returns:
       (outputs [batch, time, hidden], final carry).
     """
     if cell not in GATES:
         raise ValueError(f"unknown cell {cell!r}; expected one of {sorted(GATES)}")
-    layer = fused_layer if impl == "fused" else _reference_layer
-    return layer(cell, params, x, carry, lengths, unroll)
+    module = FLAX_CELLS[cell](params["kernel_rec"].shape[0])
+    variables = {"params": to_flax_params(cell, params)}
+
+    def body(carry: Carry, inp: tuple[jax.Array, jax.Array]) -> tuple[Carry, jax.Array]:
+        x_t, t = inp
+        new_carry, _ = module.apply(variables, carry, x_t)
+        if lengths is not None:
+            keep = (t < lengths)[:, None]
+            new_carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
+        return new_carry, hidden_state(cell, new_carry)
+
+    steps = jnp.arange(x.shape[1])
+    unroll = unroll or default_unroll(x.shape[1])
+    carry, hs = jax.lax.scan(body, carry, (jnp.swapaxes(x, 0, 1), steps), unroll=unroll)
+    return jnp.swapaxes(hs, 0, 1), carry
 
 
 def zero_carry(cell: str, batch: int, hidden: int, dtype=jnp.float32) -> Carry:
@@ -164,14 +141,12 @@ class RecurrentLayer(nn.Module):
     Attributes:
       cell: "lstm", "gru" or "rnn".
       hidden: hidden units H.
-      impl: "fused" (default, custom VJP) or "reference" (plain autodiff, supports jvp).
-      unroll: time steps per scan iteration.
+      unroll: time steps per scan iteration (None: :func:`default_unroll`).
     """
 
     cell: CellType
     hidden: int
-    impl: Impl = "fused"
-    unroll: int = DEFAULT_UNROLL
+    unroll: int | None = None
 
     @nn.compact
     def __call__(
@@ -190,7 +165,7 @@ class RecurrentLayer(nn.Module):
             params["bias_rec"] = self.param("bias_rec", nn.initializers.zeros, (h,))
         if carry is None:
             carry = zero_carry(self.cell, x.shape[0], h, x.dtype)
-        return scan_layer(self.cell, params, x, carry, lengths, impl=self.impl, unroll=self.unroll)
+        return scan_layer(self.cell, params, x, carry, lengths, unroll=self.unroll)
 
 
 class StackedRecurrent(nn.Module):
@@ -204,8 +179,7 @@ class StackedRecurrent(nn.Module):
     hidden: int
     layers: int = 1
     dropout: float = 0.0
-    impl: Impl = "fused"
-    unroll: int = DEFAULT_UNROLL
+    unroll: int | None = None
 
     @nn.compact
     def __call__(
@@ -215,9 +189,7 @@ class StackedRecurrent(nn.Module):
         for i in range(self.layers):
             if i > 0 and self.dropout > 0:
                 x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-            layer = RecurrentLayer(
-                self.cell, self.hidden, impl=self.impl, unroll=self.unroll, name=f"layer_{i}"
-            )
+            layer = RecurrentLayer(self.cell, self.hidden, unroll=self.unroll, name=f"layer_{i}")
             x, carry = layer(x, lengths)
             carries.append(carry)
         return x, tuple(carries)
@@ -284,14 +256,17 @@ def flops_per_step(cell: str, features: int, hidden: int) -> int:
 
 
 __all__ = [
-    "DEFAULT_UNROLL",
+    "FLAX_CELLS",
+    "FULL_UNROLL_STEPS",
     "GATES",
     "CellType",
     "RecurrentLayer",
     "StackedRecurrent",
     "blockwise_orthogonal",
+    "default_unroll",
     "flops_per_step",
     "from_flax_params",
+    "hidden_state",
     "lstm_bias_init",
     "scan_layer",
     "to_flax_params",

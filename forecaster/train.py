@@ -11,7 +11,7 @@ import functools
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -22,7 +22,7 @@ import optax
 from flax import struct
 from tqdm.auto import tqdm
 
-from forecaster import data, parallel, windows
+from forecaster import data, parallel, theta, windows
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.model import Forecaster, init_params
 from forecaster.predict import Predictor, score_model
@@ -54,11 +54,13 @@ class TrainState(struct.PyTreeNode):
 
 @dataclass
 class TrainResult:
-    """The selected parameters (host numpy), their validation scores and the run's history."""
+    """The selected parameters (host numpy), their validation scores and the run's history;
+    ``config`` is the trained model's (the given one with its chosen ``theta_weight``)."""
 
     params: Any
     best_step: int
     val_metrics: dict[str, float]
+    config: ModelConfig
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -261,7 +263,9 @@ def fit(
     initial_params: Any | None = None,
 ) -> TrainResult:
     """Train on every series' history except its last ``horizon`` points, which form the
-    validation split used to select (and optionally early-stop) the parameters. With
+    validation split used to select (and optionally early-stop) the parameters and then the
+    share of the Theta method in the forecast (:func:`forecaster.theta.choose_weight`, from
+    ``train_cfg.theta_weights``; the validation scores returned are the blend's). With
     ``train_cfg.refit``, the model is then trained again on the whole histories for the selected
     number of steps, and those weights are returned (with the selection run's scores).
 
@@ -274,7 +278,10 @@ def fit(
     series = usable_series(series, model_cfg)
     train, val_targets = data.train_val_split(series, model_cfg.horizon)
     validation = (train.values, val_targets)
+    # The network is trained and selected alone (a champion's Theta share is chosen afresh).
+    model_cfg = replace(model_cfg, theta_weight=0.0, theta_season=1)
     best = _train(train.values, model_cfg, train_cfg, initial_params, progress, on_eval, validation)
+    best.config = _with_theta(best, train_cfg, validation)
     if train_cfg.refit:
         # The last horizon of every series is its most recent behaviour, and for short series a
         # large share of their windows: the final weights are trained with it, for the steps
@@ -284,6 +291,24 @@ def fit(
         best.params = final.params
     best.seconds = time.perf_counter() - started
     return best
+
+
+def _with_theta(
+    best: TrainResult, train_cfg: TrainConfig, validation: tuple[list[np.ndarray], np.ndarray]
+) -> ModelConfig:
+    """``best``'s config with the Theta share that scores best on ``validation``; ``best``'s
+    scores become that blend's."""
+    if not any(train_cfg.theta_weights):
+        return best.config
+    histories, targets = validation
+    forecast = Predictor(best.config, best.params).predict(histories).point
+    m = train_cfg.seasonality
+    weight, _ = theta.choose_weight(histories, targets, forecast, m, train_cfg.theta_weights)
+    if not weight:
+        return best.config
+    config = replace(best.config, theta_weight=weight, theta_season=m)
+    best.val_metrics = score_model(Predictor(config, best.params), histories, targets, m)[1]
+    return config
 
 
 def _train(
@@ -335,7 +360,7 @@ def _train(
         if on_eval:
             on_eval(history[-1])
         if best is None or scores["owa"] < best.val_metrics["owa"]:
-            best = TrainResult(jax.device_get(state.selectable), step, scores)
+            best = TrainResult(jax.device_get(state.selectable), step, scores, model_cfg)
             stale = 0
         else:
             stale += 1
@@ -343,7 +368,7 @@ def _train(
                 break
     bar.close()
     if validation is None:
-        return TrainResult(jax.device_get(state.selectable), last, {})
+        return TrainResult(jax.device_get(state.selectable), last, {}, model_cfg)
     assert best is not None
     best.history = history
     return best

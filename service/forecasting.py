@@ -81,11 +81,19 @@ class Prepared:
     lengths: np.ndarray
     fallbacks: dict[int, Fallback]  # position in ``series`` -> its forecast
 
+    def modelled(self) -> list[np.ndarray]:
+        """The histories the model answers, in the order of its windows."""
+        return _modelled(self.series)
+
     def rows(self) -> Sequence[int]:
         """Each series' row in the model's result (meaningless for fallback answers)."""
         if not self.fallbacks:
             return range(len(self.series))
         return (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+
+
+def _modelled(series: list[Checked]) -> list[np.ndarray]:
+    return [c.cleaned.values for c in series if c.method == "model"]
 
 
 # Told of every answered request: what was prepared, the model's result, the horizon.
@@ -113,7 +121,9 @@ async def forecast(
         raise RequestErrors(422, [p.detail() for p in problems])
     result = None
     if len(prepared.x):
-        result = await batcher.submit(prepared.served.predictor, prepared.x, prepared.lengths)
+        predictor = prepared.served.predictor
+        result = await batcher.submit(predictor, prepared.x, prepared.lengths)
+        result = await _run(heavy, predictor.blend, prepared.modelled(), result)
     body = await _run(heavy, render, request, prepared, result, problems)
     if on_answer is not None:
         on_answer(prepared, result, request.horizon)
@@ -175,7 +185,7 @@ def _forecast_inputs(
     request: ForecastRequest,
 ) -> Prepared:
     """The model's windows of the series it answers, and the fallback's forecasts of the rest."""
-    modelled = [c.cleaned.values for c in series if c.method == "model"]
+    modelled = _modelled(series)
     x, lengths = np.zeros((0, served.config.input_size)), np.zeros(0, np.int64)
     if modelled:
         x, lengths = served.predictor.windows(modelled)

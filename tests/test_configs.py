@@ -124,6 +124,8 @@ def test_given_settings_win() -> None:
         ({}, {"learning_rate": "fast"}, "`learning_rate` has the wrong type"),
         ({"quantiles": [0.1, "x"]}, {}, "`quantiles` has the wrong type"),
         ({}, {"ema": 1.0}, "ema must be in"),
+        ({}, {"theta_weights": [0.0, 2.0]}, "theta_weights must lie in"),
+        ({}, {"theta_weights": []}, "theta_weights must lie in"),
     ],
 )
 def test_bad_settings_name_the_setting(model: dict, train: dict, message: str) -> None:

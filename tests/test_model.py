@@ -13,10 +13,19 @@ def test_config_round_trips_through_dict_and_sorts_quantiles() -> None:
     assert cfg.outputs == 3
 
 
+def test_the_theta_share_is_in_the_dict_only_when_there_is_one() -> None:
+    plain = ModelConfig()
+    assert "theta_weight" not in plain.to_dict() and "theta_season" not in plain.to_dict()
+    blended = ModelConfig(theta_weight=0.3, theta_season=12)
+    assert blended.to_dict()["theta_weight"] == 0.3 and blended.to_dict()["theta_season"] == 12
+    assert ModelConfig.from_dict(blended.to_dict()) == blended
+
+
 @pytest.mark.parametrize(
     "bad",
     [{"cell": "transformer"}, {"hidden": 0}, {"input_size": 100, "step": 24}, {"dropout": 1.0},
-     {"quantiles": (0.0,)}, {"ensemble": 0}],
+     {"quantiles": (0.0,)}, {"ensemble": 0}, {"theta_weight": 1.5}, {"theta_weight": -0.1},
+     {"theta_season": 0}],
 )  # fmt: skip
 def test_config_refuses_invalid_values(bad: dict) -> None:
     with pytest.raises(ValueError):

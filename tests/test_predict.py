@@ -1,6 +1,9 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
+from forecaster import theta
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import HistoryTooShort, Predictor, chunk_plans
 
@@ -99,3 +102,17 @@ def test_a_warmed_predictor_runs_costed_chunks_with_the_same_results(predictor: 
     padded = Predictor(CFG, init_params(CFG), batch_sizes=(1, 4)).predict(histories).point
     np.testing.assert_allclose(planned, padded, rtol=1e-5)
     assert sum(predictor._chunk_sizes(11)) >= 11
+
+
+def test_a_theta_share_blends_the_point_and_moves_the_quantiles_with_it() -> None:
+    blended_cfg = dataclasses.replace(CFG, theta_weight=0.25, theta_season=24)
+    params = init_params(CFG)
+    rng = np.random.default_rng(3)
+    histories = [50 + 5 * np.sin(np.arange(n) * np.pi / 12) + rng.normal(size=n) for n in (48, 97)]
+    network = Predictor(CFG, params, batch_sizes=(1, 4)).predict(histories, horizon=5)
+    blended = Predictor(blended_cfg, params, batch_sizes=(1, 4)).predict(histories, horizon=5)
+    classical = theta.theta(histories, 5, 24)
+    np.testing.assert_allclose(blended.point, 0.75 * network.point + 0.25 * classical)
+    shift = blended.point - network.point
+    for q in CFG.quantiles:
+        np.testing.assert_allclose(blended.quantiles[q], network.quantiles[q] + shift)

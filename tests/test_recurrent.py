@@ -128,7 +128,8 @@ def test_flax_conversion_round_trip(cell: str) -> None:
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_check_grads_float64(cell: str) -> None:
-    """Finite differences vs the custom VJP, w.r.t. params, inputs and initial carry."""
+    """Finite differences vs autodiff through the scan, w.r.t. params, inputs and initial carry,
+    with some sequences masked."""
     with jax.enable_x64(True):
         x = _inputs(t=4).astype(jnp.float64)
         p = R.RecurrentLayer(cell, H).init(jax.random.key(1), x)["params"]
@@ -144,21 +145,38 @@ def test_check_grads_float64(cell: str) -> None:
 
 
 @pytest.mark.parametrize(("cell", "t"), [("lstm", 7), ("gru", 7), ("rnn", 7), ("gru", 1)])
-def test_fused_matches_reference_with_carry(cell: str, t: int) -> None:
-    """Custom VJP vs plain autodiff, including d/d initial carry and a ragged unroll tail."""
+def test_matches_flax_rnn_from_a_given_carry(cell: str, t: int) -> None:
+    """Against nn.RNN from the same initial carry, d/d carry included, with a ragged unroll
+    tail (unroll 3 over 7 steps)."""
     x = _inputs(t=t)
     p = _perturb(R.RecurrentLayer(cell, H).init(jax.random.key(1), x)["params"])
     carry = jax.tree.map(lambda a: a - 0.4, R.zero_carry(cell, B, H))
-    lengths = jnp.minimum(LENGTHS, t)
 
-    def f(impl):
-        def loss(p, x, carry):
-            out, last = R.scan_layer(cell, p, x, carry, lengths, impl=impl, unroll=3)
-            return _loss(out, last, 1.0)
+    def ours(p, x, carry):
+        out, last = R.scan_layer(cell, p, x, carry, unroll=3)
+        return _loss(out, last, 1.0)
 
-        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(p, x, carry)
+    def theirs(p, x, carry):
+        rnn = nn.RNN(FLAX_CELLS[cell](H), return_carry=True)
+        flax_params = {"cell": R.to_flax_params(cell, p)}
+        last, out = rnn.apply({"params": flax_params}, x, initial_carry=carry)
+        return _loss(out, last, 1.0)
 
-    _close(f("fused"), f("reference"))
+    def run(f):
+        return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(p, x, carry)
+
+    _close(run(ours), run(theirs))
+
+
+def test_forward_mode_autodiff() -> None:
+    """jvp works (the core is plain autodiff) and agrees with reverse mode."""
+    x = _inputs(t=4)
+    params, _, loss = _model_and_loss("gru", x)
+    tangent = jax.tree.map(jnp.ones_like, params)
+    _, forward = jax.jvp(lambda p: loss(p, x), (params,), (tangent,))
+    grads = jax.grad(loss)(params, x)
+    reverse = sum(jnp.sum(g) for g in jax.tree.leaves(grads))
+    np.testing.assert_allclose(forward, reverse, rtol=1e-4)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -193,7 +211,7 @@ def _model_and_loss(cell: str, x: jax.Array):
 
 
 def test_jit_and_eager_agree() -> None:
-    """Fully eager (disable_jit runs the custom VJP's Python op by op) vs jit, gradients too."""
+    """Fully eager (disable_jit runs the scan's Python op by op) vs jit, gradients too."""
     x = _inputs(t=3)
     params, apply, loss = _model_and_loss("lstm", x)
     with jax.disable_jit():

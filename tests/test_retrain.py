@@ -377,7 +377,8 @@ def test_the_challenger_defaults_to_the_champions_configs(
 
     assert code == 0, err
     report = json.loads((root / "demo" / "2" / "report.json").read_text())
-    assert report["challenger"]["config"] == TINY.to_dict()
+    config = report["challenger"]["config"]  # the Theta share is chosen afresh by training
+    assert {k: v for k, v in config.items() if not k.startswith("theta_")} == TINY.to_dict()
     assert report["challenger"]["train"] | training == report["challenger"]["train"]
     assert report["challenger"]["changes_from_champion"] == {}
     assert report["challenger"]["warm_start"]["used"] is True

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from forecaster import theta
 from forecaster.data import SeriesSet
 from forecaster.model import ModelConfig
+from forecaster.predict import Predictor
 from forecaster.train import (
     TrainConfig,
     TrainingDivergedError,
@@ -59,7 +61,7 @@ def test_train_step_lowers_the_loss_and_reports_gradient_norm() -> None:
 
 def test_fit_is_reproducible_and_selects_on_validation() -> None:
     series = seasonal_series()
-    cfg = TrainConfig(steps=40, eval_every=20, warmup_steps=5)
+    cfg = TrainConfig(steps=40, eval_every=20, warmup_steps=5, theta_weights=(0.0,))
     a = fit(series, CFG, cfg, progress=False)
     b = fit(series, CFG, cfg, progress=False)
     jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
@@ -69,7 +71,8 @@ def test_fit_is_reproducible_and_selects_on_validation() -> None:
 
 
 def test_the_weight_average_is_what_gets_evaluated_and_kept() -> None:
-    cfg = TrainConfig(steps=3, eval_every=3, warmup_steps=1, ema=0.9)
+    # The network alone: after 3 steps validation would hand the forecast to Theta entirely.
+    cfg = TrainConfig(steps=3, eval_every=3, warmup_steps=1, ema=0.9, theta_weights=(0.0,))
     state = create_train_state(CFG, cfg)
     before = jax.tree.map(np.array, state.params)
     batch = WindowSampler.from_series(seasonal_series().values, 48, 12).sample(
@@ -78,10 +81,25 @@ def test_the_weight_average_is_what_gets_evaluated_and_kept() -> None:
     state, _ = train_step(state, batch)
     expected = jax.tree.map(lambda b, p: 0.9 * b + 0.1 * np.asarray(p), before, state.params)
     jax.tree.map(partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7), state.ema, expected)
-    plain = fit(seasonal_series(), CFG, TrainConfig(steps=3, eval_every=3, warmup_steps=1),
-                progress=False)  # fmt: skip
+    plain = fit(seasonal_series(), CFG, dataclasses.replace(cfg, ema=0.0), progress=False)
     averaged = fit(seasonal_series(), CFG, cfg, progress=False)
     assert averaged.val_metrics != plain.val_metrics
+
+
+def test_the_theta_share_is_chosen_on_validation_and_scored() -> None:
+    series = seasonal_series()
+    cfg = TrainConfig(steps=20, eval_every=20, warmup_steps=5, theta_weights=(0.0, 0.5, 1.0))
+    result = fit(series, CFG, cfg, progress=False)
+    alone = fit(series, CFG, dataclasses.replace(cfg, theta_weights=(0.0,)), progress=False)
+    jax.tree.map(np.testing.assert_array_equal, result.params, alone.params)  # same network
+    assert alone.config == CFG
+    histories = [v[:-12] for v in series.values]
+    targets = np.stack([v[-12:] for v in series.values])
+    network = Predictor(CFG, alone.params).predict(histories).point
+    weight, owa = theta.choose_weight(histories, targets, network, 24, cfg.theta_weights)
+    assert weight > 0  # after 20 steps the network has barely learnt the season Theta sees
+    assert result.config == dataclasses.replace(CFG, theta_weight=weight, theta_season=24)
+    assert result.val_metrics["owa"] == pytest.approx(owa[weight])
 
 
 def test_refit_trains_on_whole_histories_for_the_selected_steps() -> None:

@@ -23,7 +23,10 @@ HELP = {
     "patience": "evaluations without improvement before stopping early (0: never)",
     "ema": "decay of the weight average that is evaluated and kept (0: the raw weights)",
     "refit": "train again on whole histories for the selected steps (default: by the data)",
+    "theta_weights": "shares of the Theta method's forecast tried on validation (0: none)",
 }
+# Set by training, not by flags (``--theta-weights`` chooses among them).
+OUTCOMES = ("theta_weight", "theta_season")
 SOURCE_FLAGS = ("format", "id_col", "time_col", "value_col", "freq")
 
 
@@ -33,7 +36,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(cls.__name__)
         for f in dataclasses.fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            if f.name == "quantiles":
+            if f.name in OUTCOMES:
+                continue
+            if str(f.type).startswith("tuple"):
                 group.add_argument(flag, type=float, nargs="+", help=HELP[f.name])
             elif isinstance(f.default, bool):  # --x / --no-x (type=bool reads "False" as True)
                 action = argparse.BooleanOptionalAction

@@ -133,6 +133,7 @@ def _train(job: Job, registry: Registry, progress: bool) -> Run:
         progress=progress,
         initial_params=warm.pop("params", None),
     )
+    model = trained.config  # with the Theta share chosen on validation
     return Run(job, series, champion, model, train, changes, warm, trained, seconds=timings)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import OTHER, TINY
+from conftest import OTHER, TINY, make_settings, publish, running_client
+
+from forecaster.predict import Predictor
+from forecaster.registry import Registry
 
 HISTORY = [100 + 10 * math.sin(2 * math.pi * t / 24) for t in range(72)]
 
@@ -165,3 +169,25 @@ def test_other_model_has_its_own_limits(client):
     assert r.status_code == 200, r.text
     r = client.post("/v1/forecast", json={"history": [1.0] * 24, "horizon": 7, "model": "other"})
     assert r.status_code == 422 and "6" in r.json()["detail"][0]["msg"]
+
+
+def test_a_model_blended_with_theta_answers_as_the_library_does(tmp_path):
+    """The blend needs whole histories, not the model's windows: the service applies it after
+    the batcher, to the cleaned histories, for one series and many alike."""
+    blended = dataclasses.replace(TINY, theta_weight=0.4, theta_season=24)
+    publish(tmp_path, "blended", blended)
+    loaded = Registry(tmp_path).load("blended")
+    histories = [HISTORY, [v * 2 + t for t, v in enumerate(HISTORY[:60])]]
+    expected = Predictor(loaded.config, loaded.params).predict([np.array(h) for h in histories])
+    network = dataclasses.replace(loaded.config, theta_weight=0.0, theta_season=1)
+    unblended = Predictor(network, loaded.params).predict([np.array(histories[0])]).point[0]
+    with running_client(make_settings(tmp_path)) as client:
+        body = {"history": HISTORY, "horizon": 12, "quantiles": [0.9]}
+        one = client.post("/v1/forecast", json=body).json()
+        series = [{"history": h} for h in histories]
+        many = client.post("/v1/forecast", json={"series": series, "horizon": 12}).json()
+    np.testing.assert_allclose(one["forecast"], expected.point[0], rtol=1e-5)
+    np.testing.assert_allclose(one["quantiles"]["0.9"], expected.quantiles[0.9][0], rtol=1e-5)
+    assert not np.allclose(one["forecast"], unblended, rtol=1e-3)
+    for answer, point in zip(many["forecasts"], expected.point, strict=True):
+        np.testing.assert_allclose(answer["forecast"], point, rtol=1e-5)
