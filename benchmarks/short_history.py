@@ -9,7 +9,7 @@ with the model in ``--model`` (an artifact directory, or a registry model direct
 production version is used; default ``models/m4-hourly``): the model when the cut holds at least
 its ``min_input`` points, else the statistical fallback, decided and computed by the same library
 functions the service calls (:func:`forecaster.fallback.answering_method`,
-:meth:`Predictor.windows` + :meth:`Predictor.predict_windows`,
+:meth:`Predictor.windows` + :meth:`Predictor.predict_windows` + :meth:`Predictor.blend`,
 :func:`forecaster.fallback.fallback_forecast`); (b) seasonal naive; (c) Naive2. Scores are test
 sMAPE, MASE (scaled by the cut history, m = 24, lag 1 where a cut is too short for the seasonal
 scale: :func:`forecaster.metrics.scale`) and OWA against M4's published Naive2 figures.
@@ -99,9 +99,10 @@ def served(
     methods = [answering_method(len(h), predictor.min_history, season) for h in histories]
     out = np.zeros((len(histories), horizon))
     rows = [i for i, m in enumerate(methods) if m == "model"]
-    if rows:
-        x, lengths = predictor.windows([histories[i] for i in rows])
-        out[rows] = predictor.predict_windows(x, lengths, horizon).point
+    if rows:  # as the service: windows, the batcher's call, then the Theta blend
+        modelled = [histories[i] for i in rows]
+        x, lengths = predictor.windows(modelled)
+        out[rows] = predictor.blend(modelled, predictor.predict_windows(x, lengths, horizon)).point
     for i, method in enumerate(methods):
         if method != "model":
             out[i] = fallback_forecast(histories[i], horizon, season, (), method).point  # type: ignore[arg-type]
