@@ -26,6 +26,7 @@ at lag ⌊10·log10 n⌋, so for m = 24 a series shorter than 252 points is sile
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -166,7 +167,10 @@ def owa(
     smape_ref: float = M4_HOURLY_NAIVE2_SMAPE,
     mase_ref: float = M4_HOURLY_NAIVE2_MASE,
 ) -> float:
-    """Overall weighted average relative to a reference (default: M4 Hourly Naive2)."""
+    """Overall weighted average relative to a reference (default: M4 Hourly Naive2); nan where
+    a reference is 0 (the reference forecast was exact: no ratio to it means anything)."""
+    if smape_ref == 0 or mase_ref == 0:
+        return math.nan
     return 0.5 * (smape_value / smape_ref + mase_value / mase_ref)
 
 

@@ -93,8 +93,9 @@ def choose_weight(
     m: int,
     candidates: Sequence[float],
 ) -> tuple[float, dict[float, float]]:
-    """The candidate weight with the lowest validation OWA (ties: the smaller weight) and the
-    OWA of each: ``histories`` with ``targets`` [n, h], the network's forecasts [n, h]."""
+    """The candidate weight with the lowest validation OWA (ties and undefined scores: the
+    smaller weight) and the OWA of each: ``histories`` with ``targets`` [n, h], the network's
+    forecasts [n, h]."""
     if not candidates:
         return 0.0, {}
     classical = theta(histories, targets.shape[1], m) if any(candidates) else network
@@ -102,5 +103,6 @@ def choose_weight(
         float(w): metrics.score(histories, targets, network + w * (classical - network), m)["owa"]
         for w in sorted(candidates)
     }
-    best = min(scores, key=lambda w: (scores[w], w))
+    # An undefined score (e.g. Naive2 exact on every series) never wins; all undefined: 0.
+    best = min(scores, key=lambda w: (scores[w] if np.isfinite(scores[w]) else np.inf, w))
     return best, scores

@@ -109,6 +109,15 @@ def test_owa_vs_naive2_of_naive2_is_one() -> None:
     assert M.owa_vs_naive2(insample, y, M.naive2(insample, 6, 12), 12) == pytest.approx(1.0)
 
 
+def test_owa_is_undefined_when_naive2_is_exact() -> None:
+    """Constant series: Naive2 makes no error, so no ratio to it means anything (nan, not a
+    ZeroDivisionError in the middle of a training run)."""
+    insample = [np.full(30, 4.0), np.full(30, 9.0)]
+    y = np.array([[4.0] * 3, [9.0] * 3])
+    assert np.isnan(M.owa_vs_naive2(insample, y, y + 1.0, 1))
+    assert np.isnan(M.owa(1.0, 1.0, smape_ref=0.0, mase_ref=2.0))
+
+
 # ---------------------------------------------------------------------------- intervals
 
 

@@ -78,3 +78,12 @@ def test_choose_weight_follows_validation() -> None:
     classical = theta.theta(histories, 4, 1)
     blended = bad + 0.5 * (classical - bad)
     assert owa[0.5] == pytest.approx(metrics.score(histories, targets, blended, 1)["owa"])
+
+
+def test_undefined_scores_never_win() -> None:
+    """Constant series: Naive2 is exact, so OWA is undefined for every weight: the network
+    alone."""
+    histories = [np.full(12, 5.0) for _ in range(3)]
+    targets = np.full((3, 4), 5.0)
+    weight, owa = theta.choose_weight(histories, targets, targets + 1.0, 1, (0.0, 0.5, 1.0))
+    assert weight == 0.0 and not any(np.isfinite(v) for v in owa.values())
