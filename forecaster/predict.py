@@ -86,6 +86,11 @@ class Predictor:
         self._plans = chunk_plans(self.batch_sizes, costs)
 
     @property
+    def blends(self) -> bool:
+        """Whether :meth:`blend` changes forecasts (the model has a Theta share)."""
+        return self.config.theta_weight > 0
+
+    @property
     def min_history(self) -> int:
         """Fewest points a history may have (the model's ``min_input``)."""
         return self.config.min_input
@@ -117,11 +122,10 @@ class Predictor:
         """The network's ``forecast`` of ``histories`` blended with the Theta method's by the
         model's ``theta_weight`` (:mod:`forecaster.theta`); the quantiles move with the point.
         Without a weight, ``forecast`` itself."""
-        weight = self.config.theta_weight
-        if not weight:
+        if not self.blends:
             return forecast
         classical = theta.theta(histories, forecast.point.shape[1], self.config.theta_season)
-        shift = weight * (classical - forecast.point)
+        shift = self.config.theta_weight * (classical - forecast.point)
         quantiles = {q: v + shift for q, v in forecast.quantiles.items()}
         return Forecast(point=forecast.point + shift, quantiles=quantiles)
 

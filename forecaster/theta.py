@@ -96,9 +96,7 @@ def choose_weight(
     """The candidate weight with the lowest validation OWA (ties and undefined scores: the
     smaller weight) and the OWA of each: ``histories`` with ``targets`` [n, h], the network's
     forecasts [n, h]."""
-    if not candidates:
-        return 0.0, {}
-    classical = theta(histories, targets.shape[1], m) if any(candidates) else network
+    classical = theta(histories, targets.shape[1], m)
     scores = {
         float(w): metrics.score(histories, targets, network + w * (classical - network), m)["owa"]
         for w in sorted(candidates)

@@ -123,7 +123,8 @@ async def forecast(
     if len(prepared.x):
         predictor = prepared.served.predictor
         result = await batcher.submit(predictor, prepared.x, prepared.lengths)
-        result = await _run(heavy, predictor.blend, prepared.modelled(), result)
+        if predictor.blends:  # else no thread hop for a heavy request's no-op
+            result = await _run(heavy, predictor.blend, prepared.modelled(), result)
     body = await _run(heavy, render, request, prepared, result, problems)
     if on_answer is not None:
         on_answer(prepared, result, request.horizon)
