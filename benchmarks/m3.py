@@ -54,7 +54,7 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
         model_flags, flags["train"], freq=train_series.freq, lengths=train_series.lengths
     )
     result = fit(train_series, model_cfg, train_cfg, progress=not args.no_progress)
-    model_cfg = result.config  # with the Theta share chosen on validation
+    model_cfg = result.config  # with the classical shares chosen on validation
     y_test = np.stack(test.values)[:, : model_cfg.horizon]
     forecast = Predictor(model_cfg, result.params).predict(train_series.values).point
     m = train_cfg.seasonality

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         lengths=train_series.lengths,
     )
     result = fit(train_series, model_cfg, train_cfg, progress=not args.no_progress)
-    model_cfg = result.config  # with the Theta share chosen on validation
+    model_cfg = result.config  # with the classical shares chosen on validation
     forecast = Predictor(model_cfg, result.params).predict(train_series.values)
     bounds = interval_bounds(forecast.quantiles)
     scores = metrics.evaluate(

@@ -99,7 +99,7 @@ def served(
     methods = [answering_method(len(h), predictor.min_history, season) for h in histories]
     out = np.zeros((len(histories), horizon))
     rows = [i for i, m in enumerate(methods) if m == "model"]
-    if rows:  # as the service: windows, the batcher's call, then the Theta blend
+    if rows:  # as the service: windows, the batcher's call, then the classical blend
         modelled = [histories[i] for i in rows]
         x, lengths = predictor.windows(modelled)
         out[rows] = predictor.blend(modelled, predictor.predict_windows(x, lengths, horizon)).point

@@ -19,7 +19,8 @@ CellType = Literal["lstm", "gru", "rnn"]
 LIMITS = {"hidden": 8192, "layers": 16, "input_size": 100_000, "horizon": 10_000,
           "step": 10_000, "ensemble": 64, "theta_season": 10_000}  # fmt: skip
 DEFAULT_SEASONALITY = 24
-# Candidate shares of Theta in the forecast, chosen on validation (0: the network alone).
+# Candidate shares of the classical forecast (Theta and damped trend, forecaster.classical),
+# chosen on validation (0: the network alone).
 THETA_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -49,11 +50,12 @@ class ModelConfig:
     # input_size, shorter histories are padded and their missing steps masked, and training
     # shows the network such histories too.
     min_input: int = 0
-    # Share of the Theta method's forecast in the point forecast (0: the network alone) and the
-    # seasonal period Theta adjusts for; set by training, from ``TrainConfig.theta_weights`` on
-    # the validation split (forecaster.theta).
+    # Shares of the Theta method's and of damped trend smoothing's forecasts in the point
+    # forecast (both 0: the network alone) and the seasonal period both adjust for; set by
+    # training, from ``TrainConfig.theta_weights`` on the validation split (forecaster.classical).
     theta_weight: float = 0.0
     theta_season: int = 1
+    damped_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.min_input == 0:
@@ -76,8 +78,14 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 <= self.theta_weight <= 1.0:
-            raise ValueError(f"theta_weight must be in [0, 1], got {self.theta_weight}")
+        for name in ("theta_weight", "damped_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.theta_weight + self.damped_weight > 1.0 + 1e-9:
+            raise ValueError(
+                f"theta_weight + damped_weight must be at most 1, got {self.theta_weight} + "
+                f"{self.damped_weight}"
+            )
         if any(not 0.0 < q < 1.0 for q in self.quantiles):
             raise ValueError(f"quantiles must lie in (0, 1), got {self.quantiles}")
         object.__setattr__(self, "quantiles", tuple(sorted(float(q) for q in self.quantiles)))
@@ -88,19 +96,27 @@ class ModelConfig:
         return self.min_input < self.input_size
 
     @property
+    def blended(self) -> bool:
+        """Whether the point forecast blends in classical methods' (forecaster.classical)."""
+        return self.theta_weight + self.damped_weight > 0
+
+    @property
     def outputs(self) -> int:
         """Output channels per horizon step: the point forecast, then each quantile."""
         return 1 + len(self.quantiles)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; ``min_input`` only when it is not the whole window and the
-        ``theta_*`` fields only when the weight is not 0, so the manifests of models without
-        them read as before (and in older versions)."""
+        """JSON-ready fields; ``min_input`` only when it is not the whole window, and each
+        classical share only when it is not 0 (``theta_season`` only with one of them), so the
+        manifests of models without them read as before (and in older versions)."""
         out = dataclasses.asdict(self) | {"quantiles": list(self.quantiles)}
         if not self.masked:
             del out["min_input"]
-        if not self.theta_weight:
-            del out["theta_weight"], out["theta_season"]
+        for name in ("theta_weight", "damped_weight"):
+            if not out[name]:
+                del out[name]
+        if not self.blended:
+            del out["theta_season"]
         return out
 
     @classmethod
@@ -136,8 +152,9 @@ class TrainConfig:
     # Train again on the whole histories (validation horizon included) for the selected number
     # of steps, and keep those weights; doubles the training time at most.
     refit: bool = False
-    # Shares of the Theta method's forecast tried on the validation split; the best becomes
-    # ``ModelConfig.theta_weight`` (forecaster.theta). ``0`` alone: the network alone.
+    # Shares of the classical forecast (the mean of Theta's and damped trend's) tried on the
+    # validation split; the best is split evenly into ``ModelConfig.theta_weight`` and
+    # ``damped_weight`` (forecaster.classical). ``0`` alone: the network alone.
     theta_weights: tuple[float, ...] = THETA_WEIGHTS
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from forecaster import metrics, theta
+from forecaster import classical, metrics
 from forecaster.model import ModelConfig, forward
 from forecaster.scaling import denormalize, fit_scale, normalize
 from forecaster.settings import DEFAULT_BATCH_SIZES
@@ -87,8 +87,8 @@ class Predictor:
 
     @property
     def blends(self) -> bool:
-        """Whether :meth:`blend` changes forecasts (the model has a Theta share)."""
-        return self.config.theta_weight > 0
+        """Whether :meth:`blend` changes forecasts (the model has a classical share)."""
+        return self.config.blended
 
     @property
     def min_history(self) -> int:
@@ -119,13 +119,16 @@ class Predictor:
         return self.blend(histories, self.predict_windows(x, lengths, horizon))
 
     def blend(self, histories: Sequence[np.ndarray], forecast: Forecast) -> Forecast:
-        """The network's ``forecast`` of ``histories`` blended with the Theta method's by the
-        model's ``theta_weight`` (:mod:`forecaster.theta`); the quantiles move with the point.
-        Without a weight, ``forecast`` itself."""
+        """The network's ``forecast`` of ``histories`` blended with the classical methods' by
+        the model's ``theta_weight`` and ``damped_weight`` (:mod:`forecaster.classical`); the
+        quantiles move with the point. Without a share, ``forecast`` itself."""
         if not self.blends:
             return forecast
-        classical = theta.theta(histories, forecast.point.shape[1], self.config.theta_season)
-        shift = self.config.theta_weight * (classical - forecast.point)
+        cfg, point = self.config, forecast.point
+        shares = {"theta": cfg.theta_weight, "damped": cfg.damped_weight}
+        shares = {name: w for name, w in shares.items() if w}
+        methods = classical.forecasts(histories, point.shape[1], cfg.theta_season, list(shares))
+        shift = sum(w * (methods[name] - point) for name, w in shares.items())
         quantiles = {q: v + shift for q, v in forecast.quantiles.items()}
         return Forecast(point=forecast.point + shift, quantiles=quantiles)
 

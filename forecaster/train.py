@@ -22,7 +22,7 @@ import optax
 from flax import struct
 from tqdm.auto import tqdm
 
-from forecaster import data, parallel, theta, windows
+from forecaster import classical, data, parallel, windows
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.model import Forecaster, init_params
 from forecaster.predict import Predictor, score_model
@@ -55,7 +55,7 @@ class TrainState(struct.PyTreeNode):
 @dataclass
 class TrainResult:
     """The selected parameters (host numpy), their validation scores and the run's history;
-    ``config`` is the trained model's (the given one with its chosen ``theta_weight``)."""
+    ``config`` is the trained model's (the given one with its chosen classical shares)."""
 
     params: Any
     best_step: int
@@ -264,8 +264,8 @@ def fit(
 ) -> TrainResult:
     """Train on every series' history except its last ``horizon`` points, which form the
     validation split used to select (and optionally early-stop) the parameters and then the
-    share of the Theta method in the forecast (:func:`forecaster.theta.choose_weight`, from
-    ``train_cfg.theta_weights``; the validation scores returned are the blend's). With
+    share of the classical methods in the forecast (:func:`forecaster.classical.choose_weight`,
+    from ``train_cfg.theta_weights``; the validation scores returned are the blend's). With
     ``train_cfg.refit``, the model is then trained again on the whole histories for the selected
     number of steps, and those weights are returned (with the selection run's scores).
 
@@ -278,10 +278,10 @@ def fit(
     series = usable_series(series, model_cfg)
     train, val_targets = data.train_val_split(series, model_cfg.horizon)
     validation = (train.values, val_targets)
-    # The network is trained and selected alone (a champion's Theta share is chosen afresh).
-    model_cfg = replace(model_cfg, theta_weight=0.0, theta_season=1)
+    # The network is trained and selected alone (a champion's classical share is chosen afresh).
+    model_cfg = replace(model_cfg, theta_weight=0.0, damped_weight=0.0, theta_season=1)
     best = _train(train.values, model_cfg, train_cfg, initial_params, progress, on_eval, validation)
-    best.config = _with_theta(best, train_cfg, validation)
+    best.config = _with_classical(best, train_cfg, validation)
     if train_cfg.refit:
         # The last horizon of every series is its most recent behaviour, and for short series a
         # large share of their windows: the final weights are trained with it, for the steps
@@ -293,20 +293,20 @@ def fit(
     return best
 
 
-def _with_theta(
+def _with_classical(
     best: TrainResult, train_cfg: TrainConfig, validation: tuple[list[np.ndarray], np.ndarray]
 ) -> ModelConfig:
-    """``best``'s config with the Theta share that scores best on ``validation``; ``best``'s
-    scores become that blend's."""
+    """``best``'s config with the classical share that scores best on ``validation``, split
+    evenly between Theta and damped trend; ``best``'s scores become that blend's."""
     if not any(train_cfg.theta_weights):
         return best.config
     histories, targets = validation
     forecast = Predictor(best.config, best.params).predict(histories).point
     m = train_cfg.seasonality
-    weight, _ = theta.choose_weight(histories, targets, forecast, m, train_cfg.theta_weights)
+    weight, _ = classical.choose_weight(histories, targets, forecast, m, train_cfg.theta_weights)
     if not weight:
         return best.config
-    config = replace(best.config, theta_weight=weight, theta_season=m)
+    config = replace(best.config, theta_weight=weight / 2, damped_weight=weight / 2, theta_season=m)
     best.val_metrics = score_model(Predictor(config, best.params), histories, targets, m)[1]
     return config
 

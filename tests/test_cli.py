@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster import theta
+from forecaster import classical
 from forecaster.artifacts import load_model
 from forecaster.cli import main
 from forecaster.predict import Predictor
@@ -88,15 +88,18 @@ OTHER_COLUMNS = Path(__file__).parent / "data" / "long_hourly.csv"
 
 
 def test_theta_weights_flag_sets_the_candidates(tmp_path: Path, capsys: pytest.CaptureFixture):
-    """One candidate, all Theta: the saved model forecasts exactly what Theta does."""
+    """One candidate, all classical: the saved model forecasts the mean of Theta and damped
+    trend."""
     out = tmp_path / "model"
     flags = [*TINY, "--steps", "2", "--eval-every", "2", "--theta-weights", "1"]
     assert main(["train", "--data", str(DATA), *flags, "--out", str(out)]) == 0
     model = load_model(out)
-    assert (model.config.theta_weight, model.config.theta_season) == (1.0, 24)
+    shares = model.config.theta_weight, model.config.damped_weight, model.config.theta_season
+    assert shares == (0.5, 0.5, 24)
     history = pd.read_csv(DATA).groupby("id")["value"].apply(np.asarray).iloc[0]
     point = Predictor(model.config, model.params).predict([history]).point
-    np.testing.assert_allclose(point, theta.theta([history], 24, 24), rtol=1e-6)
+    both = classical.forecasts([history], 24, 24, ("theta", "damped"))
+    np.testing.assert_allclose(point, (both["theta"] + both["damped"]) / 2, rtol=1e-6)
     with pytest.raises(SystemExit):  # set by training, not a flag
         main(["train", "--data", str(DATA), *TINY, "--theta-season", "7", "--out", str(out)])
     assert "unrecognized arguments: --theta-season 7" in capsys.readouterr().err

@@ -13,19 +13,26 @@ def test_config_round_trips_through_dict_and_sorts_quantiles() -> None:
     assert cfg.outputs == 3
 
 
-def test_the_theta_share_is_in_the_dict_only_when_there_is_one() -> None:
+def test_the_classical_shares_are_in_the_dict_only_when_there_are_some() -> None:
     plain = ModelConfig()
-    assert "theta_weight" not in plain.to_dict() and "theta_season" not in plain.to_dict()
-    blended = ModelConfig(theta_weight=0.3, theta_season=12)
-    assert blended.to_dict()["theta_weight"] == 0.3 and blended.to_dict()["theta_season"] == 12
-    assert ModelConfig.from_dict(blended.to_dict()) == blended
+    assert not {"theta_weight", "damped_weight", "theta_season"} & set(plain.to_dict())
+    assert not plain.blended
+    blended = ModelConfig(theta_weight=0.3, damped_weight=0.2, theta_season=12)
+    assert blended.blended
+    fields = blended.to_dict()
+    shares = fields["theta_weight"], fields["damped_weight"], fields["theta_season"]
+    assert shares == (0.3, 0.2, 12)
+    assert ModelConfig.from_dict(fields) == blended
+    theta_only = ModelConfig(theta_weight=0.3, theta_season=12)  # as saved before damped trend
+    assert "damped_weight" not in theta_only.to_dict()
+    assert ModelConfig.from_dict(theta_only.to_dict()) == theta_only
 
 
 @pytest.mark.parametrize(
     "bad",
     [{"cell": "transformer"}, {"hidden": 0}, {"input_size": 100, "step": 24}, {"dropout": 1.0},
      {"quantiles": (0.0,)}, {"ensemble": 0}, {"theta_weight": 1.5}, {"theta_weight": -0.1},
-     {"theta_season": 0}],
+     {"theta_season": 0}, {"damped_weight": 1.5}, {"theta_weight": 0.6, "damped_weight": 0.6}],
 )  # fmt: skip
 def test_config_refuses_invalid_values(bad: dict) -> None:
     with pytest.raises(ValueError):

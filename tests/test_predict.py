@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from forecaster import theta
+from forecaster import classical
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import HistoryTooShort, Predictor, chunk_plans
 
@@ -104,15 +104,22 @@ def test_a_warmed_predictor_runs_costed_chunks_with_the_same_results(predictor: 
     assert sum(predictor._chunk_sizes(11)) >= 11
 
 
-def test_a_theta_share_blends_the_point_and_moves_the_quantiles_with_it() -> None:
-    blended_cfg = dataclasses.replace(CFG, theta_weight=0.25, theta_season=24)
+@pytest.mark.parametrize(("theta_share", "damped_share"), [(0.25, 0.0), (0.2, 0.3), (0.0, 1.0)])
+def test_classical_shares_blend_the_point_and_move_the_quantiles_with_it(
+    theta_share: float, damped_share: float
+) -> None:
+    blended_cfg = dataclasses.replace(
+        CFG, theta_weight=theta_share, damped_weight=damped_share, theta_season=24
+    )
     params = init_params(CFG)
     rng = np.random.default_rng(3)
     histories = [50 + 5 * np.sin(np.arange(n) * np.pi / 12) + rng.normal(size=n) for n in (48, 97)]
     network = Predictor(CFG, params, batch_sizes=(1, 4)).predict(histories, horizon=5)
     blended = Predictor(blended_cfg, params, batch_sizes=(1, 4)).predict(histories, horizon=5)
-    classical = theta.theta(histories, 5, 24)
-    np.testing.assert_allclose(blended.point, 0.75 * network.point + 0.25 * classical)
+    theta, damped = classical.theta(histories, 5, 24), classical.damped(histories, 5, 24)
+    unchanged = 1.0 - theta_share - damped_share
+    expected = unchanged * network.point + theta_share * theta + damped_share * damped
+    np.testing.assert_allclose(blended.point, expected)
     shift = blended.point - network.point
     for q in CFG.quantiles:
         np.testing.assert_allclose(blended.quantiles[q], network.quantiles[q] + shift)

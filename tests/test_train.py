@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from forecaster import theta
+from forecaster import classical
 from forecaster.data import SeriesSet
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor
@@ -86,7 +86,7 @@ def test_the_weight_average_is_what_gets_evaluated_and_kept() -> None:
     assert averaged.val_metrics != plain.val_metrics
 
 
-def test_the_theta_share_is_chosen_on_validation_and_scored() -> None:
+def test_the_classical_share_is_chosen_on_validation_and_scored() -> None:
     series = seasonal_series()
     cfg = TrainConfig(steps=20, eval_every=20, warmup_steps=5, theta_weights=(0.0, 0.5, 1.0))
     result = fit(series, CFG, cfg, progress=False)
@@ -96,9 +96,11 @@ def test_the_theta_share_is_chosen_on_validation_and_scored() -> None:
     histories = [v[:-12] for v in series.values]
     targets = np.stack([v[-12:] for v in series.values])
     network = Predictor(CFG, alone.params).predict(histories).point
-    weight, owa = theta.choose_weight(histories, targets, network, 24, cfg.theta_weights)
+    weight, owa = classical.choose_weight(histories, targets, network, 24, cfg.theta_weights)
     assert weight > 0  # after 20 steps the network has barely learnt the season Theta sees
-    assert result.config == dataclasses.replace(CFG, theta_weight=weight, theta_season=24)
+    half = weight / 2  # split evenly between Theta and damped trend
+    expected = dataclasses.replace(CFG, theta_weight=half, damped_weight=half, theta_season=24)
+    assert result.config == expected
     assert result.val_metrics["owa"] == pytest.approx(owa[weight])
 
 

@@ -23,10 +23,11 @@ HELP = {
     "patience": "evaluations without improvement before stopping early (0: never)",
     "ema": "decay of the weight average that is evaluated and kept (0: the raw weights)",
     "refit": "train again on whole histories for the selected steps (default: by the data)",
-    "theta_weights": "shares of the Theta method's forecast tried on validation (0: none)",
+    "theta_weights": "shares of the classical forecast (Theta and damped trend) tried on "
+    "validation (0: none)",
 }
 # Set by training, not by flags (``--theta-weights`` chooses among them).
-OUTCOMES = ("theta_weight", "theta_season")
+OUTCOMES = ("theta_weight", "theta_season", "damped_weight")
 SOURCE_FLAGS = ("format", "id_col", "time_col", "value_col", "freq")
 
 

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         )
     model_cfg, train_cfg = configs_from_args(args, series)
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)
-    model_cfg = result.config  # with the Theta share chosen on validation
+    model_cfg = result.config  # with the classical shares chosen on validation
     saved = {
         "metrics": {"validation": result.val_metrics},
         "data_fingerprint": data.fingerprint(series),

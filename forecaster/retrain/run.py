@@ -133,7 +133,7 @@ def _train(job: Job, registry: Registry, progress: bool) -> Run:
         progress=progress,
         initial_params=warm.pop("params", None),
     )
-    model = trained.config  # with the Theta share chosen on validation
+    model = trained.config  # with the classical shares chosen on validation
     return Run(job, series, champion, model, train, changes, warm, trained, seconds=timings)
 
 

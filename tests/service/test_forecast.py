@@ -171,15 +171,15 @@ def test_other_model_has_its_own_limits(client):
     assert r.status_code == 422 and "6" in r.json()["detail"][0]["msg"]
 
 
-def test_a_model_blended_with_theta_answers_as_the_library_does(tmp_path):
+def test_a_blended_model_answers_as_the_library_does(tmp_path):
     """The blend needs whole histories, not the model's windows: the service applies it after
     the batcher, to the cleaned histories, for one series and many alike."""
-    blended = dataclasses.replace(TINY, theta_weight=0.4, theta_season=24)
+    blended = dataclasses.replace(TINY, theta_weight=0.2, damped_weight=0.2, theta_season=24)
     publish(tmp_path, "blended", blended)
     loaded = Registry(tmp_path).load("blended")
     histories = [HISTORY, [v * 2 + t for t, v in enumerate(HISTORY[:60])]]
     expected = Predictor(loaded.config, loaded.params).predict([np.array(h) for h in histories])
-    network = dataclasses.replace(loaded.config, theta_weight=0.0, theta_season=1)
+    network = dataclasses.replace(loaded.config, theta_weight=0.0, damped_weight=0.0)
     unblended = Predictor(network, loaded.params).predict([np.array(histories[0])]).point[0]
     with running_client(make_settings(tmp_path)) as client:
         body = {"history": HISTORY, "horizon": 12, "quantiles": [0.9]}

@@ -1,0 +1,141 @@
+"""Theta, damped trend, and the choice of their share in the forecast (forecaster.classical)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forecaster import classical, metrics
+
+
+def test_a_straight_line_keeps_its_last_value_and_half_its_slope() -> None:
+    """Theta's signature: SES follows a noiseless line exactly (weight 1), and the drift is half
+    the line's slope."""
+    x = 10.0 + 2.0 * np.arange(30)
+    forecast = classical.theta([x], 5, 1)[0]
+    np.testing.assert_allclose(forecast, x[-1] + 1.0 * np.arange(1, 6))
+
+
+def test_a_constant_series_forecasts_its_constant() -> None:
+    np.testing.assert_allclose(classical.theta([np.full(12, 7.5)], 4, 1), 7.5)
+
+
+def test_a_seasonal_series_keeps_its_seasonal_shape() -> None:
+    pattern = np.array([0.8, 1.0, 1.3, 0.9])
+    x = 100.0 * np.tile(pattern, 10)
+    forecast = classical.theta([x], 8, 4)[0]
+    np.testing.assert_allclose(forecast / forecast.mean(), np.tile(pattern, 2), rtol=1e-6)
+
+
+def test_a_series_that_is_not_positive_is_not_seasonally_adjusted() -> None:
+    """Multiplicative indices make no sense through zero: the series is smoothed as it is."""
+    x = np.tile([-1.0, 1.0], 12)
+    both = classical.forecasts([x], 4, 2, ["theta", "damped"])
+    assert all(np.isfinite(f).all() for f in both.values())
+
+
+def test_damped_trend_follows_a_line_with_a_trend_that_dies_away() -> None:
+    x = 10.0 + 2.0 * np.arange(30)
+    forecast = classical.damped([x], 12, 1)[0]
+    steps = np.diff(np.concatenate([[x[-1]], forecast]))
+    assert steps[0] == pytest.approx(2.0, rel=0.05)  # the slope goes on at first...
+    assert (np.diff(steps) < 0).all() and (steps > 0).all()  # ...damped at every step
+
+
+def test_damped_trend_keeps_a_constant_and_a_season() -> None:
+    np.testing.assert_allclose(classical.damped([np.full(12, 7.5)], 4, 1), 7.5)
+    pattern = np.array([0.8, 1.0, 1.3, 0.9])
+    forecast = classical.damped([100.0 * np.tile(pattern, 10)], 8, 4)[0]
+    np.testing.assert_allclose(forecast / forecast.mean(), np.tile(pattern, 2), rtol=1e-6)
+
+
+def test_damped_trend_is_the_least_squares_fit_over_its_grid() -> None:
+    """Against a plain loop: for every grid setting, the one-step errors of the best initial
+    level and trend (found by lstsq on the errors' linear dependence on them); the setting with
+    the least squared error forecasts what ``damped`` does."""
+    rng = np.random.default_rng(4)
+    x = 50 + 0.5 * np.arange(25) + np.cumsum(rng.normal(size=25))
+
+    def run(a: float, b: float, p: float, level: float, trend: float) -> tuple[np.ndarray, tuple]:
+        errors = []
+        for v in x:
+            e = v - level - p * trend
+            errors.append(e)
+            level, trend = level + p * trend + a * e, p * trend + b * e
+        return np.array(errors), (level, trend)
+
+    best = None
+    for a, b, p in classical.DAMPED_GRID:
+        base = run(a, b, p, 0.0, 0.0)[0]
+        design = np.stack([run(a, b, p, *s)[0] - base for s in ((1, 0), (0, 1))], axis=1)
+        start = np.linalg.lstsq(design, -base, rcond=None)[0]
+        errors, (level, trend) = run(a, b, p, *start)
+        if best is None or errors @ errors < best[0]:
+            best = errors @ errors, level, trend, p
+    _, level, trend, p = best
+    expected = level + trend * np.cumsum(p ** np.arange(1, 6))
+    np.testing.assert_allclose(classical.damped([x], 5, 1)[0], expected, rtol=1e-6)
+
+
+def test_damped_trend_of_fewer_than_three_points_is_the_last_value() -> None:
+    forecast = classical.damped([np.array([4.0]), np.array([1.0, 3.0])], 3, 1)
+    np.testing.assert_allclose(forecast, [[4.0] * 3, [3.0] * 3])
+
+
+@pytest.mark.parametrize("method", ["theta", "damped"])
+def test_series_of_different_lengths_are_forecast_as_if_alone(method: str) -> None:
+    rng = np.random.default_rng(0)
+    lengths = (9, 40, 1, 23, 2, 3)
+    histories = [rng.uniform(50, 60, n) * (1 + 0.1 * np.arange(n) % 4) for n in lengths]
+    together = classical.forecasts(histories, 6, 4, [method])[method]
+    alone = np.concatenate([classical.forecasts([h], 6, 4, [method])[method] for h in histories])
+    np.testing.assert_allclose(together, alone)
+    assert np.isfinite(together).all()
+
+
+def test_the_smoothing_weight_and_initial_level_are_the_least_squares_ones() -> None:
+    rng = np.random.default_rng(1)
+    x = 100 + np.cumsum(rng.normal(size=60))  # a random walk: SES weight near 1
+
+    def run(a: float, l0: float) -> tuple[float, float]:
+        """(one-step squared errors, final level) of SES from level ``l0``."""
+        level, total = l0, 0.0
+        for v in x:
+            total += (v - level) ** 2
+            level += a * (v - level)
+        return total, level
+
+    def best_l0(a: float) -> float:  # the errors are quadratic in l0: three points fix them
+        s = [run(a, l0)[0] for l0 in (-1.0, 0.0, 1.0)]
+        return (s[0] - s[2]) / (2 * (s[0] - 2 * s[1] + s[2]))
+
+    level, alpha, _ = classical._ses([x])
+    least = min(run(float(a), best_l0(float(a)))[0] for a in classical.ALPHAS)
+    chosen = float(alpha[0])
+    assert run(chosen, best_l0(chosen))[0] == pytest.approx(least)
+    assert level[0] == pytest.approx(run(chosen, best_l0(chosen))[1])
+    assert chosen > 0.5
+
+
+def test_choose_weight_follows_validation() -> None:
+    rng = np.random.default_rng(2)
+    histories = [100 + 5 * np.arange(20) + rng.normal(size=20) for _ in range(8)]
+    targets = np.stack([h[-1] + 5 * np.arange(1, 5) for h in histories])
+    candidates = (0.0, 0.25, 0.5)
+    weight, owa = classical.choose_weight(histories, targets, targets, 1, candidates)
+    assert weight == 0.0 and owa[0.0] == 0.0  # a perfect network needs no help
+    bad = targets + 40.0  # far too high: the classical (lower) forecasts pull it back
+    weight, owa = classical.choose_weight(histories, targets, bad, 1, candidates)
+    assert weight == 0.5 and owa[0.5] < owa[0.25] < owa[0.0]
+    mean = (classical.theta(histories, 4, 1) + classical.damped(histories, 4, 1)) / 2
+    blended = bad + 0.5 * (mean - bad)
+    assert owa[0.5] == pytest.approx(metrics.score(histories, targets, blended, 1)["owa"])
+
+
+def test_undefined_scores_never_win() -> None:
+    """Constant series: Naive2 is exact, so OWA is undefined for every weight: the network
+    alone."""
+    histories = [np.full(12, 5.0) for _ in range(3)]
+    targets = np.full((3, 4), 5.0)
+    weight, owa = classical.choose_weight(histories, targets, targets + 1.0, 1, (0.0, 0.5, 1.0))
+    assert weight == 0.0 and not any(np.isfinite(v) for v in owa.values())
