@@ -40,6 +40,9 @@ _DAMPING = (0.8, 0.85, 0.9, 0.95, 0.98)
 DAMPED_GRID = np.array([(a, a * b, p) for a in _LEVEL for b in _TREND_SHARE for p in _DAMPING])
 # Fewest points that fix a level and a trend; shorter series get their last value.
 _DAMPED_LEAST = 3
+# Damped trend is fitted to at most this many of a series' last points: its cost grows with the
+# length, and its state forgets the past at the rate of its level weight (0.95^1000 ~ 1e-22).
+DAMPED_HISTORY = 1_000
 
 
 def forecasts(
@@ -143,10 +146,10 @@ def _damped(series: list[np.ndarray], horizon: int) -> np.ndarray:
     and ``e_l``, ``e_b`` run on no data from a unit level or trend, and are the same for every
     series (:func:`_unit_responses`). Their squared sum is a quadratic in ``(l0, b0)``, minimised
     in closed form; the final state follows by the same linearity."""
-    x, lengths = _aligned(series)
+    x, lengths = _aligned([s[-DAMPED_HISTORY:] for s in series])
     n, k = len(series), len(DAMPED_GRID)
     alpha, beta, phi = (DAMPED_GRID[:, j] for j in range(3))
-    unit_errors, unit_states = _unit_responses(x.shape[1])
+    unit_errors, unit_states = (a[..., : x.shape[1], :] for a in _unit_responses())
     level, trend = np.zeros((n, k)), np.zeros((n, k))
     final = np.zeros((2, n, k))  # the data's level and trend at each series' end
     ee, el, eb = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
@@ -177,12 +180,13 @@ def _damped(series: list[np.ndarray], horizon: int) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=16)
-def _unit_responses(steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """The damped trend filter run on ``steps`` zeros from a unit level and from a unit trend,
-    for every setting of ``DAMPED_GRID``: the one-step errors [2, steps, k] and the level and
-    trend after each step [2, 2 (level, trend), steps, k]. Cached (read-only): requests of one
-    length share them."""
+@functools.cache
+def _unit_responses() -> tuple[np.ndarray, np.ndarray]:
+    """The damped trend filter run on ``DAMPED_HISTORY`` zeros from a unit level and from a
+    unit trend, for every setting of ``DAMPED_GRID``: the one-step errors [2, steps, k] and the
+    level and trend after each step [2, 2 (level, trend), steps, k]. Computed once (read-only):
+    a shorter series reads their beginning."""
+    steps = DAMPED_HISTORY
     alpha, beta, phi = (DAMPED_GRID[:, j] for j in range(3))
     level = np.array([1.0, 0.0])[:, None] * np.ones(len(DAMPED_GRID))
     trend = 1.0 - level

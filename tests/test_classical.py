@@ -77,6 +77,14 @@ def test_damped_trend_is_the_least_squares_fit_over_its_grid() -> None:
     np.testing.assert_allclose(classical.damped([x], 5, 1)[0], expected, rtol=1e-6)
 
 
+def test_damped_trend_reads_a_long_series_last_points_only() -> None:
+    rng = np.random.default_rng(5)
+    x = 500 + np.cumsum(rng.normal(size=classical.DAMPED_HISTORY + 300))
+    tail = x[-classical.DAMPED_HISTORY :]
+    np.testing.assert_array_equal(classical.damped([x], 6, 1), classical.damped([tail], 6, 1))
+    assert not np.array_equal(classical.damped([x], 6, 1), classical.damped([tail[1:]], 6, 1))
+
+
 def test_damped_trend_of_fewer_than_three_points_is_the_last_value() -> None:
     forecast = classical.damped([np.array([4.0]), np.array([1.0, 3.0])], 3, 1)
     np.testing.assert_allclose(forecast, [[4.0] * 3, [3.0] * 3])
