@@ -50,8 +50,14 @@ def forecasts(
 ) -> dict[str, np.ndarray]:
     """Forecasts [n, horizon] of ``histories`` (n arrays of any lengths >= 1) with seasonal
     period ``m`` by each of ``methods`` (``"theta"``, ``"damped"``)."""
-    adjusted, factors = _seasonal_adjustment(histories, horizon, m)
-    return {name: _METHODS[name](adjusted, horizon) * factors for name in methods}
+    # Both methods are linear in the data (their fitted settings are not changed by a scale), so
+    # each series is fitted divided by its largest magnitude: squared errors stay in range at any
+    # finite scale (1e300 as 1e-300).
+    scales = np.array([np.abs(h).max(initial=0.0) or 1.0 for h in histories])[:, None]
+    adjusted, factors = _seasonal_adjustment(
+        [np.asarray(h, np.float64) / s for h, s in zip(histories, scales, strict=True)], horizon, m
+    )
+    return {name: _METHODS[name](adjusted, horizon) * factors * scales for name in methods}
 
 
 def theta(histories: Sequence[np.ndarray], horizon: int, m: int) -> np.ndarray:

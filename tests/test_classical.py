@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecaster import classical, metrics
 
@@ -44,6 +46,7 @@ def test_damped_trend_follows_a_line_with_a_trend_that_dies_away() -> None:
 
 def test_damped_trend_keeps_a_constant_and_a_season() -> None:
     np.testing.assert_allclose(classical.damped([np.full(12, 7.5)], 4, 1), 7.5)
+    np.testing.assert_allclose(classical.damped([np.full(12, 1e300)], 4, 1), 1e300)
     pattern = np.array([0.8, 1.0, 1.3, 0.9])
     forecast = classical.damped([100.0 * np.tile(pattern, 10)], 8, 4)[0]
     np.testing.assert_allclose(forecast / forecast.mean(), np.tile(pattern, 2), rtol=1e-6)
@@ -147,3 +150,23 @@ def test_undefined_scores_never_win() -> None:
     targets = np.full((3, 4), 5.0)
     weight, owa = classical.choose_weight(histories, targets, targets + 1.0, 1, (0.0, 0.5, 1.0))
     assert weight == 0.0 and not any(np.isfinite(v) for v in owa.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    histories=st.lists(
+        st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=60),
+        min_size=1,
+        max_size=4,
+    ),
+    horizon=st.integers(1, 10),
+    m=st.sampled_from([1, 4, 12]),
+)
+def test_any_finite_histories_get_finite_forecasts(
+    histories: list[list[float]], horizon: int, m: int
+) -> None:
+    """Any scale, tiny or huge: the methods fit each series divided by its largest magnitude."""
+    series = [np.array(h) for h in histories]
+    for forecast in classical.forecasts(series, horizon, m, ["theta", "damped"]).values():
+        assert forecast.shape == (len(series), horizon)
+        assert np.isfinite(forecast).all()
