@@ -69,6 +69,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _ensure_logging()
     await asyncio.to_thread(check_startup, store.registry, settings)
     configure_compilation_cache(settings)
+    # JAX's backend starts here, on this thread, before the threads that load the models and
+    # migrate the monitoring store exist: twice in CI a server hung with those two start-ups
+    # running at once in two threads (its log stops between the migration and the backend's
+    # first line). Not reproduced alone; starting the backend first removes the overlap.
+    jax.devices()
     app.state.batcher = MicroBatcher(
         max_wait_s=settings.max_batch_wait_ms / 1000,
         max_batch_series=settings.max_batch_series,

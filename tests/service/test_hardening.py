@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -52,10 +53,12 @@ class Proc:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # faulthandler: a server that never becomes ready dumps every thread's stack (below).
         if cli:
-            cmd = ["-m", "forecaster.cli", "serve", "--registry", str(root)]
+            cmd = ["-X", "faulthandler", "-m", "forecaster.cli", "serve", "--registry", str(root)]
         else:
-            cmd = ["-m", "uvicorn", "service.app:app", "--http", "service.limits:protocol"]
+            cmd = ["-X", "faulthandler", "-m", "uvicorn", "service.app:app"]
+            cmd += ["--http", "service.limits:protocol"]
             cmd += ["--timeout-graceful-shutdown", env.get("FORECASTER_GRACEFUL_SHUTDOWN_S", "20")]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
         settings = {
@@ -77,8 +80,9 @@ class Proc:
         try:
             wait_ready(self._readyz)
         except TimeoutError:
-            self.stop()
-            raise TimeoutError(f"server not ready:\n{self.log.read_text()[-3000:]}") from None
+            self.process.send_signal(signal.SIGABRT)  # faulthandler writes the stacks to the log
+            self.process.wait(timeout=30)
+            raise TimeoutError(f"server not ready:\n{self.log.read_text()[-6000:]}") from None
         except BaseException:
             self.stop()
             raise
