@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
+from benchmarks.train_profile import timed
+
 MEMBERS, BATCH, HIDDEN = 5, 256, 128
 
 
-def timed(fn: Callable[..., jax.Array], *args: jax.Array, n: int = 200) -> float:
-    """Microseconds per call of ``fn(*args)``, compiled and warm."""
-    jax.block_until_ready(fn(*args))
-    start = time.perf_counter()
-    out = None
-    for _ in range(n):
-        out = fn(*args)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / n * 1e6
+def micros(fn: Callable[..., jax.Array], *args: jax.Array) -> float:
+    """Microseconds per call of ``fn(*args)``, compiled and warm (200 calls)."""
+    return timed(lambda: fn(*args), 200) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     matmul = jax.jit(jnp.matmul)
     flops = 2 * MEMBERS * BATCH * HIDDEN * 4 * HIDDEN
     for _ in range(args.rounds):
-        vmapped = timed(jax.jit(jax.vmap(jnp.matmul)), h, w)
-        wide = timed(matmul, side_by_side, block)
-        one = timed(matmul, h[0], w[0])
+        vmapped = micros(jax.jit(jax.vmap(jnp.matmul)), h, w)
+        wide = micros(matmul, side_by_side, block)
+        one = micros(matmul, h[0], w[0])
         line = {
             "benchmark": "ensemble_matmul",
             "vmapped_us": round(vmapped),

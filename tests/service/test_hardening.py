@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -81,7 +81,9 @@ class Proc:
             wait_ready(self._readyz)
         except TimeoutError:
             self.process.send_signal(signal.SIGABRT)  # faulthandler writes the stacks to the log
-            self.process.wait(timeout=30)
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+            self.stop()
             raise TimeoutError(f"server not ready:\n{self.log.read_text()[-6000:]}") from None
         except BaseException:
             self.stop()
