@@ -1,4 +1,4 @@
-"""Recurrent core: LSTM, GRU and plain tanh RNN layers over ``lax.scan``, stepping flax's cells.
+"""Recurrent core: LSTM, GRU and plain tanh RNN layers over ``lax.scan``.
 
 Parameter layout of one layer (G gates, H hidden units, F input features):
   kernel_in  [F, G*H]   input projection, all gates fused
@@ -7,11 +7,16 @@ Parameter layout of one layer (G gates, H hidden units, F input features):
   bias_rec   [H]        GRU only: bias of the candidate's recurrent term (inside the reset product)
 Gate order: LSTM (i, f, g, o); GRU (r, z, n); RNN (a single tanh "gate").
 
-Each step runs flax's own cell (``OptimizedLSTMCell``, ``GRUCell``, ``SimpleCell``) on these
-parameters, converted exactly by :func:`to_flax_params`, and JAX differentiates the scan
-(backpropagation through time over the unrolled loop). A hand-written backward pass (custom VJP)
-lived here until it measured no faster than flax's cells (README, "Speed"); the layout stayed,
-so saved models load unchanged.
+The cells below are the equations of flax's own cells (``OptimizedLSTMCell``, ``GRUCell``,
+``SimpleCell``; the tests check outputs, carries and gradients against them, with parameters
+converted exactly by :func:`to_flax_params`), written out because two things about how XLA:CPU
+runs them are worth a few lines each (measured in the README, "Speed of the recurrent core"):
+a layer that starts from the zero state computes its first step without the recurrent product
+(XLA does not fold a product with zeros, as ``0 * inf`` is not 0, so a cell handed a zero carry
+pays for a matmul and a weight gradient known to be zero: one step in seven at the shipped
+shape), and a scan not unrolled whole computes its input product as a real matmul (see
+:func:`scan_layer`). JAX differentiates the scan (backpropagation through time over the unrolled
+loop); a hand-written backward pass (custom VJP) lived here until it measured no faster.
 
 Variable lengths: with ``lengths`` [batch], steps at or past a sequence's length leave its carry
 unchanged and their outputs repeat the last valid hidden state, so ``outputs[:, -1]`` is always
@@ -32,11 +37,6 @@ from forecaster.configs import CellType
 GATES: dict[str, int] = {"lstm": 4, "gru": 3, "rnn": 1}
 Carry = Any  # (c, h) for the LSTM, h otherwise; each [batch, hidden]
 Params = dict[str, jax.Array]
-FLAX_CELLS: dict[str, type[nn.Module]] = {
-    "lstm": nn.OptimizedLSTMCell,
-    "gru": nn.GRUCell,
-    "rnn": nn.SimpleCell,
-}
 
 # Scans of up to this many steps are unrolled whole, longer ones not at all: measured on CPU,
 # a whole unroll was fastest at the shipped shape (7 steps: training 7.5 ms against 8.3 for no
@@ -47,7 +47,7 @@ FULL_UNROLL_STEPS = 16
 
 def default_unroll(steps: int) -> int:
     """Time steps per scan iteration for a scan of ``steps`` steps."""
-    return steps if steps <= FULL_UNROLL_STEPS else 1
+    return max(1, steps if steps <= FULL_UNROLL_STEPS else 1)
 
 
 def hidden_state(cell: str, carry: Carry) -> jax.Array:
@@ -55,11 +55,74 @@ def hidden_state(cell: str, carry: Carry) -> jax.Array:
     return carry[1] if cell == "lstm" else carry
 
 
+# --------------------------------------------------------------------------------------------
+# Cells: one step from the carry and the step's input product xw = x_t W + b [batch, G*H];
+# carry None is the zero state
+# --------------------------------------------------------------------------------------------
+
+
+def lstm_step(p: Params, carry: Carry | None, xw: jax.Array) -> Carry:
+    """LSTM: gates i, f, o and candidate g from the input product ``xw`` (x_t W + b,
+    [batch, 4H]) and h; the cell state c is carried apart from h, c' = f*c + i*g,
+    h' = o*tanh(c')."""
+    z = xw if carry is None else xw + carry[1] @ p["kernel_rec"]
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c = jax.nn.sigmoid(i) * jnp.tanh(g)
+    if carry is not None:
+        c = jax.nn.sigmoid(f) * carry[0] + c
+    return c, jax.nn.sigmoid(o) * jnp.tanh(c)
+
+
+def gru_step(p: Params, h: jax.Array | None, xw: jax.Array) -> jax.Array:
+    """GRU: reset r and update z gates from the input product ``xw`` ([batch, 3H]) and h;
+    candidate n = tanh(xw_n + r*(U_n h + b_n)), h' = (1-z)*n + z*h."""
+    xr, xz, xn = jnp.split(xw, 3, axis=-1)
+    if h is None:
+        r, z = jax.nn.sigmoid(xr), jax.nn.sigmoid(xz)
+        return (1.0 - z) * jnp.tanh(xn + r * p["bias_rec"])
+    hr, hz, hn = jnp.split(h @ p["kernel_rec"], 3, axis=-1)
+    r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + r * (hn + p["bias_rec"]))
+    return (1.0 - z) * n + z * h
+
+
+def rnn_step(p: Params, h: jax.Array | None, xw: jax.Array) -> jax.Array:
+    """Plain RNN: h' = tanh(xw + U h), with xw = x_t W + b."""
+    return jnp.tanh(xw if h is None else h @ p["kernel_rec"] + xw)
+
+
+STEPS: dict[str, Callable[[Params, Carry | None, jax.Array], Carry]] = {
+    "lstm": lstm_step,
+    "gru": gru_step,
+    "rnn": rnn_step,
+}
+
+
+def _input_products(
+    params: Params, xs: jax.Array, ones_column: bool
+) -> tuple[jax.Array, Callable[[jax.Array], jax.Array]]:
+    """The scanned inputs [time, batch, F (+1)] and the step's x_t -> x_t W + b [batch, G*H].
+
+    A scan not unrolled whole reads each step's input as a dynamic slice, which XLA:CPU fuses
+    into the gates' elementwise work when the input product is not a real matmul (one feature:
+    a broadcast multiply); that fusion runs several times slower. With the bias riding in the
+    product as a column of ones (``ones_column``) it is a matmul and the slice stays apart:
+    forward of 64 windows x 168 steps, LSTM 31.5 -> 18.4 ms, GRU 27 -> 14. Training got 0-5%
+    slower, so scans unrolled whole (static slices) keep x W + b.
+    """
+    w_in, bias = params["kernel_in"], params["bias"]
+    if not ones_column:
+        return xs, lambda x_t: x_t @ w_in + bias
+    xs = jnp.concatenate([xs, jnp.ones_like(xs[..., :1])], axis=-1)
+    w_in = jnp.concatenate([w_in, bias[None]])
+    return xs, lambda x_t: x_t @ w_in
+
+
 def scan_layer(
     cell: str,
     params: Params,
     x: jax.Array,
-    carry: Carry,
+    carry: Carry | None = None,
     lengths: jax.Array | None = None,
     *,
     unroll: int | None = None,
@@ -70,7 +133,8 @@ def scan_layer(
       cell: "lstm", "gru" or "rnn".
       params: the layer's parameters (layout in the module docstring).
       x: inputs [batch, time, features].
-      carry: initial carry: (c, h) for the LSTM, h otherwise, each [batch, hidden].
+      carry: initial carry: (c, h) for the LSTM, h otherwise, each [batch, hidden]; None is the
+        zero state (and saves the first step's recurrent product).
       lengths: optional valid lengths [batch]; steps at or past a sequence's length leave its
         carry unchanged and output the last valid hidden state.
       unroll: time steps per scan iteration (default: :func:`default_unroll`).
@@ -79,20 +143,32 @@ def scan_layer(
     """
     if cell not in GATES:
         raise ValueError(f"unknown cell {cell!r}; expected one of {sorted(GATES)}")
-    module = FLAX_CELLS[cell](params["kernel_rec"].shape[0])
-    variables = {"params": to_flax_params(cell, params)}
+    step = STEPS[cell]
+    steps = x.shape[1] - (carry is None)  # scanned steps: a zero state's first step is not
+    unroll = unroll or default_unroll(steps)
+    xs, input_product = _input_products(params, jnp.swapaxes(x, 0, 1), unroll < steps)
+
+    def keep_valid(t: int | jax.Array, new: Carry, old: Carry) -> Carry:
+        if lengths is None:
+            return new
+        keep = (t < lengths)[:, None]
+        return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
+
+    h_first = None
+    if carry is None:
+        new = step(params, None, input_product(xs[0]))
+        carry = keep_valid(0, new, jax.tree.map(jnp.zeros_like, new))
+        h_first, xs = hidden_state(cell, carry), xs[1:]
 
     def body(carry: Carry, inp: tuple[jax.Array, jax.Array]) -> tuple[Carry, jax.Array]:
         x_t, t = inp
-        new_carry, _ = module.apply(variables, carry, x_t)
-        if lengths is not None:
-            keep = (t < lengths)[:, None]
-            new_carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
-        return new_carry, hidden_state(cell, new_carry)
+        carry = keep_valid(t, step(params, carry, input_product(x_t)), carry)
+        return carry, hidden_state(cell, carry)
 
-    steps = jnp.arange(x.shape[1])
-    unroll = unroll or default_unroll(x.shape[1])
-    carry, hs = jax.lax.scan(body, carry, (jnp.swapaxes(x, 0, 1), steps), unroll=unroll)
+    t = jnp.arange(x.shape[1] - xs.shape[0], x.shape[1])
+    carry, hs = jax.lax.scan(body, carry, (xs, t), unroll=unroll)
+    if h_first is not None:
+        hs = jnp.concatenate([h_first[None], hs])
     return jnp.swapaxes(hs, 0, 1), carry
 
 
@@ -163,8 +239,6 @@ class RecurrentLayer(nn.Module):
         }
         if self.cell == "gru":
             params["bias_rec"] = self.param("bias_rec", nn.initializers.zeros, (h,))
-        if carry is None:
-            carry = zero_carry(self.cell, x.shape[0], h, x.dtype)
         return scan_layer(self.cell, params, x, carry, lengths, unroll=self.unroll)
 
 
@@ -256,9 +330,9 @@ def flops_per_step(cell: str, features: int, hidden: int) -> int:
 
 
 __all__ = [
-    "FLAX_CELLS",
     "FULL_UNROLL_STEPS",
     "GATES",
+    "STEPS",
     "CellType",
     "RecurrentLayer",
     "StackedRecurrent",
@@ -266,8 +340,11 @@ __all__ = [
     "default_unroll",
     "flops_per_step",
     "from_flax_params",
+    "gru_step",
     "hidden_state",
     "lstm_bias_init",
+    "lstm_step",
+    "rnn_step",
     "scan_layer",
     "to_flax_params",
     "zero_carry",

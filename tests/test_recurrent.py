@@ -33,7 +33,7 @@ def _inputs(t: int = T, f: int = F, key: int = 0) -> jax.Array:
     return jax.random.normal(jax.random.key(key), (B, t, f))
 
 
-def _stack_params(cell: str, layers: int, x: jax.Array, unroll: int = 1):
+def _stack_params(cell: str, layers: int, x: jax.Array, unroll: int | None = 1):
     model = R.StackedRecurrent(cell, H, layers=layers, unroll=unroll)
     return model, _perturb(model.init(jax.random.key(1), x)["params"])
 
@@ -70,14 +70,15 @@ def _close(a, b, tol: float = 1e-5) -> None:
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol * scale)
 
 
+@pytest.mark.parametrize("unroll", [1, None])  # None: whole, so the plain input product
 @pytest.mark.parametrize("use_lengths", [False, True])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("cell", CELLS)
-def test_matches_flax_cells(cell: str, layers: int, use_lengths: bool) -> None:
+def test_matches_flax_cells(cell: str, layers: int, use_lengths: bool, unroll: int | None) -> None:
     x = _inputs()
     lengths = LENGTHS if use_lengths else None
     mask = _valid(lengths)
-    model, params = _stack_params(cell, layers, x)
+    model, params = _stack_params(cell, layers, x, unroll)
 
     def ours(params, x):
         out, carries = model.apply({"params": params}, x, lengths)
@@ -166,6 +167,39 @@ def test_matches_flax_rnn_from_a_given_carry(cell: str, t: int) -> None:
         return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(p, x, carry)
 
     _close(run(ours), run(theirs))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_zero_state_matches_an_explicit_zero_carry(cell: str) -> None:
+    """No carry (the zero state, whose first step skips the recurrent product) gives the same
+    outputs, carries and gradients as a carry of zeros: with a sequence of length 0, and for a
+    one-step scan."""
+    for t, lengths in [(T, jnp.array([6, 0, 1])), (1, None)]:
+        x = _inputs(t=t)
+        p = _perturb(R.RecurrentLayer(cell, H).init(jax.random.key(1), x)["params"])
+
+        def run(carry, t=t, lengths=lengths, x=x, p=p):
+            def f(p, x):
+                out, last = R.scan_layer(cell, p, x, carry, lengths)
+                return _loss(out, last, _valid(lengths, t)), (out, last)
+
+            return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(p, x)
+
+        _close(run(None), run(R.zero_carry(cell, B, H)))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_zero_state_first_step_has_no_recurrent_product(cell: str) -> None:
+    """XLA does not fold a product with zeros (0 * inf is not 0): the core must skip it."""
+    x = _inputs(t=1)
+    p = R.RecurrentLayer(cell, H).init(jax.random.key(1), x)["params"]
+
+    def flops(carry) -> float:
+        run = jax.jit(lambda p: R.scan_layer(cell, p, x, carry))
+        return run.lower(p).compile().cost_analysis()["flops"]
+
+    recurrent_product = 2 * B * H * R.GATES[cell] * H
+    assert flops(None) <= flops(R.zero_carry(cell, B, H)) - recurrent_product
 
 
 def test_forward_mode_autodiff() -> None:
