@@ -76,12 +76,9 @@ def _seasonal_adjustment(
     """The histories divided by their seasonal indices, and the indices [n, horizon] of the
     forecast steps (1 where a series is not adjusted)."""
     adjusted, factors = [], np.ones((len(histories), horizon))
-    for i, h in enumerate(histories):
-        x = np.asarray(h, np.float64)
+    for i, x in enumerate(histories):
         if np.all(x > 0) and metrics.seasonality_test(x, m):
-            si = metrics.seasonal_indices(x, m)
-            x = x / si[np.arange(x.size) % m]
-            factors[i] = si[(x.size + np.arange(horizon)) % m]
+            x, factors[i] = metrics.seasonally_adjusted(x, m, horizon)
         adjusted.append(x)
     return adjusted, factors
 

@@ -145,11 +145,8 @@ def fallback_forecast(
 
 def _naive2(x: F64, horizon: int, season: int, levels: Sequence[float]) -> Fallback:
     """Naive2 of a series that passed the seasonality test, its bands from the adjusted series."""
-    point = metrics.naive2([x], horizon, season)[0]
-    indices = metrics.seasonal_indices(x, season)
-    with np.errstate(divide="ignore", invalid="ignore"):  # zero indices: the caller falls back
-        adjusted = x / indices[np.arange(x.size) % season]
-    future = indices[(x.size + np.arange(horizon)) % season]
+    adjusted, future = metrics.seasonally_adjusted(x, season, horizon)
+    point = adjusted[-1] * future  # Naive2; zero indices make it inf: the caller falls back
     growth = np.sqrt(np.arange(1, horizon + 1))
     spread = _bands(np.full(horizon, adjusted[-1]), np.diff(adjusted), growth, levels)
     return Fallback(point, {q: band * future for q, band in spread.items()}, "naive2")

@@ -60,6 +60,7 @@ __all__ = [
     "seasonal_indices",
     "seasonal_naive",
     "seasonality_test",
+    "seasonally_adjusted",
     "smape",
     "smape_per_series",
 ]
@@ -283,13 +284,22 @@ def seasonal_indices(x: ArrayLike, m: int) -> F64:
     return figure / figure.mean()
 
 
+def seasonally_adjusted(x: ArrayLike, m: int, horizon: int) -> tuple[F64, F64]:
+    """``x [n]`` divided by its seasonal indices (:func:`seasonal_indices`), and the indices of
+    the ``horizon`` steps after its end, which re-seasonalise a forecast of the adjusted series:
+    the decomposition of M4's Naive2 and of its classical benchmarks."""
+    x = np.asarray(x, dtype=np.float64)
+    si = seasonal_indices(x, m)
+    with np.errstate(divide="ignore", invalid="ignore"):  # zero indices: inf, for callers to see
+        adjusted = x / si[np.arange(x.size) % m]
+    return adjusted, si[(x.size + np.arange(horizon)) % m]
+
+
 def _naive2_one(x: F64, horizon: int, m: int) -> F64:
     if not seasonality_test(x, m):
         return np.full(horizon, x[-1])
-    si = seasonal_indices(x, m)
-    # The adjusted series' last value, re-seasonalised with the indices continued past the end.
-    future = si[(x.size + np.arange(horizon)) % m]
-    return x[-1] / si[(x.size - 1) % m] * future
+    adjusted, future = seasonally_adjusted(x, m, horizon)
+    return adjusted[-1] * future
 
 
 def naive2(insample: Sequence[ArrayLike], horizon: int, m: int) -> F64:

@@ -180,6 +180,14 @@ def test_seasonal_indices_recover_exact_pattern(pattern: list[float]) -> None:
     np.testing.assert_allclose(M.seasonal_indices(x, m), np.roll(pattern, -1))
 
 
+def test_seasonally_adjusted_removes_the_pattern_and_continues_it() -> None:
+    pattern = np.array([0.5, 1.5, 1.0, 1.0])
+    x = 10.0 * np.resize(pattern, 4 * 10 + 2)  # ends at position 1 of the cycle
+    adjusted, future = M.seasonally_adjusted(x, 4, 6)
+    np.testing.assert_allclose(adjusted, 10.0)
+    np.testing.assert_allclose(future, np.resize(np.roll(pattern, -2), 6))
+
+
 def test_naive2_continues_seasonal_pattern_and_is_naive_otherwise() -> None:
     pattern = np.array([0.5, 1.5, 1.0, 1.0])
     x = 10.0 * np.resize(pattern, 4 * 10 + 2)  # ends at position 1 of the cycle
