@@ -220,7 +220,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.unroll is None:
         from forecaster.recurrent import default_unroll
 
-        args.unroll = default_unroll(args.window) if args.impl == "layer" else 1
+        training = not args.forward_only
+        args.unroll = default_unroll(args.window, training) if args.impl == "layer" else 1
     if args.steps is None:  # aim for roughly 0.3-1 s per round
         work = args.batch * args.window * args.hidden * (1 if args.forward_only else 3)
         args.steps = int(np.clip(2e8 / max(work, 1), 3, 200))

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from forecaster.configs import ModelConfig
-from forecaster.recurrent import StackedRecurrent
+from forecaster.recurrent import StackedRecurrent, default_unroll
 
 __all__ = ["Forecaster", "Member", "ModelConfig", "combine", "forward", "init_params"]
 
@@ -26,9 +26,11 @@ class Member(nn.Module):
     """One network: normalised history [batch, input_size] -> [batch, horizon, outputs].
 
     With ``lengths`` [batch] (points of real history, the rest left padding), the encoder reads
-    only each row's valid steps."""
+    only each row's valid steps. ``training`` compiles the encoder for gradients (longer scans
+    unrolled whole: :func:`forecaster.recurrent.default_unroll`); the outputs are the same."""
 
     config: ModelConfig
+    training: bool = False
 
     @nn.compact
     def __call__(
@@ -39,7 +41,10 @@ class Member(nn.Module):
         valid = None
         if lengths is not None:
             steps, valid = valid_first(steps, lengths)
-        encoder = StackedRecurrent(cfg.cell, cfg.hidden, cfg.layers, cfg.dropout, name="encoder")
+        unroll = default_unroll(steps.shape[1], self.training)
+        encoder = StackedRecurrent(
+            cfg.cell, cfg.hidden, cfg.layers, cfg.dropout, unroll=unroll, name="encoder"
+        )
         _, carries = encoder(steps, valid, deterministic=deterministic)
         last = carries[-1]
         h = last[1] if cfg.cell == "lstm" else last
@@ -52,10 +57,11 @@ class Forecaster(nn.Module):
 
     Parameters carry a leading member axis [ensemble, ...] (also for a single member), so one
     artifact format serves single models and ensembles, and members train side by side in one
-    jitted step, each on its own batch.
+    jitted step, each on its own batch. ``training``: as in :class:`Member`.
     """
 
     config: ModelConfig
+    training: bool = False
 
     @nn.compact
     def __call__(
@@ -70,7 +76,7 @@ class Forecaster(nn.Module):
             in_axes=(0, None if lengths is None else 0, None),
             axis_size=self.config.ensemble,
         )
-        return members(self.config, name="members")(z, lengths, deterministic)
+        return members(self.config, self.training, name="members")(z, lengths, deterministic)
 
 
 def combine(outputs: jax.Array) -> jax.Array:

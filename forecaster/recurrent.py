@@ -9,13 +9,14 @@ Gate order: LSTM (i, f, g, o); GRU (r, z, n); RNN (a single tanh "gate").
 
 The cells below are the equations of flax's own cells (``OptimizedLSTMCell``, ``GRUCell``,
 ``SimpleCell``; the tests check outputs, carries and gradients against them, with parameters
-converted exactly by :func:`to_flax_params`), written out because two things about how XLA:CPU
-runs them are worth a few lines each (measured in the README, "Speed of the recurrent core"):
-a layer that starts from the zero state computes its first step without the recurrent product
-(XLA does not fold a product with zeros, as ``0 * inf`` is not 0, so a cell handed a zero carry
-pays for a matmul and a weight gradient known to be zero: one step in seven at the shipped
-shape), and a scan not unrolled whole computes its input product as a real matmul (see
-:func:`scan_layer`). JAX differentiates the scan (backpropagation through time over the unrolled
+converted exactly by :func:`to_flax_params`), written out because a few things about how
+XLA:CPU runs them are worth a few lines each (measured in the README, "Speed of the recurrent
+core"): a layer that starts from the zero state computes its first step without the recurrent
+product (XLA does not fold a product with zeros, as ``0 * inf`` is not 0, so a cell handed a
+zero carry pays for a matmul and a weight gradient known to be zero: one step in seven at the
+shipped shape), a scan not unrolled whole computes its input product as a real matmul (see
+:func:`scan_layer`), and an unrolled scan computes each step's carry once
+(:func:`_materialized`). JAX differentiates the scan (backpropagation through time over the unrolled
 loop); a hand-written backward pass (custom VJP) lived here until it measured no faster.
 
 Variable lengths: with ``lengths`` [batch], steps at or past a sequence's length leave its carry
@@ -38,16 +39,24 @@ GATES: dict[str, int] = {"lstm": 4, "gru": 3, "rnn": 1}
 Carry = Any  # (c, h) for the LSTM, h otherwise; each [batch, hidden]
 Params = dict[str, jax.Array]
 
-# Scans of up to this many steps are unrolled whole, longer ones not at all: measured on CPU,
-# a whole unroll was fastest at the shipped shape (7 steps: training 7.5 ms against 8.3 for no
-# unroll and for 4), and any unroll slowed 168 steps (LSTM training 179 ms at 1, 211 at 2, 328
-# at 4).
+# Scans of up to this many steps are unrolled whole, longer ones not at all. Measured on CPU:
+# for inference, whole unrolls pay at the shipped shape but not beyond (52 steps: a forecast of
+# 16 series 8.4 ms against 6.9, and the five compiled batch sizes took 9.1 s against 2.0); when
+# differentiated, a whole unroll stores the backward's residuals as plain buffers instead of
+# writing them into stacked loop outputs step by step, and pays up to long windows (training
+# B256 H128: 16 steps 13.1 ms against 16.6, 64 steps 56 against 74, 168 steps LSTM 174 against
+# 207 and GRU 117 against 159), for a compile that grows with the steps (8.5 s at 168 against
+# 1.2). Partial unrolls (2, 4) were slower than none at 168 steps.
 FULL_UNROLL_STEPS = 16
+TRAINING_UNROLL_STEPS = 168
 
 
-def default_unroll(steps: int) -> int:
-    """Time steps per scan iteration for a scan of ``steps`` steps."""
-    return max(1, steps if steps <= FULL_UNROLL_STEPS else 1)
+def default_unroll(steps: int, training: bool = False) -> int:
+    """Time steps per scan iteration for a scan of ``steps`` steps: the whole scan up to
+    :data:`FULL_UNROLL_STEPS` (:data:`TRAINING_UNROLL_STEPS` for a graph that is differentiated,
+    ``training``), else one."""
+    limit = TRAINING_UNROLL_STEPS if training else FULL_UNROLL_STEPS
+    return max(1, steps if steps <= limit else 1)
 
 
 def hidden_state(cell: str, carry: Carry) -> jax.Array:
@@ -118,6 +127,26 @@ def _input_products(
     return xs, lambda x_t: x_t @ w_in
 
 
+@jax.custom_jvp
+def _materialized(x: jax.Array) -> jax.Array:
+    """x, computed once: XLA:CPU fuses cheap elementwise producers into every consumer, so in an
+    unrolled scan the carry's elementwise recursions (the LSTM's c' = f*c + i*g, the GRU's
+    h' = (1-z)*n + z*h, and their gradients dc = f*dc' + ...) were recomputed along the chain
+    inside every step's fusions: quadratic in the steps (the recipe's backward spent about 4.5
+    of its 20 ms on it). A float divide counts as expensive to XLA's fusion and is never
+    duplicated, so dividing by a ones array XLA cannot fold (x*0 + 1; x*0 is not folded, as
+    inf*0 is nan) materialises x once, forward and backward. ``optimization_barrier`` does not:
+    XLA:CPU removes it before fusion. Values pass unchanged (inf or nan carries become nan)."""
+    return x / (x * 0.0 + 1.0)
+
+
+@_materialized.defjvp
+def _materialized_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple:
+    (x,), (t,) = primals, tangents
+    ones = x * 0.0 + 1.0
+    return x / ones, t / ones  # linear in t, so reverse mode divides the cotangent too
+
+
 def scan_layer(
     cell: str,
     params: Params,
@@ -163,6 +192,8 @@ def scan_layer(
     def body(carry: Carry, inp: tuple[jax.Array, jax.Array]) -> tuple[Carry, jax.Array]:
         x_t, t = inp
         carry = keep_valid(t, step(params, carry, input_product(x_t)), carry)
+        if unroll > 1:  # a rolled loop stores its carry anyway
+            carry = jax.tree.map(_materialized, carry)
         return carry, hidden_state(cell, carry)
 
     t = jnp.arange(x.shape[1] - xs.shape[0], x.shape[1])
@@ -333,6 +364,7 @@ __all__ = [
     "FULL_UNROLL_STEPS",
     "GATES",
     "STEPS",
+    "TRAINING_UNROLL_STEPS",
     "CellType",
     "RecurrentLayer",
     "StackedRecurrent",

@@ -115,7 +115,7 @@ def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.
     scale = fit_scale(batch["x"], jnp)
     z = normalize(batch["x"], scale, jnp)
     target = normalize(batch["y"], scale, jnp)
-    out = Forecaster(cfg).apply(
+    out = Forecaster(cfg, training=True).apply(
         {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, rngs={"dropout": key}
     )  # [ensemble, batch, horizon, outputs]
     levels = jnp.asarray((0.5, *cfg.quantiles), jnp.float32)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from forecaster.model import Forecaster, ModelConfig, combine, forward, init_params
+from forecaster.recurrent import default_unroll
 
 
 def test_config_round_trips_through_dict_and_sorts_quantiles() -> None:
@@ -67,3 +68,27 @@ def test_forward_is_the_member_median() -> None:
     members = Forecaster(cfg).apply({"params": params}, jnp.broadcast_to(z, (3, 2, 48)))
     np.testing.assert_allclose(forward(cfg, params, z), np.median(members, axis=0), rtol=1e-6)
     assert combine(jnp.arange(3.0)[:, None]).tolist() == [1.0]
+
+
+@pytest.mark.parametrize("lengths", [None, [40, 17]])
+def test_training_compilation_gives_the_same_forecasts_and_gradients(lengths: list | None) -> None:
+    """``training`` only changes how the encoder compiles: 20 steps are one rolled loop for
+    inference and unrolled whole when differentiated."""
+    cfg = ModelConfig(hidden=8, input_size=40, step=2, horizon=4, ensemble=2)
+    assert default_unroll(20) == 1 and default_unroll(20, training=True) == 20
+    params = init_params(cfg)
+    z = jax.random.normal(jax.random.key(1), (2, 2, 40))
+    valid = None if lengths is None else jnp.broadcast_to(jnp.asarray(lengths), (2, 2))
+
+    def run(training: bool) -> tuple:
+        def loss(p: dict) -> jax.Array:
+            out = Forecaster(cfg, training=training).apply({"params": p}, z, valid)
+            return jnp.sum(jnp.sin(out)), out
+
+        return jax.value_and_grad(loss, has_aux=True)(params)
+
+    (_, out), grads = run(False)
+    (_, out_t), grads_t = run(True)
+    np.testing.assert_allclose(out_t, out, rtol=1e-5, atol=1e-6)
+    for g_t, g in zip(jax.tree.leaves(grads_t), jax.tree.leaves(grads), strict=True):
+        np.testing.assert_allclose(g_t, g, rtol=1e-4, atol=1e-6)
