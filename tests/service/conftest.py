@@ -6,6 +6,7 @@ Random weights are enough here: the service's behaviour does not depend on forec
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import socket
@@ -78,6 +79,9 @@ def wait_ready(status: Callable[[], int], timeout: float = 60) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.05)
+    # A rare start-up hang (see service/lifespan.py) is only diagnosable from where the threads
+    # stood: their stacks go to the test's captured stderr.
+    faulthandler.dump_traceback(all_threads=True)
     raise TimeoutError("the service did not become ready")
 
 
