@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from forecaster.configs import ModelConfig
-from forecaster.recurrent import StackedRecurrent, default_unroll
+from forecaster.recurrent import StackedRecurrent
 
 __all__ = ["Forecaster", "Member", "ModelConfig", "combine", "forward", "init_params"]
 
@@ -41,9 +41,8 @@ class Member(nn.Module):
         valid = None
         if lengths is not None:
             steps, valid = valid_first(steps, lengths)
-        unroll = default_unroll(steps.shape[1], self.training)
         encoder = StackedRecurrent(
-            cfg.cell, cfg.hidden, cfg.layers, cfg.dropout, unroll=unroll, name="encoder"
+            cfg.cell, cfg.hidden, cfg.layers, cfg.dropout, training=self.training, name="encoder"
         )
         _, carries = encoder(steps, valid, deterministic=deterministic)
         last = carries[-1]

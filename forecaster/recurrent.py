@@ -155,6 +155,7 @@ def scan_layer(
     lengths: jax.Array | None = None,
     *,
     unroll: int | None = None,
+    training: bool = False,
 ) -> tuple[jax.Array, Carry]:
     """Run one layer over a sequence.
 
@@ -167,6 +168,8 @@ def scan_layer(
       lengths: optional valid lengths [batch]; steps at or past a sequence's length leave its
         carry unchanged and output the last valid hidden state.
       unroll: time steps per scan iteration (default: :func:`default_unroll`).
+      training: whether the graph will be differentiated (only the default unroll depends on
+        it; the outputs do not).
     Returns:
       (outputs [batch, time, hidden], final carry).
     """
@@ -174,7 +177,7 @@ def scan_layer(
         raise ValueError(f"unknown cell {cell!r}; expected one of {sorted(GATES)}")
     step = STEPS[cell]
     steps = x.shape[1] - (carry is None)  # scanned steps: a zero state's first step is not
-    unroll = unroll or default_unroll(steps)
+    unroll = unroll or default_unroll(steps, training)
     xs, input_product = _input_products(params, jnp.swapaxes(x, 0, 1), unroll < steps)
 
     def keep_valid(t: int | jax.Array, new: Carry, old: Carry) -> Carry:
@@ -249,11 +252,13 @@ class RecurrentLayer(nn.Module):
       cell: "lstm", "gru" or "rnn".
       hidden: hidden units H.
       unroll: time steps per scan iteration (None: :func:`default_unroll`).
+      training: compiled for gradients (see :func:`scan_layer`).
     """
 
     cell: CellType
     hidden: int
     unroll: int | None = None
+    training: bool = False
 
     @nn.compact
     def __call__(
@@ -270,14 +275,17 @@ class RecurrentLayer(nn.Module):
         }
         if self.cell == "gru":
             params["bias_rec"] = self.param("bias_rec", nn.initializers.zeros, (h,))
-        return scan_layer(self.cell, params, x, carry, lengths, unroll=self.unroll)
+        return scan_layer(
+            self.cell, params, x, carry, lengths, unroll=self.unroll, training=self.training
+        )
 
 
 class StackedRecurrent(nn.Module):
     """Stacked layers: [batch, time, features] -> ([batch, time, hidden], tuple of carries).
 
     Submodules are named ``layer_0``, ``layer_1``, ...; dropout (when > 0) is applied between
-    layers and needs a ``dropout`` rng when ``deterministic`` is False.
+    layers and needs a ``dropout`` rng when ``deterministic`` is False. ``unroll`` and
+    ``training``: as in :class:`RecurrentLayer`.
     """
 
     cell: CellType
@@ -285,6 +293,7 @@ class StackedRecurrent(nn.Module):
     layers: int = 1
     dropout: float = 0.0
     unroll: int | None = None
+    training: bool = False
 
     @nn.compact
     def __call__(
@@ -294,7 +303,9 @@ class StackedRecurrent(nn.Module):
         for i in range(self.layers):
             if i > 0 and self.dropout > 0:
                 x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-            layer = RecurrentLayer(self.cell, self.hidden, unroll=self.unroll, name=f"layer_{i}")
+            layer = RecurrentLayer(
+                self.cell, self.hidden, self.unroll, self.training, name=f"layer_{i}"
+            )
             x, carry = layer(x, lengths)
             carries.append(carry)
         return x, tuple(carries)
