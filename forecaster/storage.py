@@ -180,7 +180,15 @@ def _list_local(path: str) -> dict[str, Kind]:
     try:
         with os.scandir(path) as it:
             for item in it:
-                out[item.name] = _kind(item.stat(follow_symlinks=False).st_mode)
+                try:
+                    mode = item.stat(follow_symlinks=False).st_mode
+                except FileNotFoundError:
+                    # Removed since it was listed (the monitoring database's journal beside
+                    # the models, a publish's temp directory): it is not there, and the
+                    # directory is. Raised on, it read as a missing directory, so a registry
+                    # listed empty while SQLite committed.
+                    continue
+                out[item.name] = _kind(mode)
     except NotADirectoryError as err:
         raise FileNotFoundError(f"{path} is not a directory") from err
     return out

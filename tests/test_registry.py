@@ -558,6 +558,46 @@ def damaged(cli_registry: R.Registry) -> R.Registry:
     return cli_registry
 
 
+def test_files_removed_while_listing_hide_nothing(
+    reg: R.Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's journal beside the models (the monitoring database lives in the registry
+    root) and a publish's temp directory come and go; one that vanishes between the listing
+    and its stat once made the whole registry list empty (a served model went missing)."""
+    reg.publish("demand", CFG, make_params(1))
+    root = Path(reg.root)
+    journal = root / "monitoring.sqlite3-journal"
+    temp = root / "demand" / ".tmp-5ca1ab1e"
+    real_scandir = os.scandir
+
+    class Vanishing:
+        """os.scandir whose journal and temp directory are removed just after they are read."""
+
+        def __init__(self, path: str) -> None:
+            self.entries = real_scandir(path)
+
+        def __enter__(self) -> Vanishing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.entries.close()
+
+        def __iter__(self) -> Iterator[os.DirEntry]:
+            for entry in self.entries:
+                if entry.path == str(journal):
+                    journal.unlink()
+                elif entry.path == str(temp):
+                    temp.rmdir()
+                yield entry
+
+    journal.write_bytes(b"")
+    temp.mkdir()
+    monkeypatch.setattr(os, "scandir", Vanishing)
+    assert reg.names() == ["demand"]
+    assert reg.versions("demand") == [1]
+    assert not journal.exists() and not temp.exists()  # both were listed, then removed
+
+
 def test_one_bad_version_does_not_hide_the_others(damaged: R.Registry) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
