@@ -34,7 +34,9 @@ On an fsspec object store (s3://, gs://, memory://) there is no rename and no fl
 
 Reading is defensive: one unreadable version (a damaged, huge or special-file manifest) is
 reported by :meth:`Registry.describe` without hiding the others, and a corrupt ``aliases.json``
-raises :class:`AliasFileError` for that model only.
+raises :class:`AliasFileError` for that model only. Entries removed while a directory is listed
+(SQLite's journal of the monitoring database, which lives in the root; a publish's temp
+directory) are skipped, never taken for a missing directory.
 
 Crash testing: with ``FORECASTER_FAILPOINT=<name>`` the process SIGKILLs itself at that step:
 ``save:after-weights`` (weights written, manifest not yet; ``save:after-<stem>`` likewise after

@@ -72,7 +72,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # JAX's backend starts here, on this thread, before the threads that load the models and
     # migrate the monitoring store exist: twice in CI a server hung with those two start-ups
     # running at once in two threads (its log stops between the migration and the backend's
-    # first line). Not reproduced alone; starting the backend first removes the overlap.
+    # first line). Not reproduced alone; starting the backend first removes the overlap. The
+    # likelier cause, found later: the migration's SQLite journal vanishing while the registry
+    # was listed made the listing empty, so nothing loaded (fixed in storage._list_local).
     jax.devices()
     app.state.batcher = MicroBatcher(
         max_wait_s=settings.max_batch_wait_ms / 1000,
