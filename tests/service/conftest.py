@@ -79,8 +79,8 @@ def wait_ready(status: Callable[[], int], timeout: float = 60) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.05)
-    # A rare start-up hang (see service/lifespan.py) is only diagnosable from where the threads
-    # stood: their stacks go to the test's captured stderr.
+    # Never ready: a start-up hang or nothing loaded (see service/lifespan.py) tell apart only
+    # by where the threads stood: their stacks go to the test's captured stderr.
     faulthandler.dump_traceback(all_threads=True)
     raise TimeoutError("the service did not become ready")
 
