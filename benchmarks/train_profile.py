@@ -12,7 +12,10 @@ alone and timed over the same batches, median of ``--rounds`` rounds:
 - ``forward_backward``: loss and gradients (backpropagation through time);
 - ``step``: the whole ``train_step`` (gradients, clipping, AdamW, the parameter update), fed
   pre-sampled batches, so ``step - forward_backward`` is the optimizer's share;
-- ``loop``: the fit loop as run (sampling and step, dispatched back to back);
+- ``loop``: the fit loop as run: ``train_steps``, sampling and stepping on the device, 100 steps
+  (``REPORT_EVERY``) a dispatch;
+- ``loop_per_step``: the same with one dispatch per step from Python (sampling, then
+  ``train_step``), as the fit loop ran until 2026-11-28;
 - ``evaluate``: one validation pass (forecast 414 series and score), and its cost per step at
   the recipe's ``eval_every``.
 
@@ -36,7 +39,14 @@ from forecaster import data
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.predict import Predictor, score_model
 from forecaster.scaling import fit_scale, normalize
-from forecaster.train import WindowSampler, create_train_state, loss_fn, train_step
+from forecaster.train import (
+    REPORT_EVERY,
+    WindowSampler,
+    create_train_state,
+    loss_fn,
+    train_step,
+    train_steps,
+)
 
 M4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "m4"
 RECIPE = ModelConfig(cell="lstm", hidden=128, input_size=168, horizon=48, step=24, ensemble=5)
@@ -82,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     def loop_step(key: jax.Array) -> Any:
         return one_step(sampler.sample(key, shape))
 
+    loop_state = [create_train_state(RECIPE, TRAIN), jax.random.key(2)]
+
+    def loop() -> Any:  # REPORT_EVERY steps a call, as fit runs them
+        state, key, metrics = train_steps(
+            loop_state[0], sampler, loop_state[1], shape, REPORT_EVERY
+        )
+        loop_state[:] = state, key
+        return metrics["loss"]
+
     cycle = {"i": 0}
 
     def each(fn: Callable[[Any], Any], items: list) -> Callable[[], Any]:
@@ -97,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         "forward": each(lambda b: forward(params, b), batches),
         "forward_backward": each(lambda b: grads(params, b), batches),
         "step": each(one_step, batches),
-        "loop": each(loop_step, list(keys)),
+        "loop_per_step": each(loop_step, list(keys)),
+        "loop": loop,
     }
     rounds: dict[str, list[float]] = {k: [] for k in parts}
     for _ in range(args.rounds):  # parts interleaved, so load from elsewhere hits all alike
         for name, fn in parts.items():
-            rounds[name].append(timed(fn, args.steps))
+            if name == "loop":
+                rounds[name].append(timed(fn, 1) / REPORT_EVERY)
+            else:
+                rounds[name].append(timed(fn, args.steps))
     ms = {k: round(statistics.median(v), 2) for k, v in rounds.items()}
 
     predictor = Predictor(RECIPE, jax.device_get(step_state[0].params))

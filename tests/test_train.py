@@ -18,6 +18,7 @@ from forecaster.train import (
     fit,
     pinball,
     train_step,
+    train_steps,
 )
 
 CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=12, ensemble=2)
@@ -57,6 +58,25 @@ def test_train_step_lowers_the_loss_and_reports_gradient_norm() -> None:
         first = float(metrics["loss"]) if first is None else first
     assert float(metrics["loss"]) < 0.5 * first
     assert np.isfinite(float(metrics["grad_norm"])) and int(state.step) == 60
+
+
+def test_train_steps_runs_train_step_on_fresh_batches_in_one_program() -> None:
+    train_cfg = TrainConfig(steps=10, warmup_steps=2)
+    sampler = WindowSampler.from_series(seasonal_series().values, 48, 12)
+    shape = (2, 8)
+    state, key = create_train_state(CFG, train_cfg), jax.random.key(3)
+    for _ in range(5):  # what the fit loop did step by step before
+        key, sub = jax.random.split(key)
+        state, metrics = train_step(state, sampler.sample(sub, shape))
+    compiled = train_steps._cache_size()
+    looped, looped_key, looped_metrics = create_train_state(CFG, train_cfg), jax.random.key(3), {}
+    for n in (2, 3):  # counts share one program
+        looped, looped_key, looped_metrics = train_steps(looped, sampler, looped_key, shape, n)
+    assert train_steps._cache_size() - compiled <= 1 and int(looped.step) == 5
+    exact = partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7)
+    jax.tree.map(exact, looped.params, state.params)
+    jax.tree.map(exact, looped_metrics, metrics)
+    np.testing.assert_array_equal(jax.random.key_data(looped_key), jax.random.key_data(key))
 
 
 def test_fit_is_reproducible_and_selects_on_validation() -> None:
