@@ -3,7 +3,9 @@
 One training step = forward over the window, a dense head on the last hidden state to
 ``--horizon`` outputs, MSE loss, backward and an Adam update (optax / torch.optim). Timed after
 warm-up in rounds; with ``--compare torch`` JAX and torch rounds alternate in the same process so
-that load from other processes hits both alike, and medians are reported.
+that load from other processes hits both alike, and medians are reported. JAX's training steps
+run as ``forecaster.train`` runs them, looped on the device (``lax.fori_loop``, one dispatch per
+round); ``--loop python`` dispatches each step from Python instead, like torch's loop.
 
     python -m benchmarks.train_throughput --cell lstm --batch 256 --window 168 --hidden 128
     python -m benchmarks.train_throughput --cell gru --features 24 --window 7 --compare torch
@@ -22,6 +24,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -134,8 +137,17 @@ def jax_runner(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Callab
 
     step = jax.jit(train_step, donate_argnums=(0, 1))
 
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def steps(params: Any, opt_state: Any, n: jax.Array) -> tuple[Any, Any, jax.Array]:
+        def body(_: jax.Array, carry: tuple) -> tuple:
+            return train_step(*carry[:2])
+
+        return jax.lax.fori_loop(0, n, body, (params, opt_state, jnp.zeros((), jnp.float32)))
+
     def run(n: int) -> None:
-        for _ in range(n):
+        if args.loop == "device":
+            state["params"], state["opt"], loss = steps(state["params"], state["opt"], n)
+        for _ in range(n if args.loop == "python" else 0):
             state["params"], state["opt"], loss = step(state["params"], state["opt"])
         loss.block_until_ready()
 
@@ -212,6 +224,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="layer: forecaster.recurrent; flax: nn.RNN over flax's cell, as reference",
     )
     p.add_argument("--unroll", type=int, default=None, help="default: the library's default")
+    p.add_argument(
+        "--loop",
+        choices=["device", "python"],
+        default="device",
+        help="JAX training: steps looped on the device, as forecaster.train runs them, or one "
+        "dispatch per step from Python",
+    )
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--steps", type=int, default=None, help="steps per round (auto by default)")
     p.add_argument("--rounds", type=int, default=7)
