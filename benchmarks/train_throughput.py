@@ -147,8 +147,9 @@ def jax_runner(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Callab
     def run(n: int) -> None:
         if args.loop == "device":
             state["params"], state["opt"], loss = steps(state["params"], state["opt"], n)
-        for _ in range(n if args.loop == "python" else 0):
-            state["params"], state["opt"], loss = step(state["params"], state["opt"])
+        else:
+            for _ in range(n):
+                state["params"], state["opt"], loss = step(state["params"], state["opt"])
         loss.block_until_ready()
 
     return run

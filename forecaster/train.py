@@ -394,7 +394,7 @@ def _train(
                 )
             bar.update(step - bar.n)
             bar.set_postfix(loss=f"{loss:.4f}", val_owa=best and f"{best.val_metrics['owa']:.4f}")
-        if validation is None or (step % train_cfg.eval_every and step != last):
+        if validation is None or (step % evaluate_every and step != last):
             continue
         predictor = Predictor(model_cfg, state.selectable)
         _, scores = score_model(predictor, *validation, train_cfg.seasonality)
