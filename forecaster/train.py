@@ -153,11 +153,17 @@ class WindowSampler:
     series' start: the missing points are padded (:func:`forecaster.windows.pad_left`) and the
     batch carries each window's real history length; a share ``SHORTENED`` is cut shorter at
     random, down to ``min_input``.
+
+    Batches are drawn from the first ``count`` windows. With ``held_out``, those are the windows
+    that leave each series' last ``held_out`` points unseen (the validation split), and the
+    arrays keep the size of all windows: a sampler of the same series without ``held_out`` (the
+    refit's) has the same shapes, so both runs share one compiled training loop.
     """
 
     padded: jax.Array  # [n_series, max_len]
     series_idx: jax.Array  # [n_windows]
     start: jax.Array  # [n_windows], negative where the window starts before its series
+    count: jax.Array  # [] windows drawn from: the first ``count``
     input_size: int
     horizon: int
     min_input: int
@@ -173,17 +179,26 @@ class WindowSampler:
         mesh: jax.sharding.Mesh | None = None,
         *,
         min_input: int | None = None,
+        held_out: int = 0,
     ) -> WindowSampler:
-        """All windows of ``values``; with a ``mesh``, the series are copied to every device
-        so each one gathers its own slice of every batch without communication."""
+        """The windows of ``values`` that end ``held_out`` points before their series does;
+        with a ``mesh``, the series are copied to every device so each one gathers its own
+        slice of every batch without communication."""
         least = input_size if min_input is None else min_input
         padded, lengths = windows.pad_series(values, dtype=np.float32)
-        series_idx, start = windows.window_index(lengths, input_size, horizon, min_input=least)
-        if len(series_idx) == 0:
+        size = windows.window_index(lengths, input_size, horizon, min_input=least)[0].size
+        series_idx, start = windows.window_index(
+            lengths - held_out, input_size, horizon, min_input=least
+        )
+        count = series_idx.size
+        if count == 0:
+            before = f" before its last {held_out}" if held_out else ""
             raise data.DataError(
-                f"no series is long enough for one window of {least + horizon} points"
+                f"no series is long enough for one window of {least + horizon} points{before}"
             )
-        arrays = (jnp.asarray(padded), jnp.asarray(series_idx), jnp.asarray(start))
+        # Never drawn: room for the windows that end in the held-out points.
+        series_idx, start = (np.pad(a, (0, size - count)) for a in (series_idx, start))
+        arrays = tuple(map(jnp.asarray, (padded, series_idx, start, np.int32(count))))
         if mesh is None:
             return cls(*arrays, input_size, horizon, least)
         arrays = parallel.replicate(arrays, mesh)
@@ -197,7 +212,7 @@ class WindowSampler:
 
 @partial(jax.jit, static_argnums=2)
 def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> dict:
-    pick = jax.random.randint(key, shape, 0, sampler.series_idx.shape[0])
+    pick = jax.random.randint(key, shape, 0, sampler.count)
     start = sampler.start[pick]
     cut = windows.gather_windows(
         sampler.padded,
@@ -220,7 +235,7 @@ def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> d
 
 jax.tree_util.register_dataclass(
     WindowSampler,
-    data_fields=["padded", "series_idx", "start"],
+    data_fields=["padded", "series_idx", "start", "count"],
     meta_fields=["input_size", "horizon", "min_input", "sharding"],
 )
 
@@ -320,13 +335,20 @@ def fit(
     validation = (train.values, val_targets)
     # The network is trained and selected alone (a champion's classical share is chosen afresh).
     model_cfg = replace(model_cfg, theta_weight=0.0, damped_weight=0.0, theta_season=1)
-    best = _train(train.values, model_cfg, train_cfg, initial_params, progress, on_eval, validation)
+    mesh = parallel.default_mesh()
+    if mesh is not None:
+        parallel.check_batch_size(train_cfg.batch_size, mesh)
+    samplers = partial(WindowSampler.from_series, series.values, model_cfg.input_size,
+                       model_cfg.horizon, mesh, min_input=model_cfg.min_input)  # fmt: skip
+    # The selection's windows end before the validation points.
+    selection = samplers(held_out=model_cfg.horizon)
+    best = _train(selection, model_cfg, train_cfg, initial_params, progress, on_eval, validation)
     best.config = _with_classical(best, train_cfg, validation)
     if train_cfg.refit:
         # The last horizon of every series is its most recent behaviour, and for short series a
         # large share of their windows: the final weights are trained with it, for the steps
         # that validation chose.
-        final = _train(series.values, model_cfg, train_cfg, initial_params, progress,
+        final = _train(samplers(), model_cfg, train_cfg, initial_params, progress,
                        until=best.best_step)  # fmt: skip
         best.params = final.params
     best.seconds = time.perf_counter() - started
@@ -352,7 +374,7 @@ def _with_classical(
 
 
 def _train(
-    values: list[np.ndarray],
+    sampler: WindowSampler,
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     initial_params: Any | None,
@@ -361,17 +383,11 @@ def _train(
     validation: tuple[list[np.ndarray], np.ndarray] | None = None,
     until: int | None = None,
 ) -> TrainResult:
-    """One run of the schedule on windows of ``values``: with ``validation`` (histories,
+    """One run of the schedule on ``sampler``'s windows: with ``validation`` (histories,
     targets [n, horizon]) the best evaluated weights, else those after ``until`` steps."""
-    mesh = parallel.default_mesh()
-    if mesh is not None:
-        parallel.check_batch_size(train_cfg.batch_size, mesh)
-    sampler = WindowSampler.from_series(
-        values, model_cfg.input_size, model_cfg.horizon, mesh, min_input=model_cfg.min_input
-    )
     state = create_train_state(model_cfg, train_cfg, initial_params)
-    if mesh is not None:
-        state = parallel.replicate(state, mesh)
+    if sampler.sharding is not None:
+        state = parallel.replicate(state, sampler.sharding.mesh)
     key = jax.random.key(train_cfg.seed + 2)
     shape = (model_cfg.ensemble, train_cfg.batch_size)
     last = until or train_cfg.steps

@@ -47,6 +47,17 @@ def test_sampler_windows_are_contiguous_slices_of_one_series() -> None:
     np.testing.assert_array_equal(np.diff(whole, axis=-1), 1.0)
 
 
+def test_a_sampler_holding_points_out_never_draws_them_and_keeps_the_whole_shapes() -> None:
+    values = [np.arange(100.0), 1000 + np.arange(80.0)]
+    held = WindowSampler.from_series(values, input_size=10, horizon=5, held_out=20)
+    whole = WindowSampler.from_series(values, input_size=10, horizon=5)
+    assert jax.tree.map(jnp.shape, held) == jax.tree.map(jnp.shape, whole)
+    shorter = WindowSampler.from_series([v[:-20] for v in values], input_size=10, horizon=5)
+    assert int(held.count) == int(shorter.count) < int(whole.count)
+    ends = set(np.asarray(held.sample(jax.random.key(0), (4, 256))["y"])[..., -1].ravel())
+    assert max(e for e in ends if e < 1000) == 79 and max(ends) == 1059
+
+
 def test_train_step_lowers_the_loss_and_reports_gradient_norm() -> None:
     train_cfg = TrainConfig(steps=60, learning_rate=1e-2, warmup_steps=5)
     state = create_train_state(CFG, train_cfg)
@@ -138,6 +149,14 @@ def test_refit_trains_on_whole_histories_for_the_selected_steps() -> None:
     )
     with pytest.raises(AssertionError):
         jax.tree.map(np.testing.assert_array_equal, refit.params, plain.params)
+
+
+def test_the_selection_and_the_refit_share_one_compiled_training_loop() -> None:
+    # Shapes no other test uses, so the loop compiles here: once for both runs.
+    cfg = TrainConfig(steps=20, eval_every=20, warmup_steps=5, refit=True)
+    compiled = train_steps._cache_size()
+    fit(seasonal_series(n_series=3, length=173), CFG, cfg, progress=False)
+    assert train_steps._cache_size() - compiled == 1
 
 
 def test_early_stopping_stops_after_patience_evaluations() -> None:
