@@ -101,6 +101,12 @@ class ModelConfig:
         return self.theta_weight + self.damped_weight > 0
 
     @property
+    def network(self) -> ModelConfig:
+        """This config without the classical shares: the network alone, whose compiled code
+        every share reuses (the shares only act on its forecasts, in ``Predictor.blend``)."""
+        return dataclasses.replace(self, theta_weight=0.0, damped_weight=0.0, theta_season=1)
+
+    @property
     def outputs(self) -> int:
         """Output channels per horizon step: the point forecast, then each quantile."""
         return 1 + len(self.quantiles)

@@ -47,8 +47,9 @@ class Forecast:
     quantiles: dict[float, np.ndarray]
 
 
-# Keyed on the (hashable) config, so every Predictor of one architecture shares compiled code:
-# swapping in new weights of the same shape never recompiles.
+# Keyed on the (hashable) config of the network, so every Predictor of one architecture shares
+# compiled code: swapping in new weights of the same shape, or another classical share, never
+# recompiles.
 _forward = jax.jit(forward, static_argnums=0)
 
 
@@ -69,6 +70,7 @@ class Predictor:
         batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     ) -> None:
         self.config = config
+        self._network = config.network  # the compiled forward's key: shared by every blend
         self.batch_sizes = tuple(sorted(batch_sizes))
         self._params = jax.device_put(params)
         # plans[n]: the compiled sizes n rows run at (n <= the largest size); set by warmup().
@@ -180,7 +182,7 @@ class Predictor:
     def _forward(self, z: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         # A model trained on full windows only is run without lengths, as it was trained.
         masked = lengths if self.config.masked else None
-        return np.asarray(_forward(self.config, self._params, z, masked))
+        return np.asarray(_forward(self._network, self._params, z, masked))
 
 
 def chunk_plans(sizes: Sequence[int], costs: Sequence[float]) -> list[tuple[int, ...]]:

@@ -334,7 +334,7 @@ def fit(
     train, val_targets = data.train_val_split(series, model_cfg.horizon)
     validation = (train.values, val_targets)
     # The network is trained and selected alone (a champion's classical share is chosen afresh).
-    model_cfg = replace(model_cfg, theta_weight=0.0, damped_weight=0.0, theta_season=1)
+    model_cfg = model_cfg.network
     mesh = parallel.default_mesh()
     if mesh is not None:
         parallel.check_batch_size(train_cfg.batch_size, mesh)

@@ -123,3 +123,15 @@ def test_classical_shares_blend_the_point_and_move_the_quantiles_with_it(
     shift = blended.point - network.point
     for q in CFG.quantiles:
         np.testing.assert_allclose(blended.quantiles[q], network.quantiles[q] + shift)
+
+
+def test_models_differing_only_in_their_classical_shares_share_one_compiled_forward() -> None:
+    from forecaster.predict import _forward
+
+    cfg = dataclasses.replace(CFG, hidden=5)  # a shape no other test compiles
+    params, windows = init_params(cfg), np.random.default_rng(4).uniform(1, 2, (1, 48))
+    compiled = _forward._cache_size()
+    for theta_share in (0.0, 0.2, 0.4):
+        blended = dataclasses.replace(cfg, theta_weight=theta_share, theta_season=24)
+        Predictor(blended, params, batch_sizes=(1,)).predict_windows(windows, np.array([48]))
+    assert _forward._cache_size() - compiled == 1
