@@ -49,6 +49,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 M4_HOURLY = ROOT.parent / "shared" / "data" / "m4" / "Hourly-train.csv"
 HISTORY, HORIZON = 336, 48
+# How the server is started: ``python <SERVE> --port P --registry R``.
+SERVE = ("-m", "forecaster.cli", "serve")
 
 
 def main() -> int:
@@ -165,7 +167,7 @@ def _free_port() -> int:
 
 
 def _start_server(
-    registry: Path, model: str, port: int, tmp: Path, **extra: str
+    registry: Path, model: str, port: int, tmp: Path, serve: tuple[str, ...] = SERVE, **extra: str
 ) -> tuple[subprocess.Popen, float]:
     env = {
         **os.environ,
@@ -176,7 +178,7 @@ def _start_server(
         "FORECASTER_DATABASE_URL": f"sqlite:///{tmp / f'monitoring-{port}.sqlite3'}",
         **extra,
     }
-    cmd = [sys.executable, "-m", "forecaster.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, *serve, "--port", str(port)]
     start = time.perf_counter()
     server = subprocess.Popen(
         [*cmd, "--registry", str(registry)],

@@ -1,0 +1,150 @@
+"""Where a forecast's server CPU goes: the service with its stages cut off one at a time.
+
+Starts one server per variant (each a real uvicorn on loopback, as ``load_test.py`` does) and
+drives them with ``wrk`` in alternating rounds: ``/healthz`` and ``POST /v1/forecast`` (one
+336-point series, as in ``load_test.py``) at 32 connections. Variants, each doing more:
+
+* ``echo``: the forecast route reads the body and sends a fixed forecast-sized answer;
+* ``parse``: ... and parses the request first;
+* ``no-model``: the whole route, the batcher and the network replaced by a constant forecast;
+* ``no-forward``: the whole route and the batcher hop, the network alone replaced;
+* ``full``: the service as shipped.
+
+Prints one JSON line: per variant the median forecasts/s over healthz/s, and the server CPU per
+forecast split into the event-loop thread and every other thread (the model thread and XLA's),
+from ``/proc/<pid>/task/*/stat``.
+
+    python -m benchmarks.serving_breakdown --duration 4 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import load_test as lt
+
+VARIANTS = ("echo", "parse", "no-model", "no-forward", "full")
+ANSWER = json.dumps({"forecast": [1.0] * lt.HORIZON, "method": "model", "filled": 0}).encode()
+
+
+def main() -> int:
+    args = _parse()
+    if args.serve:
+        _serve(args)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="breakdown-") as tmp:
+        registry = lt._registry(Path(args.registry), args.model, Path(tmp))
+        script = lt._lua_script(lt._series(414), args.model, Path(tmp) / "forecast.lua")
+        servers = {}
+        try:
+            for variant in args.variants:
+                serve = ("-m", "benchmarks.serving_breakdown", "--serve", variant)
+                port = lt._free_port()
+                servers[variant] = (port, lt._start_server(registry, args.model, port, Path(tmp),
+                                                           serve)[0])  # fmt: skip
+            for port, server in servers.values():  # warm the connection paths
+                lt._wrk(f"http://127.0.0.1:{port}", 4, 2, 1, server.pid, script)
+            # Alternating rounds, so load from anything else on the machine hits all alike.
+            rounds: dict[str, list[dict[str, float]]] = {v: [] for v in servers}
+            for _ in range(args.rounds):
+                for variant, (port, server) in servers.items():
+                    rounds[variant].append(_round(port, server.pid, script, args.duration))
+        finally:
+            for _, server in servers.values():
+                server.terminate()
+                server.wait(timeout=30)
+    result = {v: _median(r) for v, r in rounds.items()}
+    print(json.dumps({"variants": result, "command": " ".join(sys.argv)}))
+    return 0
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=4, help="seconds per measured phase")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--registry", default=str(lt.ROOT / "models"))
+    parser.add_argument("--model", default="m4-hourly")
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def _round(port: int, pid: int, script: Path, seconds: int) -> dict[str, float]:
+    url = f"http://127.0.0.1:{port}"
+    health = lt._wrk(url + "/healthz", 32, seconds, 1, pid)
+    before = _thread_cpu(pid)
+    forecasts = lt._wrk(url, 32, seconds, 1, pid, script)
+    after = _thread_cpu(pid)
+    done = max(forecasts["rps"] * seconds, 1.0)
+    loop = (after.pop(pid) - before.pop(pid)) / done * 1e6
+    others = sum(cpu - before.get(tid, 0.0) for tid, cpu in after.items()) / done * 1e6
+    return {
+        "forecast_vs_healthz_32": forecasts["rps"] / health["rps"],
+        "forecast_rps_32": forecasts["rps"],
+        "healthz_cpu_us_32": health["cpu_us"],
+        "loop_cpu_us": loop,
+        "other_threads_cpu_us": others,
+        "errors": forecasts["errors"] + health["errors"],
+    }
+
+
+def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
+    out = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
+    out["errors"] = sum(r["errors"] for r in rounds)
+    return out
+
+
+def _thread_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each thread of ``pid``."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _serve(args: argparse.Namespace) -> None:
+    """Run ``forecaster serve`` with the stages after ``args.serve`` cut off."""
+    import service.routes.forecast as route
+    from forecaster.cli import serve
+    from forecaster.predict import Forecast, Predictor
+    from service.batcher import MicroBatcher
+
+    def constant(predictor: Predictor, windows: np.ndarray) -> Forecast:
+        cfg = predictor.config
+        ones = np.ones((len(windows), cfg.horizon))
+        return Forecast(point=ones, quantiles={q: ones for q in cfg.quantiles})
+
+    async def answer(*_: object) -> bytes:
+        return ANSWER
+
+    if args.serve in ("echo", "parse"):
+        route.forecast = answer  # type: ignore[assignment]
+    if args.serve == "echo":
+        route.parse_request = lambda body, max_series: None  # type: ignore[assignment]
+    if args.serve == "no-model":
+
+        async def submit(self, predictor, windows, lengths=None):  # type: ignore[no-untyped-def]
+            return constant(predictor, windows)
+
+        MicroBatcher.submit = submit  # type: ignore[method-assign]
+    if args.serve == "no-forward":
+        Predictor.predict_windows = lambda self, x, *_: constant(self, x)  # type: ignore[method-assign]
+    ns = argparse.Namespace(host=None, port=args.port, registry=args.registry, default_model=None)
+    serve.run(ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
