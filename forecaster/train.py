@@ -181,7 +181,7 @@ class WindowSampler:
         min_input: int | None = None,
         held_out: int = 0,
     ) -> WindowSampler:
-        """The windows of ``values`` that end ``held_out`` points before their series does;
+        """The windows of ``values`` that leave out each series' last ``held_out`` points;
         with a ``mesh``, the series are copied to every device so each one gathers its own
         slice of every batch without communication."""
         least = input_size if min_input is None else min_input
