@@ -186,18 +186,16 @@ class WindowSampler:
         slice of every batch without communication."""
         least = input_size if min_input is None else min_input
         padded, lengths = windows.pad_series(values, dtype=np.float32)
-        size = windows.window_index(lengths, input_size, horizon, min_input=least)[0].size
-        series_idx, start = windows.window_index(
-            lengths - held_out, input_size, horizon, min_input=least
-        )
-        count = series_idx.size
+        series_idx, start = windows.window_index(lengths, input_size, horizon, min_input=least)
+        drawn = start + input_size + horizon <= (lengths - held_out)[series_idx]
+        count = int(drawn.sum())
         if count == 0:
             before = f" before its last {held_out}" if held_out else ""
             raise data.DataError(
                 f"no series is long enough for one window of {least + horizon} points{before}"
             )
-        # Never drawn: room for the windows that end in the held-out points.
-        series_idx, start = (np.pad(a, (0, size - count)) for a in (series_idx, start))
+        # The drawn windows first, in their order; those ending in held-out points after them.
+        series_idx, start = (np.concatenate([a[drawn], a[~drawn]]) for a in (series_idx, start))
         arrays = tuple(map(jnp.asarray, (padded, series_idx, start, np.int32(count))))
         if mesh is None:
             return cls(*arrays, input_size, horizon, least)
