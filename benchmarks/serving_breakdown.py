@@ -117,12 +117,15 @@ def _serve(args: argparse.Namespace) -> None:
     """Run ``forecaster serve`` with the stages after ``args.serve`` cut off."""
     import service.routes.forecast as route
     from forecaster.cli import serve
-    from forecaster.predict import Forecast, Predictor
+    from forecaster.predict import Forecast, Predictor, Running
     from service.batcher import MicroBatcher
 
     def constant(predictor: Predictor, windows: np.ndarray) -> Forecast:
+        return constant_rows(predictor, len(windows))
+
+    def constant_rows(predictor: Predictor, rows: int) -> Forecast:
         cfg = predictor.config
-        ones = np.ones((len(windows), cfg.horizon))
+        ones = np.ones((rows, cfg.horizon))
         return Forecast(point=ones, quantiles={q: ones for q in cfg.quantiles})
 
     async def answer(*_: object) -> bytes:
@@ -139,7 +142,8 @@ def _serve(args: argparse.Namespace) -> None:
 
         MicroBatcher.submit = submit  # type: ignore[method-assign]
     if args.serve == "no-forward":
-        Predictor.predict_windows = lambda self, x, *_: constant(self, x)  # type: ignore[method-assign]
+        Predictor.dispatch = lambda self, x, *_: Running([], [len(x)], None, 0)  # type: ignore
+        Predictor.collect = lambda self, r: constant_rows(self, r.rows[0])  # type: ignore
     ns = argparse.Namespace(host=None, port=args.port, registry=args.registry, default_model=None)
     serve.run(ns)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from forecaster import classical, metrics
 from forecaster.model import ModelConfig, forward
-from forecaster.scaling import denormalize, fit_scale, normalize
+from forecaster.scaling import Scale, denormalize, fit_scale, normalize
 from forecaster.settings import DEFAULT_BATCH_SIZES
 from forecaster.windows import pad_left
 
@@ -45,6 +45,23 @@ class Forecast:
 
     point: np.ndarray
     quantiles: dict[float, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Running:
+    """A batch handed to the device by :meth:`Predictor.dispatch`: ``outputs``, one per compiled
+    call, each [size, horizon, outputs] (padding rows included), still computing; the first
+    ``rows`` of each are real."""
+
+    outputs: list[jax.Array]
+    rows: list[int]
+    scale: Scale
+    horizon: int
+
+    def wait(self) -> None:
+        """Block until the device is done, without holding the GIL: the one part of a batch
+        worth a thread of its own (service.batcher)."""
+        jax.block_until_ready(self.outputs)
 
 
 # Keyed on the (hashable) config of the network, so every Predictor of one architecture shares
@@ -139,20 +156,18 @@ class Predictor:
     ) -> Forecast:
         """:meth:`predict` from windows already cut by :meth:`windows`: x [n, input_size]
         float64 (left-padded), lengths [n] (the real points at the end of each row)."""
+        return self.collect(self.dispatch(x, lengths, horizon))
+
+    def dispatch(self, x: np.ndarray, lengths: np.ndarray, horizon: int | None = None) -> Running:
+        """:meth:`predict_windows` up to the network's call, which is left running on the
+        device: windows x [n, input_size] float64 normalised on the host, then one call per
+        compiled batch size (JAX dispatches asynchronously). :meth:`collect` finishes it."""
         horizon = self.config.horizon if horizon is None else horizon
         if not 0 < horizon <= self.config.horizon:
             raise ValueError(f"horizon must be between 1 and {self.config.horizon}, got {horizon}")
         scale = fit_scale(x)
         z = normalize(x, scale).astype(np.float32)
-        out = denormalize(self._run(z, lengths).astype(np.float64), scale)[:, :horizon]
-        # Quantile heads are trained independently; sorting keeps the bands from crossing.
-        qs = np.sort(out[:, :, 1:], axis=-1)
-        quantiles = {q: qs[:, :, k] for k, q in enumerate(self.config.quantiles)}
-        return Forecast(point=out[:, :, 0], quantiles=quantiles)
-
-    def _run(self, z: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Forward [n, input_size] -> [n, horizon, outputs] at compiled batch sizes only."""
-        chunks = []
+        chunks, rows = [], []
         start = 0
         for size in self._chunk_sizes(len(z)):
             if start >= len(z):  # a plan for whole blocks may cover more rows than there are
@@ -165,9 +180,22 @@ class Predictor:
                 padded[: len(chunk)] = chunk
                 n = np.full(size, z.shape[1], np.int32)
                 n[: len(chunk)] = lengths[start : start + size]
-            chunks.append(self._forward(padded, n)[: len(chunk)])
+            # A model trained on full windows only is run without lengths, as it was trained.
+            masked = n if self.config.masked else None
+            chunks.append(_forward(self._network, self._params, padded, masked))
+            rows.append(len(chunk))
             start += size
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return Running(chunks, rows, scale, horizon)
+
+    def collect(self, running: Running) -> Forecast:
+        """The forecasts of a batch from :meth:`dispatch` (waits for the device if need be)."""
+        parts = [np.asarray(out)[:n] for out, n in zip(running.outputs, running.rows, strict=True)]
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = denormalize(out.astype(np.float64), running.scale)[:, : running.horizon]
+        # Quantile heads are trained independently; sorting keeps the bands from crossing.
+        qs = np.sort(out[:, :, 1:], axis=-1)
+        quantiles = {q: qs[:, :, k] for k, q in enumerate(self.config.quantiles)}
+        return Forecast(point=out[:, :, 0], quantiles=quantiles)
 
     def _chunk_sizes(self, n: int) -> list[int]:
         """The compiled sizes ``n`` rows run at, in order (the last one padded): the warm-up's
@@ -180,7 +208,7 @@ class Predictor:
         return [largest] * whole + last
 
     def _forward(self, z: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        # A model trained on full windows only is run without lengths, as it was trained.
+        """One compiled call at z's batch size, waited for (warm-up's timing)."""
         masked = lengths if self.config.masked else None
         return np.asarray(_forward(self._network, self._params, z, masked))
 

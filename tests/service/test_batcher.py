@@ -16,26 +16,38 @@ from service.batcher import MicroBatcher, Overloaded
 
 
 class FakePredictor:
-    """Forecasts each window's first value; records the batch sizes it was called with."""
+    """Forecasts each window's first value; records the batch sizes it was called with. Its
+    "device" waits at ``delay`` (on the batcher's worker thread) and fails there if ``fail``."""
 
     def __init__(self, fail: bool = False, delay: threading.Event | None = None) -> None:
         self.calls: list[int] = []
         self.fail = fail
         self.gate = delay
+        self.dispatched_on: list[threading.Thread] = []
+        self.waited_on: list[threading.Thread] = []
 
-    def predict(self, windows: np.ndarray) -> Forecast:
-        if self.gate is not None:
-            self.gate.wait(5)
+    def dispatch(self, windows: np.ndarray, lengths: np.ndarray) -> FakeRunning:
+        """What the batcher calls on the event loop: every row comes with its length."""
+        assert lengths.shape == (len(windows),)
         self.calls.append(len(windows))
-        if self.fail:
-            raise RuntimeError("boom")
-        point = np.repeat(windows[:, :1], 3, axis=1)
+        self.dispatched_on.append(threading.current_thread())
+        return FakeRunning(self, windows)
+
+    def collect(self, running: FakeRunning) -> Forecast:
+        point = np.repeat(running.windows[:, :1], 3, axis=1)
         return Forecast(point=point, quantiles={0.5: point + 1})
 
-    def predict_windows(self, windows: np.ndarray, lengths: np.ndarray) -> Forecast:
-        """What the batcher calls: every row comes with its length."""
-        assert lengths.shape == (len(windows),)
-        return self.predict(windows)
+
+class FakeRunning:
+    def __init__(self, predictor: FakePredictor, windows: np.ndarray) -> None:
+        self.predictor, self.windows = predictor, windows
+
+    def wait(self) -> None:
+        self.predictor.waited_on.append(threading.current_thread())
+        if self.predictor.gate is not None:
+            self.predictor.gate.wait(5)
+        if self.predictor.fail:
+            raise RuntimeError("boom")
 
 
 def _rows(*values: float) -> np.ndarray:
@@ -49,10 +61,13 @@ def test_concurrent_requests_share_one_call_and_get_their_own_rows():
         fake = FakePredictor()
         results = await asyncio.gather(*(batcher.submit(fake, _rows(i, i + 0.5)) for i in range(5)))
         await batcher.stop()
-        return fake.calls, results
+        return fake, results
 
-    calls, results = asyncio.run(go())
-    assert calls == [10]
+    fake, results = asyncio.run(go())
+    assert fake.calls == [10]
+    # Prepared and dispatched on the event loop; only the wait for the device is on the worker.
+    assert fake.dispatched_on == [threading.main_thread()]
+    assert len(fake.waited_on) == 1 and fake.waited_on[0] is not threading.main_thread()
     for i, r in enumerate(results):
         assert r.point[:, 0].tolist() == [i, i + 0.5]
         assert r.quantiles[0.5][:, 0].tolist() == [i + 1, i + 1.5]
