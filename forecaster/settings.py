@@ -44,7 +44,10 @@ class Settings(BaseSettings):
         DEFAULT_BATCH_SIZES, description="Batch shapes compiled at start-up; nothing else compiles."
     )
     max_batch_wait_ms: float = Field(
-        2.0, ge=0, description="How long the first queued request waits for others to join it."
+        0.0,
+        ge=0,
+        description="How long the first queued request waits for others to join it (requests "
+        "arriving while the model runs share its next call regardless).",
     )
     max_batch_series: int = Field(256, ge=1, description="Most series coalesced into one call.")
     max_slice_series: int = Field(

@@ -72,7 +72,7 @@ class MicroBatcher:
     def __init__(
         self,
         *,
-        max_wait_s: float = 0.002,
+        max_wait_s: float = 0.0,
         max_batch_series: int = 256,
         max_slice_series: int = 64,
         max_queued_series: int = 4096,
