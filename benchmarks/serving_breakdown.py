@@ -120,10 +120,7 @@ def _serve(args: argparse.Namespace) -> None:
     from forecaster.predict import Forecast, Predictor, Running
     from service.batcher import MicroBatcher
 
-    def constant(predictor: Predictor, windows: np.ndarray) -> Forecast:
-        return constant_rows(predictor, len(windows))
-
-    def constant_rows(predictor: Predictor, rows: int) -> Forecast:
+    def constant(predictor: Predictor, rows: int) -> Forecast:
         cfg = predictor.config
         ones = np.ones((rows, cfg.horizon))
         return Forecast(point=ones, quantiles={q: ones for q in cfg.quantiles})
@@ -138,12 +135,12 @@ def _serve(args: argparse.Namespace) -> None:
     if args.serve == "no-model":
 
         async def submit(self, predictor, windows, lengths=None):  # type: ignore[no-untyped-def]
-            return constant(predictor, windows)
+            return constant(predictor, len(windows))
 
         MicroBatcher.submit = submit  # type: ignore[method-assign]
     if args.serve == "no-forward":
         Predictor.dispatch = lambda self, x, *_: Running([], [len(x)], None, 0)  # type: ignore
-        Predictor.collect = lambda self, r: constant_rows(self, r.rows[0])  # type: ignore
+        Predictor.collect = lambda self, r: constant(self, r.rows[0])  # type: ignore
     ns = argparse.Namespace(host=None, port=args.port, registry=args.registry, default_model=None)
     serve.run(ns)
 
