@@ -19,10 +19,10 @@ from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_conf
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
 from forecaster.retrain.decision import POLICIES, Policy
+from forecaster.sources import SOURCE_KINDS
 
-# The JSON kinds of the per-job settings (the defaults of those that have one).
-SOURCE_KINDS: dict[str, Any] = {"format": "auto", "id_col": "id", "time_col": "timestamp",
-                                "value_col": "value", "freq": ""}  # fmt: skip
+# The JSON kinds of the per-job settings (the defaults of those that have one); the reading
+# options' are DataSource's (SOURCE_KINDS).
 POLICY_KINDS: dict[str, Any] = {"registry": "", "promote": "if-better", "margin": 0.0,
                                 "warm_start": False, "plot_series": 4,
                                 "allow_config_change": False, "when": "always",
