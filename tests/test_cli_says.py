@@ -77,6 +77,9 @@ def test_evaluate_says_when_it_scores_only_part_of_the_test_file(
     assert main(["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["horizon"] == 24
+    assert "forecaster evaluate: data: long (ids 'id', timestamps 'timestamp', values 'value')" in (
+        captured.err
+    )
     assert (
         "note: scoring the first 24 points of each test series (the model's horizon); the test "
         "file holds up to 36 a series, the rest are not scored" in captured.err

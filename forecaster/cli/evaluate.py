@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args)
     history, test = data_source(args).load(), data_source(args, args.test).load()
+    print(f"forecaster evaluate: data: {history.reading}", file=sys.stderr)
+    print(f"forecaster evaluate: test: {test.reading}", file=sys.stderr)
     missing = sorted(set(test.ids) - set(history.ids))
     if missing:
         raise DataError(f"no history for test series {missing[:5]}")
