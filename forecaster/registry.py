@@ -6,7 +6,8 @@ Layout under a root (a local path, default ``models/``, or an fsspec URL)::
     <root>/<name>/2/
     <root>/<name>/aliases.json       {"aliases": {"production": 2},
                                       "history": {"production": [1, 2]}, "log": [...]}
-    <root>/<name>/.lock              lock file (local roots: fcntl.flock)
+    <root>/<name>/.lock              the writers' lock (local roots: fcntl.flock)
+    <root>/<name>/.job.lock          held by a retraining job for its whole run
     <root>/<name>/.tmp-<hex>/        an unfinished publish; removed by the next publish
 
 Guarantees on a local root (POSIX filesystem):
@@ -19,8 +20,12 @@ Guarantees on a local root (POSIX filesystem):
   and names a version that passed :meth:`Registry.promote`'s validation (full artifact checks
   plus :func:`forecaster.predict.sanity_problems`).
 * One writer per name at a time across processes: :meth:`Registry.lock` holds ``flock`` on
-  ``.lock`` (reentrant within a thread, so a job holding the lock can still call ``publish``).
-  Version numbers are chosen under the lock, so concurrent publishers get distinct versions.
+  ``.lock`` (reentrant within a thread, so a caller holding the lock can still call
+  ``publish``), for a publish or an alias change only: a version is validated before it is
+  taken. Version numbers are chosen under the lock, so concurrent publishers get distinct
+  versions. Whoever is refused learns which process holds it and what it is doing.
+* A long job (retraining) holds :meth:`Registry.job_lock` (``.job.lock``) for its whole run, so
+  a second job is refused at once, while admin actions, which need only ``.lock``, go on.
 
 On an fsspec object store (s3://, gs://, memory://) there is no rename and no flock:
 
@@ -78,6 +83,7 @@ DEFAULT_ROOT = DEFAULT_REGISTRY
 DEFAULT_ALIAS = "production"
 ALIASES = "aliases.json"
 LOCK = ".lock"
+JOB_LOCK = ".job.lock"
 HISTORY_LIMIT = 100
 LOG_LIMIT = 1000
 # Aliases, their histories (HISTORY_LIMIT each) and the log (LOG_LIMIT events) fit well within.
@@ -103,6 +109,10 @@ class VersionNotFoundError(ModelNotFoundError):
 
 class PublishLockedError(RegistryError):
     """Another writer holds the model's lock."""
+
+
+class AliasMovedError(RegistryError):
+    """An alias moved between reading it and changing it; nothing was changed."""
 
 
 class InvalidNameError(RegistryError, ValueError):
@@ -187,6 +197,23 @@ def check_forecasts(model: LoadedModel) -> None:
             f"the model's forecasts are unusable although its weights are finite: "
             f"{'; '.join(problems)}; retrain it or use another version"
         )
+
+
+def _rollback_target(data: _AliasFile, name: str, alias: str) -> tuple[int, int, list[int]]:
+    """(the alias's current version, the version a rollback returns to, the history after
+    it); RegistryError when there is nothing to roll back to."""
+    current = data.aliases.get(alias)
+    if current is None:
+        raise RegistryError(f"model {name!r} has no {alias!r} alias to roll back")
+    stack = data.history.get(alias, [])
+    if stack and stack[-1] == current:
+        stack = stack[:-1]
+    if not stack:
+        raise RegistryError(
+            f"{alias!r} of model {name!r} has no previous version to roll back to "
+            f"(it points at version {current}); promote a version explicitly"
+        )
+    return current, stack[-1], stack
 
 
 class Registry:
@@ -290,14 +317,16 @@ class Registry:
         self.versions(name)
         return self._read_aliases(name).aliases.get(check_name(alias, "alias"))
 
-    def _validate(self, name: str, version: int) -> LoadedModel:
-        """Full artifact checks plus the forecast sanity check; raises the specific
-        ArtifactError."""
+    def _validate(self, name: str, version: int, *, load: bool = True) -> LoadedModel | None:
+        """Full artifact checks plus the forecast sanity check (``load=False``: only that the
+        version exists); raises the specific ArtifactError."""
         available = self.versions(name)
         if version not in available:
             raise VersionNotFoundError(
                 f"model {name!r} has no version {version} (versions: {available})"
             )
+        if not load:
+            return None
         model = load_model(self._at(name, version))
         check_forecasts(model)
         return model
@@ -320,40 +349,64 @@ class Registry:
         self._write_aliases(name, data)
         return previous
 
-    def promote(self, name: str, version: int, alias: str = DEFAULT_ALIAS) -> int | None:
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str = DEFAULT_ALIAS,
+        *,
+        blocking: bool = True,
+        timeout: float | None = None,
+    ) -> int | None:
         """Point ``alias`` at ``version`` if that version loads and validates; return the
         version it pointed at before (None if unset), read under the lock, so concurrent
         promotes each report their own predecessor.
+
+        The version is validated before the lock is taken (versions never change once they
+        appear), so the lock is held for the alias change alone. ``blocking=False`` (or a
+        ``timeout``) raises :class:`PublishLockedError`, naming the holder and what it is
+        doing, instead of waiting for another writer.
 
         Raises the specific :class:`~forecaster.artifacts.ArtifactError` of a version that
         fails validation; the alias is then left unchanged.
         """
         check_version(version)
         check_name(alias, "alias")
-        self.versions(name)  # an unknown model: ModelNotFoundError, and no lock file is created
-        with self.lock(name):
-            self._validate(name, version)
+        self._validate(name, version)  # an unknown model: ModelNotFoundError, no lock file
+        purpose = f"promoting version {version} to {alias!r}"
+        with self.lock(name, blocking=blocking, timeout=timeout, purpose=purpose):
+            self._validate(name, version, load=False)  # still there (deleted by hand?)
             return self._move_alias(name, alias, version, "promote")
 
-    def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
-        """Point ``alias`` back at its previous target (which must still validate); return it."""
+    def rollback(
+        self,
+        name: str,
+        alias: str = DEFAULT_ALIAS,
+        *,
+        blocking: bool = True,
+        timeout: float | None = None,
+    ) -> int:
+        """Point ``alias`` back at its previous target (which must still validate); return it.
+
+        The target is validated before the lock is taken; under the lock the alias must still
+        be as it was read (else :class:`AliasMovedError`: another writer moved it meanwhile, and
+        the rollback would undo their change). ``blocking`` and ``timeout`` as for
+        :meth:`promote`.
+        """
         check_name(alias, "alias")
         self.versions(name)  # an unknown model: ModelNotFoundError, and no lock file is created
-        with self.lock(name):
+        seen = self._read_aliases(name)
+        current, target, stack = _rollback_target(seen, name, alias)
+        self._validate(name, target)
+        purpose = f"rolling {alias!r} back to version {target}"
+        with self.lock(name, blocking=blocking, timeout=timeout, purpose=purpose):
             data = self._read_aliases(name)
-            current = data.aliases.get(alias)
-            if current is None:
-                raise RegistryError(f"model {name!r} has no {alias!r} alias to roll back")
-            stack = data.history.get(alias, [])
-            if stack and stack[-1] == current:
-                stack = stack[:-1]
-            if not stack:
-                raise RegistryError(
-                    f"{alias!r} of model {name!r} has no previous version to roll back to "
-                    f"(it points at version {current}); promote a version explicitly"
+            now = data.aliases.get(alias)
+            if now != current or data.history.get(alias) != seen.history.get(alias):
+                raise AliasMovedError(
+                    f"{alias!r} of model {name!r} moved (version {current} -> {now}) while the "
+                    "rollback validated its target; nothing was changed: check it and retry"
                 )
-            target = stack[-1]
-            self._validate(name, target)
             data.history[alias] = stack
             self._move_alias(name, alias, target, "rollback", data)
             return target
@@ -362,20 +415,49 @@ class Registry:
 
     @contextlib.contextmanager
     def lock(
-        self, name: str, *, blocking: bool = True, timeout: float | None = None
+        self,
+        name: str,
+        *,
+        blocking: bool = True,
+        timeout: float | None = None,
+        purpose: str = "",
     ) -> Iterator[None]:
-        """Hold the single-writer lock of ``name`` (reentrant within a thread).
+        """Hold the single-writer lock of ``name`` (reentrant within a thread): publishing and
+        moving aliases take it, for as long as those take, never for a whole job.
 
         ``blocking=False`` raises :class:`PublishLockedError` at once if another writer holds
-        it; ``timeout`` (seconds) raises it after waiting that long.
+        it; ``timeout`` (seconds) raises it after waiting that long. ``purpose`` ("promoting
+        version 3") is what others' errors say the holder is doing.
         """
         check_name(name)
-        lock = storage.lock(self._at(name, LOCK))
+        with self._hold(name, LOCK, blocking, timeout, purpose, "being written"):
+            yield
+
+    @contextlib.contextmanager
+    def job_lock(self, name: str, purpose: str = "") -> Iterator[None]:
+        """Hold the lock that lets one long job (a retraining) run per model at a time; a
+        second is refused at once (:class:`PublishLockedError`). It is a lock of its own, so
+        admin actions and publishes, which take :meth:`lock`, never wait for a job."""
+        check_name(name)
+        with self._hold(name, JOB_LOCK, False, None, purpose, "being retrained"):
+            yield
+
+    @contextlib.contextmanager
+    def _hold(
+        self,
+        name: str,
+        file: str,
+        blocking: bool,
+        timeout: float | None,
+        purpose: str,
+        doing: str,
+    ) -> Iterator[None]:
+        lock = storage.lock(self._at(name, file))
         try:
-            lock.acquire(blocking, timeout)
+            lock.acquire(blocking, timeout, purpose)
         except storage.LockHeldError as err:
             raise PublishLockedError(
-                f"model {name!r} in {self.root} is being written by {err.holder}; "
+                f"model {name!r} in {self.root} is {doing} by {err.holder}; "
                 "wait for it to finish and retry"
             ) from None
         try:
@@ -414,7 +496,7 @@ class Registry:
         new version once it has validated.
         """
         check_name(name)
-        with self.lock(name):
+        with self.lock(name, purpose="publishing a new version"):
             storage.makedirs(self._at(name))
             self._clean_leftovers(name)
             # Under the lock nobody else publishes, so the number is final before saving.
