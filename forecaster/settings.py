@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         30.0, gt=0, description="Time to send a request's body after its headers; then 408."
     )
+    send_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest a client may leave responses unread (the write buffer over its "
+        "high-water mark); then the connection is closed and the buffer freed.",
+    )
     keep_alive_s: float = Field(
         5.0, gt=0, description="An idle keep-alive connection is closed after this long."
     )
