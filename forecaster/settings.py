@@ -114,7 +114,10 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Forecasts waiting to be recorded; beyond it they are dropped."
     )
     record_flush_s: float = Field(
-        0.5, gt=0, description="Longest a forecast waits before it is written."
+        0.5,
+        gt=0,
+        description="Pause between the writer's batches; a forecast is written within this "
+        "plus two batches' write time (the one under way when it was queued, then its own).",
     )
 
     @field_validator("default_model", "database_url")
