@@ -43,6 +43,15 @@ raises :class:`AliasFileError` for that model only. Entries removed while a dire
 (SQLite's journal of the monitoring database, which lives in the root; a publish's temp
 directory) are skipped, never taken for a missing directory.
 
+Symlinks, one rule for listing, loading, publishing and promoting (and so for the service,
+which does all four through here): a model or version directory that is a symlink is followed
+when it resolves to a directory inside the registry root. One that leaves the root (or any, on an
+object store) is refused: still listed, so that it is seen, while every use of it raises
+:class:`SymlinkRefusedError`, and the first meeting is logged with where it points. A symlink to
+anything but a directory is skipped, as a file is. Files (manifests, weights, ``aliases.json``)
+are never read through a symlink at all (:func:`forecaster.storage.read_bounded`): they are
+hash-checked or replaced atomically in place.
+
 Crash testing: with ``FORECASTER_FAILPOINT=<name>`` the process SIGKILLs itself at that step:
 ``save:after-weights`` (weights written, manifest not yet; ``save:after-<stem>`` likewise after
 each extra file), ``publish:after-save`` (temp directory complete, not renamed),
@@ -54,8 +63,10 @@ moved, directory not yet fsynced).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -78,6 +89,8 @@ from forecaster.configs import ModelConfig
 from forecaster.schemas import NAME_PATTERN
 from forecaster.settings import DEFAULT_REGISTRY
 from forecaster.storage import TMP_PREFIX, Location, failpoint, fsync_dir
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = DEFAULT_REGISTRY
 DEFAULT_ALIAS = "production"
@@ -109,6 +122,11 @@ class VersionNotFoundError(ModelNotFoundError):
 
 class PublishLockedError(RegistryError):
     """Another writer holds the model's lock."""
+
+
+class SymlinkRefusedError(RegistryError):
+    """A model or version directory is a symlink that leaves the registry root (or is on an
+    object store): listed, never loaded, published into or promoted."""
 
 
 class AliasMovedError(RegistryError):
@@ -199,6 +217,26 @@ def check_forecasts(model: LoadedModel) -> None:
         )
 
 
+_WARNED: set[tuple[str, str]] = set()
+_WARNED_GUARD = threading.Lock()
+
+
+def _warn_refused(path: str, target: str, what: str, why: str) -> None:
+    """Log a refused symlink once per link and target (listings meet it on every poll)."""
+    with _WARNED_GUARD:
+        if (path, target) in _WARNED:
+            return
+        _WARNED.add((path, target))
+    log.warning(
+        "registry: %s is a symlink (%s -> %s) that is not followed: %s; it is listed but "
+        "cannot be loaded, published into or promoted",
+        what,
+        path,
+        target,
+        why,
+    )
+
+
 def _rollback_target(data: _AliasFile, name: str, alias: str) -> tuple[int, int, list[int]]:
     """(the alias's current version, the version a rollback returns to, the history after
     it); RegistryError when there is nothing to roll back to."""
@@ -252,23 +290,87 @@ class Registry:
         except FileNotFoundError:  # nothing there yet
             return {}
 
+    def _symlink(self, path: str, what: str) -> Literal["follow", "refuse", "skip"]:
+        """How the symlink at ``path`` is taken, by the one rule for symlinked directories:
+        followed when it resolves to a directory inside the registry root; refused (and
+        logged, once) when it leaves the root, or on an object store; skipped, as a file
+        would be, when it names no directory (dangling, or a file such as a linked database).
+        """
+        if not self._local:
+            _warn_refused(path, "?", what, "object stores' symlinks are not followed")
+            return "refuse"
+        target = os.path.realpath(path)
+        if not os.path.isdir(target):
+            return "skip"
+        root = os.path.realpath(self._base)
+        if target != root and os.path.commonpath([root, target]) == root:
+            return "follow"
+        _warn_refused(path, target, what, "it leaves the registry root")
+        return "refuse"
+
+    def _refused(self, what: str) -> SymlinkRefusedError:
+        return SymlinkRefusedError(
+            f"{what} is a symlink that the registry does not follow: it follows symlinked "
+            "directories only within its root, on local disk (the log says where this one "
+            "points); move the directory inside the registry root, or replace the link with it"
+        )
+
+    def _model_dir(self, name: str) -> str:
+        """The directory of ``name``; :class:`SymlinkRefusedError` when it is a symlink that
+        leaves the registry."""
+        path = self._join(name)
+        if (
+            self._local
+            and os.path.islink(path)
+            and self._symlink(path, f"model {name!r}") == "refuse"
+        ):
+            raise self._refused(f"the directory of model {name!r}")
+        return path
+
     def _version_dirs(self, name: str) -> dict[int, bool]:
-        """{version: has a manifest} for every numbered directory of ``name``."""
+        """{version: has a manifest} for every numbered directory of ``name``; a symlink that
+        leaves the registry counts as one with a manifest, so that it is listed and every use
+        of it says why it is refused."""
         found = {}
-        for base, kind in self._entries(self._join(name)).items():
-            if kind == "directory" and _VERSION_DIR.fullmatch(base):
+        model = self._model_dir(name)
+        for base, kind in self._entries(model).items():
+            if not _VERSION_DIR.fullmatch(base):
+                continue
+            if kind == "symlink":
+                how = self._symlink(self._join(name, base), f"version {base} of model {name!r}")
+                if how == "refuse":
+                    found[int(base)] = True
+                    continue
+                kind = "directory" if how == "follow" else "file"
+            if kind == "directory":
                 found[int(base)] = self._fs.lexists(self._join(name, base, MANIFEST))
         return found
 
+    def _version_at(self, name: str, version: int) -> Location:
+        """Where ``name@version`` lives; :class:`SymlinkRefusedError` when it is a symlink
+        that leaves the registry."""
+        loc = self._at(name, version)
+        what = f"version {version} of model {name!r}"
+        if self._local and os.path.islink(loc.path) and self._symlink(loc.path, what) == "refuse":
+            raise self._refused(what)
+        return loc
+
     def names(self) -> list[str]:
-        """Models with at least one complete version, sorted."""
-        return sorted(
-            base
-            for base, kind in self._entries(self._base).items()
-            if kind == "directory"
-            and NAME_RE.fullmatch(base)
-            and any(self._version_dirs(base).values())
-        )
+        """Models with at least one complete version, sorted; and models whose directory is a
+        symlink the registry refuses, so that they are seen (every use of them says why)."""
+        found = []
+        for base, kind in self._entries(self._base).items():
+            if not NAME_RE.fullmatch(base):
+                continue
+            if kind == "symlink":
+                how = self._symlink(self._join(base), f"model {base!r}")
+                if how == "refuse":
+                    found.append(base)
+                    continue
+                kind = "directory" if how == "follow" else "file"
+            if kind == "directory" and any(self._version_dirs(base).values()):
+                found.append(base)
+        return sorted(found)
 
     def versions(self, name: str) -> list[int]:
         """Complete versions of ``name``, ascending; ModelNotFoundError if there are none."""
@@ -327,7 +429,7 @@ class Registry:
             )
         if not load:
             return None
-        model = load_model(self._at(name, version))
+        model = load_model(self._version_at(name, version))
         check_forecasts(model)
         return model
 
@@ -452,6 +554,7 @@ class Registry:
         purpose: str,
         doing: str,
     ) -> Iterator[None]:
+        self._model_dir(name)  # no lock file written through a refused symlink
         lock = storage.lock(self._at(name, file))
         try:
             lock.acquire(blocking, timeout, purpose)
@@ -469,7 +572,7 @@ class Registry:
 
     def _clean_leftovers(self, name: str) -> None:
         """Remove what crashed publishes left (caller holds the lock, so nothing is live)."""
-        for base, kind in self._entries(self._join(name)).items():
+        for base, kind in self._entries(self._model_dir(name)).items():
             if base.startswith(TMP_PREFIX):
                 storage.remove(self._at(name, base), kind)
         if not self._local:
@@ -553,16 +656,21 @@ class Registry:
             raise VersionNotFoundError(
                 f"model {name!r} has no version {version} (versions: {available})"
             )
-        return load_model(self._at(name, version))
+        return load_model(self._version_at(name, version))
 
     def describe(self, name: str) -> dict[str, Any]:
         """Versions, aliases and each version's config, metrics and creation time (JSON-able).
 
-        Reads manifests only. A version whose manifest is unreadable is listed with ``error``;
-        an unreadable aliases.json gives empty aliases and ``aliases_error``. Either way the
-        other versions are still described.
+        Reads manifests only. A version whose manifest is unreadable (or a refused symlink) is
+        listed with ``error``; an unreadable aliases.json gives empty aliases and
+        ``aliases_error``. Either way the other versions are still described. A model whose
+        directory is a refused symlink has no versions and an ``error``.
         """
-        versions = self.versions(name)
+        try:
+            versions = self.versions(name)
+        except SymlinkRefusedError as err:  # listed by names(): described, not raised
+            return {"name": name, "root": self.root, "aliases": {}, "alias_history": {},
+                    "alias_log": [], "versions": [], "error": str(err)}  # fmt: skip
         try:
             data, alias_error = self._read_aliases(name), None
         except AliasFileError as err:
@@ -582,8 +690,8 @@ class Registry:
     def _describe_version(self, name: str, version: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"version": version, "path": self.path(name, version)}
         try:
-            manifest = read_manifest(self._at(name, version))
-        except ArtifactError as err:
+            manifest = read_manifest(self._version_at(name, version))
+        except (ArtifactError, SymlinkRefusedError) as err:
             return entry | {"error": str(err)}
         return entry | {
             "format_version": manifest.format_version,

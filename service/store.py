@@ -26,7 +26,7 @@ from forecaster import data
 from forecaster.artifacts import LoadedModel
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import ModelNotFoundError, Registry, RegistryError
+from forecaster.registry import AliasFileError, ModelNotFoundError, Registry, RegistryError
 
 log = logging.getLogger(__name__)
 _REASON_CHARS = 500  # of an exception's message, in logs and /readyz
@@ -261,8 +261,11 @@ class ModelStore:
         except ModelNotFoundError:
             self._note(name, Problem("not in the registry"))
             raise
-        except RegistryError as exc:
-            self._fail(name, Problem(f"its production alias cannot be read: {one_line(exc)}"))
+        except RegistryError as exc:  # a corrupt alias file, a refused symlink
+            reason = one_line(exc)
+            if isinstance(exc, AliasFileError):
+                reason = f"its production alias cannot be read: {reason}"
+            self._fail(name, Problem(reason))
             raise
         if version is None:
             self._note(name, Problem("has no production version"))
