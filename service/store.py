@@ -9,6 +9,11 @@ One bad model never takes the others down: each model is refreshed on its own, a
 one from serving (an unreadable ``aliases.json``, a corrupt manifest or weights file, a failed
 sanity check) is recorded as its :class:`Problem`, logged once as one line, counted, and retried
 when the alias moves again or the version's files change.
+
+Admin calls (reload, promote, rollback) never queue for long: while another swap of the same
+model is under way here (beyond :data:`ADMIN_WAIT_S`) they raise :class:`Busy`, and while another
+writer holds the registry's lock (a retraining job publishing) the registry's
+PublishLockedError; both are 409s that name what holds the model, and nothing is done.
 """
 
 from __future__ import annotations
@@ -210,7 +215,7 @@ class ModelStore:
           RegistryError: its alias file cannot be read.
           LoadFailed: the new version failed; the previous one (if any) keeps serving.
         """
-        async with self._exclusive(name, "reloading" if force else "checking its alias"):
+        async with self._exclusive(name, "reloading" if force else "refreshing from its alias"):
             return await self._refresh(name, force)
 
     async def reload(self, name: str) -> Swap:
