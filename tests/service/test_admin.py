@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -126,3 +127,23 @@ def test_admin_calls_are_refused_at_once_while_a_writer_holds_the_model(tmp_path
         assert r.status_code == 200 and r.json() == {"model": "m4-hourly", "version": 1,
                                                      "previous": 2}  # fmt: skip
         assert registry.alias("m4-hourly") == 1
+
+
+def test_an_admin_call_does_not_queue_behind_another_swap_of_the_model(tmp_path):
+    """While this service is already swapping the model (the watcher loading a new version,
+    another admin call), an admin call waits at most ADMIN_WAIT_S, then is refused by name."""
+    from service.store import Busy, ModelStore
+
+    root = tmp_path / "registry"
+    publish(root, "m4-hourly")
+    store = ModelStore(Registry(root), (1,))
+
+    async def run() -> None:
+        async with store._exclusive("m4-hourly", "loading version 5"):
+            for call in (lambda: store.promote("m4-hourly", 1), lambda: store.rollback("m4-hourly"),
+                         lambda: store.reload("m4-hourly")):  # fmt: skip
+                with pytest.raises(Busy, match=r"busy \(loading version 5\); nothing was done"):
+                    await call()
+        assert (await store.reload("m4-hourly")).served.version == 1  # free again
+
+    asyncio.run(run())
