@@ -6,7 +6,8 @@ Layout under a root (a local path, default ``models/``, or an fsspec URL)::
     <root>/<name>/2/
     <root>/<name>/aliases.json       {"aliases": {"production": 2},
                                       "history": {"production": [1, 2]}, "log": [...]}
-    <root>/<name>/.lock              lock file (local roots: fcntl.flock)
+    <root>/<name>/.lock              the writers' lock (local roots: fcntl.flock)
+    <root>/<name>/.job.lock          held by a retraining job for its whole run
     <root>/<name>/.tmp-<hex>/        an unfinished publish; removed by the next publish
 
 Guarantees on a local root (POSIX filesystem):
@@ -19,8 +20,12 @@ Guarantees on a local root (POSIX filesystem):
   and names a version that passed :meth:`Registry.promote`'s validation (full artifact checks
   plus :func:`forecaster.predict.sanity_problems`).
 * One writer per name at a time across processes: :meth:`Registry.lock` holds ``flock`` on
-  ``.lock`` (reentrant within a thread, so a job holding the lock can still call ``publish``).
-  Version numbers are chosen under the lock, so concurrent publishers get distinct versions.
+  ``.lock`` (reentrant within a thread, so a caller holding the lock can still call
+  ``publish``), for a publish or an alias change only: a version is validated before it is
+  taken. Version numbers are chosen under the lock, so concurrent publishers get distinct
+  versions. Whoever is refused learns which process holds it and what it is doing.
+* A long job (retraining) holds :meth:`Registry.job_lock` (``.job.lock``) for its whole run, so
+  a second job is refused at once, while admin actions, which need only ``.lock``, go on.
 
 On an fsspec object store (s3://, gs://, memory://) there is no rename and no flock:
 
@@ -38,6 +43,15 @@ raises :class:`AliasFileError` for that model only. Entries removed while a dire
 (SQLite's journal of the monitoring database, which lives in the root; a publish's temp
 directory) are skipped, never taken for a missing directory.
 
+Symlinks, one rule for listing, loading, publishing and promoting (and so for the service,
+which does all four through here): a model or version directory that is a symlink is followed
+when it resolves to a directory inside the registry root. One that leaves the root (or any, on an
+object store) is refused: still listed, so that it is seen, while every use of it raises
+:class:`SymlinkRefusedError`, and the first meeting is logged with where it points. A symlink to
+anything but a directory is skipped, as a file is. Files (manifests, weights, ``aliases.json``)
+are never read through a symlink at all (:func:`forecaster.storage.read_bounded`): they are
+hash-checked or replaced atomically in place.
+
 Crash testing: with ``FORECASTER_FAILPOINT=<name>`` the process SIGKILLs itself at that step:
 ``save:after-weights`` (weights written, manifest not yet; ``save:after-<stem>`` likewise after
 each extra file), ``publish:after-save`` (temp directory complete, not renamed),
@@ -49,8 +63,10 @@ moved, directory not yet fsynced).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -74,10 +90,13 @@ from forecaster.schemas import NAME_PATTERN
 from forecaster.settings import DEFAULT_REGISTRY
 from forecaster.storage import TMP_PREFIX, Location, failpoint, fsync_dir
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ROOT = DEFAULT_REGISTRY
 DEFAULT_ALIAS = "production"
 ALIASES = "aliases.json"
 LOCK = ".lock"
+JOB_LOCK = ".job.lock"
 HISTORY_LIMIT = 100
 LOG_LIMIT = 1000
 # Aliases, their histories (HISTORY_LIMIT each) and the log (LOG_LIMIT events) fit well within.
@@ -103,6 +122,15 @@ class VersionNotFoundError(ModelNotFoundError):
 
 class PublishLockedError(RegistryError):
     """Another writer holds the model's lock."""
+
+
+class SymlinkRefusedError(RegistryError):
+    """A model or version directory is a symlink that leaves the registry root (or is on an
+    object store): listed, never loaded, published into or promoted."""
+
+
+class AliasMovedError(RegistryError):
+    """An alias moved between reading it and changing it; nothing was changed."""
 
 
 class InvalidNameError(RegistryError, ValueError):
@@ -189,6 +217,43 @@ def check_forecasts(model: LoadedModel) -> None:
         )
 
 
+_WARNED: set[tuple[str, str]] = set()
+_WARNED_GUARD = threading.Lock()
+
+
+def _warn_refused(path: str, target: str, what: str, why: str) -> None:
+    """Log a refused symlink once per link and target (listings meet it on every poll)."""
+    with _WARNED_GUARD:
+        if (path, target) in _WARNED:
+            return
+        _WARNED.add((path, target))
+    log.warning(
+        "registry: %s is a symlink (%s -> %s) that is not followed: %s; it is listed but "
+        "cannot be loaded, published into or promoted",
+        what,
+        path,
+        target,
+        why,
+    )
+
+
+def _rollback_target(data: _AliasFile, name: str, alias: str) -> tuple[int, int, list[int]]:
+    """(the alias's current version, the version a rollback returns to, the history after
+    it); RegistryError when there is nothing to roll back to."""
+    current = data.aliases.get(alias)
+    if current is None:
+        raise RegistryError(f"model {name!r} has no {alias!r} alias to roll back")
+    stack = data.history.get(alias, [])
+    if stack and stack[-1] == current:
+        stack = stack[:-1]
+    if not stack:
+        raise RegistryError(
+            f"{alias!r} of model {name!r} has no previous version to roll back to "
+            f"(it points at version {current}); promote a version explicitly"
+        )
+    return current, stack[-1], stack
+
+
 class Registry:
     """Versioned models under ``root`` (local path or fsspec URL); see the module docstring."""
 
@@ -225,23 +290,87 @@ class Registry:
         except FileNotFoundError:  # nothing there yet
             return {}
 
+    def _symlink(self, path: str, what: str) -> Literal["follow", "refuse", "skip"]:
+        """How the symlink at ``path`` is taken, by the one rule for symlinked directories:
+        followed when it resolves to a directory inside the registry root; refused (and
+        logged, once) when it leaves the root, or on an object store; skipped, as a file
+        would be, when it names no directory (dangling, or a file such as a linked database).
+        """
+        if not self._local:
+            _warn_refused(path, "?", what, "object stores' symlinks are not followed")
+            return "refuse"
+        target = os.path.realpath(path)
+        if not os.path.isdir(target):
+            return "skip"
+        root = os.path.realpath(self._base)
+        if target != root and os.path.commonpath([root, target]) == root:
+            return "follow"
+        _warn_refused(path, target, what, "it leaves the registry root")
+        return "refuse"
+
+    def _refused(self, what: str) -> SymlinkRefusedError:
+        return SymlinkRefusedError(
+            f"{what} is a symlink that the registry does not follow: it follows symlinked "
+            "directories only within its root, on local disk (the log says where this one "
+            "points); move the directory inside the registry root, or replace the link with it"
+        )
+
+    def _model_dir(self, name: str) -> str:
+        """The directory of ``name``; :class:`SymlinkRefusedError` when it is a symlink that
+        leaves the registry."""
+        path = self._join(name)
+        if (
+            self._local
+            and os.path.islink(path)
+            and self._symlink(path, f"model {name!r}") == "refuse"
+        ):
+            raise self._refused(f"the directory of model {name!r}")
+        return path
+
     def _version_dirs(self, name: str) -> dict[int, bool]:
-        """{version: has a manifest} for every numbered directory of ``name``."""
+        """{version: has a manifest} for every numbered directory of ``name``; a symlink that
+        leaves the registry counts as one with a manifest, so that it is listed and every use
+        of it says why it is refused."""
         found = {}
-        for base, kind in self._entries(self._join(name)).items():
-            if kind == "directory" and _VERSION_DIR.fullmatch(base):
+        model = self._model_dir(name)
+        for base, kind in self._entries(model).items():
+            if not _VERSION_DIR.fullmatch(base):
+                continue
+            if kind == "symlink":
+                how = self._symlink(self._join(name, base), f"version {base} of model {name!r}")
+                if how == "refuse":
+                    found[int(base)] = True
+                    continue
+                kind = "directory" if how == "follow" else "file"
+            if kind == "directory":
                 found[int(base)] = self._fs.lexists(self._join(name, base, MANIFEST))
         return found
 
+    def _version_at(self, name: str, version: int) -> Location:
+        """Where ``name@version`` lives; :class:`SymlinkRefusedError` when it is a symlink
+        that leaves the registry."""
+        loc = self._at(name, version)
+        what = f"version {version} of model {name!r}"
+        if self._local and os.path.islink(loc.path) and self._symlink(loc.path, what) == "refuse":
+            raise self._refused(what)
+        return loc
+
     def names(self) -> list[str]:
-        """Models with at least one complete version, sorted."""
-        return sorted(
-            base
-            for base, kind in self._entries(self._base).items()
-            if kind == "directory"
-            and NAME_RE.fullmatch(base)
-            and any(self._version_dirs(base).values())
-        )
+        """Models with at least one complete version, sorted; and models whose directory is a
+        symlink the registry refuses, so that they are seen (every use of them says why)."""
+        found = []
+        for base, kind in self._entries(self._base).items():
+            if not NAME_RE.fullmatch(base):
+                continue
+            if kind == "symlink":
+                how = self._symlink(self._join(base), f"model {base!r}")
+                if how == "refuse":
+                    found.append(base)
+                    continue
+                kind = "directory" if how == "follow" else "file"
+            if kind == "directory" and any(self._version_dirs(base).values()):
+                found.append(base)
+        return sorted(found)
 
     def versions(self, name: str) -> list[int]:
         """Complete versions of ``name``, ascending; ModelNotFoundError if there are none."""
@@ -290,15 +419,17 @@ class Registry:
         self.versions(name)
         return self._read_aliases(name).aliases.get(check_name(alias, "alias"))
 
-    def _validate(self, name: str, version: int) -> LoadedModel:
-        """Full artifact checks plus the forecast sanity check; raises the specific
-        ArtifactError."""
+    def _validate(self, name: str, version: int, *, load: bool = True) -> LoadedModel | None:
+        """Full artifact checks plus the forecast sanity check (``load=False``: only that the
+        version exists); raises the specific ArtifactError."""
         available = self.versions(name)
         if version not in available:
             raise VersionNotFoundError(
                 f"model {name!r} has no version {version} (versions: {available})"
             )
-        model = load_model(self._at(name, version))
+        if not load:
+            return None
+        model = load_model(self._version_at(name, version))
         check_forecasts(model)
         return model
 
@@ -320,40 +451,64 @@ class Registry:
         self._write_aliases(name, data)
         return previous
 
-    def promote(self, name: str, version: int, alias: str = DEFAULT_ALIAS) -> int | None:
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str = DEFAULT_ALIAS,
+        *,
+        blocking: bool = True,
+        timeout: float | None = None,
+    ) -> int | None:
         """Point ``alias`` at ``version`` if that version loads and validates; return the
         version it pointed at before (None if unset), read under the lock, so concurrent
         promotes each report their own predecessor.
+
+        The version is validated before the lock is taken (versions never change once they
+        appear), so the lock is held for the alias change alone. ``blocking=False`` (or a
+        ``timeout``) raises :class:`PublishLockedError`, naming the holder and what it is
+        doing, instead of waiting for another writer.
 
         Raises the specific :class:`~forecaster.artifacts.ArtifactError` of a version that
         fails validation; the alias is then left unchanged.
         """
         check_version(version)
         check_name(alias, "alias")
-        self.versions(name)  # an unknown model: ModelNotFoundError, and no lock file is created
-        with self.lock(name):
-            self._validate(name, version)
+        self._validate(name, version)  # an unknown model: ModelNotFoundError, no lock file
+        purpose = f"promoting version {version} to {alias!r}"
+        with self.lock(name, blocking=blocking, timeout=timeout, purpose=purpose):
+            self._validate(name, version, load=False)  # still there (deleted by hand?)
             return self._move_alias(name, alias, version, "promote")
 
-    def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
-        """Point ``alias`` back at its previous target (which must still validate); return it."""
+    def rollback(
+        self,
+        name: str,
+        alias: str = DEFAULT_ALIAS,
+        *,
+        blocking: bool = True,
+        timeout: float | None = None,
+    ) -> int:
+        """Point ``alias`` back at its previous target (which must still validate); return it.
+
+        The target is validated before the lock is taken; under the lock the alias must still
+        be as it was read (else :class:`AliasMovedError`: another writer moved it meanwhile, and
+        the rollback would undo their change). ``blocking`` and ``timeout`` as for
+        :meth:`promote`.
+        """
         check_name(alias, "alias")
         self.versions(name)  # an unknown model: ModelNotFoundError, and no lock file is created
-        with self.lock(name):
+        seen = self._read_aliases(name)
+        current, target, stack = _rollback_target(seen, name, alias)
+        self._validate(name, target)
+        purpose = f"rolling {alias!r} back to version {target}"
+        with self.lock(name, blocking=blocking, timeout=timeout, purpose=purpose):
             data = self._read_aliases(name)
-            current = data.aliases.get(alias)
-            if current is None:
-                raise RegistryError(f"model {name!r} has no {alias!r} alias to roll back")
-            stack = data.history.get(alias, [])
-            if stack and stack[-1] == current:
-                stack = stack[:-1]
-            if not stack:
-                raise RegistryError(
-                    f"{alias!r} of model {name!r} has no previous version to roll back to "
-                    f"(it points at version {current}); promote a version explicitly"
+            now = data.aliases.get(alias)
+            if now != current or data.history.get(alias) != seen.history.get(alias):
+                raise AliasMovedError(
+                    f"{alias!r} of model {name!r} moved (version {current} -> {now}) while the "
+                    "rollback validated its target; nothing was changed: check it and retry"
                 )
-            target = stack[-1]
-            self._validate(name, target)
             data.history[alias] = stack
             self._move_alias(name, alias, target, "rollback", data)
             return target
@@ -362,20 +517,50 @@ class Registry:
 
     @contextlib.contextmanager
     def lock(
-        self, name: str, *, blocking: bool = True, timeout: float | None = None
+        self,
+        name: str,
+        *,
+        blocking: bool = True,
+        timeout: float | None = None,
+        purpose: str = "",
     ) -> Iterator[None]:
-        """Hold the single-writer lock of ``name`` (reentrant within a thread).
+        """Hold the single-writer lock of ``name`` (reentrant within a thread): publishing and
+        moving aliases take it, for as long as those take, never for a whole job.
 
         ``blocking=False`` raises :class:`PublishLockedError` at once if another writer holds
-        it; ``timeout`` (seconds) raises it after waiting that long.
+        it; ``timeout`` (seconds) raises it after waiting that long. ``purpose`` ("promoting
+        version 3") is what others' errors say the holder is doing.
         """
         check_name(name)
-        lock = storage.lock(self._at(name, LOCK))
+        with self._hold(name, LOCK, blocking, timeout, purpose, "being written"):
+            yield
+
+    @contextlib.contextmanager
+    def job_lock(self, name: str, purpose: str = "") -> Iterator[None]:
+        """Hold the lock that lets one long job (a retraining) run per model at a time; a
+        second is refused at once (:class:`PublishLockedError`). It is a lock of its own, so
+        admin actions and publishes, which take :meth:`lock`, never wait for a job."""
+        check_name(name)
+        with self._hold(name, JOB_LOCK, False, None, purpose, "being retrained"):
+            yield
+
+    @contextlib.contextmanager
+    def _hold(
+        self,
+        name: str,
+        file: str,
+        blocking: bool,
+        timeout: float | None,
+        purpose: str,
+        doing: str,
+    ) -> Iterator[None]:
+        self._model_dir(name)  # no lock file written through a refused symlink
+        lock = storage.lock(self._at(name, file))
         try:
-            lock.acquire(blocking, timeout)
+            lock.acquire(blocking, timeout, purpose)
         except storage.LockHeldError as err:
             raise PublishLockedError(
-                f"model {name!r} in {self.root} is being written by {err.holder}; "
+                f"model {name!r} in {self.root} is {doing} by {err.holder}; "
                 "wait for it to finish and retry"
             ) from None
         try:
@@ -387,7 +572,7 @@ class Registry:
 
     def _clean_leftovers(self, name: str) -> None:
         """Remove what crashed publishes left (caller holds the lock, so nothing is live)."""
-        for base, kind in self._entries(self._join(name)).items():
+        for base, kind in self._entries(self._model_dir(name)).items():
             if base.startswith(TMP_PREFIX):
                 storage.remove(self._at(name, base), kind)
         if not self._local:
@@ -414,7 +599,7 @@ class Registry:
         new version once it has validated.
         """
         check_name(name)
-        with self.lock(name):
+        with self.lock(name, purpose="publishing a new version"):
             storage.makedirs(self._at(name))
             self._clean_leftovers(name)
             # Under the lock nobody else publishes, so the number is final before saving.
@@ -471,16 +656,21 @@ class Registry:
             raise VersionNotFoundError(
                 f"model {name!r} has no version {version} (versions: {available})"
             )
-        return load_model(self._at(name, version))
+        return load_model(self._version_at(name, version))
 
     def describe(self, name: str) -> dict[str, Any]:
         """Versions, aliases and each version's config, metrics and creation time (JSON-able).
 
-        Reads manifests only. A version whose manifest is unreadable is listed with ``error``;
-        an unreadable aliases.json gives empty aliases and ``aliases_error``. Either way the
-        other versions are still described.
+        Reads manifests only. A version whose manifest is unreadable (or a refused symlink) is
+        listed with ``error``; an unreadable aliases.json gives empty aliases and
+        ``aliases_error``. Either way the other versions are still described. A model whose
+        directory is a refused symlink has no versions and an ``error``.
         """
-        versions = self.versions(name)
+        try:
+            versions = self.versions(name)
+        except SymlinkRefusedError as err:  # listed by names(): described, not raised
+            return {"name": name, "root": self.root, "aliases": {}, "alias_history": {},
+                    "alias_log": [], "versions": [], "error": str(err)}  # fmt: skip
         try:
             data, alias_error = self._read_aliases(name), None
         except AliasFileError as err:
@@ -500,8 +690,8 @@ class Registry:
     def _describe_version(self, name: str, version: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"version": version, "path": self.path(name, version)}
         try:
-            manifest = read_manifest(self._at(name, version))
-        except ArtifactError as err:
+            manifest = read_manifest(self._version_at(name, version))
+        except (ArtifactError, SymlinkRefusedError) as err:
             return entry | {"error": str(err)}
         return entry | {
             "format_version": manifest.format_version,

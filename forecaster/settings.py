@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         30.0, gt=0, description="Time to send a request's body after its headers; then 408."
     )
+    send_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest a client may leave responses unread (the write buffer over its "
+        "high-water mark); then the connection is closed and the buffer freed.",
+    )
     keep_alive_s: float = Field(
         5.0, gt=0, description="An idle keep-alive connection is closed after this long."
     )
@@ -108,7 +114,10 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Forecasts waiting to be recorded; beyond it they are dropped."
     )
     record_flush_s: float = Field(
-        0.5, gt=0, description="Longest a forecast waits before it is written."
+        0.5,
+        gt=0,
+        description="Pause between the writer's batches; a forecast is written within this "
+        "plus two batches' write time (the one under way when it was queued, then its own).",
     )
 
     @field_validator("default_model", "database_url")

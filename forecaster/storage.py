@@ -303,11 +303,16 @@ def remove(loc: Location, kind: Kind) -> None:
 
 
 class LockHeldError(OSError):
-    """Someone else holds the lock; ``holder`` names them ("process 123", "another thread")."""
+    """Someone else holds the lock; ``holder`` names them and what they are doing ("process 123
+    (promoting version 3)", "another thread of this process (retraining)")."""
 
     def __init__(self, path: str, holder: str) -> None:
         super().__init__(f"{path} is held by {holder}")
         self.path, self.holder = path, holder
+
+
+# Bytes of the lock file read back to name its holder: the pid and what it is doing.
+_HOLDER_BYTES = 200
 
 
 class FileLock:
@@ -318,6 +323,9 @@ class FileLock:
     from the same thread would deadlock against itself: nesting is counted here and only the
     outermost acquisition touches the file. The RLock excludes other threads, and is all there is
     on object stores, which have no file locks.
+
+    The outermost acquisition's ``purpose`` ("promoting version 3") is written into the file
+    beside the pid, so whoever is refused learns what holds the lock, not just who.
     """
 
     def __init__(self, loc: Location) -> None:
@@ -325,16 +333,23 @@ class FileLock:
         self._rlock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self._purpose = ""
 
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> None:
+    def acquire(
+        self, blocking: bool = True, timeout: float | None = None, purpose: str = ""
+    ) -> None:
         """Take the lock; :class:`LockHeldError` if ``blocking=False`` or ``timeout`` runs out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wait = -1 if timeout is None or not blocking else timeout
         if not self._rlock.acquire(blocking, wait):
-            raise LockHeldError(self.loc.url, "another thread")
+            raise LockHeldError(
+                self.loc.url, _holder("another thread of this process", self._purpose)
+            )
         try:
-            if self._depth == 0 and self.loc.local:
-                self._fd = _flock(self.loc, blocking, deadline)
+            if self._depth == 0:
+                if self.loc.local:
+                    self._fd = _flock(self.loc, blocking, deadline, purpose)
+                self._purpose = purpose
             self._depth += 1
         except BaseException:
             self._rlock.release()
@@ -342,13 +357,19 @@ class FileLock:
 
     def release(self) -> None:
         self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
+        if self._depth == 0:
+            self._purpose = ""
+            if self._fd is not None:
+                os.close(self._fd)  # closing the descriptor releases the flock
+                self._fd = None
         self._rlock.release()
 
 
-def _flock(loc: Location, blocking: bool, deadline: float | None) -> int:
+def _holder(who: str, purpose: str) -> str:
+    return f"{who} ({purpose})" if purpose else who
+
+
+def _flock(loc: Location, blocking: bool, deadline: float | None, purpose: str) -> int:
     makedirs(Location(loc.fs, os.path.dirname(loc.path)))
     fd = os.open(loc.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -359,11 +380,15 @@ def _flock(loc: Location, blocking: bool, deadline: float | None) -> int:
                 break
             except BlockingIOError:
                 if not blocking or (deadline is not None and time.monotonic() >= deadline):
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                    raise LockHeldError(loc.path, f"process {holder or '?'}") from None
+                    text = os.pread(fd, _HOLDER_BYTES, 0).decode(errors="replace").strip()
+                    pid, _, doing = text.partition(" ")
+                    who = _holder(f"process {pid or '?'}", " ".join(doing.split()))
+                    raise LockHeldError(loc.path, who) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # only to name the holder in errors
+        # Only to name the holder in others' errors: "<pid> <purpose>", one line.
+        note = f"{os.getpid()} {' '.join(purpose.split())}".strip()[:_HOLDER_BYTES]
+        os.pwrite(fd, f"{note}\n".encode(), 0)
         return fd
     except BaseException:
         os.close(fd)

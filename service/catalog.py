@@ -261,6 +261,8 @@ def _registry_facts(registry: Registry, name: str) -> tuple[list[int], int | Non
         versions = registry.versions(name)
     except ModelNotFoundError:
         raise NotServed(f"no model named {name!r}") from None
+    except RegistryError as exc:  # its directory is a symlink the registry refuses
+        return [], None, one_line(exc)
     try:
         return versions, registry.alias(name), None
     except ModelNotFoundError:

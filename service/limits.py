@@ -8,7 +8,9 @@ Two layers, because an ASGI app only sees a request once its headers are complet
   503 for a request that shutdown cut short; it also reports every answer to the metrics.
 - :func:`http_protocol`: uvicorn's HTTP protocol plus what ASGI cannot see: a deadline and a size
   limit for request headers (408, 431), a connection cap (503), JSON for malformed requests (400),
-  and, at shutdown, an immediate 503 for requests whose body is still arriving (a stalled client
+  a send deadline (a client that stops reading its responses is cut off once they have waited
+  ``send_timeout_s`` in the server's write buffer, which it would otherwise hold for good), and,
+  at shutdown, an immediate 503 for requests whose body is still arriving (a stalled client
   would otherwise hold shutdown for the whole grace period). ``forecaster serve`` uses it;
   ``uvicorn service.app:app --http service.limits:protocol`` does too.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from typing import Any, ClassVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forecaster.settings import Settings
+
+log = logging.getLogger(__name__)
 
 JSON_MEDIA_TYPE = "application/json"
 HEALTH_PATH = "/healthz"  # liveness is answered even over the connection cap
@@ -250,10 +255,12 @@ class ConnectionLimits:
     max_header_bytes: int = 16 * 1024
     max_connections: int | None = None
     retry_after_s: int = 1
+    send_timeout_s: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
         return cls(
+            send_timeout_s=settings.send_timeout_s,
             header_timeout_s=settings.header_timeout_s,
             max_header_bytes=settings.max_header_bytes,
             max_connections=settings.max_connections,
@@ -288,6 +295,11 @@ class _Limited:
     The header deadline runs from the connection's start, or from the first byte of each later
     request, to the end of that request's headers: it is a total, so trickling bytes does not
     extend it. Idle keep-alive connections are left to uvicorn's keep-alive timeout.
+
+    The send deadline runs while the transport's write buffer is over its high-water mark
+    (between asyncio's ``pause_writing`` and ``resume_writing``): a client that reads its
+    responses brings the buffer down and stops it; one that does not is cut off after
+    ``send_timeout_s``, the buffer dropped (``abort``: ``close`` would wait to send it first).
     """
 
     limits: ClassVar[ConnectionLimits]
@@ -302,6 +314,7 @@ class _Limited:
         super().connection_made(transport)  # type: ignore[misc]
         self._head_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
+        self._send_deadline: asyncio.TimerHandle | None = None
         cap = self.limits.max_connections
         if cap is not None and len(self.connections) > cap:
             self.app = _OverCapacity(self.app, self.connections, self.limits)
@@ -325,7 +338,36 @@ class _Limited:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._stop_send_deadline()
         super().connection_lost(exc)  # type: ignore[misc]
+
+    def pause_writing(self) -> None:
+        super().pause_writing()  # type: ignore[misc]
+        if self._send_deadline is None:
+            timeout = self.limits.send_timeout_s
+            self._send_deadline = self.loop.call_later(timeout, self._send_expired)
+
+    def resume_writing(self) -> None:
+        self._stop_send_deadline()
+        super().resume_writing()  # type: ignore[misc]
+
+    def _stop_send_deadline(self) -> None:
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+        self._send_deadline = None
+
+    def _send_expired(self) -> None:
+        self._send_deadline = None
+        unsent = self.transport.get_write_buffer_size()
+        client = self.transport.get_extra_info("peername")
+        log.warning(
+            "closed the connection of %s: it left %d bytes of responses unread for %g s",
+            _address(client),
+            unsent,
+            self.limits.send_timeout_s,
+        )
+        # The app's pending send() returns (connection_lost marks the cycle disconnected).
+        self.transport.abort()
 
     def send_400_response(self, msg: str) -> None:
         self._answer(400, notice("invalid HTTP request"))  # uvicorn's own is plain text
@@ -382,6 +424,12 @@ class _Limited:
         head += [name + b": " + value for name, value in headers]
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.transport.close()
+
+
+def _address(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return "a client"
 
 
 def http_protocol(

@@ -9,13 +9,19 @@ One bad model never takes the others down: each model is refreshed on its own, a
 one from serving (an unreadable ``aliases.json``, a corrupt manifest or weights file, a failed
 sanity check) is recorded as its :class:`Problem`, logged once as one line, counted, and retried
 when the alias moves again or the version's files change.
+
+Admin calls (reload, promote, rollback) never queue for long: while another swap of the same
+model is under way here (beyond :data:`ADMIN_WAIT_S`) they raise :class:`Busy`, and while another
+writer holds the registry's lock (a retraining job publishing) the registry's
+PublishLockedError; both are 409s that name what holds the model, and nothing is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -25,14 +31,21 @@ from forecaster import data
 from forecaster.artifacts import LoadedModel
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import ModelNotFoundError, Registry, RegistryError
+from forecaster.registry import AliasFileError, ModelNotFoundError, Registry, RegistryError
 
 log = logging.getLogger(__name__)
 _REASON_CHARS = 500  # of an exception's message, in logs and /readyz
+# Longest an admin call waits for another swap of the same model (a watcher's poll takes
+# milliseconds; a load, seconds) before it is refused with 409 rather than queued.
+ADMIN_WAIT_S = 2.0
 
 
 class LoadFailed(Exception):
     """A model version could not be loaded, compiled or validated."""
+
+
+class Busy(RegistryError):
+    """Another swap of the model is under way in this service (HTTP 409, nothing done)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,7 @@ class ModelStore:
         self._on_failure = on_failure
         self._served: dict[str, ServedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._doing: dict[str, str] = {}  # what holds each model's lock, for Busy's message
         self._problems: dict[str, Problem] = {}
         self._known: tuple[str, ...] = self.configured or self.required
         self.started = False  # every model has been tried once
@@ -201,8 +215,35 @@ class ModelStore:
           RegistryError: its alias file cannot be read.
           LoadFailed: the new version failed; the previous one (if any) keeps serving.
         """
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self._exclusive(name, "reloading" if force else "refreshing from its alias"):
             return await self._refresh(name, force)
+
+    async def reload(self, name: str) -> Swap:
+        """:meth:`refresh` with ``force``, for an admin: :class:`Busy` rather than a wait when
+        another swap of ``name`` is under way."""
+        async with self._exclusive(name, "reloading", ADMIN_WAIT_S):
+            return await self._refresh(name, True)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(
+        self, name: str, doing: str, wait_s: float | None = None
+    ) -> AsyncIterator[None]:
+        """Hold ``name``'s swap lock; :class:`Busy` (naming what holds it) after ``wait_s``."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        try:
+            async with asyncio.timeout(wait_s):
+                await lock.acquire()
+        except TimeoutError:
+            holder = self._doing.get(name, "another admin call")
+            raise Busy(
+                f"model {name!r} is busy ({holder}); nothing was done: retry when it is done"
+            ) from None
+        self._doing[name] = doing
+        try:
+            yield
+        finally:
+            self._doing.pop(name, None)
+            lock.release()
 
     async def _refresh(self, name: str, force: bool) -> Swap:
         """:meth:`refresh` for a caller that holds ``name``'s lock."""
@@ -225,8 +266,11 @@ class ModelStore:
         except ModelNotFoundError:
             self._note(name, Problem("not in the registry"))
             raise
-        except RegistryError as exc:
-            self._fail(name, Problem(f"its production alias cannot be read: {one_line(exc)}"))
+        except RegistryError as exc:  # a corrupt alias file, a refused symlink
+            reason = one_line(exc)
+            if isinstance(exc, AliasFileError):
+                reason = f"its production alias cannot be read: {reason}"
+            self._fail(name, Problem(reason))
             raise
         if version is None:
             self._note(name, Problem("has no production version"))
@@ -239,17 +283,26 @@ class ModelStore:
         The alias moves only after the version proved itself, so a bad version never becomes
         production through this call.
         """
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self._exclusive(name, f"promoting version {version}", ADMIN_WAIT_S):
             previous = self._served.get(name)
+            # Refused before seconds of loading when another writer (a retraining job
+            # publishing, the CLI) holds the registry's lock; checked again as the alias moves.
+            await asyncio.to_thread(self._check_writable, name)
             served = await self._build(name, version, (), record=False, again=True)
-            await asyncio.to_thread(self.registry.promote, name, version)
+            await asyncio.to_thread(self.registry.promote, name, version, blocking=False)
             return Swap(previous, self._go_live(served))
 
     async def rollback(self, name: str) -> Swap:
         """Move the production alias back one step and serve the version it now names."""
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            await asyncio.to_thread(self.registry.rollback, name)
+        async with self._exclusive(name, "rolling back", ADMIN_WAIT_S):
+            await asyncio.to_thread(self.registry.rollback, name, blocking=False)
             return await self._refresh(name, force=True)
+
+    def _check_writable(self, name: str) -> None:
+        """PublishLockedError (naming the holder) if another writer holds ``name``'s lock."""
+        self.registry.versions(name)  # an unknown model: ModelNotFoundError, no lock file made
+        with self.registry.lock(name, blocking=False):
+            pass
 
     async def _build(
         self, name: str, version: int, files: tuple, *, record: bool, again: bool

@@ -784,3 +784,68 @@ def test_hide_root_replaces_locations_not_words(tmp_path: Path, monkeypatch) -> 
         "the registry: <registry>/a/aliases.json is corrupt; other models are fine"
     )
     assert hide_root("s3://bucket/models/a is gone", "s3://bucket/models") == "<registry>/a is gone"
+
+
+# ------------------------------------------------------------------------------ symlinks
+
+
+def test_symlinked_directories_follow_one_rule_everywhere(
+    reg: R.Registry, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model or version directory that is a symlink is followed inside the registry root and
+    refused (listed, logged, never loaded, published into or promoted) when it leaves it: the
+    listing, loading and promoting agree (issue 29)."""
+    root = Path(reg.root)
+    reg.publish("inside", CFG, make_params(1), promote=True)
+    elsewhere = R.Registry(tmp_path / "elsewhere")
+    elsewhere.publish("m", CFG, make_params(2), promote=True)
+    # A directory replaced by a symlink to where it moved, inside the root: followed.
+    (root / "inside").rename(root / ".inside-real")
+    (root / "inside").symlink_to(".inside-real")
+    # One that leaves the root: refused, and seen.
+    (root / "outside").symlink_to(tmp_path / "elsewhere" / "m")
+    # A symlink to a file is no model, as a file is none.
+    (root / "linked.db").symlink_to(tmp_path / "elsewhere" / "m" / "aliases.json")
+
+    assert reg.names() == ["inside", "outside"]
+    assert reg.versions("inside") == [1] and reg.load("inside").manifest.format_version
+    assert reg.publish("inside", CFG, make_params(3)) == 2  # through the link
+    assert reg.promote("inside", 2) == 1 and reg.alias("inside") == 2
+    assert (root / ".inside-real" / "2").is_dir()
+
+    refused = pytest.raises(R.SymlinkRefusedError, match="symlink that the registry does not")
+    target = tmp_path / "elsewhere" / "m"
+    before = {p.name: p.stat().st_mtime_ns for p in target.iterdir()}
+    for use in (
+        lambda: reg.versions("outside"),
+        lambda: reg.alias("outside"),
+        lambda: reg.load("outside"),
+        lambda: reg.promote("outside", 1),
+        lambda: reg.publish("outside", CFG, make_params(4)),
+        lambda: reg.lock("outside").__enter__(),
+    ):
+        with refused:
+            use()
+    assert {p.name: p.stat().st_mtime_ns for p in target.iterdir()} == before  # nothing written
+    assert "symlink" in reg.describe("outside")["error"]
+
+    # A version directory: followed inside the root, refused (but listed) outside it.
+    (root / "inside" / "3").symlink_to(tmp_path / "elsewhere" / "m" / "1")
+    (root / "inside" / "4").symlink_to(root / ".inside-real" / "1")
+    assert reg.versions("inside") == [1, 2, 3, 4]
+    assert _same_params(reg.load("inside", 4).params, reg.load("inside", 1).params)
+    with refused:
+        reg.load("inside", 3)
+    with refused:
+        reg.promote("inside", 3)
+    assert "symlink" in reg.describe("inside")["versions"][2]["error"]
+    assert reg.publish("inside", CFG, make_params(5)) == 5  # numbers never reuse a link's
+
+    # The operator is told where each refused link points, once per link.
+    warnings = [r.getMessage() for r in caplog.records if "is a symlink" in r.getMessage()]
+    assert len(warnings) == 2
+    assert any(str(tmp_path / "elsewhere" / "m") in w and "'outside'" in w for w in warnings)
+    assert any(str(tmp_path / "elsewhere" / "m" / "1") in w for w in warnings)
+    assert cli_main(["models", "list", "--registry", str(root)]) == 0
+    listed = capsys.readouterr().out
+    assert "outside" in listed and "refused symlink" in listed

@@ -5,8 +5,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from forecaster.artifacts import LoadedModel, load_model
 from forecaster.cli import main
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import Registry
+from forecaster.registry import PublishLockedError, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses share the project's persistent compilation cache (the service's default
@@ -195,20 +197,101 @@ promote = "never"
 def test_a_second_job_is_refused(tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "models"
     publish_champion(root)
-    before = sorted(p.name for p in (root / "demo").iterdir())
     # Another process's job: flock on its own descriptor conflicts with ours.
-    fd = os.open(root / "demo" / ".lock", os.O_RDWR)
+    fd = os.open(root / "demo" / ".job.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.write(fd, b"4242 retraining\n")
+    before = sorted(p.name for p in (root / "demo").iterdir())
     try:
         code, out, err = retrain_cli(capsys, *job_args(csv, root))
     finally:
         os.close(fd)
 
     assert code == 1
-    assert "refused" in err and "is being written by" in err
+    assert "refused" in err and "is being retrained by process 4242 (retraining)" in err
     assert "demo: FAILED" in out
     assert sorted(p.name for p in (root / "demo").iterdir()) == before
     assert Registry(root).alias("demo") == 1
+
+
+def _read_until(proc: subprocess.Popen, marker: bytes, timeout: float = 240) -> bytes:
+    """What ``proc`` wrote to stderr up to ``marker``; fails if it exits or times out first."""
+    seen, deadline = b"", time.monotonic() + timeout
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {marker!r} in time: {seen[-2000:]!r}"
+        if select.select([proc.stderr], [], [], left)[0]:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            assert chunk, f"exited before {marker!r}: {seen[-2000:]!r}"
+            seen += chunk
+    return seen
+
+
+def test_a_retrain_does_not_claim_a_promotion_it_did_not_make(tmp_path: Path, csv: Path) -> None:
+    """An operator promotes v2 while the job trains against champion v1: the job publishes v3
+    but does not promote it over the operator's choice, and says so (issue 29)."""
+    root = tmp_path / "models"
+    publish_champion(root)
+    registry = Registry(root)
+    operators = registry.publish("demo", TINY, init_params(TINY, 8))  # v2, not promoted
+    cmd = [sys.executable, "-m", "forecaster.cli", "retrain", *job_args(csv, root)]
+    cmd += ["--promote", "always"]
+    env = {**os.environ, **JAX_CACHE_ENV}
+    # The operator holds the writers' lock from the start, so however fast the job trains, it
+    # publishes only after the operator's promote: the order is fixed, not raced.
+    with registry.lock("demo"):
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            _read_until(proc, b" 0/60 [")  # the progress bar: the champion (v1) is loaded
+            assert registry.promote("demo", operators) == 1
+        except BaseException:
+            proc.kill()
+            raise
+    out, err = proc.communicate(timeout=240)
+    out, err = out.decode(), err.decode()
+
+    assert proc.returncode == 0, err[-2000:]
+    assert "demo: published v3, NOT promoted: production is v2: production moved to v2" in out
+    assert "compared with champion v1" in out
+    assert out.splitlines()[-1].split()[:2] == ["demo", "superseded"]
+    assert registry.alias("demo") == operators
+    assert [e["version"] for e in registry.describe("demo")["alias_log"]] == [1, operators]
+    report = json.loads((root / "demo" / "3" / "report.json").read_text())
+    decision = report["decision"]
+    assert decision["status"] == "superseded" and decision["action"] == "keep"
+    assert (decision["production_before"], decision["production_after"]) == (1, operators)
+
+
+def test_admin_actions_do_not_wait_for_a_running_job(tmp_path: Path) -> None:
+    """A job holds its own lock for its whole run; promote and rollback take the writers' lock
+    only, so they go ahead (and a writer holding that lock refuses them at once, by name)."""
+    root = tmp_path / "models"
+    publish_champion(root)
+    registry = Registry(root)
+    registry.publish("demo", TINY, init_params(TINY, 8))
+    fd = os.open(root / "demo" / ".job.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a job of another process, training
+    try:
+        assert registry.promote("demo", 2, blocking=False) == 1
+        assert registry.rollback("demo", blocking=False) == 1
+    finally:
+        os.close(fd)
+    assert registry.promote("demo", 2) == 1
+    fd = os.open(root / "demo" / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a job of another process, publishing
+    os.ftruncate(fd, 0)
+    os.write(fd, b"4242 retraining: publishing a challenger\n")
+    try:
+        held = "being written by process 4242 [(]retraining: publishing a challenger[)]"
+        with pytest.raises(PublishLockedError, match=held):
+            registry.promote("demo", 1, blocking=False)
+        with pytest.raises(PublishLockedError, match=held):
+            registry.rollback("demo", blocking=False)
+    finally:
+        os.close(fd)
+    assert registry.alias("demo") == 2
 
 
 def test_a_crash_before_the_alias_moves_keeps_production(tmp_path: Path, csv: Path) -> None:

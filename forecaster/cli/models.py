@@ -87,6 +87,8 @@ def _row(info: dict[str, Any]) -> tuple[str, ...]:
     """
     versions = info["versions"]
     production = info["aliases"].get("production")
+    if not versions:  # its directory is a symlink the registry refuses
+        return (info["name"], "0", "-", "?", "?", "refused symlink (see `models show`)")
     if "aliases_error" in info:
         shown, note, alias = {}, "aliases.json unreadable (see `models show`)", "?"
     elif production is None:

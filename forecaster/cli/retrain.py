@@ -1,6 +1,7 @@
 """``forecaster retrain``: retrain on the latest data and promote the result only if it is better.
 
-Exit status: 0 when every job reached a decision (promoted, or champion kept), 1 when a job
+Exit status: 0 when every job reached a decision (promoted, champion kept, or superseded:
+production moved during the run, so the challenger was not promoted over it), 1 when a job
 failed (including a challenger that failed its sanity checks, or another job holding the
 model's lock), 2 for invalid options or config files.
 """

@@ -1,7 +1,8 @@
 """The batch retraining job: train a challenger on the latest data, backtest it against the
 production model (the champion), publish it, and move ``production`` only when it is better.
 
-One job, for one model name, under the registry's lock (a second job is refused at once):
+One job, for one model name, under the model's job lock (a second job is refused at once; admin
+actions are not: the registry's writers' lock is taken only to publish and promote):
 
 1. Load the data and the champion (the version ``production`` points at, if any).
 2. Cut the hold-out: the last ``horizon`` points of every series. The challenger trains on the
@@ -11,10 +12,12 @@ One job, for one model name, under the registry's lock (a second job is refused 
    and are scored on the same targets: sMAPE, MASE, and OWA against Naive2 on this data.
 4. Sanity checks on the challenger (:func:`forecaster.predict.sanity_problems`): finite
    forecasts of fixed probe series and of the backtest, each within ``10 * max|history| + 1``.
-5. Decide (:func:`decide`), then publish the challenger with ``report.json`` and ``plot.png``
-   inside the version (hashed with its weights), then move the alias. The alias moves last, so
-   a crash at any point leaves ``production`` where it was; at worst an unpromoted version
-   remains.
+5. Decide (:func:`decide`), then, under the writers' lock, read production again: if someone
+   moved it during the run, a promotion is withdrawn ("superseded": the challenger was not
+   compared with what serves now). Publish the challenger with ``report.json`` and
+   ``plot.png`` inside the version (hashed with its weights), then move the alias. The alias
+   moves last, so a crash at any point leaves ``production`` where it was; at worst an
+   unpromoted version remains.
 
 One module per concern: :mod:`.jobs` (config files and flags → jobs), :mod:`.backtest`,
 :mod:`.decision`, :mod:`.report` (report.json and plot.png), :mod:`.run` (the job itself) and

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 Policy = Literal["if-better", "always", "never"]
-Status = Literal["promoted", "kept", "rejected", "failed", "worker", "skipped"]
+Status = Literal["promoted", "kept", "rejected", "superseded", "failed", "worker", "skipped"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 # Statuses that mean the job reached a decision (exit 0); anything else is a failure.
-DECIDED = frozenset({"promoted", "kept", "worker", "skipped"})
+# "superseded": someone else moved production during the run; their choice stands.
+DECIDED = frozenset({"promoted", "kept", "superseded", "worker", "skipped"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,27 @@ def decide(
         f"{champion_owa:.4f} ({shown}) does not clear the margin {margin:.1%}",
         gain,
     )
+
+
+def recheck(decision: Decision, compared: int | None, production: int | None) -> Decision:
+    """``decision`` once production is read again, under the registry's lock, just before
+    publishing: a promotion stands only if production is still the champion the challenger
+    was compared with (``compared``); else it is withdrawn, and says why."""
+    if not decision.promote or production == compared:
+        return decision
+    was = "no production version" if compared is None else f"champion v{compared}"
+    return Decision(
+        False,
+        "superseded",
+        f"production moved to {_version(production)} during the run; the challenger was "
+        f"compared with {was}, so it is not promoted (retrain to compare it with "
+        f"{_version(production)})",
+        decision.improvement,
+    )
+
+
+def _version(version: int | None) -> str:
+    return "no version" if version is None else f"v{version}"
 
 
 def _improvement(challenger: float, champion: float | None) -> float | None:

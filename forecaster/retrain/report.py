@@ -105,7 +105,9 @@ def build_report(run: Run, version: int) -> dict[str, Any]:
             "margin": job.margin,
             "improvement": finite_or_none(decision.improvement),
             "production_before": before,
-            "production_after": version if decision.promote else before,
+            # Read under the registry's lock as the version was published: someone else's
+            # change during the run shows here (and makes a promotion "superseded").
+            "production_after": version if decision.promote else run.production,
         },
         # The production version's recorded forecasts scored against the actuals.
         "live": run.live,

@@ -18,7 +18,7 @@ from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import ModelNotFoundError, Registry
 from forecaster.retrain.backtest import Backtest, RetrainError, backtest, split_holdout
-from forecaster.retrain.decision import DECIDED, Decision, Status, decide
+from forecaster.retrain.decision import DECIDED, Decision, Status, decide, recheck
 from forecaster.retrain.jobs import Job, challenger_configs
 from forecaster.retrain.live import live_accuracy
 from forecaster.retrain.report import PLOT, REPORT, build_report, plot_png
@@ -26,6 +26,8 @@ from forecaster.train import TrainResult, fit
 
 __all__ = ["Outcome", "RetrainError", "Run", "failed", "run_job"]
 T = TypeVar("T")
+# Longest a finished job waits for another writer's publish or alias change (seconds each).
+PUBLISH_WAIT_S = 120.0
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Run:
     problems: list[str] = field(default_factory=list)
     decision: Decision | None = None
     version: int | None = None
+    # Production as read under the registry's lock when publishing, this job's promotion included.
+    production: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     live: dict[str, Any] = field(default_factory=dict)
@@ -93,14 +97,17 @@ def timed(seconds: dict[str, float], key: str, fn: Callable[..., T], *args: Any,
 def run_job(job: Job, *, progress: bool = True) -> Outcome:
     """Retrain, backtest, publish and maybe promote one model.
 
-    Raises PublishLockedError when another job holds the model, and the data, registry,
-    training and :class:`RetrainError` errors of a failed job; production is then unchanged.
+    The job holds the model's job lock (:meth:`Registry.job_lock`) throughout, so a second job
+    is refused; the registry's writers' lock only while publishing and promoting, so admin
+    actions meanwhile are not held up. Raises PublishLockedError when another job holds the
+    model, and the data, registry, training and :class:`RetrainError` errors of a failed job;
+    production is then unchanged.
     """
     started = time.perf_counter()
     registry = Registry(job.registry)
     primary = parallel.is_primary()  # in multi-host runs only process 0 touches the registry
-    lock = registry.lock(job.name, blocking=False) if primary else contextlib.nullcontext()
-    with lock:
+    guard = registry.job_lock(job.name, "retraining") if primary else contextlib.nullcontext()
+    with guard:
         live = live_accuracy(job, _production(registry, job.name))
         if job.when == "degraded" and live["version"] is not None and not live["degraded"]:
             return _not_retrained(job.name, live, time.perf_counter() - started)
@@ -109,10 +116,23 @@ def run_job(job: Job, *, progress: bool = True) -> Outcome:
         if not primary:
             return Outcome(job.name, "worker", "trained as a worker of a multi-host run")
         _evaluate(run)
+        _publish_and_promote(registry, run)
+    return _outcome(run, registry, time.perf_counter() - started)
+
+
+def _publish_and_promote(registry: Registry, run: Run) -> None:
+    """Publish the challenger and, when decided, promote it, compare-and-set style: under the
+    writers' lock production is read again, and a promotion stands only if it is still the
+    champion the challenger was compared with. What production is when the lock is let go
+    (``run.production``) is what the report and the outcome say."""
+    name = run.job.name
+    purpose = "retraining: publishing a challenger"
+    with registry.lock(name, timeout=PUBLISH_WAIT_S, purpose=purpose):
+        run.production = _production(registry, name)
+        run.decision = recheck(run.decision, run.champion.version, run.production)
         run.version = timed(run.seconds, "publish_s", _publish, registry, run)
         if run.decision.promote:
-            timed(run.seconds, "promote_s", registry.promote, job.name, run.version)
-    return _outcome(run, registry, time.perf_counter() - started)
+            run.production = run.version
 
 
 def _train(job: Job, registry: Registry, progress: bool) -> Run:
@@ -226,6 +246,7 @@ def _publish(registry: Registry, run: Run) -> int:
         seasonality=run.train.seasonality,
         training=dataclasses.asdict(run.train),
         extra_files=files,
+        promote=run.decision.promote,
     )
 
 
@@ -237,7 +258,7 @@ def _outcome(run: Run, registry: Registry, seconds: float) -> Outcome:
         reason=decision.reason,
         challenger_version=run.version,
         champion_version=run.champion.version,
-        production=registry.alias(run.job.name),
+        production=run.production,
         challenger_owa=result.challenger_metrics["owa"],
         champion_owa=None if result.champion_metrics is None else result.champion_metrics["owa"],
         improvement=decision.improvement,

@@ -18,6 +18,8 @@ def describe(outcome: Outcome) -> str:
         "kept": f"published v{outcome.challenger_version}, production stays "
         f"{_v(outcome.production)}",
         "rejected": f"published v{outcome.challenger_version} but REJECTED it",
+        "superseded": f"published v{outcome.challenger_version}, NOT promoted: production is "
+        f"{_v(outcome.production)}",
         "worker": "done",
         "skipped": "not retrained",
     }[outcome.status]

@@ -31,7 +31,12 @@ router = APIRouter(
     responses={
         401: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
-        409: {"model": ErrorResponse, "description": "Load failed; the old version serves."},
+        409: {
+            "model": ErrorResponse,
+            "description": "Load failed (the old version serves), or another writer holds the "
+            "model (a retraining job publishing, another admin call): the body names it; "
+            "nothing was done.",
+        },
         415: {"model": ErrorResponse, "description": "A body that is not application/json."},
     },
 )
@@ -39,7 +44,7 @@ router = APIRouter(
 
 @router.post("/reload", response_model=AdminResult, summary="Load the production version now.")
 async def reload(name: Name, request: Request) -> AdminResult:
-    return _result(name, await _store(request).refresh(name, force=True))
+    return _result(name, await _store(request).reload(name))
 
 
 @router.post(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
+import os
 
+import httpx
 import pytest
-from conftest import API_KEY, TINY, make_settings, publish, running_client
+from conftest import API_KEY, TINY, make_settings, publish, running_client, server
 
 from forecaster.model import init_params
 from forecaster.registry import Registry
@@ -92,3 +96,54 @@ def test_failed_load_keeps_the_old_version(admin):
     r = c.post("/v1/models/m4-hourly/reload", headers=KEY)
     assert r.status_code == 409 and "failed to load" in r.json()["detail"]
     assert _served_version(c) == 1
+
+
+def test_admin_calls_are_refused_at_once_while_a_writer_holds_the_model(tmp_path):
+    """Promote and rollback never queue behind another writer (a retraining job publishing):
+    409 naming it, nothing done, no thread left waiting to act after the client gave up."""
+    root = tmp_path / "registry"
+    publish(root, "m4-hourly")
+    registry = Registry(root)
+    registry.publish("m4-hourly", TINY, init_params(TINY, 1), promote=True)  # v2, after v1
+    registry.publish("m4-hourly", TINY, init_params(TINY, 2))  # v3, not promoted
+    with server(root, tmp_path) as s:
+        url = f"{s.url}/v1/models/m4-hourly"
+        # Another process's writer, as the registry's lock writes it: "<pid> <what it does>".
+        fd = os.open(root / "m4-hourly" / ".lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, b"4242 retraining: publishing a challenger\n")
+        try:
+            for action, body in (("promote", {"version": 3}), ("rollback", None)):
+                # The old code waited for the lock with no limit: this timed out.
+                r = httpx.post(f"{url}/{action}", json=body, headers=KEY, timeout=30)
+                assert r.status_code == 409, r.text
+                holder = "process 4242 (retraining: publishing a challenger)"
+                assert holder in r.json()["detail"] and str(root) not in r.text
+            assert registry.alias("m4-hourly") == 2
+        finally:
+            os.close(fd)
+        r = httpx.post(f"{url}/rollback", headers=KEY, timeout=30)
+        assert r.status_code == 200 and r.json() == {"model": "m4-hourly", "version": 1,
+                                                     "previous": 2}  # fmt: skip
+        assert registry.alias("m4-hourly") == 1
+
+
+def test_an_admin_call_does_not_queue_behind_another_swap_of_the_model(tmp_path):
+    """While this service is already swapping the model (the watcher loading a new version,
+    another admin call), an admin call waits at most ADMIN_WAIT_S, then is refused by name."""
+    from service.store import Busy, ModelStore
+
+    root = tmp_path / "registry"
+    publish(root, "m4-hourly")
+    store = ModelStore(Registry(root), (1,))
+
+    async def run() -> None:
+        async with store._exclusive("m4-hourly", "loading version 5"):
+            for call in (lambda: store.promote("m4-hourly", 1), lambda: store.rollback("m4-hourly"),
+                         lambda: store.reload("m4-hourly")):  # fmt: skip
+                with pytest.raises(Busy, match=r"busy \(loading version 5\); nothing was done"):
+                    await call()
+        assert (await store.reload("m4-hourly")).served.version == 1  # free again
+
+    asyncio.run(run())

@@ -160,7 +160,7 @@ def test_refusals_are_counted_in_the_metrics(registry_root):
 class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
-        self.written, self.closed = b"", False
+        self.written, self.closed, self.aborted = b"", False, False
 
     def write(self, data: bytes) -> None:
         self.written += data
@@ -170,6 +170,12 @@ class _Transport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return 1 << 20
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         addresses = {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}
@@ -181,10 +187,12 @@ async def _ok(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _protocol(base: type, max_header_bytes: int = 100):
+def _protocol(base: type, max_header_bytes: int = 100, send_timeout_s: float = 30):
     config = Config(app=_ok, ws="none", lifespan="off", access_log=False)
     config.load()
-    limits = ConnectionLimits(header_timeout_s=30, max_header_bytes=max_header_bytes)
+    limits = ConnectionLimits(
+        header_timeout_s=30, max_header_bytes=max_header_bytes, send_timeout_s=send_timeout_s
+    )
     cls = http_protocol(limits, base)
     proto = cls(config=config, server_state=ServerState(), app_state={})
     transport = _Transport()
@@ -211,5 +219,29 @@ def test_a_whole_head_arms_no_timer_and_a_partial_one_keeps_counting(base):
         proto.data_received(b"a" * 20)  # 108 bytes of head in all, over 100: 431
         assert transport.written.startswith(b"HTTP/1.1 431") and transport.closed
         proto.connection_lost(None)
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("base", [HttpToolsProtocol, H11Protocol])
+def test_the_send_deadline_runs_only_while_the_client_leaves_the_buffer_full(base):
+    """A client that reads (the buffer drops below its low-water mark) stops the deadline; one
+    that does not is cut off, its buffer dropped (abort, not close: close would wait for it)."""
+
+    async def run() -> None:
+        proto, transport = _protocol(base, send_timeout_s=0.05)
+        proto.pause_writing()
+        assert proto._send_deadline is not None
+        proto.resume_writing()  # the client read
+        assert proto._send_deadline is None
+        await asyncio.sleep(0.1)  # past the deadline: no timer was left behind
+        assert not transport.closed
+        proto.pause_writing()
+        deadline = asyncio.get_running_loop().time() + 5
+        while not transport.aborted and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert transport.aborted
+        proto.connection_lost(None)
+        assert proto._send_deadline is None
 
     asyncio.run(run())
