@@ -5,7 +5,9 @@ series at a time with pandas cost about 2 s of event-loop time for 1,000 x 168 s
 string of every series is parsed by one numpy call, each series' steps are checked with a few
 array operations, and the forecast stamps of all series are formatted by one numpy call. pandas
 is only the fallback for spellings numpy does not read (``20240101T0500``, offsets that change
-within a series) and for calendar frequencies (months, quarters).
+within a series) and for calendar frequencies (months, quarters). Every stamp is held to
+:mod:`forecaster.isotime`'s grammar first (one vectorised check when they are spelled alike), so
+numpy never meets a stamp it would warn about, and no request touches the warnings filters.
 
 A skipped timestamp is a missing point, not an error: when the steps are whole multiples of the
 most common one (or, for calendar frequencies, land on the grid of the frequency found in the first
