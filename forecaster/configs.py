@@ -101,6 +101,20 @@ class ModelConfig:
         return self.theta_weight + self.damped_weight > 0
 
     @property
+    def classical_share(self) -> float:
+        """The classical methods' share of the point forecast (0: the network alone)."""
+        return self.theta_weight + self.damped_weight
+
+    @property
+    def method(self) -> str:
+        """What makes this model's forecasts, as answers name it: ``"model"`` (the network
+        alone), ``"model+classical"`` (a blend) or ``"classical"`` (validation gave the
+        classical methods the whole forecast: the network's is not used)."""
+        if not self.blended:
+            return "model"
+        return "classical" if self.classical_share >= 1.0 - 1e-9 else "model+classical"
+
+    @property
     def network(self) -> ModelConfig:
         """This config without the classical shares: the network alone, whose compiled code
         every share reuses (the shares only act on its forecasts, in ``Predictor.blend``)."""

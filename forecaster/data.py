@@ -7,7 +7,14 @@ Formats (CSV or Parquet by suffix, local path or any fsspec URL such as ``s3://`
 - wide (M4): one row per series, the first column the id, then the observations in time order,
   padded with empty cells after the series ends. There are no timestamps: ``freq``/``end`` stay
   None unless the caller passes ``freq``.
-- auto: long when the id, time and value columns are all present, else wide.
+- auto: decided from the content (:func:`detect_layout`): long when a column holds dates (the
+  ``time_col`` one, else the first column of dates), else wide. A long file needs no id column:
+  without one it is one series (named after its value column), or with several numeric columns
+  and one row per timestamp, one series per column. ``SeriesSet.reading`` says what was chosen.
+
+Dates: ISO 8601 as written; other spellings (``01/02/1980``) are read both month first and day
+first, and when both readings fit the file and differ, :class:`DataError` names the two; the
+``dayfirst`` and ``date_format`` options settle it.
 
 Missing-value policy:
 
@@ -33,8 +40,9 @@ Windows are cut in :mod:`forecaster.windows`; scaling in :mod:`forecaster.scalin
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
+import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -44,22 +52,28 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-Format = Literal["auto", "long", "wide"]
+from forecaster.frequency import check_alias
+from forecaster.sources import SOURCE_OPTIONS, DataSource, Format
+
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 _INFER_FREQ_OFFSET = "future.infer_freq_returns_offset"
 
 __all__ = [
     "MAX_GAP",
+    "SOURCE_OPTIONS",
     "DataError",
     "DataSource",
+    "Layout",
     "SeriesSet",
+    "detect_layout",
     "fill_gaps",
     "fingerprint",
     "gap_runs",
     "load_series",
     "one_line",
     "read_frame",
+    "read_times",
     "series_from_frame",
     "train_val_split",
 ]
@@ -77,13 +91,15 @@ class SeriesSet:
     """Many univariate series: ``values[i]`` is the float64 history ``[len_i]`` of ``ids[i]``.
 
     ``freq`` is a pandas offset alias when timestamps are known; ``end[i]`` is then the timestamp
-    of the last observation of series ``i``.
+    of the last observation of series ``i``. ``reading`` says how a file was read (layout,
+    columns, dates), in words, when it came from one.
     """
 
     ids: list[str]
     values: list[F64]
     freq: str | None = None
     end: list[pd.Timestamp] | None = None
+    reading: str = ""
 
     def __post_init__(self) -> None:
         self.ids = [str(i) for i in self.ids]
@@ -272,12 +288,9 @@ def _load_wide(frame: pd.DataFrame, *, min_length: int, max_gap: int) -> SeriesS
 # ---------------------------------------------------------------------------- long format
 
 
-def _parse_times(raw: pd.Series, ids: pd.Series) -> pd.DatetimeIndex:
-    """Timestamps of every row; missing or unparseable ones raise, naming series and row."""
-    try:
-        times = pd.DatetimeIndex(pd.to_datetime(raw, errors="coerce"))
-    except (ValueError, TypeError) as exc:  # e.g. mixed time zones
-        raise DataError(f"timestamp column cannot be parsed: {exc}") from exc
+def _parse_times(times: pd.DatetimeIndex, raw: pd.Series, ids: pd.Series) -> pd.DatetimeIndex:
+    """``times`` read from ``raw``, unless one is missing or unparseable: that raises, naming
+    the series and the row."""
     if times.isna().any():
         i = int(np.argmax(times.isna()))
         what = "missing timestamp" if pd.isna(raw.iloc[i]) else f"unparseable {raw.iloc[i]!r}"
@@ -363,22 +376,22 @@ def _on_grid(sid: str, times: pd.DatetimeIndex, values: F64, freq: str) -> tuple
 
 def _load_long(
     frame: pd.DataFrame,
-    cols: tuple[str, str, str],
+    layout: Layout,
     *,
     freq: str | None,
     min_length: int,
     max_gap: int,
-) -> SeriesSet:
-    """One row per observation; the id/time/value column names are ``cols``."""
-    absent = [c for c in cols if c not in frame.columns]
-    if absent:
-        raise DataError(f"long format needs columns {list(cols)}; missing {absent}")
-    id_col, time_col, value_col = cols
-    ids = frame[id_col].astype(str).reset_index(drop=True)
-    times = _parse_times(frame[time_col].reset_index(drop=True), ids)
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+) -> tuple[SeriesSet, str]:
+    """One row per observation, in the columns ``layout`` names; also how the dates were read."""
+    ids, raw_times, raw_values = long_columns(frame, layout)
+    parsed, dates = read_times(
+        raw_times, date_format=date_format, dayfirst=dayfirst, column=layout.time_col or ""
+    )
+    times = _parse_times(parsed, raw_times, ids)
     values = _to_numeric(
-        frame[value_col].reset_index(drop=True),
-        lambda i: f"series {ids.iloc[i]!r} at {times[i]} (data row {i})",
+        raw_values, lambda i: f"series {ids.iloc[i]!r} at {times[i]} (data row {i % len(frame)})"
     )
     codes, uniques = pd.factorize(ids)
     series_ids = [str(u) for u in uniques]
@@ -394,15 +407,233 @@ def _load_long(
         _check_length(sid, core.size, min_length)
         out.append(core)
         ends.append(grid[first + core.size - 1] if core.size else pd.NaT)
-    return SeriesSet(series_ids, out, freq, ends)
+    return SeriesSet(series_ids, out, freq, ends), dates
 
 
 def _validate_freq(freq: str) -> str:
     try:
-        pd.tseries.frequencies.to_offset(freq)
+        return check_alias(freq)
     except ValueError as exc:
-        raise DataError(f"invalid frequency {freq!r}: {exc}") from exc
-    return freq
+        raise DataError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a frame holds its series.
+
+    ``"long"``: a row per observation, the timestamps in ``time_col``; with an ``id_col``, the
+    values in ``value_cols[0]``; without one, each of ``value_cols`` is one series named after
+    it. ``"wide"``: a row per series, the ids in the first column. ``why``: what decided it.
+    """
+
+    format: Literal["long", "wide"]
+    id_col: str | None = None
+    time_col: str | None = None
+    value_cols: tuple[str, ...] = ()
+    why: str = ""
+
+    def describe(self) -> str:
+        """The layout in words, e.g. ``long (ids 'store', timestamps 'date', values 'sales')``."""
+        if self.format == "wide":
+            return f"wide (a row per series, ids in the first column; {self.why})"
+        cols = ", ".join(repr(c) for c in self.value_cols)
+        if self.id_col is not None:
+            what = f"ids {self.id_col!r}, timestamps {self.time_col!r}, values {cols}"
+        elif len(self.value_cols) == 1:
+            what = f"no id column: one series {cols}, timestamps {self.time_col!r}"
+        else:
+            what = f"no id column: a series per column ({cols}), timestamps {self.time_col!r}"
+        return f"long ({what})"
+
+
+# A date column: this many of its first values are looked at, and all must read as dates of
+# these years (dateutil reads some ids as dates: "M1" is 0001-01-01 00:00:01).
+DATE_SAMPLE = 20
+DATE_YEARS = (1000, 2999)
+# Dates that start with a four-digit year are year-month-day; dateutil would read them
+# year-day-month when told day first.
+_YEAR_FIRST = re.compile(r"\s*\d{4}\D")
+
+
+def detect_layout(
+    frame: pd.DataFrame,
+    format: Format = "auto",
+    id_col: str = "id",
+    time_col: str = "timestamp",
+    value_col: str = "value",
+) -> Layout:
+    """The :class:`Layout` of ``frame``, from its content where the column names do not say:
+
+    - ``wide`` when asked, or (``auto``) when no column holds dates;
+    - timestamps: ``time_col``, else the first column whose values read as dates;
+    - ids: ``id_col``, else the one text column left (none: no id column);
+    - values: ``value_col``, else the numeric columns left: one (the value column), or, with no
+      id column and one row per timestamp, several (a series each).
+
+    Raises :class:`DataError` naming the columns when it cannot tell.
+    """
+    if format not in ("auto", "long", "wide"):
+        raise ValueError(f"format must be 'auto', 'long' or 'wide', not {format!r}")
+    columns = [str(c) for c in frame.columns]
+    if format == "wide":
+        return Layout("wide", why="as asked")
+    if format == "auto" and {id_col, time_col, value_col} <= set(columns):
+        return Layout("long", id_col, time_col, (value_col,), "columns named so")
+    times = time_col if time_col in columns else _date_column(frame)
+    if times is None:
+        if format == "long":
+            raise DataError(
+                f"long format needs a timestamp column: {time_col!r} is missing, and no column "
+                f"of {columns} holds dates; name it with time_col (--time-col)"
+            )
+        return Layout("wide", why=f"no column of dates among {_shown(columns)}")
+    rest = [c for c in columns if c != times]
+    numeric = [c for c in rest if _is_numeric(frame[c])]
+    ids = id_col if id_col in columns else None
+    if ids is None:
+        text = [c for c in rest if c not in numeric and c != value_col]
+        if len(text) > 1:
+            raise DataError(
+                f"cannot tell which column names the series among {text}; give id_col (--id-col)"
+            )
+        ids = text[0] if text else None
+    if value_col in columns:
+        values = [value_col]
+    else:
+        values = [c for c in numeric if c != ids]
+        if not values:
+            raise DataError(
+                f"no numeric column of values among {columns}; give value_col (--value-col)"
+            )
+        if ids is not None and len(values) > 1:
+            raise DataError(
+                f"cannot tell which column holds the values among {values}; give value_col "
+                "(--value-col)"
+            )
+    if ids is None and len(values) > 1 and frame[times].duplicated().any():
+        raise DataError(
+            f"timestamps in {times!r} repeat, so the file holds several series, but no column "
+            f"names them; give id_col (--id-col)"
+        )
+    return Layout("long", ids, times, tuple(values), "a column of dates")
+
+
+def _shown(columns: list[str], most: int = 5) -> str:
+    more = f" and {len(columns) - most} more" if len(columns) > most else ""
+    return ", ".join(repr(c) for c in columns[:most]) + more
+
+
+def _is_numeric(column: pd.Series) -> bool:
+    dtype = column.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _date_column(frame: pd.DataFrame) -> str | None:
+    """The first column whose values (the first ``DATE_SAMPLE`` of them) all read as dates."""
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            return str(name)
+        if _is_numeric(column) or pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        sample = column.dropna().astype(str).head(DATE_SAMPLE)
+        if sample.empty:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read = pd.to_datetime(sample, format="mixed", errors="coerce")
+        years = read.dt.year
+        if read.notna().all() and years.between(*DATE_YEARS).all():
+            return str(name)
+    return None
+
+
+def long_columns(frame: pd.DataFrame, layout: Layout) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """The ids (text), raw timestamps and raw values of every observation of a long ``frame``,
+    ``[rows]`` each: a file without an id column is one series per value column."""
+    assert layout.format == "long" and layout.time_col is not None
+    frame = frame.reset_index(drop=True)
+    raw_times = frame[layout.time_col]
+    if layout.id_col is not None:
+        return frame[layout.id_col].astype(str), raw_times, frame[layout.value_cols[0]]
+    n = len(frame)
+    ids = pd.Series(np.repeat(np.array(layout.value_cols, dtype=object), n))
+    times = pd.concat([raw_times] * len(layout.value_cols), ignore_index=True)
+    values = pd.concat([frame[c] for c in layout.value_cols], ignore_index=True)
+    return ids, times, values
+
+
+def read_times(
+    raw: pd.Series,
+    *,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    column: str = "timestamp",
+) -> tuple[pd.DatetimeIndex, str]:
+    """The timestamps in ``raw`` ``[n]`` (NaT where missing or unreadable) and how they were
+    read, in words (``""`` when there was nothing to decide).
+
+    ISO 8601 is read as written; other spellings both month first and day first (unless
+    ``dayfirst`` says which, or ``date_format`` gives the format), each with one format for
+    the whole column. When both readings fit and differ, :class:`DataError` names the two.
+    Whole numbers between 1000 and 2999 are years.
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        return pd.DatetimeIndex(raw), ""
+    if _is_numeric(raw):
+        years = raw.dropna()
+        if len(years) and (years % 1 == 0).all() and years.between(*DATE_YEARS).all():
+            text = raw.map(lambda y: "" if pd.isna(y) else str(int(y)))
+            return _to_times(text, format="%Y"), "years"
+        raise DataError(f"timestamp column {column!r} holds numbers, not dates")
+    if date_format is not None:
+        return _to_times(raw, format=date_format), f"format {date_format}"
+    tried = []
+    if dayfirst is None:
+        iso = _to_times(raw, format="ISO8601")
+        if _complete(iso, raw):
+            return iso, ""
+        tried.append(iso)
+    orders = [dayfirst] if dayfirst is not None else [False, True]
+    first = raw.dropna().astype(str).head(1)
+    if dayfirst is None and len(first) and _YEAR_FIRST.match(first.iloc[0]):
+        orders = [False]
+    readings = {order: _to_times(raw, dayfirst=order) for order in orders}
+    fits = {order: t for order, t in readings.items() if _complete(t, raw)}
+    if len(fits) == 2 and not fits[False].equals(fits[True]):
+        i = int(np.argmax(fits[False] != fits[True]))
+        month, day = fits[False][i], fits[True][i]
+        raise DataError(
+            f"the dates in column {column!r} read two ways: {raw.iloc[i]!r} is "
+            f"{month:%Y-%m-%d} month first and {day:%Y-%m-%d} day first; say which with "
+            "dayfirst (--dayfirst or --no-dayfirst) or date_format (--date-format)"
+        )
+    if fits:
+        order, times = next(iter(fits.items()))
+        decided = len(readings) == 1 or (len(fits) == 1 and len(orders) == 2)
+        return times, ("day first" if order else "month first") if decided else ""
+    # Nothing reads every row: the reading that reads the most, for the error naming the first
+    # row it cannot read.
+    return min([*tried, *readings.values()], key=lambda t: int(t.isna().sum())), ""
+
+
+def _to_times(raw: pd.Series, **how: Any) -> pd.DatetimeIndex:
+    with warnings.catch_warnings():
+        # pandas warns when it infers a format, or reads a date against dayfirst; the readings
+        # are compared here instead.
+        warnings.simplefilter("ignore")
+        try:
+            return pd.DatetimeIndex(pd.to_datetime(raw, errors="coerce", **how))
+        except (ValueError, TypeError) as exc:  # e.g. mixed time zones
+            raise DataError(f"timestamp column cannot be parsed: {one_line(exc)}") from exc
+
+
+def _complete(times: pd.DatetimeIndex, raw: pd.Series) -> bool:
+    """Whether ``times`` reads every value of ``raw`` that is there."""
+    return not (times.isna() & raw.notna().to_numpy()).any()
 
 
 # ---------------------------------------------------------------------------- public loaders
@@ -416,20 +647,42 @@ def series_from_frame(
     time_col: str = "timestamp",
     value_col: str = "value",
     freq: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
     min_length: int = 1,
     max_gap: int = 3,
 ) -> SeriesSet:
     """Validate an in-memory long or wide frame (see :func:`load_series`)."""
-    cols = (id_col, time_col, value_col)
-    if format == "auto":
-        format = "long" if set(cols) <= set(frame.columns) else "wide"
-    if format == "long":
-        return _load_long(frame, cols, freq=freq, min_length=min_length, max_gap=max_gap)
-    if format == "wide":
-        out = _load_wide(frame, min_length=min_length, max_gap=max_gap)
-        out.freq = _validate_freq(freq) if freq else None
-        return out
-    raise ValueError(f"format must be 'auto', 'long' or 'wide', not {format!r}")
+    layout = detect_layout(frame, format, id_col, time_col, value_col)
+    if layout.format == "long":
+        out, dates = _load_long(
+            frame,
+            layout,
+            freq=freq,
+            min_length=min_length,
+            max_gap=max_gap,
+            date_format=date_format,
+            dayfirst=dayfirst,
+        )
+    else:
+        try:
+            out = _load_wide(frame, min_length=min_length, max_gap=max_gap)
+        except DataError as err:
+            if format == "wide":
+                raise
+            raise DataError(
+                f"{err} (read as wide: {layout.why}; for a long file name its timestamp "
+                "column with time_col, --time-col)"
+            ) from err
+        out.freq, dates = _validate_freq(freq) if freq else None, ""
+    out.reading = f"{layout.describe()}{f', dates {dates}' if dates else ''}; " + _counted(out)
+    return out
+
+
+def _counted(series: SeriesSet) -> str:
+    n = len(series)
+    what = f"{n} series" if n != 1 else f"1 series ({series.ids[0]!r})" if n else "no series"
+    return f"{what}, frequency {series.freq or 'unknown (no timestamps)'}"
 
 
 def load_series(
@@ -440,6 +693,8 @@ def load_series(
     time_col: str = "timestamp",
     value_col: str = "value",
     freq: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
     min_length: int = 1,
     max_gap: int = 3,
     storage_options: dict[str, Any] | None = None,
@@ -447,8 +702,13 @@ def load_series(
     """Read CSV or Parquet (local path or fsspec URL) and validate it into a :class:`SeriesSet`.
 
     Args:
-        format: "long", "wide" (M4) or "auto" (long if all three long-format columns exist).
+        format: "long", "wide" (M4) or "auto" (from the content: :func:`detect_layout`).
+        id_col, time_col, value_col: the long format's columns (:func:`detect_layout` finds
+            them by content when absent; no id column: one series).
         freq: pandas offset alias; inferred from the timestamps when None (long format only).
+        date_format: strftime format of the timestamps; dayfirst: read ``01/02/1980`` day
+            first (True) or month first (False); None: the one reading that fits
+            (:func:`read_times`).
         min_length: shortest series accepted after trimming, e.g. ``input_size + horizon``.
         max_gap: longest run of interior missing points that is linearly interpolated.
         storage_options: passed to fsspec for URLs (credentials, endpoints).
@@ -464,31 +724,11 @@ def load_series(
         time_col=time_col,
         value_col=value_col,
         freq=freq,
+        date_format=date_format,
+        dayfirst=dayfirst,
         min_length=min_length,
         max_gap=max_gap,
     )
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """Where series come from and how to read them: the one description of a data file, used by
-    every command's data options and by retraining config files (see :func:`load_series`)."""
-
-    url: str
-    format: Format = "auto"
-    id_col: str = "id"
-    time_col: str = "timestamp"
-    value_col: str = "value"
-    freq: str | None = None
-
-    def load(self, **kwargs: Any) -> SeriesSet:
-        """The validated series (``kwargs``: ``min_length``, ``max_gap``, ``storage_options``)."""
-        options = {k: v for k, v in dataclasses.asdict(self).items() if k != "url"}
-        return load_series(self.url, **options, **kwargs)
-
-
-#: The reading options of a :class:`DataSource` besides its URL.
-SOURCE_OPTIONS: tuple[str, ...] = ("format", "id_col", "time_col", "value_col", "freq")
 
 
 # ---------------------------------------------------------------------------- splits

@@ -53,6 +53,41 @@ def frequency_key(freq: str) -> tuple[str, int] | None:
     return offset.rule_code.split("-")[0], offset.n
 
 
+#: The pandas aliases most data comes at, with what they mean: named when an alias is unknown.
+ALIASES = {
+    "min": "minutes",
+    "h": "hourly",
+    "D": "daily",
+    "B": "business days",
+    "W": "weekly, W-MON: weeks ending on Mondays",
+    "MS": "monthly, dated at the start",
+    "ME": "monthly, at the end",
+    "QS": "quarterly, at the start",
+    "QE": "quarterly, at the end",
+    "YS": "yearly, at the start",
+    "YE": "yearly, at the end",
+}
+# Words people write for a frequency, and the alias they mean.
+_WORDS = {"minutely": "min", "hourly": "h", "daily": "D", "weekly": "W", "monthly": "MS",
+          "quarterly": "QS", "yearly": "YS", "annual": "YS", "annually": "YS"}  # fmt: skip
+
+
+def check_alias(freq: str) -> str:
+    """``freq`` when pandas knows the alias; else ValueError saying so once, with the common
+    aliases (and the one meant, for a word such as ``monthly``)."""
+    try:
+        to_offset(freq)
+    except (ValueError, TypeError):
+        meant = _WORDS.get(str(freq).strip().lower())
+        hint = f"for {freq} data use {meant!r}; " if meant else ""
+        known = "; ".join(f"{alias} = {what}" for alias, what in ALIASES.items())
+        raise ValueError(
+            f"invalid frequency {freq!r}: {hint}the pandas aliases include {known}; and "
+            "multiples such as 15min or 2h"
+        ) from None
+    return freq
+
+
 def same_frequency(a: str, b: str) -> bool:
     """Whether aliases ``a`` and ``b`` step alike (True when either is unknown to pandas: a
     frequency that cannot be read cannot be held against a request)."""

@@ -42,6 +42,8 @@ _OFFSET_SHAPED = re.compile(rf"{_DATE}[T ]{_TIME}[+-]\d\d(?::?\d\d)?")
 _ZERO = ord("0")
 
 NOT_ISO = "is not ISO 8601"
+#: Words numpy or pandas read as the current time (lower case): never a stamp of ours.
+CLOCK_WORDS = ("now", "today")
 
 
 def offset_of(stamp: str) -> str | None:

@@ -123,10 +123,18 @@ class ForecastRequest(_Strict):
         return self
 
 
-#: How a forecast was made: by the model, or by the statistical fallback named.
+#: How a forecast was made: by the model (and how much of it the classical methods made), or by
+#: the statistical fallback named.
 METHOD_DESCRIPTION = (
-    "`model`, or the statistical method that answered a history shorter than the model reads: "
-    "`seasonal_blend` (two seasons or more), `seasonal_naive` (one), `naive` (or `naive2`)."
+    "`model` (the network), `model+classical` (the network blended with Theta and damped "
+    "trend; `classical_share` says how much), `classical` (validation gave Theta and damped "
+    "trend the whole forecast), or the statistical method that answered a history shorter "
+    "than the model reads: `seasonal_blend` (two seasons or more), `seasonal_naive` (one), "
+    "`naive` (or `naive2`)."
+)
+SHARE_DESCRIPTION = (
+    "Share of the classical forecast (Theta and damped trend) in the point forecast, chosen on "
+    "validation; present with `model+classical` and `classical`."
 )
 
 
@@ -147,6 +155,7 @@ class _Answer(BaseModel):
 
     forecast: list[float]
     method: str | None = Field(None, description=METHOD_DESCRIPTION)
+    classical_share: float | None = Field(None, description=SHARE_DESCRIPTION)
     filled: int = Field(0, description="Missing points interpolated in the history used.")
     timestamps: list[str] | None = None
     quantiles: dict[str, list[float]] | None = None
@@ -198,6 +207,10 @@ class ModelSummary(BaseModel):
     min_history: MinHistory | None = Field(None, description="Fewest points per path.")
     horizon: int | None = Field(None, description="Most steps it forecasts.")
     quantiles: list[float] | None = Field(None, description="Quantile levels it offers.")
+    method: str | None = Field(
+        None, description="What makes its forecasts: `model`, `model+classical` or `classical`."
+    )
+    classical_share: float | None = Field(None, description=SHARE_DESCRIPTION)
     problem: str | None = Field(
         None, description="Why the production version is not the one served, if it is not."
     )

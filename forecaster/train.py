@@ -391,8 +391,13 @@ def _train(
     last = until or train_cfg.steps
     best: TrainResult | None = None
     history: list[dict[str, float]] = []
-    bar = tqdm(total=last, disable=not progress, desc="train" if until is None else "refit",
-               unit="step")  # fmt: skip
+    desc = "train" if until is None else "refit"
+    bar = tqdm(total=last, disable=not progress, desc=f"{desc}: compiling", unit="step")
+    # Compiled ahead (the first call then finds it), as its own phase: the bar's rate and time
+    # left then count training steps alone, not the compilation (seconds to minutes).
+    train_steps.lower(state, sampler, key, shape, 1).compile()
+    bar.set_description(desc)
+    bar.reset(total=last)
     stale, step = 0, 0
     evaluate_every = train_cfg.eval_every if validation is not None else last
     while step < last:

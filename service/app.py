@@ -6,9 +6,13 @@ Start-up and shutdown live in :mod:`service.lifespan`; the routes in :mod:`servi
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from forecaster.registry import Registry
 from forecaster.schemas import ForecastRequest
@@ -24,6 +28,25 @@ from service.store import ModelStore
 
 log = logging.getLogger(__name__)
 REF_TEMPLATE = "#/components/schemas/{model}"
+# Swagger UI's files, vendored (see its README): /docs works offline, without a CDN.
+SWAGGER_UI = Path(__file__).resolve().parent / "static" / "swagger-ui"
+SWAGGER_PATH = "/docs/static"
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files beside this module. (FastAPI's own page and ReDoc
+    load theirs from a CDN: a blank page offline, so both are off.)"""
+    app.mount(SWAGGER_PATH, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{SWAGGER_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_PATH}/favicon-32x32.png",
+        )
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -50,7 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Prometheus metrics below cover what we need; FastAPI's OpenTelemetry hooks would
         # otherwise check for providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,
+        redoc_url=None,
     )
+    _add_docs(app)
     metrics = ServiceMetrics()
     app.state.settings = settings
     app.state.metrics = metrics

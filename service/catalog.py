@@ -249,6 +249,8 @@ async def _summary_fields(store: ModelStore, settings: Settings, name: str) -> d
             "min_history": min_history(served),
             "horizon": cfg.horizon,
             "quantiles": list(cfg.quantiles),
+            "method": cfg.method,
+            "classical_share": cfg.classical_share if cfg.blended else None,
         }
     return fields
 

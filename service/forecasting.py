@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pydantic_core
 
+from forecaster.configs import ModelConfig
 from forecaster.data import MAX_GAP
 from forecaster.fallback import Fallback, answering_method, fallback_forecast
 from forecaster.frequency import same_frequency
@@ -358,10 +359,11 @@ def render(
     response validation plus the stdlib encoder would cost more than the model call)."""
     horizon, quantiles = request.horizon, prepared.quantiles
     rows = prepared.rows()
+    cfg = prepared.served.config
     answers = _chunked(
         list(enumerate(prepared.series)),
         lambda part: [
-            _answer(s, result, int(rows[k]), prepared.fallbacks.get(k), horizon, quantiles)
+            _answer(s, result, int(rows[k]), prepared.fallbacks.get(k), horizon, quantiles, cfg)
             for k, s in part
         ],
     )
@@ -388,21 +390,22 @@ def _answer(
     fallback: Fallback | None,
     horizon: int,
     quantiles: list[float],
+    cfg: ModelConfig,
 ) -> dict[str, Any]:
+    share = None
     if fallback is None:
         assert result is not None  # the model ran for every series it answers
         point = result.point[row, :horizon]
         bands = {q: result.quantiles[q][row, :horizon] for q in quantiles}
-        method = "model"
+        method, share = cfg.method, cfg.classical_share if cfg.blended else None
     else:
         point, bands, method = fallback
     if not all(np.isfinite(a).all() for a in [point, *bands.values()]):
         raise RuntimeError(f"the {method} method produced non-finite forecasts")
-    answer: dict[str, Any] = {
-        "forecast": point.tolist(),
-        "method": method,
-        "filled": series.cleaned.filled,
-    }
+    answer: dict[str, Any] = {"forecast": point.tolist(), "method": method}
+    if share is not None:
+        answer["classical_share"] = share
+    answer["filled"] = series.cleaned.filled
     if series.future is not None:
         answer["timestamps"] = series.future
     if quantiles:

@@ -169,7 +169,9 @@ def test_timezone_aware_index_across_daylight_saving(client: ForecastClient):
 def test_forecast_many_dict_matches_single_forecasts(client: ForecastClient):
     data = {f"s{i}": hourly(seed=i) for i in range(3)}
     frame = client.forecast_many(data, horizon=4, quantiles=[0.9])
-    assert list(frame.columns) == ["id", "step", "timestamp", "forecast", "q0.9", "method"]
+    assert list(frame.columns) == [
+        "id", "step", "timestamp", "forecast", "q0.9", "method", "filled", "gap"
+    ]  # fmt: skip
     assert (frame["method"] == "model").all() and frame.attrs["errors"] == []
     assert frame["id"].tolist() == [k for k in data for _ in range(4)]
     for key, history in data.items():
@@ -187,7 +189,9 @@ def test_forecast_many_long_frame_with_own_column_names(client: ForecastClient):
     # Shuffled rows: the client must order each series by time itself.
     long = pd.concat(parts).sample(frac=1.0, random_state=0)
     frame = client.forecast_many(long, horizon=3, id_col="unique_id", time_col="ds", value_col="y")
-    assert list(frame.columns) == ["unique_id", "step", "ds", "forecast", "method"]
+    assert list(frame.columns) == [
+        "unique_id", "step", "ds", "forecast", "method", "filled", "gap"
+    ]  # fmt: skip
     first_seen = pd.unique(long["unique_id"]).tolist()
     assert frame["unique_id"].tolist() == [k for k in first_seen for _ in range(3)]
     seven = frame[frame["unique_id"] == 7]
@@ -336,6 +340,12 @@ def test_forecast_many_on_a_file_with_missing_days_answers_every_series(client: 
     for key, rows in frame.groupby("id"):
         last = data.loc[data["id"] == key, "timestamp"].max()
         assert rows["timestamp"].iloc[0] == last + pd.Timedelta(hours=1)
+    # How each history was read stays with its rows, as a single forecast's attrs say it.
+    filled = frame.groupby("id")["filled"].first()
+    assert filled.to_dict() == {"s0": 0, "s1": 2, "s2": 0, "s3": 0, "s4": 0, "s5": 0}
+    gaps = frame.groupby("id")["gap"].first()
+    assert gaps.drop("s3").isna().all()
+    assert gaps["s3"]["missing"] == 48 and gaps["s3"]["timestamps"][1].startswith("2024-01-12")
 
 
 def test_nan_is_sent_as_null():
@@ -349,11 +359,12 @@ def test_nan_is_sent_as_null():
 def test_single_forecasts_say_how_they_were_made(client: ForecastClient):
     frame = client.forecast([3.0], horizon=4)
     assert frame["forecast"].tolist() == [3.0] * 4
-    assert frame.attrs == {"method": "naive", "filled": 0, "gap": None}
+    assert frame.attrs == {"method": "naive", "classical_share": None, "filled": 0, "gap": None}
     history = hourly(n=72)
     history.iloc[[30, 31]] = np.nan
     assert client.forecast(history, horizon=2).attrs == {
         "method": "model",
+        "classical_share": None,
         "filled": 2,
         "gap": None,
     }

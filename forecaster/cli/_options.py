@@ -7,28 +7,42 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
 from forecaster.configs import ModelConfig, TrainConfig, build_configs
-
-if TYPE_CHECKING:
-    from forecaster.data import DataSource
+from forecaster.sources import SOURCE_OPTIONS, DataSource
 
 HELP = {
-    "cell": "recurrent cell: lstm, gru or rnn",
-    "input_size": "history points the model reads (the window length)",
-    "step": "points per recurrent step (default: the seasonality)",
-    "ensemble": "independently trained members whose median is the forecast",
+    "cell": "recurrent cell: lstm, gru or rnn (default lstm)",
+    "input_size": "history points the model reads, the window (derived from the data: the "
+    "longest season and twice the horizon, cut to what half of the series hold)",
+    "horizon": "points forecast (derived from the frequency: hourly 48, daily 14, weekly 13, "
+    "monthly 18, quarterly 8, yearly 6; else 12)",
+    "step": "points per recurrent step (derived from the data: one season when the window "
+    "holds two, else 1)",
+    "hidden": "units per layer (derived from the data: 128, or 64 when short series give few "
+    "training windows)",
+    "ensemble": "independently trained members whose median is the forecast (default 5)",
+    "min_input": "fewest history points the network reads (derived from the data: the window, "
+    "or about one horizon when some series are shorter)",
     "quantiles": "quantile levels to learn, e.g. 0.025 0.975 for a 95%% interval",
+    "steps": "optimiser steps (derived from the data: 50 passes over the training windows, "
+    "1000 to 12000)",
+    "eval_every": "steps between validations (derived from the data: a twelfth of the steps)",
+    "seasonality": "seasonal period (derived from the frequency: hourly 24, daily 7, weekly 52, "
+    "monthly 12, quarterly 4; else 1)",
     "patience": "evaluations without improvement before stopping early (0: never)",
-    "ema": "decay of the weight average that is evaluated and kept (0: the raw weights)",
+    "ema": "decay of the weight average that is evaluated and kept (0: the raw weights; "
+    "derived from the data: 0.99 when short series give few training windows, else 0)",
     "refit": "train again on whole histories for the selected steps (default: by the data)",
     "theta_weights": "shares of the classical forecast (Theta and damped trend) tried on "
     "validation (0: none)",
 }
 # Set by training, not by flags (``--theta-weights`` chooses among them).
 OUTCOMES = ("theta_weight", "theta_season", "damped_weight")
-SOURCE_FLAGS = ("format", "id_col", "time_col", "value_col", "freq")
+# One flag per reading option of DataSource (its fields, with their help).
+SOURCE_FLAGS = SOURCE_OPTIONS
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,12 +71,22 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 
 
 def add_reading_arguments(group: Any) -> None:
-    """How a data file is read (see :class:`DataSource`): format, columns, frequency."""
-    group.add_argument("--format", choices=["auto", "long", "wide"], help="default auto")
-    group.add_argument("--id-col", help="series id column of a long file (default id)")
-    group.add_argument("--time-col", help="timestamp column of a long file (default timestamp)")
-    group.add_argument("--value-col", help="value column of a long file (default value)")
-    group.add_argument("--freq", help="pandas frequency alias (e.g. h, D, W, MS) if not inferred")
+    """How a data file is read: a flag per field of :class:`DataSource` but its URL, with the
+    help its field carries (defaults stay None: the dataclass's own apply)."""
+    hints = typing.get_type_hints(DataSource)
+    for f in dataclasses.fields(DataSource):
+        if f.name == "url":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help = f.metadata["help"].replace("%", "%%")
+        kinds = typing.get_args(hints[f.name])
+        if bool in kinds:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
+        elif typing.get_origin(hints[f.name]) is typing.Literal:
+            group.add_argument(flag, choices=kinds, help=help)
+        else:
+            kind = next((k for k in kinds if k is not type(None)), hints[f.name])
+            group.add_argument(flag, type=kind, help=help)
 
 
 def given(args: argparse.Namespace, names: Any) -> dict[str, Any]:
@@ -90,8 +114,6 @@ def configs_from_args(
 
 def data_source(args: argparse.Namespace, data: str | None = None) -> DataSource:
     """The :class:`DataSource` of ``--data`` (or ``data``) and the reading options given."""
-    from forecaster.data import DataSource
-
     return DataSource(data or args.data, **given(args, SOURCE_FLAGS))
 
 

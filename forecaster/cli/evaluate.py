@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from forecaster.cli._options import add_data_arguments, data_source
@@ -41,12 +42,22 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args)
     history, test = data_source(args).load(), data_source(args, args.test).load()
+    print(f"forecaster evaluate: data: {history.reading}", file=sys.stderr)
+    print(f"forecaster evaluate: test: {test.reading}", file=sys.stderr)
     missing = sorted(set(test.ids) - set(history.ids))
     if missing:
         raise DataError(f"no history for test series {missing[:5]}")
     history = history.select(test.ids)
     check_no_overlap(history, test, args.data)
     horizon = min(model.config.horizon, *(len(v) for v in test.values))
+    longest = max(len(v) for v in test.values)
+    if longest > horizon:
+        why = "the model's horizon" if horizon == model.config.horizon else "the shortest's"
+        print(
+            f"forecaster evaluate: note: scoring the first {horizon} points of each test series "
+            f"({why}); the test file holds up to {longest} a series, the rest are not scored",
+            file=sys.stderr,
+        )
     actual = np.stack([v[:horizon] for v in test.values])
     m = args.seasonality or model.manifest.seasonality or model.config.step
     predictor = Predictor(model.config, model.params)

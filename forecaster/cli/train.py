@@ -7,13 +7,18 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forecaster.cli._options import (
     add_config_arguments,
     add_data_arguments,
+    config_flags,
     configs_from_args,
     data_source,
 )
+
+if TYPE_CHECKING:
+    from forecaster.configs import ModelConfig, TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("forecaster train: error: --registry needs --name")
     configs_from_args(args)  # bad flags fail before the data is read
     series = data_source(args).load()
+    print(f"forecaster train: data: {series.reading}", file=sys.stderr)
     if series.freq is None:
         print(
             "forecaster train: note: the data has no timestamps and no --freq was given; "
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     model_cfg, train_cfg = configs_from_args(args, series)
+    print(f"forecaster train: {choices(model_cfg, train_cfg, args)}", file=sys.stderr, flush=True)
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)
     model_cfg = result.config  # with the classical shares chosen on validation
     saved = {
@@ -65,3 +72,21 @@ def run(args: argparse.Namespace) -> int:
     summary = {"saved": where, "best_step": result.best_step, "seconds": round(result.seconds, 1)}
     print(json.dumps({**summary, "validation": result.val_metrics}))
     return 0
+
+
+def choices(model: ModelConfig, train: TrainConfig, args: argparse.Namespace) -> str:
+    """What training will run with, in one line: the settings derived from the data, then those
+    given on the command line (the manifest records the same: ``config``, ``training``)."""
+    flags = config_flags(args)
+    given = ["--" + name.replace("_", "-") for name in [*flags["model"], *flags["train"]]]
+    window = f"window {model.input_size} ({model.step} point{'s' * (model.step > 1)} a step"
+    window += f", histories from {model.min_input})" if model.masked else ")"
+    facts = [
+        f"seasonality {train.seasonality}",
+        f"horizon {model.horizon}",
+        window,
+        f"{train.steps} steps (validated every {train.eval_every})",
+        f"{model.ensemble} x {model.cell} of {model.hidden} units",
+    ]
+    told = f"; given: {', '.join(given)}" if given else ""
+    return "training with " + ", ".join(facts) + f" (derived from the data{told})"

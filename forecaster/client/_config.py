@@ -81,6 +81,31 @@ def is_ok(result: AttemptResult) -> bool:
     return isinstance(result, httpx.Response) and result.status_code == 200
 
 
+def still_waiting(result: AttemptResult, model: str | None) -> str | None:
+    """What a ``/readyz`` answer says the service is still doing, in words; None once it is
+    ready, loads no model (a model published since it started reads as ready before it is
+    served: ``missing`` names it ``loading``) and serves ``model`` (``name`` or
+    ``name@version``) when one is given."""
+    if not isinstance(result, httpx.Response):
+        return f"no answer ({type(result).__name__})"
+    try:
+        body = result.json()
+    except ValueError:
+        body = {}
+    if result.status_code != 200:
+        return str(body.get("detail") or f"/readyz answered {result.status_code}")
+    loading = sorted(n for n, why in (body.get("missing") or {}).items() if why == "loading")
+    if loading:
+        return f"loading {', '.join(loading)}"
+    if model is not None:
+        name, _, version = model.partition("@")
+        served = (body.get("models") or {}).get(name)
+        if served is None or (version and served != int(version)):
+            why = (body.get("missing") or {}).get(name)
+            return f"model {model!r} is not served yet" + (f" ({why})" if why else "")
+    return None
+
+
 class ModelList(pydantic.RootModel[list[ModelSummary]]):
     """The body of ``GET /v1/models``."""
 

@@ -24,6 +24,7 @@ from forecaster.client._config import (
     accuracy_path,
     is_ok,
     merged_headers,
+    still_waiting,
 )
 from forecaster.client.bodies import (
     History,
@@ -181,12 +182,14 @@ class AsyncForecastClient:
         """See :meth:`ForecastClient.ready`."""
         return is_ok(await self._attempt("GET", "/readyz"))
 
-    async def wait_ready(self, timeout: float = 60.0, interval: float = 0.1) -> None:
+    async def wait_ready(
+        self, timeout: float = 60.0, interval: float = 0.1, *, model: str | None = None
+    ) -> None:
         """See :meth:`ForecastClient.wait_ready`."""
         deadline = time.monotonic() + timeout
-        while not await self.ready():
+        while (waiting := still_waiting(await self._attempt("GET", "/readyz"), model)) is not None:
             if time.monotonic() > deadline:
-                raise ForecastTimeout(f"the service was not ready within {timeout} s")
+                raise ForecastTimeout(f"the service was not ready within {timeout} s: {waiting}")
             await asyncio.sleep(interval)
 
     async def _checked_horizon(

@@ -28,9 +28,10 @@ def single_frame(answer: ForecastResponse, series: Input) -> pd.DataFrame:
     """One forecast as a DataFrame: ``forecast`` and ``q<level>`` columns.
 
     Indexed by the forecast timestamps when the history had a DatetimeIndex, else by step 1..h.
-    How it was made is in ``frame.attrs``: ``method`` (``model``, ``seasonal_naive``,
-    ``naive``...), ``filled`` (missing points interpolated) and ``gap`` (the long gap the
-    history was cut after, as a dict, or None).
+    How it was made is in ``frame.attrs``: ``method`` (``model``, ``model+classical``,
+    ``classical``, ``seasonal_naive``, ``naive``...), ``classical_share`` (the classical
+    methods' share of a model's forecast, or None), ``filled`` (missing points interpolated)
+    and ``gap`` (the long gap the history was cut after, as a dict, or None).
     """
     columns = {"forecast": answer.forecast}
     for level, values in (answer.quantiles or {}).items():
@@ -38,7 +39,9 @@ def single_frame(answer: ForecastResponse, series: Input) -> pd.DataFrame:
     index = _future_index(answer.timestamps, series.index, len(answer.forecast))
     frame = pd.DataFrame(columns, index=index)
     gap = None if answer.gap is None else answer.gap.model_dump()
-    frame.attrs.update(method=answer.method, filled=answer.filled, gap=gap)
+    frame.attrs.update(
+        method=answer.method, classical_share=answer.classical_share, filled=answer.filled, gap=gap
+    )
     return frame
 
 
@@ -75,8 +78,12 @@ def many_frame(
     got none and ``errors="raise"``.
 
     Columns: ``id_col``, ``step`` (1..h), ``time_col`` when any history had timestamps,
-    ``forecast``, one ``q<level>`` per quantile, and ``method`` (how each forecast was made:
-    ``model``, ``seasonal_naive``, ``naive``...). Each forecast is matched to its input by the
+    ``forecast``, one ``q<level>`` per quantile, ``method`` (how each forecast was made:
+    ``model``, ``model+classical``, ``classical``, ``seasonal_naive``, ``naive``...),
+    ``filled`` (missing points interpolated in that series' history) and ``gap`` (the long gap
+    its history was cut after, as a dict, or None); ``frame.attrs["classical_share"]`` is the
+    classical methods' share of the model's forecasts (None: none). Each forecast is matched to
+    its input by the
     ``index`` the service answers with (its position in its request). With ``errors="return"``
     the errors are in ``frame.attrs["errors"]``: one dict per error, ``id`` being the series'
     key in ``data``, ``index`` its position, and ``loc``, ``msg``, ``type`` as the service said.
@@ -90,6 +97,8 @@ def many_frame(
             parts.append(_series_rows(forecast, key, series))
         problems += [_global(e, chunk) for e in answer.errors]
     frame = _joined(parts, id_col, time_col)
+    shares = [f.classical_share for a in answers for f in a.forecasts if f.classical_share]
+    frame.attrs["classical_share"] = shares[0] if shares else None
     problems.sort(key=lambda e: e.index or 0)
     if problems and errors == "raise":
         raise SeriesFailed(problems, frame)
@@ -125,7 +134,7 @@ def _global(error: SeriesError, chunk: Chunk) -> ErrorDetail:
 
 def _joined(parts: list[pd.DataFrame], id_col: str, time_col: str) -> pd.DataFrame:
     if not parts:
-        return pd.DataFrame(columns=[id_col, "step", "forecast", "method"])
+        return pd.DataFrame(columns=[id_col, "step", "forecast", "method", "filled", "gap"])
     frame = pd.concat(parts, ignore_index=True)
     return frame.rename(columns={"id": id_col, "timestamp": time_col})
 
@@ -139,4 +148,6 @@ def _series_rows(answer: SeriesForecast, key: Any, series: Input) -> pd.DataFram
     for level, values in (answer.quantiles or {}).items():
         columns[quantile_column(level)] = values
     columns["method"] = answer.method
+    columns["filled"] = answer.filled
+    columns["gap"] = [None if answer.gap is None else answer.gap.model_dump()] * horizon
     return pd.DataFrame(columns)

@@ -23,6 +23,7 @@ from forecaster.client._config import (
     accuracy_path,
     is_ok,
     merged_headers,
+    still_waiting,
 )
 from forecaster.client.bodies import (
     History,
@@ -205,12 +206,16 @@ class ForecastClient:
         and warm (no retries; never raises)."""
         return is_ok(self._attempt("GET", "/readyz"))
 
-    def wait_ready(self, timeout: float = 60.0, interval: float = 0.1) -> None:
-        """Block until :meth:`ready`; :class:`ForecastTimeout` after ``timeout`` seconds."""
+    def wait_ready(
+        self, timeout: float = 60.0, interval: float = 0.1, *, model: str | None = None
+    ) -> None:
+        """Block until :meth:`ready` and no model is loading (one published since the service
+        started, say), and, when ``model`` (``name`` or ``name@version``) is given, until it is
+        served; :class:`ForecastTimeout` after ``timeout`` seconds, saying what it waited for."""
         deadline = time.monotonic() + timeout
-        while not self.ready():
+        while (waiting := still_waiting(self._attempt("GET", "/readyz"), model)) is not None:
             if time.monotonic() > deadline:
-                raise ForecastTimeout(f"the service was not ready within {timeout} s")
+                raise ForecastTimeout(f"the service was not ready within {timeout} s: {waiting}")
             time.sleep(interval)
 
     def _checked_horizon(

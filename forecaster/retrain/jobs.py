@@ -19,10 +19,10 @@ from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_conf
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
 from forecaster.retrain.decision import POLICIES, Policy
+from forecaster.sources import SOURCE_KINDS
 
-# The JSON kinds of the per-job settings (the defaults of those that have one).
-SOURCE_KINDS: dict[str, Any] = {"format": "auto", "id_col": "id", "time_col": "timestamp",
-                                "value_col": "value", "freq": ""}  # fmt: skip
+# The JSON kinds of the per-job settings (the defaults of those that have one); the reading
+# options' are DataSource's (SOURCE_KINDS).
 POLICY_KINDS: dict[str, Any] = {"registry": "", "promote": "if-better", "margin": 0.0,
                                 "warm_start": False, "plot_series": 4,
                                 "allow_config_change": False, "when": "always",
@@ -165,7 +165,11 @@ def challenger_configs(
     )
     after = {**model_cfg.to_dict(), **dataclasses.asdict(train_cfg), "freq": series.freq}
     before = {**before_model, **before_train, "freq": champion.manifest.freq}
-    changes = {k: [before.get(k), v] for k, v in after.items() if k in before and before[k] != v}
+    changes = {
+        k: [before[k], _plain(v)]
+        for k, v in after.items()
+        if k in before and _plain(before[k]) != _plain(v)
+    }
     old_freq = champion.manifest.freq
     if old_freq is None or series.freq is None or same_frequency(old_freq, series.freq):
         changes.pop("freq", None)  # an unknown frequency cannot be held against the data
@@ -177,6 +181,12 @@ def challenger_configs(
             "pass --allow-config-change (or allow_config_change = true) to do so"
         )
     return model_cfg, train_cfg, changes
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as its manifest holds it (JSON: tuples are lists), so that a setting read back
+    from the champion's manifest equals the same setting in a config."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _pick(settings: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
