@@ -10,7 +10,6 @@ frequency. Only numpy and pandas are imported, so the client stays light.
 from __future__ import annotations
 
 import functools
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -111,15 +110,14 @@ def calendar_frequency(times: np.ndarray) -> str | None:
     or no regular frequency)."""
     if len(times) < 3:
         return None
-    with warnings.catch_warnings():
-        # pandas >= 3.1 announces that infer_freq will return an offset; either way we only
-        # want its name, which to_offset gives from both.
-        warnings.simplefilter("ignore")
-        try:
-            found = pd.infer_freq(pd.DatetimeIndex(times))
-        except (TypeError, ValueError):
-            return None
-    return None if found is None else to_offset(found).freqstr
+    # The index infers its own frequency: pd.infer_freq would warn (pandas >= 3.1 announces it
+    # will return an offset), and silencing that took warnings.catch_warnings, process-wide
+    # state that threads serving requests at once corrupt (issue 29).
+    try:
+        found = pd.DatetimeIndex(times, freq="infer").freq
+    except (TypeError, ValueError):
+        return None
+    return None if found is None else found.freqstr
 
 
 def index_frequency(index: pd.DatetimeIndex) -> str | None:

@@ -22,7 +22,16 @@ from forecaster.data import MAX_GAP, fill_gaps, gap_runs
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
-__all__ = ["Cleaned", "Gap", "GapTooLong", "NoValues", "clean_history", "on_grid"]
+__all__ = [
+    "Cleaned",
+    "Gap",
+    "GapTooLong",
+    "NoValues",
+    "beyond",
+    "clean_history",
+    "magnitude_rule",
+    "on_grid",
+]
 
 
 @dataclass(frozen=True)
@@ -132,3 +141,14 @@ def clean_history(
         first = stop
     core, _, filled = fill_gaps(values[first : last + 1], max_gap)
     return Cleaned(core, int(sent[last]), filled, gap)
+
+
+def beyond(values: ArrayLike, bound: float) -> I64:
+    """Positions of the values whose magnitude exceeds ``bound`` (infinities included; NaN, a
+    missing value, is not): the service's ``max_abs_value`` rule, for histories and actuals."""
+    return np.flatnonzero(np.abs(np.asarray(values, np.float64)) > bound)
+
+
+def magnitude_rule(bound: float) -> str:
+    """What :func:`beyond` holds values to, in words."""
+    return f"|value| must be at most {bound:g}"

@@ -8,9 +8,10 @@ checked by the service.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Value = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # A history point: a finite number, or null for a missing one.
@@ -21,6 +22,37 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 NAME_PATTERN = rf"^{NAME}$"
 # What a request may name: ``name`` or ``name@version``.
 MODEL_PATTERN = rf"^{NAME}(@[0-9]{{1,9}})?$"
+# A series id: at most this many characters, none of them a control character (C0, DEL, C1) or
+# a lone surrogate. Every backend stores what passes (PostgreSQL refuses NUL and text that is
+# not UTF-8, SQLite takes anything), so the rule is checked here, not found out by one of them.
+ID_MAX_LENGTH = 256
+_ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a series id, or None when it can (length aside)."""
+    found = _ID_FORBIDDEN.search(text)
+    if found is None:
+        return None
+    return f"id must not contain control characters: {found.group()!r} at position {found.start()}"
+
+
+def _series_id(text: str) -> str:
+    problem = id_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+#: The id rule of every request that names series (forecasts and actuals).
+SeriesId = Annotated[
+    str,
+    Field(
+        max_length=ID_MAX_LENGTH,
+        json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"},
+    ),
+    AfterValidator(_series_id),
+]
 
 
 class _Strict(BaseModel):
@@ -30,7 +62,7 @@ class _Strict(BaseModel):
 class SeriesInput(_Strict):
     """One series of a many-series request."""
 
-    id: str | None = Field(None, max_length=256, description="Echoed back; defaults to the index.")
+    id: SeriesId | None = Field(None, description="Echoed back; defaults to the index.")
     history: list[Point] = Field(
         ...,
         min_length=1,
@@ -257,7 +289,7 @@ class ErrorResponse(BaseModel):
 class ActualSeries(_Strict):
     """The observed values of one series at its timestamps."""
 
-    id: str = Field(..., min_length=1, max_length=256, description="The forecast series' id.")
+    id: SeriesId = Field(..., min_length=1, description="The forecast series' id.")
     timestamps: list[str] = Field(..., min_length=1, description="ISO 8601, one per value.")
     values: list[Value] = Field(..., min_length=1, description="Finite numbers.")
 

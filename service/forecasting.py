@@ -34,7 +34,16 @@ from forecaster.configs import ModelConfig
 from forecaster.data import MAX_GAP
 from forecaster.fallback import Fallback, answering_method, fallback_forecast
 from forecaster.frequency import same_frequency
-from forecaster.histories import Cleaned, Gap, GapTooLong, NoValues, clean_history, on_grid
+from forecaster.histories import (
+    Cleaned,
+    Gap,
+    GapTooLong,
+    NoValues,
+    beyond,
+    clean_history,
+    magnitude_rule,
+    on_grid,
+)
 from forecaster.predict import Forecast
 from forecaster.schemas import ForecastRequest, MinHistory
 from forecaster.settings import Settings
@@ -241,10 +250,9 @@ def check_series(
     if len(values) > settings.max_history:
         msg = f"{len(values)} points given; at most {settings.max_history}"
         return Problem(entry, here, msg, "too_long")
-    too_big = np.abs(values) > settings.max_abs_value
-    if too_big.any():
-        msg = f"|value| must be at most {settings.max_abs_value:g}"
-        return Problem(entry, (*here, int(np.argmax(too_big))), msg)
+    too_big = beyond(values, settings.max_abs_value)
+    if len(too_big):
+        return Problem(entry, (*here, int(too_big[0])), magnitude_rule(settings.max_abs_value))
     sent = positions = None
     if timeline is not None:
         problem = _check_timeline(entry, timeline, len(values), served)

@@ -15,10 +15,11 @@ import time
 from datetime import datetime
 
 from forecaster.monitoring.accuracy import as_dict
+from forecaster.monitoring.actuals import BadActual, checked_series
 from forecaster.monitoring.recorder import Recorder
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore, StoreError
-from forecaster.monitoring.times import BadTimestamp, instant, to_utc
+from forecaster.monitoring.times import BadTimestamp, instant
 from forecaster.predict import Forecast
 from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse
 from forecaster.settings import Settings
@@ -39,6 +40,7 @@ class Monitor:
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
+        self.max_abs_value = settings.max_abs_value  # actuals are held to the histories' bound
         self.store = MonitoringStore(settings.monitoring_url)
         self.recorder: Recorder | None = None
         if settings.recording:
@@ -100,11 +102,10 @@ class Monitor:
         series = []
         for i, s in enumerate(body.series):
             try:
-                times = to_utc(s.timestamps)
-            except BadTimestamp as exc:
-                loc = ("body", "series", i, "timestamps", exc.index)
+                series.append(checked_series(s.id, s.timestamps, s.values, self.max_abs_value))
+            except BadActual as exc:
+                loc = ("body", "series", i, exc.field, exc.index)
                 raise RequestError(422, loc, str(exc)) from None
-            series.append((s.id, times, s.values))
         done = self.store.ingest(series)
         unknown = set(done.unknown_series)
         unknown_points = sum(len(s.values) for s in body.series if s.id in unknown)

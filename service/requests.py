@@ -16,7 +16,7 @@ from typing import Any
 import pydantic_core
 from pydantic import ValidationError
 
-from forecaster.schemas import ForecastRequest
+from forecaster.schemas import ID_MAX_LENGTH, ForecastRequest, id_problem
 
 Loc = tuple[str | int, ...]
 # Schema errors reported per series (a history of 10,000 strings would otherwise give 10,000).
@@ -156,7 +156,8 @@ def _raw(body: bytes) -> Any:
 def _entry_of(items: list[Any], index: int) -> Entry:
     item = items[index] if index < len(items) else None
     given = item.get("id") if isinstance(item, dict) else None
-    name = given if isinstance(given, str) and len(given) <= 256 else None
+    usable = isinstance(given, str) and len(given) <= ID_MAX_LENGTH and not id_problem(given)
+    name = given if usable else None  # a refused id is not echoed: the index names the series
     return Entry(("body", "series", index), index, name, [], None)
 
 

@@ -5,7 +5,9 @@ series at a time with pandas cost about 2 s of event-loop time for 1,000 x 168 s
 string of every series is parsed by one numpy call, each series' steps are checked with a few
 array operations, and the forecast stamps of all series are formatted by one numpy call. pandas
 is only the fallback for spellings numpy does not read (``20240101T0500``, offsets that change
-within a series) and for calendar frequencies (months, quarters).
+within a series) and for calendar frequencies (months, quarters). Every stamp is held to
+:mod:`forecaster.isotime`'s grammar first (one vectorised check when they are spelled alike), so
+numpy never meets a stamp it would warn about, and no request touches the warnings filters.
 
 A skipped timestamp is a missing point, not an error: when the steps are whole multiples of the
 most common one (or, for calendar frequencies, land on the grid of the frequency found in the first
@@ -21,9 +23,8 @@ to UTC.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,13 +32,20 @@ import numpy as np
 import pandas as pd
 
 from forecaster.frequency import calendar_frequency, frequency_key, step_frequency
+from forecaster.isotime import EARLIEST_US, LATEST_US, first_bad, offset_of, plain
 
 # ISO 8601 years have four digits; pandas' and Python's datetimes stop at 9999 as well.
-MIN_US = int(np.datetime64("0001-01-01T00:00:00", "us").astype(np.int64))
-MAX_US = int(np.datetime64("9999-12-31T23:59:59.999999", "us").astype(np.int64))
-_OFFSET = re.compile(r"(Z|[+-]\d\d(?::?\d\d)?)$")
+MIN_US, MAX_US = EARLIEST_US, LATEST_US
 _ECHO = 40  # characters of a bad timestamp quoted back
-_DIGITS = set("0123456789")
+# The years the forecast's own timestamps must lie in. Forecasts are recorded and scored against
+# actuals as they arrive: a target before 1900 or after 2199 is a typo (0024 for 2024) or a
+# probe, not a time whose actual anyone will send, and one series of such targets once became
+# the monitoring's "latest actual", deciding ``retrain --when degraded`` on its own (issue 29).
+# 2199 also keeps every target inside pandas' default nanosecond range (1677 to 2262), which
+# notebooks reading the store use. Histories may be older: only what is forecast is held to it.
+FORECAST_YEARS = (1900, 2199)
+_FORECAST_FROM = int(np.datetime64(f"{FORECAST_YEARS[0]}-01-01", "us").astype(np.int64))
+_FORECAST_UNTIL = int(np.datetime64(f"{FORECAST_YEARS[1] + 1}-01-01", "us").astype(np.int64))
 # Steps this long or longer may be calendar ones (months differ in length).
 _CALENDAR_US = 28 * 86_400_000_000
 # Stretches of three stamps tried for a calendar frequency when some are skipped (each try is
@@ -75,15 +83,18 @@ class Timeline:
 
 
 def parse_timelines(stamps: Sequence[Sequence[str]]) -> list[Timeline | TimestampError]:
-    """Each series' :class:`Timeline`, or the error that describes what is wrong with it."""
+    """Each series' :class:`Timeline`, or the error that describes what is wrong with it.
+
+    Every stamp is held to :mod:`forecaster.isotime`'s grammar, and a series' stamps all carry
+    a UTC offset or none do; only stamps numpy reads without a warning reach numpy."""
     split = [_split_offset(s) for s in stamps]
     fast = [i for i, part in enumerate(split) if part is not None]
     parsed: dict[int, tuple[np.ndarray, str] | TimestampError] = {}
     if fast:
-        parsed |= _parse_with_numpy([split[i] for i in fast], fast)  # type: ignore[misc]
+        parsed |= _parse_with_numpy([split[i] for i in fast], fast, stamps)  # type: ignore[misc]
     for i, part in enumerate(split):
-        if part is None:
-            parsed[i] = _parse_with_pandas(stamps[i])
+        if part is None:  # offsets that differ from stamp to stamp
+            parsed[i] = _checked(stamps[i], True) or _parse_with_pandas(stamps[i])
     out: list[Timeline | TimestampError] = []
     for i in range(len(stamps)):
         result = parsed[i]
@@ -93,14 +104,12 @@ def parse_timelines(stamps: Sequence[Sequence[str]]) -> list[Timeline | Timestam
 
 def _split_offset(stamps: Sequence[str]) -> tuple[list[str], str] | None:
     """(the stamps without their common UTC offset, that offset as ``+HH:MM`` or ``""``); None
-    when the offsets differ from stamp to stamp (pandas then brings them to UTC)."""
+    when the first has an offset that some others lack or write differently."""
     if not stamps:
         return [], ""
-    first = stamps[0]
-    found = _OFFSET.search(first) if ("T" in first or " " in first) else None
-    if found is None:
+    written = offset_of(stamps[0])
+    if written is None:
         return list(stamps), ""
-    written = found.group(1)
     stripped = list(map(str.removesuffix, stamps, itertools.repeat(written)))
     # Every stamp lost the offset exactly when the lengths dropped by it for every one.
     if sum(map(len, stamps)) - sum(map(len, stripped)) != len(written) * len(stamps):
@@ -115,16 +124,26 @@ def _canonical_offset(written: str) -> str:
     return f"{written[0]}{digits[:2]}:{digits[2:4] or '00'}"
 
 
+def _checked(stamps: Sequence[str], offset: bool) -> TimestampError | None:
+    """The error naming the first stamp outside the grammar, or of the other kind (with or
+    without a UTC offset) than ``offset`` says; None when all are good."""
+    bad = first_bad(stamps, offset)
+    if bad is None:
+        return None
+    i, why = bad
+    return TimestampError(f"timestamp {_echo(stamps[i])} {why}", i)
+
+
 def _parse_with_numpy(
-    parts: list[tuple[list[str], str]], positions: list[int]
+    parts: list[tuple[list[str], str]], positions: list[int], stamps: Sequence[Sequence[str]]
 ) -> dict[int, tuple[np.ndarray, str] | TimestampError]:
-    """One numpy parse of every stamp of every series (the common case); a series numpy
-    cannot read is handed to pandas alone."""
+    """One numpy parse of every stamp of every series when all are spelled alike (the common
+    case); otherwise, or when one is out of range, each series on its own."""
     flat = [s for strings, _ in parts for s in strings]
-    try:
-        times = _numpy_times(flat)
-    except ValueError:
-        times = None
+    times = None
+    if plain(flat, each=False):
+        with contextlib.suppress(ValueError):  # one out of range: found series by series
+            times = _numpy_times(flat)
     out: dict[int, tuple[np.ndarray, str] | TimestampError] = {}
     start = 0
     for (strings, suffix), position in zip(parts, positions, strict=True):
@@ -132,39 +151,38 @@ def _parse_with_numpy(
         if times is not None:
             out[position] = (times[start:stop], suffix)
         else:
-            out[position] = _parse_one(strings, suffix)
+            out[position] = _parse_one(stamps[position], strings, suffix)
         start = stop
     return out
 
 
 def _numpy_times(strings: list[str]) -> np.ndarray:
-    """[n] int64 microseconds; ValueError if numpy cannot read one (or reads it too freely)."""
-    # numpy also reads "now", "today" and "NaT"; an ISO 8601 stamp starts with its year.
-    if not {s[:1] for s in strings} <= _DIGITS:
-        raise ValueError("not ISO 8601")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # numpy warns, then converts, when it meets an offset
-        times = np.array(strings, dtype="datetime64[us]").astype(np.int64)
+    """[n] int64 microseconds of stamps :func:`~forecaster.isotime.plain` has passed (numpy
+    reads those without a warning); ValueError if numpy cannot read one or one is out of range."""
+    times = np.array(strings, dtype="datetime64[us]").astype(np.int64)
     if len(times) and (times.min() < MIN_US or times.max() > MAX_US):
         raise ValueError("year outside 1..9999")
     return times
 
 
-def _parse_one(strings: list[str], suffix: str) -> tuple[np.ndarray, str] | TimestampError:
-    try:
-        return _numpy_times(strings), suffix
-    except ValueError:
-        pass
-    if suffix:  # numpy could not read the stamps even without their offset: pandas reads all
-        return _parse_with_pandas([s + suffix for s in strings])
-    return _parse_with_pandas(strings)
+def _parse_one(
+    written: Sequence[str], strings: list[str], suffix: str
+) -> tuple[np.ndarray, str] | TimestampError:
+    """One series: ``written`` as sent, ``strings`` without their common offset ``suffix``."""
+    error = _checked(written, bool(suffix))
+    if error is not None:
+        return error
+    if plain(strings):
+        try:
+            return _numpy_times(strings), suffix
+        except ValueError:
+            pass
+    return _parse_with_pandas(written)  # other spellings (20240101T0500), or to name the bad one
 
 
 def _parse_with_pandas(strings: Sequence[str]) -> tuple[np.ndarray, str] | TimestampError:
-    """The slow path: spellings numpy does not read, and offsets that change (brought to UTC)."""
-    for i, s in enumerate(strings):
-        if not s[:1].isdigit():
-            return TimestampError(f"timestamp {_echo(s)} is not ISO 8601", i)
+    """The slow path: spellings numpy does not read, and offsets that change (brought to UTC).
+    The stamps are in the grammar already, with an offset each or none."""
     try:
         index = _to_datetime(strings)
     except (ValueError, TypeError, OverflowError):
@@ -307,6 +325,19 @@ def future_stamps(
 
 
 def _future(last: int, freq: str, horizon: int) -> np.ndarray | TimestampError:
+    future = _continued(last, freq, horizon)
+    if isinstance(future, TimestampError):
+        return future
+    if future[0] < _FORECAST_FROM or future[-1] >= _FORECAST_UNTIL:
+        first, final = _format(future[[0, -1]]).tolist()
+        return TimestampError(
+            f"the forecast's timestamps would run from {first} to {final}; forecasts are made "
+            f"for times in the years {FORECAST_YEARS[0]} to {FORECAST_YEARS[1]}"
+        )
+    return future
+
+
+def _continued(last: int, freq: str, horizon: int) -> np.ndarray | TimestampError:
     key = frequency_key(freq)
     if key is not None and key[0] == "us":
         step = key[1]

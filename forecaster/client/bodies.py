@@ -17,6 +17,7 @@ import pydantic
 
 from forecaster.client.errors import InvalidRequest, client_side_error
 from forecaster.schemas import (
+    ID_MAX_LENGTH,
     ActualsRequest,
     ActualsResponse,
     ErrorDetail,
@@ -133,7 +134,9 @@ def _levels(quantiles: Sequence[float] | None) -> list[float] | None:
 
 def _series_input(key: Any, series: Input, position: int) -> SeriesInput:
     try:
-        return SeriesInput(id=str(key)[:256], history=series.values, timestamps=series.timestamps)
+        return SeriesInput(
+            id=str(key)[:ID_MAX_LENGTH], history=series.values, timestamps=series.timestamps
+        )
     except pydantic.ValidationError as exc:
         error = client_side_error(exc)
         for e in error.errors:

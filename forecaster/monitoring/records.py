@@ -59,8 +59,7 @@ def to_rows(batches: Sequence[RecordBatch]) -> list[dict[str, Any]]:
     :class:`~forecaster.monitoring.times.BadTimestamp` for an unreadable target stamp."""
     records = [(b, r) for b in batches for r in b.records]
     stamps = [s for _, r in records for s in r.times]
-    probe = [r.times[0] for _, r in records if len(r.times)]
-    micros = to_micros(to_utc(stamps, probe)) if stamps else np.zeros(0, I8)
+    micros = to_micros(to_utc(stamps)) if stamps else np.zeros(0, I8)
     rows, at = [], 0
     for batch, rec in records:
         h = len(rec.times)

@@ -229,14 +229,17 @@ class MonitoringStore:
             intervals = {v: (lo, hi) for v, lo, hi in conn.execute(levels)}
         return by_version([(r[0], r[1], Sums.from_row(r[2:])) for r in rows], intervals)
 
-    def last_actual(self, model: str) -> datetime | None:
-        """The latest scored target time of ``model`` (for windows of recent points)."""
+    def last_actual(self, model: str, *, before: datetime | None = None) -> datetime | None:
+        """The latest scored target time of ``model`` (for windows of recent points), of those
+        before ``before`` (naive UTC) when given."""
         f, sc = tables.forecasts, tables.scores
         query = (
             sa.select(sa.func.max(sc.c.target_time))
             .select_from(sc.join(f, f.c.id == sc.c.forecast_id))
             .where(f.c.model == model)
         )
+        if before is not None:
+            query = query.where(sc.c.target_time < before)
         with self._begin() as conn:
             return conn.execute(query).scalar_one()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from forecaster.isotime import EARLIEST, LATEST, NOT_ISO, first_bad, plain
 
 
 class BadTimestamp(ValueError):
@@ -17,32 +20,39 @@ class BadTimestamp(ValueError):
         self.index = index
 
 
-def to_utc(stamps: Sequence[str], probe: Sequence[str] | None = None) -> np.ndarray:
+def to_utc(stamps: Sequence[str]) -> np.ndarray:
     """ISO 8601 strings as ``datetime64[us]`` [n]: those with an offset brought to UTC, those
     without kept as written (the service writes forecast stamps in the zone the history used,
-    so actuals in that convention match). One vectorised parse for the whole list: numpy's
-    when no string carries an offset (about 0.2 µs a stamp), else pandas' (about 1.5 µs).
-    ``probe``: the stamps looked at for offsets, when they speak for all (the service writes
-    every stamp of a series alike); default every stamp."""
-    if not any(_has_offset(s) for s in (stamps if probe is None else probe)):
-        try:
-            return _in_range(np.array(stamps, dtype="datetime64[us]"), stamps)
-        except (ValueError, TypeError, OverflowError):
-            pass  # spellings numpy does not read: pandas below, which also names the bad one
+    so actuals in that convention match). Every stamp is held to
+    :mod:`forecaster.isotime`'s grammar first (``now``, ``today``, other suffixes and offsets
+    beyond ±23:59 are refused, naming the first). One vectorised parse for the whole list:
+    numpy's when the stamps are spelled alike without offsets (about 0.2 µs a stamp), else
+    pandas' (about 1.5 µs)."""
+    if plain(stamps):
+        times = None
+        with contextlib.suppress(ValueError):  # e.g. 2024-02-30: pandas names the bad one
+            times = np.array(stamps, dtype="datetime64[us]")
+        if times is not None:
+            return _in_range(times, stamps)
+    else:
+        bad = first_bad(stamps)
+        if bad is not None:
+            index, why = bad
+            raise BadTimestamp(_message(stamps[index], why), index)
     try:
         parsed = pd.to_datetime(pd.Series(stamps, dtype=object), format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError):
         index = _first_bad(stamps)
-        msg = f"not an ISO 8601 timestamp: {str(stamps[index])[:40]!r}"
-        raise BadTimestamp(msg, index) from None
+        raise BadTimestamp(_message(stamps[index], NOT_ISO), index) from None
     if parsed.isna().any():
         index = int(np.argmax(parsed.isna().to_numpy()))
         raise BadTimestamp("missing timestamp", index)
     return _in_range(parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]"), stamps)
 
 
-# What databases and Python's datetime can hold.
-EARLIEST, LATEST = np.datetime64("0001-01-01", "us"), np.datetime64("9999-12-31T23:59:59", "us")
+def _message(stamp: object, why: str) -> str:
+    quoted = repr(str(stamp)[:40])
+    return f"not an ISO 8601 timestamp: {quoted}" if why == NOT_ISO else f"{quoted} {why}"
 
 
 def _in_range(times: np.ndarray, stamps: Sequence[str]) -> np.ndarray:
@@ -52,18 +62,6 @@ def _in_range(times: np.ndarray, stamps: Sequence[str]) -> np.ndarray:
         index = int(np.argmax(bad))
         raise BadTimestamp(f"not a timestamp in years 1-9999: {str(stamps[index])[:40]!r}", index)
     return times
-
-
-def _has_offset(stamp: object) -> bool:
-    if not isinstance(stamp, str):
-        return True  # let pandas judge (and name) it
-    if stamp.endswith(("Z", "z")):
-        return True
-    if len(stamp) < 11:  # a date alone
-        return False
-    colon = stamp[-6] in "+-" and stamp[-3] == ":"  # +02:00
-    compact = stamp[-5] in "+-" and stamp[-4:].isdigit()  # +0200
-    return colon or compact
 
 
 def _first_bad(stamps: Sequence[str]) -> int:

@@ -1,7 +1,8 @@
 """Live accuracy in retraining: ``--when degraded`` and the report's ``live`` section.
 
 The production version's forecasts, recorded by the service and scored against the actuals
-(:mod:`forecaster.monitoring`), are judged by :func:`forecaster.monitoring.health.check`.
+(:mod:`forecaster.monitoring`), are judged by :func:`forecaster.monitoring.health.check`: over the
+window up to the latest actual that is not past the clock (``latest_actual`` in the report).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def live_accuracy(job: Any, version: int | None) -> dict[str, Any]:
         "degraded": verdict.degraded,
         "reason": verdict.reason,
         "window_days": job.live_window_days,
+        "latest_actual": None if verdict.latest is None else verdict.latest.isoformat(),
         "margin": job.live_margin,
         "recent": _plain(verdict.recent),
         "before": _plain(verdict.baseline),
