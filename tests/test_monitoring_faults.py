@@ -1,0 +1,118 @@
+"""The monitoring store and recorder under faults: a bad record among good ones, a recorder hit
+by what it did not expect, a schema newer than the code, a SQLite file deleted while in use,
+large actuals, slow statements. SQLite and a real PostgreSQL (:mod:`tests.postgres`).
+
+Bad records are fed to the library directly: the service refuses them at the request (issue 29),
+so this is the writer's own guard, for whatever still gets through.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from test_monitoring import START, batch, record, stamps
+
+from forecaster.monitoring import store as store_module
+from forecaster.monitoring.recorder import Recorder
+from forecaster.monitoring.records import ForecastRecord, RecordBatch
+from forecaster.monitoring.store import MonitoringStore, SchemaTooNew, StoreError
+from forecaster.monitoring.times import to_utc
+
+GOOD = 50
+
+
+def _ids(store: MonitoringStore) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT series_id FROM forecasts ORDER BY id")).scalars())
+
+
+def _wait(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _with_stamps(rec: ForecastRecord, times: list[str]) -> ForecastRecord:
+    return ForecastRecord(rec.series_id, rec.method, times, rec.point, rec.history, rec.quantiles)
+
+
+def _bad_records() -> dict[str, ForecastRecord]:
+    """Records no database should take (the key says why), each a different way."""
+    good = record("x", START, 99)
+    offset = [s + "+99:99" for s in good.times]
+    midnight = [s + "+24:00" for s in good.times]
+    return {
+        "offset +99:99": _with_stamps(record("bad-offset", START, 1), offset),
+        "offset +24:00": _with_stamps(record("bad-midnight", START, 2), midnight),
+        "NUL in the id": record("nul\x00id", START, 3),
+        "lone surrogate in the id": record("sur\ud800", START, 4),
+        "id too long": record("x" * 300, START, 5),
+        "point shorter than its stamps": ForecastRecord(
+            "short-point", "model", good.times, good.point[:2], good.history
+        ),
+    }
+
+
+@pytest.fixture
+def store(database_url: str):
+    s = MonitoringStore(database_url)
+    yield s
+    s.close()
+
+
+def test_one_bad_record_never_drops_the_others_of_its_flush(
+    store: MonitoringStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = _bad_records()
+    good = [record(f"g{k}", START, k) for k in range(GOOD)]
+    mixed = good[:20] + list(bad.values())[:3] + good[20:] + list(bad.values())[3:]
+    written, dropped = [], []
+    rec = Recorder(store, flush_s=60, on_write=written.append,
+                   on_drop=lambda reason, n: dropped.append((reason, n)))  # fmt: skip
+    with caplog.at_level(logging.WARNING, "forecaster.monitoring"):
+        assert rec.submit(batch(*mixed[:30]))
+        assert rec.submit(batch(*mixed[30:]))
+        rec.start()
+        rec.stop()  # one flush: both batches together
+    assert sum(written) == GOOD
+    assert dropped and {reason for reason, _ in dropped} == {"bad_record"}
+    assert sum(n for _, n in dropped) == len(bad)
+    assert _ids(store) == [f"g{k}" for k in range(GOOD)]
+    lines = [r.getMessage() for r in caplog.records if "bad_record" in r.getMessage()]
+    assert len(lines) == len(bad)  # once per record, each naming its series
+    for rec_ in bad.values():
+        assert sum(repr(rec_.series_id[:64]) in line for line in lines) == 1
+    assert rec.failing is None  # a bad record is not an outage
+
+
+def test_the_store_names_each_record_it_refused(store: MonitoringStore) -> None:
+    bad = _bad_records()
+    done = store.write([batch(record("a", START, 1), *bad.values(), record("b", START, 2))])
+    assert done.stored == 2
+    assert [r.series_id for r in done.rejected] == [r.series_id for r in bad.values()]
+    assert all(r.model == "m" and r.version == 1 and r.reason for r in done.rejected)
+    assert "99:99" in done.rejected[0].reason
+    assert _ids(store) == ["a", "b"]
+
+
+def test_a_refusal_only_the_database_knows_is_isolated_too(store: MonitoringStore) -> None:
+    """Rows that pass the writer's own checks but that the database refuses (here: a version
+    beyond its 32-bit column, which PostgreSQL enforces and SQLite does not) cost only
+    themselves: the insert is retried without them."""
+    huge = RecordBatch("m", 2**40, 4, time.time(), [record("huge", START, 3)])
+    done = store.write([batch(record("a", START, 1)), huge, batch(record("b", START, 2))])
+    if store.engine.dialect.name == "postgresql":
+        assert done.stored == 2 and [r.series_id for r in done.rejected] == ["huge"]
+        assert "out of range" in done.rejected[0].reason
+        assert _ids(store) == ["a", "b"]
+    else:
+        assert done.stored == 3 and done.rejected == []
