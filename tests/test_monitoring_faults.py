@@ -116,3 +116,59 @@ def test_a_refusal_only_the_database_knows_is_isolated_too(store: MonitoringStor
         assert _ids(store) == ["a", "b"]
     else:
         assert done.stored == 3 and done.rejected == []
+
+
+# ---------------------------------------------------------------------- the recorder lives on
+
+
+def _set_revision(store: MonitoringStore, revision: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def test_a_schema_newer_than_the_code_is_named_and_the_recorder_lives_on(
+    store: MonitoringStore, database_url: str
+) -> None:
+    store.migrate()
+    _set_revision(store, "9999")  # a newer forecaster migrated the shared database
+    newer = MonitoringStore(database_url)
+    with pytest.raises(SchemaTooNew, match="revision 9999, newer than this forecaster knows"):
+        newer.migrate()
+    written, dropped = [], []
+    rec = Recorder(newer, flush_s=0.05, on_write=written.append,
+                   on_drop=lambda reason, n: dropped.append((reason, n)))  # fmt: skip
+    rec.start()
+    try:
+        rec.submit(batch(record("a", START, 1)))
+        _wait(lambda: dropped == [("store_error", 1)])
+        assert rec.down is not None and "newer" in rec.down
+        _set_revision(store, "0001")  # the newer service rolled back: recording resumes
+        rec.submit(batch(record("b", START, 2)))
+        _wait(lambda: written == [1])
+        assert rec.down is None
+    finally:
+        rec.stop()
+        newer.close()
+    assert _ids(store) == ["b"]
+
+
+def test_the_recorder_survives_a_retention_that_cannot_be_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retention so long that its cutoff falls before year 1 (OverflowError, once silently
+    the end of the recording thread): logged, and recording goes on."""
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    written = []
+    rec = Recorder(store, flush_s=0.05, retention_days=1e6, on_write=written.append)
+    rec.start()
+    try:
+        with caplog.at_level(logging.WARNING, "forecaster.monitoring"):
+            rec.submit(batch(record("a", START, 1)))
+            _wait(lambda: written == [1])
+            _wait(lambda: any("retention not applied" in r.getMessage() for r in caplog.records))
+            rec.submit(batch(record("b", START, 2)))
+            _wait(lambda: written == [1, 1])
+        assert rec.down is None
+    finally:
+        rec.stop()
+        store.close()
