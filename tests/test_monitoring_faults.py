@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -171,4 +170,116 @@ def test_the_recorder_survives_a_retention_that_cannot_be_applied(
         assert rec.down is None
     finally:
         rec.stop()
+        store.close()
+
+
+# ---------------------------------------------------------------------- the SQLite file
+
+
+def test_a_sqlite_file_deleted_while_in_use_is_recreated_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = MonitoringStore(f"sqlite:///{path}")
+    try:
+        store.write([batch(record("a", START, 1))])
+        path.unlink()  # an operator's cleanup; the open connections keep the old inode
+        with caplog.at_level(logging.WARNING, "forecaster.monitoring"):
+            store.write([batch(record("b", START, 2))])
+        assert path.exists()
+        assert _ids(MonitoringStore(f"sqlite:///{path}")) == ["b"]  # in the file, not the ghost
+        assert any("was deleted while in use" in r.getMessage() for r in caplog.records)
+    finally:
+        store.close()
+
+
+def test_a_sqlite_file_replaced_while_in_use_is_reopened(tmp_path: Path) -> None:
+    path, other = tmp_path / "m.sqlite3", tmp_path / "restored.sqlite3"
+    restored = MonitoringStore(f"sqlite:///{other}")
+    restored.write([batch(record("restored", START, 1))])
+    restored.close()
+    store = MonitoringStore(f"sqlite:///{path}")
+    try:
+        store.write([batch(record("a", START, 1))])
+        os.replace(other, path)  # a backup restored over it
+        store.write([batch(record("b", START, 2))])
+        assert _ids(store) == ["restored", "b"]
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------- actuals
+
+
+def test_large_actuals_are_written_in_bounded_transactions(store: MonitoringStore) -> None:
+    """So the recorder's flushes (and SQLite's one writer) get in between the parts."""
+    n_series, points = 30, 400  # 12,000 values: more than two transactions' worth
+    start = START
+    store.write([batch(*[record(f"s{k}", start, k) for k in range(n_series)])])
+    per_transaction, rows = [], [0]
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO ACTUALS"):
+            rows[0] += len(parameters) if executemany else 1
+
+    @sa.event.listens_for(store.engine, "commit")
+    def committed(conn) -> None:
+        per_transaction.append(rows[0])
+        rows[0] = 0
+
+    times = to_utc(stamps(start, points))
+    done = store.ingest([(f"s{k}", times, np.ones(points)) for k in range(n_series)])
+    assert done.stored == n_series * points and done.matched == n_series * 6
+    written = [n for n in per_transaction if n]
+    assert sum(written) == n_series * points
+    assert len(written) > 1 and max(written) <= store_module.ACTUALS_PER_TRANSACTION
+    assert store.accuracy("m")[0].overall.points == n_series * 6
+
+
+def test_stored_counts_each_series_and_time_once(store: MonitoringStore) -> None:
+    store.write([batch(record("a", START, 1))])
+    times = to_utc(stamps(START, 3))
+    later = to_utc(stamps(START + timedelta(hours=2), 2))  # overlaps the first at one time
+    done = store.ingest([("a", times, [1.0, 2.0, 3.0]), ("a", later, [30.0, 4.0])])
+    assert (done.stored, done.matched) == (4, 4)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT value FROM actuals ORDER BY time")).scalars()
+        assert list(rows) == [1.0, 2.0, 30.0, 4.0]  # the last value given wins
+
+
+# ---------------------------------------------------------------------- statement timeouts
+
+
+def test_a_statement_past_the_timeout_is_cancelled(database_url: str) -> None:
+    store = MonitoringStore(database_url, timeout_s=0.5)
+    endless = (
+        "SELECT pg_sleep(30)"
+        if database_url.startswith("postgresql")
+        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        "SELECT count(*) FROM c"
+    )
+    try:
+        with pytest.raises(StoreError, match="timed out") as err, store._begin() as conn:
+            conn.execute(sa.text(endless))
+        assert err.value.public == "monitoring database timed out"
+        assert store.models() == []  # the connection serves on
+    finally:
+        store.close()
+
+
+def test_a_locked_table_costs_an_accuracy_query_the_timeout_not_forever(pg_cluster) -> None:
+    import psycopg
+
+    url = pg_cluster.database()
+    store = MonitoringStore(url, timeout_s=0.5)
+    store.migrate()
+    try:
+        with psycopg.connect(url) as locker:
+            locker.execute("LOCK TABLE scores IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(StoreError, match="timed out"):
+                store.accuracy("m")
+            locker.rollback()
+        assert store.accuracy("m") == []
+    finally:
         store.close()

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from service.app import create_app
     from service.limits import ConnectionLimits, http_protocol
+
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -172,6 +172,7 @@ class MonitoringStore:
         local = self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
         self._file = Path(database).absolute() if local else None  # type: ignore[arg-type]
         self._file_identity: tuple[int, int] | None = None
+        self._wal_identity: tuple[int, int] | None = None  # the last seen of our file's WAL
 
     def __repr__(self) -> str:
         return f"MonitoringStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -184,7 +185,9 @@ class MonitoringStore:
         store in each process; a no-op when up to date). Raises :class:`StoreError`."""
         with self._schema_lock:
             self._migrate()
-            self._file_identity = self._identity()
+            if self._file is not None:
+                self._file_identity = _identity(self._file)
+                self._wal_identity = _identity(_wal(self._file))
             self._schema_ready = True
 
     def _migrate(self) -> None:
@@ -201,32 +204,32 @@ class MonitoringStore:
         except CommandError as exc:
             raise StoreError(f"{public}: {exc}", public) from exc
 
-    def _identity(self) -> tuple[int, int] | None:
-        """The SQLite file's (device, inode); None when it is not there (or not a file)."""
-        if self._file is None:
-            return None
-        try:
-            st = os.stat(self._file)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino
-
     def _check_file(self) -> None:
         """Reopen the SQLite file when it was deleted or replaced since it was opened: the
         open connections would go on writing to the old, unlinked file, and every later
         reader would see nothing of it."""
         if self._file is None or not self._schema_ready:
             return
-        now = self._identity()
-        if now == self._file_identity:
+        wal = _wal(self._file)
+        if _identity(self._file) == self._file_identity:
+            self._wal_identity = _identity(wal) or self._wal_identity
             return
         with self._schema_lock:
-            if not self._schema_ready or self._identity() == self._file_identity:
+            now = _identity(self._file)
+            if not self._schema_ready or now == self._file_identity:
                 return  # another thread reopened it meanwhile
             what = "deleted" if now is None else "replaced"
             log.warning("monitoring database %s was %s while in use: reopening it%s",
                         self._file, what, " (a new, empty one)" if now is None else "")  # fmt: skip
             self.engine.dispose()  # closes the connections to the old file
+            # SQLite leaves the old file's WAL behind when that file was moved or unlinked;
+            # opened beside the new file it would be replayed into it. Ours only: a WAL
+            # another process made for the new file is that file's.
+            if self._wal_identity is not None and _identity(wal) == self._wal_identity:
+                for stale in (wal, self._file.with_name(self._file.name + "-shm")):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
+            self._wal_identity = None
             self._schema_ready = False
 
     # ------------------------------------------------------------------------- writing
@@ -407,6 +410,19 @@ class MonitoringStore:
             what = "timed out" if _timed_out(exc) else "unavailable"
             public = f"monitoring database {what}"
             raise StoreError(f"{public}: {_brief(exc)}", public) from exc
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A file's (device, inode); None when it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _refuse_newer_schema(conn: sa.Connection, script: ScriptDirectory) -> None:
