@@ -88,6 +88,7 @@ def _engine(url: str, timeout_s: float) -> sa.Engine:
             engine = sa.create_engine(parsed, connect_args={"timeout": timeout_s})
             sa.event.listen(engine, "connect", _sqlite_connect(timeout_s))
             sa.event.listen(engine, "before_cursor_execute", _sqlite_deadline(timeout_s))
+            sa.event.listen(engine, "after_cursor_execute", _sqlite_deadline(math.inf))
             return engine
         engine = sa.create_engine(
             parsed, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
@@ -121,12 +122,15 @@ def _sqlite_connect(timeout_s: float) -> Callable[..., None]:
 
 
 def _sqlite_deadline(timeout_s: float) -> Callable[..., None]:
-    def before(conn: sa.Connection, *_: object) -> None:
+    """Sets the deadline of the statement starting (``timeout_s`` ahead), or of none once it
+    ended (``math.inf``): the driver's own statements (COMMIT) are never cut short."""
+
+    def set_deadline(conn: sa.Connection, *_: object) -> None:
         deadline = conn.info.get("deadline")
         if deadline is not None:
             deadline[0] = time.monotonic() + timeout_s
 
-    return before
+    return set_deadline
 
 
 def _postgres_timeout(timeout_s: float) -> Callable[..., None]:
