@@ -283,3 +283,29 @@ def test_a_locked_table_costs_an_accuracy_query_the_timeout_not_forever(pg_clust
         assert store.accuracy("m") == []
     finally:
         store.close()
+
+
+def test_a_flush_the_database_never_answers_makes_recording_down(pg_cluster) -> None:
+    """A database that stops answering without refusing (here: a table locked by another
+    client) fails nothing for a while; recording says it is down once a flush has waited
+    ``stuck_s``, and recovers when the flush goes through."""
+    import psycopg
+
+    url = pg_cluster.database()
+    store = MonitoringStore(url, timeout_s=30)
+    store.migrate()
+    written = []
+    rec = Recorder(store, flush_s=0.05, stuck_s=0.5, on_write=written.append)
+    rec.start()
+    try:
+        with psycopg.connect(url) as locker:
+            locker.execute("LOCK TABLE forecasts IN ACCESS EXCLUSIVE MODE")
+            rec.submit(batch(record("a", START, 1)))
+            _wait(lambda: rec.down is not None)
+            assert "has not answered a flush" in rec.down and not written
+            locker.rollback()
+        _wait(lambda: written == [1])
+        assert rec.down is None
+    finally:
+        rec.stop()
+        store.close()

@@ -41,6 +41,8 @@ class Recorder:
         flush_s: longest a record waits before it is written.
         batch: forecasts that wake the writer before ``flush_s``.
         retention_days: forecasts and actuals older than this are deleted (None: kept).
+        stuck_s: a flush waiting on the database longer than this makes recording "down"
+            (a database that stopped answering without refusing: nothing fails, it waits).
         on_write: called with the number of forecasts written by each flush.
         on_drop: called with ``(reason, count)``: ``queue_full`` (the store is slow),
             ``store_error`` (it is down), ``bad_record`` (one record it cannot take) or
@@ -55,11 +57,12 @@ class Recorder:
         flush_s: float = 0.5,
         batch: int = 2_000,
         retention_days: float | None = None,
+        stuck_s: float = 60.0,
         on_write: Callable[[int], None] = lambda n: None,
         on_drop: Callable[[str, int], None] = lambda reason, n: None,
     ) -> None:
         self.store, self.capacity, self.flush_s, self.batch = store, capacity, flush_s, batch
-        self.retention_days = retention_days
+        self.retention_days, self.stuck_s = retention_days, stuck_s
         self._on_write, self._on_drop = on_write, on_drop
         self._queue: deque[RecordBatch] = deque()
         self._queued = 0  # forecasts in the queue
@@ -68,6 +71,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._failing: str | None = None  # the incident being logged, if any
         self._down: str | None = None  # why the last flush failed; None after one succeeds
+        self._flushing_since: float | None = None  # time.monotonic() of the write under way
         self._dropped_in_incident = 0
         self._next_purge = 0.0
 
@@ -88,6 +92,9 @@ class Recorder:
         thread = self._thread
         if thread is not None and not thread.is_alive() and not self._stopping:
             return "the recording thread has stopped"
+        since = self._flushing_since
+        if since is not None and time.monotonic() - since > self.stuck_s:
+            return f"the database has not answered a flush for {time.monotonic() - since:.0f} s"
         return self._down
 
     def start(self) -> None:
@@ -143,6 +150,7 @@ class Recorder:
         if not batches:
             return
         n = sum(len(b.records) for b in batches)
+        self._flushing_since = time.monotonic()
         try:
             done = self.store.write(batches)
         except StoreError as exc:
@@ -155,6 +163,8 @@ class Recorder:
                 log.exception("forecast recording failed")
             self._drop("internal_error", n, f"recording failed: {exc!r}")
             return
+        finally:
+            self._flushing_since = None
         self._down = None
         self._recovered()
         self._rejected(done.rejected)
