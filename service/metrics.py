@@ -79,8 +79,7 @@ class ServiceMetrics:
         )
         self.recording_up = Gauge(
             "forecaster_recording_up",
-            "1 while forecasts are being recorded; 0 when recording is down (its last flush "
-            "failed, or its thread stopped).",
+            "1 while forecasts are being recorded; 0 when recording is down (/readyz says why).",
             registry=r,
         )
         self.actuals = Counter(

@@ -67,6 +67,8 @@ class Monitor:
                 capacity=settings.record_queue,
                 flush_s=settings.record_flush_s,
                 retention_days=settings.retention_days,
+                # Longer than any statement may run: the database stopped answering altogether.
+                stuck_s=settings.database_timeout_s,
                 on_write=metrics.recorded.inc,
                 on_drop=lambda reason, n: metrics.record_dropped.labels(reason).inc(n),
             )
@@ -84,7 +86,7 @@ class Monitor:
         except SchemaTooNew as exc:
             raise StartupError(str(exc)) from None
         except StoreError as exc:
-            log.warning("forecast recording: %s; recording drops until it answers", exc)
+            log.warning("%s (until it answers, recording drops and accuracy answers 503)", exc)
         if self.recorder is not None:
             self.recorder.start()
         self._task = asyncio.create_task(self._refresh_gauges(), name="accuracy-gauges")
