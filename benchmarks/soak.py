@@ -13,14 +13,26 @@ the registry (default: the shipped ``models/``) and warms it up: each request fo
   background, publishing versions of a separate model (``--promote never``), so it exercises
   the registry and competes for CPU without changing what is served.
 
+Then, for ``--fault-s`` (0 skips it), a mixed-fault phase on a second server that records into
+a throwaway PostgreSQL cluster (:mod:`tests.postgres`; skipped, and said so, without PostgreSQL's
+binaries): the clients send forecasts with ids and hourly timestamps, every one recordable, with
+bad ones among them (ids with a NUL, a control character or 300 characters; stamps ending in
+``+99:99``, ``+24:00`` or ``X``), alone or beside good series, and PostgreSQL is stopped and
+started again once, half way. Then it checks that every forecast answered is accounted for
+(``recorded + dropped = answered``, from the server's metrics) and that no good forecast was
+lost but those answered while the database was down (each bad one is dropped alone:
+``bad_record``).
+
 The server runs with ``JAX_LOG_COMPILES=1``: compiles after warm-up are its ``Compiling`` log
 lines after the one-of-each requests. RSS and open descriptors are measured from the end of the
 warm-up load (RSS grows in its first tens of seconds, then holds) to the end. Prints one JSON
 line: requests, errors by status, p50/p99 latency, RSS and descriptors, compiles, swaps seen,
 retrain runs, and the goals (issue 16): zero 5xx, zero failed requests across swaps, RSS growth
-under 10%, no compile after warm-up, every bad request answered 4xx.
+under 10%, no compile after warm-up, every bad request answered 4xx; and of the mixed-fault phase
+(issue 29): every answered forecast recorded or counted as dropped, no good one lost outside the
+outage, every request answered 200 or 4xx.
 
-    .venv/bin/python -m benchmarks.soak --minutes 1
+    .venv/bin/python -m benchmarks.soak --minutes 1 --fault-s 60
 """
 
 from __future__ import annotations
@@ -66,6 +78,15 @@ BAD_EVERY = 50  # one request in this many is a bad one
 # Log lines that mean the server hit an error (its own format, uvicorn's, a traceback).
 ERROR_LINE = re.compile(r"\bERROR\b|^Traceback")
 SWAP_GRACE_S = 15.0  # a failure this soon after an alias move counts as failed across the swap
+# The mixed-fault phase: series ids and target stamps no database should take (issue 29).
+BAD_IDS = ["nul\x00id", "bell\x07id", "x" * 300]
+BAD_OFFSETS = ["+99:99", "+24:00", "X"]
+FAULT_FLUSH_S = 0.1  # the fault server's recording interval
+FAULT_BAD_EVERY = 4  # one request in this many carries a bad series
+OUTAGE_S = 2.0  # how long PostgreSQL stays down
+# Forecasts answered this long before the outage or after the database is back may still be
+# lost with it (queued when it stopped, or in the flush that found it down).
+OUTAGE_MARGIN_S = 5.0
 
 
 @dataclass
@@ -110,6 +131,11 @@ def main() -> int:
             result = _soak(args, server, url, log, registry)
         finally:
             _stop(server)
+        if args.fault_s > 0:
+            faults = _fault_phase(args, registry, tmp)
+            result["faults"] = faults
+            result["goals"] |= faults.pop("goals", {})
+            result["goals_met"] = result["goals_met"] and all(result["goals"].values())
     print(json.dumps(result))
     return 0
 
@@ -126,9 +152,14 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--swap-every", type=float, default=60.0, help="seconds between swaps")
     parser.add_argument("--warm-up-s", type=float, default=30.0, help="load before measuring")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--fault-s", type=float, default=60.0, help="mixed-fault phase (PostgreSQL); 0 skips"
+    )
     args = parser.parse_args()
     if not (args.minutes > 0 and args.clients >= 1 and args.swap_every > 0):
         parser.error("--minutes, --clients and --swap-every must be positive")
+    if not 0 <= args.fault_s <= 3600:
+        parser.error("--fault-s must be between 0 and 3600")
     return args
 
 
@@ -141,7 +172,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(registry: Path, model: str, tmp: Path) -> tuple[subprocess.Popen, str, Path]:
+def _start_server(
+    registry: Path, model: str, tmp: Path, name: str = "server", **extra: str
+) -> tuple[subprocess.Popen, str, Path]:
     """``forecaster serve`` on a free loopback port, once ``/readyz`` answers 200."""
     port = _free_port()
     env = {
@@ -150,9 +183,10 @@ def _start_server(registry: Path, model: str, tmp: Path) -> tuple[subprocess.Pop
         "FORECASTER_MODELS": json.dumps([model]),
         "FORECASTER_ALIAS_WATCH_INTERVAL_S": "1",
         "JAX_LOG_COMPILES": "1",
+        **extra,
     }
     cmd = [sys.executable, "-m", "forecaster.cli", "serve", "--port", str(port)]
-    log = tmp / "server.log"
+    log = tmp / f"{name}.log"
     with log.open("w") as out:
         server = subprocess.Popen(
             [*cmd, "--registry", str(registry)],
@@ -473,6 +507,163 @@ def _report(
     clean = not shared.errors and result["server_errors_logged"] == 0
     result |= {"goals": goals, "goals_met": all(goals.values()) and clean}
     return result | {"command": " ".join(sys.argv)}
+
+
+# ---------------------------------------------------------------------------- mixed faults
+
+
+@dataclass
+class FaultShared:
+    """What the fault phase's clients record: per answered recordable forecast its series id,
+    whether it was a bad one, and when it was answered; statuses; the outage's times."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    answered: list[tuple[str, bool, float]] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    outage: list[float] = field(default_factory=list)  # stopped at, back at
+
+
+def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
+    """The mixed-fault phase (module docstring) on its own server; returns its figures."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import postgres  # the tests' throwaway cluster: one home for starting PostgreSQL
+
+    if not postgres.available():
+        return {"skipped": postgres.SKIP_REASON}
+    with postgres.cluster() as cluster:
+        database = cluster.database()
+        server, url, log = _start_server(registry, args.model, tmp, "fault-server",
+                                         FORECASTER_DATABASE_URL=database,
+                                         FORECASTER_RECORD_FLUSH_S=str(FAULT_FLUSH_S))  # fmt: skip
+        try:
+            shared = FaultShared()
+            clients = [
+                threading.Thread(target=_fault_client, args=(url, args.seed + i, i, shared))
+                for i in range(args.clients)
+            ]
+            for client in clients:
+                client.start()
+            shared.stop.wait(args.fault_s / 2)
+            shared.outage.append(time.monotonic())
+            cluster.stop()
+            shared.stop.wait(OUTAGE_S)
+            cluster.start()
+            shared.outage.append(time.monotonic())
+            shared.stop.wait(args.fault_s / 2)
+            shared.stop.set()
+            for client in clients:
+                client.join(timeout=60)
+            counts = _settle(url, len(shared.answered))
+            stored = _stored_ids(database)
+            errors = ServerLog.read(log).errors
+        finally:
+            _stop(server)
+    return _fault_report(args, shared, counts, stored, errors)
+
+
+def _fault_client(url: str, seed: int, client: int, shared: FaultShared) -> None:
+    """Forecast requests of 1-4 recordable series until told to stop; one in
+    FAULT_BAD_EVERY carries a bad id or stamp beside good series (or alone)."""
+    rng = np.random.default_rng(seed + 2000)
+    start = pd.Timestamp("2024-01-01")
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for i in itertools.count():
+            if shared.stop.is_set():
+                return
+            series, bad = [], []
+            for k in range(int(rng.integers(1, 5))):
+                n = int(rng.integers(168, 337))
+                stamps = pd.date_range(start, periods=n, freq="h").strftime("%Y-%m-%dT%H:%M")
+                history = (100 + 10 * np.sin(np.arange(n) * np.pi / 12)).round(3).tolist()
+                series.append({"id": f"g{client}-{i}-{k}", "history": history,
+                               "timestamps": list(stamps)})  # fmt: skip
+                bad.append(False)
+            if i % FAULT_BAD_EVERY == 0:
+                entry = dict(series[0])
+                if rng.random() < 0.5:
+                    entry["id"] = f"{BAD_IDS[i % len(BAD_IDS)]}-{client}-{i}"
+                else:
+                    offset = BAD_OFFSETS[i % len(BAD_OFFSETS)]
+                    entry |= {"id": f"b{client}-{i}",
+                              "timestamps": [t + offset for t in entry["timestamps"]]}  # fmt: skip
+                alone = rng.random() < 0.3
+                series, bad = ([entry], [True]) if alone else ([*series, entry], [*bad, True])
+            try:
+                r = http.post("/v1/forecast", json={"series": series, "horizon": 12})
+            except httpx.HTTPError as err:
+                shared.statuses[type(err).__name__] += 1
+                continue
+            shared.statuses[str(r.status_code)] += 1
+            if r.status_code != 200:
+                continue
+            now = time.monotonic()
+            for k, forecast in enumerate(r.json()["forecasts"]):
+                is_bad = bad[forecast.get("index", k)]  # a series refused alone is left out
+                if forecast.get("id") is not None and forecast.get("timestamps"):
+                    shared.answered.append((forecast["id"], is_bad, now))
+            time.sleep(0.01)
+
+
+def _metric_sum(text: str, name: str) -> dict[str, float]:
+    """``{label value or "": value}`` of metric ``name`` in a Prometheus page."""
+    out = {}
+    for m in re.finditer(rf'^{name}(?:{{reason="(\w+)"}})? (\S+)$', text, re.M):
+        out[m[1] or ""] = float(m[2])
+    return out
+
+
+def _settle(url: str, answered: int, timeout_s: float = 60.0) -> dict[str, float]:
+    """The server's recorded and dropped counts, once they add up to ``answered`` (or at
+    ``timeout_s``: the recorder's queue is written within a flush interval or two)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        recorded = _metric_sum(text, "forecaster_forecasts_recorded_total").get("", 0.0)
+        dropped = _metric_sum(text, "forecaster_forecasts_record_dropped_total")
+        if recorded + sum(dropped.values()) >= answered or time.monotonic() > deadline:
+            return {"recorded": recorded, **{f"dropped_{k}": v for k, v in dropped.items()}}
+        time.sleep(0.2)
+
+
+def _stored_ids(database: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        return {row[0] for row in conn.execute("SELECT series_id FROM forecasts")}
+
+
+def _fault_report(
+    args: argparse.Namespace, shared: FaultShared, counts: dict, stored: set[str], errors: int
+) -> dict:
+    answered = len(shared.answered)
+    dropped = sum(v for k, v in counts.items() if k.startswith("dropped_"))
+    stopped, back = shared.outage
+    near_outage = (stopped - OUTAGE_MARGIN_S, back + OUTAGE_MARGIN_S)
+    good = [(sid, t) for sid, is_bad, t in shared.answered if not is_bad]
+    lost = [(sid, t) for sid, t in good if sid not in stored]
+    lost_elsewhere = [sid for sid, t in lost if not near_outage[0] <= t <= near_outage[1]]
+    bad_answered = sum(is_bad for _, is_bad, _ in shared.answered)
+    # A 5xx, or a connection dropped without an answer (the request counts as failed either way).
+    failed = sum(n for status, n in shared.statuses.items() if not status.startswith(("2", "4")))
+    result = {
+        "fault_s": args.fault_s,
+        "requests_by_status": dict(sorted(shared.statuses.items())),
+        "answered": answered,
+        "good_answered": len(good),
+        "bad_answered": bad_answered,
+        **counts,
+        "good_lost": len(lost),
+        "good_lost_outside_outage": len(lost_elsewhere),
+        "outage_s": round(back - stopped, 2),
+        "server_errors_logged": errors,
+    }
+    result["goals"] = {
+        "faults_accounted": counts["recorded"] + dropped == answered,
+        "faults_no_good_lost_to_a_bad_one": not lost_elsewhere
+        and len(lost) <= counts.get("dropped_store_error", 0) + counts.get("dropped_queue_full", 0),
+        "faults_every_request_200_or_4xx": failed == 0,
+    }
+    return result
 
 
 def _unexpected(o: Outcome) -> bool:

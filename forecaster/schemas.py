@@ -234,6 +234,9 @@ class Readiness(BaseModel):
     missing: dict[str, str] = Field(
         default_factory=dict, description="Models not served, and why (asked for or found)."
     )
+    recording: Literal["ok", "down", "off"] = Field(
+        "ok", description="Whether forecasts are being recorded (down: `detail` says why)."
+    )
 
 
 class PromoteRequest(_Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Defaults shared with the library (the registry, the predictor, the CLI); defined once here.
@@ -108,16 +108,35 @@ class Settings(BaseSettings):
         True, description="Record forecasts of series with an id and timestamps."
     )
     retention_days: float | None = Field(
-        90.0, gt=0, description="Recorded forecasts and actuals older than this are deleted."
+        90.0,
+        gt=0,
+        le=36_500,
+        description="Recorded forecasts and actuals older than this are deleted.",
     )
     record_queue: int = Field(
-        10_000, ge=1, description="Forecasts waiting to be recorded; beyond it they are dropped."
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Forecasts waiting to be recorded; beyond it they are dropped.",
     )
     record_flush_s: float = Field(
         0.5,
         gt=0,
+        le=3600,
         description="Pause between the writer's batches; a forecast is written within this "
         "plus two batches' write time (the one under way when it was queued, then its own).",
+    )
+    database_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest one monitoring database statement may run (or wait for a lock).",
+    )
+    accuracy_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Accuracy queries run at once (in threads of their own); more get 503 at once.",
     )
 
     @field_validator("default_model", "database_url")
@@ -139,3 +158,15 @@ class Settings(BaseSettings):
         from forecaster.monitoring.urls import sqlite_url
 
         return self.database_url or sqlite_url(self.registry)
+
+
+def settings_problem(err: ValidationError) -> str:
+    """One line naming each rejected setting by its variable, with what was wrong: what
+    ``forecaster serve`` prints instead of pydantic's report."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    parts = []
+    for e in err.errors():
+        name = str(e["loc"][0]) if e["loc"] else "settings"
+        given = "" if e.get("input") is None else f"={str(e['input'])[:60]}"
+        parts.append(f"{prefix}{name.upper()}{given}: {e['msg']}")
+    return "; ".join(parts)

@@ -109,8 +109,11 @@ async def _internal(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI, retry_after_s: int) -> None:
     """Register the handlers on ``app``."""
 
-    async def _store_down(_: Request, exc: Exception) -> Response:
-        return error_response(503, str(exc), {"Retry-After": str(retry_after_s)})
+    async def _store_down(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreError)
+        # The driver's words name the database's host and port: the log's, not the client's.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, exc.public, {"Retry-After": str(retry_after_s)})
 
     async def _overloaded(_: Request, exc: Exception) -> Response:
         app.state.metrics.rejected.inc()

@@ -69,12 +69,18 @@ class ServiceMetrics:
         )
         self.record_dropped = Counter(
             "forecaster_forecasts_record_dropped",
-            "Forecasts not recorded: queue_full (the store is slow) or store_error (it is down).",
+            "Forecasts not recorded: queue_full (the store is slow), store_error (it is down), "
+            "bad_record (one record it cannot take) or internal_error (see the log).",
             ["reason"],
             registry=r,
         )
         self.record_queue = Gauge(
             "forecaster_record_queue", "Forecasts waiting to be recorded.", registry=r
+        )
+        self.recording_up = Gauge(
+            "forecaster_recording_up",
+            "1 while forecasts are being recorded; 0 when recording is down (/readyz says why).",
+            registry=r,
         )
         self.actuals = Counter(
             "forecaster_actuals",

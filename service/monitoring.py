@@ -4,6 +4,10 @@ request records, actuals in, accuracy out, and the Prometheus figures of both.
 Recording costs a request a :class:`RecordBatch` of references to arrays it already holds and
 one queue append; the writer thread does the rest. Only series with an ``id`` and timestamps are
 recorded: without them no actual could ever be matched to the forecast.
+
+Accuracy queries run in threads of their own, at most ``accuracy_concurrency`` at once (one
+more answers 503 at once, with Retry-After), so however slow they get they never take the
+threads that other routes share; each statement is cancelled after ``database_timeout_s``.
 """
 
 from __future__ import annotations
@@ -11,19 +15,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TypeVar
 
 from forecaster.monitoring.accuracy import as_dict
 from forecaster.monitoring.actuals import BadActual, checked_series
 from forecaster.monitoring.recorder import Recorder
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
-from forecaster.monitoring.store import MonitoringStore, StoreError
+from forecaster.monitoring.store import MonitoringStore, SchemaTooNew, StoreError
 from forecaster.monitoring.times import BadTimestamp, instant
 from forecaster.predict import Forecast
-from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse
+from forecaster.registry import ModelNotFoundError, Registry, RegistryError
+from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse, Readiness
 from forecaster.settings import Settings
-from service.catalog import season
+from service.batcher import Overloaded
+from service.catalog import NotServed, StartupError, season
 from service.forecasting import Prepared, RequestError
 from service.metrics import ServiceMetrics
 
@@ -34,14 +44,24 @@ UNKNOWN_IDS_SHOWN = 10
 # How often the live-accuracy gauges are recomputed (and after every actuals request).
 GAUGE_REFRESH_S = 60.0
 
+T = TypeVar("T")
+
 
 class Monitor:
-    """The store, its recorder (None when recording is off) and the gauges, for one app."""
+    """The store, its recorder (None when recording is off) and the gauges, for one app.
+    Raises :class:`StoreError` for a database URL it cannot use."""
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
         self.max_abs_value = settings.max_abs_value  # actuals are held to the histories' bound
-        self.store = MonitoringStore(settings.monitoring_url)
+        self.registry = Registry(settings.registry)
+        self.store = MonitoringStore(settings.monitoring_url, timeout_s=settings.database_timeout_s)
+        # One thread more than the queries admitted: the gauges' refresh never takes their turn.
+        self._reads = ThreadPoolExecutor(
+            settings.accuracy_concurrency + 1, thread_name_prefix="monitoring-read"
+        )
+        self._read_slots = threading.BoundedSemaphore(settings.accuracy_concurrency)
+        self.read_limit = settings.accuracy_concurrency
         self.recorder: Recorder | None = None
         if settings.recording:
             self.recorder = Recorder(
@@ -49,14 +69,26 @@ class Monitor:
                 capacity=settings.record_queue,
                 flush_s=settings.record_flush_s,
                 retention_days=settings.retention_days,
+                # Longer than any statement may run: the database stopped answering altogether.
+                stuck_s=settings.database_timeout_s,
                 on_write=metrics.recorded.inc,
                 on_drop=lambda reason, n: metrics.record_dropped.labels(reason).inc(n),
             )
             metrics.record_queue.set_function(lambda: self.recorder.queued)  # type: ignore[union-attr]
+            metrics.recording_up.set_function(lambda: self.recording()[0] == "ok")
         self._refresh = asyncio.Event()
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
+        """Prepare the schema, then start recording. A schema newer than this code fails
+        start-up in one line; a database that is down only makes recording drop until it is up
+        (forecasts are served regardless)."""
+        try:
+            await asyncio.to_thread(self.store.migrate)
+        except SchemaTooNew as exc:
+            raise StartupError(str(exc)) from None
+        except StoreError as exc:
+            log.warning("%s (until it answers, recording drops and accuracy answers 503)", exc)
         if self.recorder is not None:
             self.recorder.start()
         self._task = asyncio.create_task(self._refresh_gauges(), name="accuracy-gauges")
@@ -68,7 +100,25 @@ class Monitor:
                 await self._task
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.stop)
+        self._reads.shutdown(wait=False, cancel_futures=True)
         self.store.close()
+
+    def recording(self) -> tuple[str, str | None]:
+        """``("ok" | "down" | "off", why it is down)``."""
+        if self.recorder is None:
+            return "off", None
+        down = self.recorder.down
+        return ("ok", None) if down is None else ("down", down)
+
+    def readiness(self, ready: Readiness) -> Readiness:
+        """``ready`` saying whether forecasts are being recorded. Recording down does not make
+        the service unready: forecasts are still served, and every replica shares the database,
+        so taking them out of rotation for it would stop the forecasts too."""
+        state, why = self.recording()
+        update: dict[str, object] = {"recording": state}
+        if why is not None:
+            update["detail"] = f"{ready.detail}; recording is down: {why}"
+        return ready.model_copy(update=update)
 
     # --------------------------------------------------------------------------- recording
 
@@ -119,21 +169,51 @@ class Monitor:
             unknown_ids=done.unknown_series[:UNKNOWN_IDS_SHOWN],
         )
 
+    async def read(self, query: Callable[..., T], *args: object) -> T:
+        """``query(*args)`` in the monitoring threads; :class:`Overloaded` (503 with
+        Retry-After) at once when ``accuracy_concurrency`` queries are running already."""
+        if not self._read_slots.acquire(blocking=False):
+            raise Overloaded(f"{self.read_limit} accuracy queries are running; retry shortly")
+        try:
+            future = self._reads.submit(query, *args)
+        except BaseException:
+            self._read_slots.release()
+            raise
+        # Released when the query ends, not when the client goes: a query running on after
+        # its client left still holds its thread.
+        future.add_done_callback(lambda _: self._read_slots.release())
+        return await asyncio.wrap_future(future)
+
     def accuracy(
         self, model: str, version: int | None, since: str | None, until: str | None
     ) -> AccuracyResponse:
-        """Live accuracy of ``model`` (blocking: run it off the event loop)."""
+        """Live accuracy of ``model`` (blocking: run it through :meth:`read`). 404 for a model
+        neither recorded nor in the registry; 422 for an empty window."""
         bounds = [_instant(name, text) for name, text in (("since", since), ("until", until))]
+        if bounds[0] is not None and bounds[1] is not None and bounds[0] >= bounds[1]:
+            msg = "since must be before until (the window is [since, until))"
+            raise RequestError(422, ("query", "since"), msg)
         versions = self.store.accuracy(model, version=version, since=bounds[0], until=bounds[1])
+        if not versions and not self.store.has_model(model) and not self._registered(model):
+            raise NotServed(f"no model named {model!r}")
         body = {"model": model, "since": since, "until": until}
         return AccuracyResponse.model_validate(body | {"versions": [as_dict(v) for v in versions]})
+
+    def _registered(self, model: str) -> bool:
+        try:
+            self.registry.versions(model)
+        except ModelNotFoundError:
+            return False
+        except RegistryError:  # cannot tell: not a reason to say it does not exist
+            return True
+        return True
 
     # --------------------------------------------------------------------------- gauges
 
     async def _refresh_gauges(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(self._set_gauges)
+                await asyncio.wrap_future(self._reads.submit(self._set_gauges))
             except StoreError as exc:
                 log.debug("accuracy gauges not refreshed: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -101,6 +101,19 @@ def test_ingest_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "monitoring database unavailable" in capsys.readouterr().err
 
 
+def test_monitor_and_ingest_refuse_bad_urls_and_windows_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    csv = actuals_csv(tmp_path / "a.csv", 1, START)
+    for argv in (["monitor"], ["actuals", "ingest", str(csv), *COLS]):
+        assert main([*argv, "--database-url", "nonsense://user:hunter2@host"]) == 1
+        err = capsys.readouterr().err
+        assert "cannot be used" in err and "hunter2" not in err and len(err.splitlines()) == 1
+    window = ["--since", "2024-06-02T00:00", "--until", "2024-06-01T00:00"]
+    assert main(["monitor", "--registry", str(tmp_path), *window]) == 1
+    assert "--since must be before --until" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- retraining
 
 

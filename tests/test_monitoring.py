@@ -61,7 +61,7 @@ def test_migrations_build_exactly_the_tables_the_code_uses(store: MonitoringStor
 
 def test_accuracy_matches_the_definitions(store: MonitoringStore) -> None:
     a, b = record("a", START, 1), record("b", START, 2)
-    assert store.write([batch(a, b)]) == 2
+    assert store.write([batch(a, b)]).stored == 2
     rng = np.random.default_rng(7)
     truth = {r.series_id: 10 + rng.normal(size=H) for r in (a, b)}
     done = store.ingest([(sid, to_utc(stamps(START, H)), y) for sid, y in truth.items()])

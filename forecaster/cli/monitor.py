@@ -47,6 +47,8 @@ def _monitor(args: argparse.Namespace) -> int:
         bounds = [None if t is None else instant(t) for t in (args.since, args.until)]
     except BadTimestamp as exc:
         raise DataError(f"--since/--until: {exc}") from None
+    if bounds[0] is not None and bounds[1] is not None and bounds[0] >= bounds[1]:
+        raise DataError("--since must be before --until (the window is [since, until))")
     store = MonitoringStore(monitoring_url(args))
     try:
         models = [args.model] if args.model else store.models()

@@ -27,14 +27,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from forecaster.configs import ConfigError
+    from forecaster.settings import Settings, settings_problem
+
+    overrides = {k: getattr(args, k) for k in ("host", "port", "registry", "default_model")}
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:  # one line naming the variable, not pydantic's report
+        raise ConfigError(settings_problem(err)) from None
+
+    # Imported once the settings are known good: service.app builds an app from the
+    # environment as it is imported (for `uvicorn service.app:app`).
     import uvicorn
 
-    from forecaster.settings import Settings
     from service.app import create_app
     from service.limits import ConnectionLimits, http_protocol
 
-    overrides = {k: getattr(args, k) for k in ("host", "port", "registry", "default_model")}
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

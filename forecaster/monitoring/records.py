@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from forecaster import metrics
-from forecaster.monitoring.times import as_datetimes, to_micros, to_utc
+from forecaster.monitoring.tables import METHOD_CHARS, SERIES_ID_CHARS
+from forecaster.monitoring.times import BadTimestamp, as_datetimes, to_micros, to_utc
 
 F8, I8 = np.dtype("<f8"), np.dtype("<i8")
 EPOCH = datetime(1970, 1, 1)
@@ -54,41 +55,92 @@ def unpack(blob: bytes, dtype: np.dtype = F8) -> np.ndarray:
     return np.frombuffer(blob, dtype=dtype)
 
 
-def to_rows(batches: Sequence[RecordBatch]) -> list[dict[str, Any]]:
-    """One ``forecasts`` row per record of ``batches``. Raises
-    :class:`~forecaster.monitoring.times.BadTimestamp` for an unreadable target stamp."""
+@dataclass(frozen=True)
+class Rejected:
+    """A record the store refused, and why (the others of its flush are written regardless)."""
+
+    series_id: str
+    model: str
+    version: int
+    reason: str
+
+
+def to_rows(batches: Sequence[RecordBatch]) -> tuple[list[dict[str, Any]], list[Rejected]]:
+    """One ``forecasts`` row per record of ``batches``, and the records that cannot become one
+    (an unreadable stamp, an id no database holds, arrays that disagree), each on its own: one
+    bad record never costs the others their row."""
     records = [(b, r) for b in batches for r in b.records]
-    stamps = [s for _, r in records for s in r.times]
-    micros = to_micros(to_utc(stamps)) if stamps else np.zeros(0, I8)
-    rows, at = [], 0
+    try:
+        micros = _all_micros([r for _, r in records])
+    except (BadTimestamp, ValueError, TypeError, OverflowError):
+        micros = None  # one is bad: each record's stamps are read on their own below
+    rows, rejected, at = [], [], 0
     for batch, rec in records:
         h = len(rec.times)
-        levels = sorted(rec.quantiles)
-        scale = float(metrics.scale([rec.history], batch.season)[0])
-        rows.append(
-            {
-                "series_id": rec.series_id,
-                "model": batch.model,
-                "version": batch.version,
-                "made_at": datetime.fromtimestamp(batch.made_at, UTC).replace(tzinfo=None),
-                "method": rec.method,
-                "season": batch.season,
-                "scale": scale if np.isfinite(scale) else None,
-                "first_target": _datetime(micros[at]),
-                "last_target": _datetime(micros[at + h - 1]),
-                "targets": pack(micros[at : at + h], I8),
-                "point": pack(rec.point[:h]),
-                "seasonal_naive": pack(metrics.seasonal_naive([rec.history], h, batch.season)[0]),
-                "quantile_levels": levels or None,
-                "lower_level": levels[0] if levels else None,
-                "upper_level": levels[-1] if levels else None,
-                "quantiles": pack(np.stack([rec.quantiles[q][:h] for q in levels]))
-                if levels
-                else None,
-            }
-        )
+        try:
+            own = micros[at : at + h] if micros is not None else _all_micros([rec])
+            rows.append(_row(batch, rec, own))
+        except Exception as exc:  # whatever it is, it is this record's alone
+            rejected.append(Rejected(rec.series_id, batch.model, batch.version, _reason(exc)))
         at += h
-    return rows
+    return rows, rejected
+
+
+def _all_micros(records: Sequence[ForecastRecord]) -> np.ndarray:
+    """The target stamps of ``records``, concatenated, as int64 µs: one parse for them all."""
+    stamps = [s for r in records for s in r.times]
+    return to_micros(to_utc(stamps)) if stamps else np.zeros(0, I8)
+
+
+def _row(batch: RecordBatch, rec: ForecastRecord, micros: np.ndarray) -> dict[str, Any]:
+    h = len(rec.times)
+    if not h:
+        raise ValueError("no target timestamps")
+    for name, text, limit in (("series id", rec.series_id, SERIES_ID_CHARS),
+                              ("method", rec.method, METHOD_CHARS)):  # fmt: skip
+        _check_storable(name, text, limit)
+    levels = sorted(rec.quantiles)
+    point = np.asarray(rec.point, np.float64)
+    bands = [np.asarray(rec.quantiles[q], np.float64)[:h] for q in levels]
+    if point.ndim != 1 or point.size < h or any(b.shape != (h,) for b in bands):
+        raise ValueError(f"{h} target timestamps but forecast values of another length")
+    scale = float(metrics.scale([rec.history], batch.season)[0])
+    return {
+        "series_id": rec.series_id,
+        "model": batch.model,
+        "version": batch.version,
+        "made_at": datetime.fromtimestamp(batch.made_at, UTC).replace(tzinfo=None),
+        "method": rec.method,
+        "season": batch.season,
+        "scale": scale if np.isfinite(scale) else None,
+        "first_target": _datetime(micros[0]),
+        "last_target": _datetime(micros[h - 1]),
+        "targets": pack(micros, I8),
+        "point": pack(point[:h]),
+        "seasonal_naive": pack(metrics.seasonal_naive([rec.history], h, batch.season)[0]),
+        "quantile_levels": levels or None,
+        "lower_level": levels[0] if levels else None,
+        "upper_level": levels[-1] if levels else None,
+        "quantiles": pack(np.stack(bands)) if bands else None,
+    }
+
+
+def _check_storable(name: str, text: str, limit: int) -> None:
+    """Text every backend stores as given: PostgreSQL refuses NUL, neither driver encodes a
+    lone surrogate, and the column holds ``limit`` characters (SQLite would not enforce it)."""
+    if "\x00" in text:
+        raise ValueError(f"{name} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid Unicode (a lone surrogate)") from None
+    if len(text) > limit:
+        raise ValueError(f"{name} is longer than {limit} characters")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text[:200] or type(exc).__name__
 
 
 def score_rows(forecast: Any, times: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:

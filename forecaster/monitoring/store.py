@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,10 +25,13 @@ import numpy as np
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from forecaster.monitoring import tables
 from forecaster.monitoring.accuracy import SUM_FIELDS, Sums, VersionAccuracy, by_version
-from forecaster.monitoring.records import RecordBatch, score_rows, to_rows
+from forecaster.monitoring.records import RecordBatch, Rejected, score_rows, to_rows
 from forecaster.monitoring.times import as_datetimes, to_micros
 from forecaster.monitoring.urls import normalise_url
 
@@ -36,6 +42,12 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _IN_CHUNK = 500
 # A database that does not answer within this is "down": recording drops, forecasts go on.
 CONNECT_TIMEOUT_S = 5
+# Longest one statement may run (or wait for a lock) before it is cancelled: a hung database
+# costs a caller this long, never its thread for good.
+STATEMENT_TIMEOUT_S = 30.0
+# Actual values written per transaction: a large ingest lets the recorder's flushes (and other
+# ingests) in between its parts instead of holding SQLite's one write lock for its whole run.
+ACTUALS_PER_TRANSACTION = 5_000
 
 
 # What scoring reads of a recorded forecast.
@@ -44,31 +56,101 @@ SCORING = [tables.forecasts.c[n] for n in ("id", "scale", "targets", "point", "s
 
 
 class StoreError(RuntimeError):
-    """The monitoring database cannot be reached or used; the message says which and why."""
+    """The monitoring database cannot be reached or used; the message says which and why.
+
+    ``public`` is the same without the driver's words (which name the database's host and
+    port): what an HTTP client is told, while the log and the command line get the message."""
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
 
 
-def _engine(url: str) -> sa.Engine:
+class SchemaTooNew(StoreError):
+    """The database's schema was made by a newer forecaster than this one."""
+
+
+def _engine(url: str, timeout_s: float) -> sa.Engine:
     url = normalise_url(url)  # postgresql:// -> psycopg 3
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return sa.create_engine(
-        url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
-    )
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        # SQLAlchemy's message repeats the URL, password included.
+        raise StoreError(
+            "the monitoring database URL cannot be read (expected e.g. "
+            "postgresql://user@host/db or sqlite:///path/monitoring.sqlite3)"
+        ) from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            path = parsed.database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(parsed, connect_args={"timeout": timeout_s})
+            sa.event.listen(engine, "connect", _sqlite_connect(timeout_s))
+            sa.event.listen(engine, "before_cursor_execute", _sqlite_deadline(timeout_s))
+            sa.event.listen(engine, "after_cursor_execute", _sqlite_deadline(math.inf))
+            return engine
+        engine = sa.create_engine(
+            parsed, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+        )
+    except (sa.exc.ArgumentError, ImportError) as exc:  # an unknown dialect, a missing driver
+        where = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"the monitoring database URL {where} cannot be used: {exc}") from None
+    if engine.dialect.name == "postgresql":
+        sa.event.listen(engine, "connect", _postgres_timeout(timeout_s))
+    return engine
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    # WAL: readers (accuracy) never wait for the writer; NORMAL sync is durable across crashes
-    # of the process (not of the machine), which is the bound the service states.
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_connect(timeout_s: float) -> Callable[..., None]:
+    def connect(dbapi_connection: object, record: object) -> None:
+        # WAL: readers (accuracy) never wait for the writer; NORMAL sync is durable across
+        # crashes of the process (not of the machine), which is the bound the service states.
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+        # SQLite has no statement timeout: a progress handler cancels a statement that runs
+        # past the deadline set as it starts (_sqlite_deadline).
+        deadline = [math.inf]
+        record.info["deadline"] = deadline  # type: ignore[attr-defined]
+        dbapi_connection.set_progress_handler(  # type: ignore[attr-defined]
+            lambda: int(time.monotonic() > deadline[0]), 10_000
+        )
+
+    return connect
+
+
+def _sqlite_deadline(timeout_s: float) -> Callable[..., None]:
+    """Sets the deadline of the statement starting (``timeout_s`` ahead), or of none once it
+    ended (``math.inf``): the driver's own statements (COMMIT) are never cut short."""
+
+    def set_deadline(conn: sa.Connection, *_: object) -> None:
+        deadline = conn.info.get("deadline")
+        if deadline is not None:
+            deadline[0] = time.monotonic() + timeout_s
+
+    return set_deadline
+
+
+def _postgres_timeout(timeout_s: float) -> Callable[..., None]:
+    def connect(dbapi_connection: object, _record: object) -> None:
+        # Set per session rather than as a startup option, which poolers such as PgBouncer
+        # refuse; it bounds lock waits too (a table locked by another client).
+        ms = max(1, int(timeout_s * 1000))
+        dbapi_connection.execute(f"SET statement_timeout = {ms}")  # type: ignore[attr-defined]
+        dbapi_connection.commit()  # type: ignore[attr-defined]
+
+    return connect
+
+
+@dataclass(frozen=True)
+class Written:
+    """What became of some forecasts: rows stored, and the records refused (each on its own:
+    the others are stored regardless)."""
+
+    stored: int
+    rejected: list[Rejected] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,12 +165,18 @@ class Ingested:
 
 class MonitoringStore:
     """Forecasts, actuals and live accuracy in one SQL database (``url``: SQLAlchemy's form;
-    ``postgresql://`` uses psycopg 3)."""
+    ``postgresql://`` uses psycopg 3). Every statement is cancelled after ``timeout_s``.
+    Raises :class:`StoreError` for a URL it cannot use."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = _engine(url)
+    def __init__(self, url: str, *, timeout_s: float = STATEMENT_TIMEOUT_S) -> None:
+        self.engine = _engine(url, timeout_s)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+        database = self.engine.url.database
+        local = self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+        self._file = Path(database).absolute() if local else None  # type: ignore[arg-type]
+        self._file_identity: tuple[int, int] | None = None
+        self._wal_identity: tuple[int, int] | None = None  # the last seen of our file's WAL
 
     def __repr__(self) -> str:
         return f"MonitoringStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -101,51 +189,114 @@ class MonitoringStore:
         store in each process; a no-op when up to date). Raises :class:`StoreError`."""
         with self._schema_lock:
             self._migrate()
+            if self._file is not None:
+                self._file_identity = _identity(self._file)
+                self._wal_identity = _identity(_wal(self._file))
             self._schema_ready = True
 
     def _migrate(self) -> None:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        public = "monitoring database unavailable (preparing its schema)"
         try:
             with self.engine.begin() as conn:
+                _refuse_newer_schema(conn, ScriptDirectory.from_config(config))
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except sa.exc.SQLAlchemyError as exc:
-            msg = f"monitoring database unavailable (preparing its schema): {_brief(exc)}"
-            raise StoreError(msg) from exc
+            raise StoreError(f"{public}: {_brief(exc)}", public) from exc
+        except CommandError as exc:
+            raise StoreError(f"{public}: {exc}", public) from exc
+
+    def _check_file(self) -> None:
+        """Reopen the SQLite file when it was deleted or replaced since it was opened: the
+        open connections would go on writing to the old, unlinked file, and every later
+        reader would see nothing of it."""
+        if self._file is None or not self._schema_ready:
+            return
+        wal = _wal(self._file)
+        if _identity(self._file) == self._file_identity:
+            self._wal_identity = _identity(wal) or self._wal_identity
+            return
+        with self._schema_lock:
+            now = _identity(self._file)
+            if not self._schema_ready or now == self._file_identity:
+                return  # another thread reopened it meanwhile
+            what = "deleted" if now is None else "replaced"
+            log.warning("monitoring database %s was %s while in use: reopening it%s",
+                        self._file, what, " (a new, empty one)" if now is None else "")  # fmt: skip
+            self.engine.dispose()  # closes the connections to the old file
+            # SQLite leaves the old file's WAL behind when that file was moved or unlinked;
+            # opened beside the new file it would be replayed into it. Ours only: a WAL
+            # another process made for the new file is that file's.
+            if self._wal_identity is not None and _identity(wal) == self._wal_identity:
+                for stale in (wal, self._file.with_name(self._file.name + "-shm")):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
+            self._wal_identity = None
+            self._schema_ready = False
 
     # ------------------------------------------------------------------------- writing
 
-    def write(self, batches: Sequence[RecordBatch]) -> int:
-        """Store the forecasts of ``batches`` (one row each); returns how many. Raises
-        :class:`StoreError`."""
-        rows = to_rows(batches)
-        if rows:
+    def write(self, batches: Sequence[RecordBatch]) -> Written:
+        """Store the forecasts of ``batches`` (one row each). A record that cannot be stored
+        (an unreadable stamp, an id the database refuses, ...) is left out and named; the
+        others are stored. Raises :class:`StoreError` when the database is down."""
+        rows, rejected = to_rows(batches)
+        stored = self._insert(rows, rejected) if rows else 0
+        return Written(stored, rejected)
+
+    def _insert(self, rows: list[dict], rejected: list[Rejected]) -> int:
+        """Insert ``rows`` in one transaction; when the database refuses one of them, the
+        halves again, down to the row it refuses (a few transactions per bad row, none when
+        there is none). Appends refused rows to ``rejected``; returns the rows stored."""
+        try:
             with self._begin() as conn:
                 conn.execute(sa.insert(tables.forecasts), rows)
-        return len(rows)
+            return len(rows)
+        except StoreError as exc:
+            if not _refused_a_row(exc.__cause__):
+                raise
+            reason = _brief(exc.__cause__)  # type: ignore[arg-type]
+        except (ValueError, TypeError) as exc:  # the driver could not send a value
+            reason = _brief(exc)
+        if len(rows) == 1:
+            row = rows[0]
+            rejected.append(Rejected(row["series_id"], row["model"], row["version"], reason))
+            return 0
+        half = len(rows) // 2
+        return self._insert(rows[:half], rejected) + self._insert(rows[half:], rejected)
 
     def ingest(self, series: Sequence[tuple[str, np.ndarray, Sequence[float]]]) -> Ingested:
         """Store actuals ``(series_id, times [n] datetime64 UTC, values [n])`` and score the
         recorded forecasts they match; a value already stored for a series and time is
         replaced, with its scores (sending the same again changes nothing). Series with no
-        recorded forecast are ignored and named. Raises :class:`StoreError`."""
-        ids = sorted({sid for sid, _, _ in series})
+        recorded forecast are ignored and named. ``stored`` counts each series and time once
+        (the last value given wins, a series sent twice included).
+
+        Written in transactions of at most :data:`ACTUALS_PER_TRANSACTION` values, so a large
+        ingest never holds the database's write lock for long; a failure part way leaves the
+        parts before it stored (sending the same again completes it). Raises
+        :class:`StoreError`."""
+        merged = _merge(series)
+        ids = sorted(merged)
         now = datetime.now(UTC).replace(tzinfo=None)
         with self._begin() as conn:
             known = self._known(conn, ids)
-            given = [_last_per_time(sid, t, v) for sid, t, v in series if sid in known]
+        stored = matched = 0
+        for part in _parts([merged[sid] for sid in ids if sid in known], ACTUALS_PER_TRANSACTION):
             rows = [
                 {"series_id": sid, "time": t, "value": v, "received_at": now}
-                for sid, times, values in given
+                for sid, times, values in part
                 for t, v in zip(as_datetimes(times), values.tolist(), strict=True)
             ]
-            if rows:
+            with self._begin() as conn:
                 conn.execute(self._upsert(tables.actuals, ["series_id", "time"]), rows)
-            scored = self._score(conn, given)
-            if scored:
-                conn.execute(self._upsert(tables.scores, ["forecast_id", "step"]), scored)
-        return Ingested(len(rows), len(scored), [i for i in ids if i not in known])
+                scored = self._score(conn, part)
+                if scored:
+                    conn.execute(self._upsert(tables.scores, ["forecast_id", "step"]), scored)
+            stored, matched = stored + len(rows), matched + len(scored)
+        return Ingested(stored, matched, [i for i in ids if i not in known])
 
     def _known(self, conn: sa.Connection, ids: list[str]) -> set[str]:
         f = tables.forecasts
@@ -194,6 +345,13 @@ class MonitoringStore:
         return gone, actual
 
     # ------------------------------------------------------------------------- reading
+
+    def has_model(self, model: str) -> bool:
+        """Whether any forecast of ``model`` is recorded."""
+        f = tables.forecasts
+        with self._begin() as conn:
+            query = sa.select(f.c.id).where(f.c.model == model).limit(1)
+            return conn.execute(query).first() is not None
 
     def models(self) -> list[str]:
         """Models with recorded forecasts."""
@@ -247,24 +405,95 @@ class MonitoringStore:
 
     @contextlib.contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
-        """A transaction (the schema migrated first); database errors come out as
-        :class:`StoreError`."""
+        """A transaction (the schema migrated first, the SQLite file reopened if it was
+        deleted or replaced); database errors come out as :class:`StoreError`."""
+        self._check_file()
         if not self._schema_ready:
             self.migrate()
         try:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"monitoring database unavailable: {_brief(exc)}") from exc
+            what = "timed out" if _timed_out(exc) else "unavailable"
+            public = f"monitoring database {what}"
+            raise StoreError(f"{public}: {_brief(exc)}", public) from exc
 
 
-def _last_per_time(
-    sid: str, times: np.ndarray, values: Sequence[float]
-) -> tuple[str, np.ndarray, np.ndarray]:
-    """One value per time (the last given), so no statement touches a row twice."""
-    array = np.asarray(values, np.float64)
-    reverse_unique, first = np.unique(times[::-1], return_index=True)
-    return sid, reverse_unique, array[::-1][first]
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A file's (device, inode); None when it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _refuse_newer_schema(conn: sa.Connection, script: ScriptDirectory) -> None:
+    """:class:`SchemaTooNew` when the database is at a revision these migrations do not know
+    (Alembic would fail on it with no word of why)."""
+    known = {s.revision for s in script.walk_revisions()}
+    current = MigrationContext.configure(conn).get_current_heads()
+    unknown = [r for r in current if r not in known]
+    if unknown:
+        msg = (
+            f"the monitoring database's schema is at revision {', '.join(unknown)}, newer than "
+            f"this forecaster knows (up to {script.get_current_head()}): upgrade forecaster, or "
+            "give it a database of its own"
+        )
+        raise SchemaTooNew(msg, "monitoring database unavailable (its schema is newer)")
+
+
+def _refused_a_row(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the database refusing a value (not the database being down)."""
+    return isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)) or (
+        isinstance(exc, sa.exc.StatementError) and not isinstance(exc, sa.exc.DBAPIError)
+    )
+
+
+def _timed_out(exc: sa.exc.SQLAlchemyError) -> bool:
+    """A statement cancelled by the timeout (PostgreSQL's query_canceled, SQLite's interrupt)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "57014" or "interrupted" in str(orig)
+
+
+def _merge(
+    series: Sequence[tuple[str, np.ndarray, Sequence[float]]],
+) -> dict[str, tuple[str, np.ndarray, np.ndarray]]:
+    """Per series id: one value per time, the last given (a series may come more than once),
+    so no statement touches a row twice and each stored point is counted once."""
+    given: dict[str, list[tuple[np.ndarray, Sequence[float]]]] = {}
+    for sid, times, values in series:
+        given.setdefault(sid, []).append((times, values))
+    out = {}
+    for sid, parts in given.items():
+        times = np.concatenate([t for t, _ in parts]) if len(parts) > 1 else parts[0][0]
+        values = np.concatenate([np.asarray(v, np.float64) for _, v in parts])
+        reverse_unique, first = np.unique(times[::-1], return_index=True)
+        out[sid] = (sid, reverse_unique, values[::-1][first])
+    return out
+
+
+def _parts(
+    given: list[tuple[str, np.ndarray, np.ndarray]], size: int
+) -> Iterator[list[tuple[str, np.ndarray, np.ndarray]]]:
+    """``given`` in parts of at most ``size`` values (a long series split across parts)."""
+    part: list[tuple[str, np.ndarray, np.ndarray]] = []
+    room = size
+    for sid, times, values in given:
+        at = 0
+        while at < times.size:
+            take = min(room, times.size - at)
+            part.append((sid, times[at : at + take], values[at : at + take]))
+            at, room = at + take, room - take
+            if room == 0:
+                yield part
+                part, room = [], size
+    if part:
+        yield part
 
 
 def _sums_query() -> sa.Select:

@@ -30,17 +30,19 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+# Characters a series id and a method name may hold (the columns' lengths).
+SERIES_ID_CHARS, METHOD_CHARS = 256, 32
 ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 
 forecasts = Table(
     "forecasts",
     metadata,
     Column("id", ID, primary_key=True),
-    Column("series_id", String(256), nullable=False),
+    Column("series_id", String(SERIES_ID_CHARS), nullable=False),
     Column("model", String(128), nullable=False),
     Column("version", Integer, nullable=False),
     Column("made_at", DateTime, nullable=False),
-    Column("method", String(32), nullable=False),
+    Column("method", String(METHOD_CHARS), nullable=False),
     Column("season", Integer, nullable=False),
     # The history's MASE scale: in-sample mean absolute error of the seasonal naive forecast
     # (lag 1 when that is 0); None when the history is constant.
@@ -66,7 +68,7 @@ forecasts = Table(
 actuals = Table(
     "actuals",
     metadata,
-    Column("series_id", String(256), primary_key=True),
+    Column("series_id", String(SERIES_ID_CHARS), primary_key=True),
     Column("time", DateTime, primary_key=True),
     Column("value", Float, nullable=False),
     Column("received_at", DateTime, nullable=False),

@@ -23,12 +23,12 @@ async def healthz() -> Response:
     "/readyz",
     response_model=Readiness,
     summary="200 once the models asked for are loaded and compiled, else 503; the body names "
-    "what is missing.",
+    "what is missing, and whether forecasts are being recorded.",
     responses={503: {"model": Readiness, "description": "Not ready; `detail` says why."}},
 )
 async def readyz(request: Request) -> Response:
     state = request.app.state
-    ready = readiness(state.store, state.settings)
+    ready = state.monitor.readiness(readiness(state.store, state.settings))
     status = 200 if ready.status == "ready" else 503
     return Response(ready.model_dump_json(), status, media_type="application/json")
 

@@ -20,7 +20,13 @@ from service.routes.admin import key_header, require_admin
 router = APIRouter(tags=["monitoring"])
 
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name.")]
-UNAVAILABLE = {503: {"model": ErrorResponse, "description": "No monitoring database, or down."}}
+UNAVAILABLE = {
+    503: {
+        "model": ErrorResponse,
+        "description": "The monitoring database is down or timed out, or (accuracy) too many "
+        "queries are running; Retry-After says when to try again.",
+    }
+}
 
 
 async def admin_key_if_set(request: Request, key: str | None = Depends(key_header)) -> None:
@@ -43,7 +49,7 @@ async def post_actuals(body: ActualsRequest, request: Request) -> ActualsRespons
 @router.get(
     "/v1/models/{name}/accuracy",
     response_model=AccuracyResponse,
-    responses={422: {"model": ErrorResponse}, **UNAVAILABLE},
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, **UNAVAILABLE},
     summary="Live accuracy per version and horizon step, with seasonal naive as the reference.",
 )
 async def get_accuracy(
@@ -54,4 +60,4 @@ async def get_accuracy(
     version: Annotated[int | None, Query(ge=1, le=999_999_999)] = None,
 ) -> AccuracyResponse:
     monitor = request.app.state.monitor
-    return await asyncio.to_thread(monitor.accuracy, name, version, since, until)
+    return await monitor.read(monitor.accuracy, name, version, since, until)

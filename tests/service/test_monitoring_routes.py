@@ -160,7 +160,19 @@ def test_accuracy_query_errors_name_the_parameter(monitored) -> None:
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "version"]
     r = monitored.get("/v1/models/m4-hourly/accuracy", params={"until": "NaT"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "until"]
+    window = {"since": "2024-05-02T00:00", "until": "2024-05-01T00:00"}
+    r = monitored.get("/v1/models/m4-hourly/accuracy", params=window)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"]
+    assert "since must be before until" in r.json()["detail"][0]["msg"]
+    window["since"] = window["until"]  # [t, t) holds nothing either
+    assert monitored.get("/v1/models/m4-hourly/accuracy", params=window).status_code == 422
+
+
+def test_accuracy_of_an_unknown_model_is_404_like_the_other_model_routes(monitored) -> None:
     r = monitored.get("/v1/models/nothing-here/accuracy")
+    assert r.status_code == 404 and "nothing-here" in r.json()["detail"]
+    assert monitored.get("/v1/models/nothing-here").status_code == 404
+    r = monitored.get("/v1/models/other/accuracy")  # in the registry, nothing recorded yet
     assert r.status_code == 200 and r.json()["versions"] == []
 
 
