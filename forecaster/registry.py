@@ -693,6 +693,7 @@ class Registry:
             manifest = read_manifest(self._version_at(name, version))
         except (ArtifactError, SymlinkRefusedError) as err:
             return entry | {"error": str(err)}
+        config = manifest.config
         return entry | {
             "format_version": manifest.format_version,
             "created_at": manifest.created_at.isoformat(),
@@ -701,4 +702,7 @@ class Registry:
             "data_fingerprint": manifest.data_fingerprint,
             "freq": manifest.freq,
             "seasonality": manifest.seasonality,
+            # As the service's models routes name it (service.catalog).
+            "method": config.method,
+            "classical_share": config.classical_share if config.blended else None,
         }
