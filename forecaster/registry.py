@@ -86,6 +86,7 @@ from forecaster.artifacts import (
     save_model,
 )
 from forecaster.configs import ModelConfig
+from forecaster.manifest import Manifest
 from forecaster.schemas import NAME_PATTERN
 from forecaster.settings import DEFAULT_REGISTRY
 from forecaster.storage import TMP_PREFIX, Location, failpoint, fsync_dir
@@ -657,6 +658,13 @@ class Registry:
                 f"model {name!r} has no version {version} (versions: {available})"
             )
         return load_model(self._version_at(name, version))
+
+    def manifest(self, name: str, version: int) -> Manifest:
+        """A version's manifest alone (frequency, config, metrics), its weights not read."""
+        check_version(version)
+        if version not in self.versions(name):
+            raise VersionNotFoundError(f"model {name!r} has no version {version}")
+        return read_manifest(self._version_at(name, version))
 
     def describe(self, name: str) -> dict[str, Any]:
         """Versions, aliases and each version's config, metrics and creation time (JSON-able).
