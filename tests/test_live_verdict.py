@@ -168,7 +168,10 @@ def test_the_default_window_lets_one_series_decide() -> None:
     assert health.default_steps(6, None) == 8  # yearly: 8 x 6 = 48 points
     assert health.default_steps(8, 4) == 8  # quarterly
     assert health.default_steps(13, 52) == 52  # weekly: a year
-    assert health.default_steps(48, 24) == 48  # hourly: two days
+    assert health.default_steps(48, 24) == 48  # no step given: two days of hourly steps
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    assert health.default_steps(48, 24, step=hour) == 168  # hourly keeps its week
+    assert health.default_steps(14, 7, step=day) == 14  # daily: a horizon is longer than a week
     with pytest.raises(ValueError, match="pandas alias"):
         health.Window(steps=3, freq="monthly")
     with pytest.raises(ValueError):

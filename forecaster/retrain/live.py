@@ -12,6 +12,7 @@ calendar days instead, which is also what a version without a known frequency ge
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from forecaster.artifacts import ArtifactError
@@ -42,7 +43,11 @@ def live_window(job: Job, manifest: Manifest) -> Window:
                 "give live_window_days instead"
             )
         return Window(days=DEFAULT_DAYS)
-    steps = job.live_window_steps or default_steps(manifest.config.horizon, manifest.seasonality)
+    key = frequency_key(freq)
+    step = timedelta(microseconds=key[1]) if key[0] == "us" else None
+    steps = job.live_window_steps or default_steps(
+        manifest.config.horizon, manifest.seasonality, step=step
+    )
     return Window(steps=steps, freq=freq)
 
 
