@@ -53,6 +53,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from forecaster.frequency import check_alias
+from forecaster.isotime import CLOCK_WORDS
 from forecaster.sources import SOURCE_OPTIONS, DataSource, Format
 
 F64 = NDArray[np.float64]
@@ -579,7 +580,8 @@ def read_times(
     ISO 8601 is read as written; other spellings both month first and day first (unless
     ``dayfirst`` says which, or ``date_format`` gives the format), each with one format for
     the whole column. When both readings fit and differ, :class:`DataError` names the two.
-    Whole numbers between 1000 and 2999 are years.
+    Whole numbers between 1000 and 2999 are years. ``now`` and ``today`` (:data:`CLOCK_WORDS`),
+    which pandas reads as the current time under any format, are refused naming their rows.
     """
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         return pd.DatetimeIndex(raw), ""
@@ -589,6 +591,7 @@ def read_times(
             text = raw.map(lambda y: "" if pd.isna(y) else str(int(y)))
             return _to_times(text, format="%Y"), "years"
         raise DataError(f"timestamp column {column!r} holds numbers, not dates")
+    _refuse_clock_words(raw, column)
     if date_format is not None:
         return _to_times(raw, format=date_format), f"format {date_format}"
     tried = []
@@ -618,6 +621,22 @@ def read_times(
     # Nothing reads every row: the reading that reads the most, for the error naming the first
     # row it cannot read.
     return min([*tried, *readings.values()], key=lambda t: int(t.isna().sum())), ""
+
+
+def _refuse_clock_words(raw: pd.Series, column: str) -> None:
+    """DataError naming the rows (positions) of ``raw`` that hold a word pandas reads as the
+    clock: a file read today and tomorrow must not hold two different histories."""
+    # Exactly as written: pandas reads no other spelling as the clock (" now", "Now": unreadable).
+    rows = np.flatnonzero(raw.isin(CLOCK_WORDS).to_numpy())
+    if not len(rows):
+        return
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    first = raw.iloc[int(rows[0])]
+    raise DataError(
+        f"timestamp column {column!r}, data row{'s' if len(rows) > 1 else ''} "
+        f"{', '.join(str(r) for r in rows[:5])}{more}: {first!r} is not a date (pandas reads "
+        "it as the current time); write the time itself"
+    )
 
 
 def _to_times(raw: pd.Series, **how: Any) -> pd.DatetimeIndex:

@@ -10,6 +10,7 @@ frequency. Only numpy and pandas are imported, so the client stays light.
 from __future__ import annotations
 
 import functools
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,24 @@ def same_frequency(a: str, b: str) -> bool:
     frequency that cannot be read cannot be held against a request)."""
     key_a, key_b = frequency_key(a), frequency_key(b)
     return key_a is None or key_b is None or key_a == key_b
+
+
+def steps_before(t: datetime, freq: str, steps: int) -> datetime:
+    """The time ``steps`` steps of ``freq`` before ``t`` (naive), such that ``(result, t]``
+    holds ``steps`` points of the frequency's grid: calendar steps (months, quarters, years)
+    are counted on their anchors, ``t`` first rolled back onto one. ``datetime.min`` when that
+    lies before year 1; ValueError for an alias pandas does not know."""
+    key = frequency_key(freq)
+    if key is None:
+        raise ValueError(f"invalid frequency {freq!r}")
+    try:
+        if key[0] == "us":
+            return t - timedelta(microseconds=key[1] * steps)
+        offset = to_offset(freq)
+        before = offset.rollback(pd.Timestamp(t)) - steps * offset
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        return datetime.min
+    return datetime.min if before < pd.Timestamp(datetime.min) else before.to_pydatetime()
 
 
 @functools.lru_cache(maxsize=256)

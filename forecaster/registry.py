@@ -86,6 +86,7 @@ from forecaster.artifacts import (
     save_model,
 )
 from forecaster.configs import ModelConfig
+from forecaster.manifest import Manifest
 from forecaster.schemas import NAME_PATTERN
 from forecaster.settings import DEFAULT_REGISTRY
 from forecaster.storage import TMP_PREFIX, Location, failpoint, fsync_dir
@@ -658,6 +659,13 @@ class Registry:
             )
         return load_model(self._version_at(name, version))
 
+    def manifest(self, name: str, version: int) -> Manifest:
+        """A version's manifest alone (frequency, config, metrics), its weights not read."""
+        check_version(version)
+        if version not in self.versions(name):
+            raise VersionNotFoundError(f"model {name!r} has no version {version}")
+        return read_manifest(self._version_at(name, version))
+
     def describe(self, name: str) -> dict[str, Any]:
         """Versions, aliases and each version's config, metrics and creation time (JSON-able).
 
@@ -693,6 +701,7 @@ class Registry:
             manifest = read_manifest(self._version_at(name, version))
         except (ArtifactError, SymlinkRefusedError) as err:
             return entry | {"error": str(err)}
+        config = manifest.config
         return entry | {
             "format_version": manifest.format_version,
             "created_at": manifest.created_at.isoformat(),
@@ -701,4 +710,7 @@ class Registry:
             "data_fingerprint": manifest.data_fingerprint,
             "freq": manifest.freq,
             "seasonality": manifest.seasonality,
+            # As the service's models routes name it (service.catalog).
+            "method": config.method,
+            "classical_share": config.classical_share if config.blended else None,
         }

@@ -3,6 +3,7 @@ monitoring database filled the way the service fills it (:class:`MonitoringStore
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import datetime, timedelta
@@ -11,12 +12,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_retrain import FLAGS, publish_champion, write_long_csv
+from test_retrain import FLAGS, HORIZON, TINY, publish_champion, write_long_csv
 
 from forecaster.cli import main
+from forecaster.configs import ConfigError
+from forecaster.model import init_params
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore
+from forecaster.monitoring.times import to_utc
 from forecaster.monitoring.urls import default_url
+from forecaster.registry import Registry
+from forecaster.retrain.jobs import job_from_settings
+from forecaster.retrain.live import live_accuracy
 
 START = datetime(2024, 6, 1)
 H = 6
@@ -164,3 +171,79 @@ def test_retrain_when_degraded_fails_loudly_without_its_database(
                  *FLAGS])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1 and "cannot judge live accuracy" in out
+
+
+def test_retrain_when_degraded_on_a_monthly_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A monthly model's window is months (its manifest's frequency), not 7 days; too few
+    points are "undecided" (exit 3), not "has not degraded"."""
+    root = tmp_path / "models"
+    Registry(root).publish("wine", TINY, init_params(TINY, 7), promote=True, freq="MS",
+                           seasonality=12)  # fmt: skip
+    argv = ["retrain", "--data", str(tmp_path / "unread.csv"), "--registry", str(root),
+            "--name", "wine", "--when", "degraded"]  # fmt: skip
+
+    def month(k: int) -> str:
+        return (pd.Timestamp("2022-01-01") + pd.DateOffset(months=k)).isoformat()
+
+    def forecasts_and_actuals(origins: range, level: float) -> None:
+        """A forecast of ``level`` made each month of ``origins`` for the next 6; actuals of
+        10 up to the month after the last."""
+        store = MonitoringStore(default_url(root))
+        records = [
+            ForecastRecord("s", "model", [month(o + 1 + j) for j in range(HORIZON)],
+                           np.full(HORIZON, level), np.tile([9.0, 11.0], 12))
+            for o in origins
+        ]  # fmt: skip
+        store.write([RecordBatch("wine", 1, 2, time.time(), records)])
+        store.ingest([("s", to_utc([month(k) for k in range(1, origins.stop + 1)]),
+                       np.full(origins.stop, 10.0))])  # fmt: skip
+        store.close()
+
+    forecasts_and_actuals(range(3), 10.1)
+    assert main(argv) == 3
+    out = capsys.readouterr().out
+    assert ("wine: not retrained: live accuracy is undecided: 6 of 48 points in the last "
+            "12 steps (MS) up to 2022-04-01T00:00:00") in out  # fmt: skip
+    assert out.splitlines()[-1].split()[:2] == ["wine", "undecided"]
+
+    # Two years of monthly forecasts: 12 months of targets (a season; 6 steps would do for the
+    # horizon, 8 for 48 points) hold 12 x 6 points, and the verdict is reached.
+    forecasts_and_actuals(range(3, 24), 10.1)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "wine: not retrained: live accuracy has not degraded: recent MASE 0.050" in out
+    assert out.splitlines()[-1].split()[:2] == ["wine", "skipped"]
+    assert Registry(root).versions("wine") == [1]
+
+    # Calendar days still on request: 7 days of a monthly model are undecided again.
+    assert main([*argv, "--live-window-days", "7"]) == 3
+    assert "undecided: 6 of 48 points in the last 7 days" in capsys.readouterr().out
+    job = job_from_settings({"name": "wine", "data": "x.csv", "registry": str(root),
+                             "when": "degraded", "live_window_steps": 24})  # fmt: skip
+    live = live_accuracy(job, Registry(root), 1)
+    assert live["status"] == "not degraded" and live["window"] == {"steps": 24, "freq": "MS"}
+    assert live["points"] == sum(min(m, HORIZON) for m in range(1, 25)) == 129
+    assert live["window_start"] == "2022-01-01T00:00:00"
+    assert live["before"] is None  # every point is recent
+    with pytest.raises(ConfigError, match="not both"):
+        job_from_settings({"name": "wine", "data": "x.csv", "registry": str(root),
+                           "live_window_steps": 24, "live_window_days": 7})  # fmt: skip
+
+
+def test_steps_need_a_frequency(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A model whose manifest records no frequency is judged over 7 days; steps are refused."""
+    root = tmp_path / "models"
+    publish_champion(root)  # no freq in its manifest
+    record_forecasts(root, "demo", 1, 16, START, level=10.2)
+    assert main(["actuals", "ingest", str(actuals_csv(tmp_path / "a.csv", 16, START)),
+                 "--registry", str(root), *COLS]) == 0  # fmt: skip
+    job = job_from_settings({"name": "demo", "data": "x.csv", "registry": str(root)})
+    live = live_accuracy(job, Registry(root), 1)
+    assert live["window"] == {"days": 7.0} and live["status"] == "not degraded"
+    steps = dataclasses.replace(job, live_window_steps=12, when="degraded")
+    assert (
+        "live_window_steps needs the model's frequency"
+        in live_accuracy(steps, Registry(root), 1)["error"]
+    )

@@ -186,3 +186,34 @@ def test_train_says_how_it_read_the_file(tmp_path: Path, capsys: pytest.CaptureF
     [line] = [x for x in err.splitlines() if x.startswith("forecaster train: data: ")]
     assert "long (no id column: one series 'co2', timestamps 'date'), dates day first" in line
     assert "1 series ('co2'), frequency MS" in line
+
+
+@pytest.mark.parametrize(
+    "how", [{}, {"dayfirst": True}, {"date_format": "%Y-%m-%d"}, {"freq": "MS"}]
+)
+def test_now_and_today_in_a_training_file_are_refused_naming_the_rows(how: dict) -> None:
+    """pandas reads ``now`` and ``today`` as the clock, whatever the format: a file read
+    twice would hold two histories (the actuals and the service refuse them too)."""
+    frame = pd.DataFrame({"store": "north", "date": MONTHS.strftime("%Y-%m-%d"), "sales": sales()})
+    frame.loc[[5, 12], "date"] = ["now", "today"]
+    with pytest.raises(DataError) as err:
+        series_from_frame(frame, **how)
+    assert str(err.value) == (
+        "timestamp column 'date', data rows 5, 12: 'now' is not a date (pandas reads it as the "
+        "current time); write the time itself"
+    )
+    frame.loc[[5, 12], "date"] = MONTHS[[5, 12]].strftime("%Y-%m-%d")
+    frame.loc[29, "date"] = "today"  # the last row, where the clock fits the order
+    with pytest.raises(DataError, match="data row 29: 'today' is not a date"):
+        series_from_frame(frame.drop(columns="store"), **how)
+
+
+def test_train_refuses_now_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "co2.csv"
+    dates = list(MONTHS.strftime("%Y-%m-%d"))
+    pd.DataFrame({"date": [*dates[:-1], "now"], "co2": sales()}).to_csv(path, index=False)
+    assert main(["train", "--data", str(path), "--out", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("timestamp column 'date', data row 29: 'now' is not a date (pandas "
+                        "reads it as the current time); write the time itself")  # fmt: skip
+    assert len(err.splitlines()) == 1 and not (tmp_path / "m").exists()

@@ -7,6 +7,7 @@ worker never initialises an XLA backend, so forking it is safe.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -465,6 +466,28 @@ def test_cli_list_and_show(cli_registry: R.Registry, capsys: pytest.CaptureFixtu
     assert cli_main(["models", "show", "demand", "--registry", cli_registry.root]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["aliases"] == {"production": 1} and len(shown["versions"]) == 2
+
+
+def test_cli_list_names_the_forecast_method(
+    cli_registry: R.Registry, capsys: pytest.CaptureFixture
+) -> None:
+    """The method label of the shown version (production, else the latest), as the service's
+    models routes have it: a blend shows its classical share, a share of 1 is ``classical``."""
+    blend = dataclasses.replace(CFG, theta_weight=0.25, damped_weight=0.1, theta_season=24)
+    cli_registry.publish("blend", blend, make_params(4), promote=True)
+    whole = dataclasses.replace(CFG, theta_weight=0.6, damped_weight=0.4)
+    cli_registry.publish("whole", whole, make_params(5))
+    assert cli_main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED", "(UTC)",
+                                "METHOD", "METRICS"]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["blend"][6] == "model+classical(0.35)"
+    assert rows["demand"][6] == "model" and rows["demand"][7] == "val_mase=0.91"
+    assert rows["whole"][6] == "classical"
+    shown = cli_registry.describe("blend")["versions"][0]
+    assert (shown["method"], shown["classical_share"]) == ("model+classical", 0.35)
+    assert cli_registry.describe("demand")["versions"][0]["classical_share"] is None
 
 
 def test_cli_promote_and_rollback(cli_registry: R.Registry, capsys: pytest.CaptureFixture) -> None:

@@ -69,7 +69,7 @@ def _list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no models in registry {registry.root}")
         return 0
-    rows = [("NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED (UTC)", "METRICS")]
+    rows = [("NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED (UTC)", "METHOD", "METRICS")]
     for name in names:
         rows.append(_row(registry.describe(name)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -80,7 +80,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _row(info: dict[str, Any]) -> tuple[str, ...]:
-    """One table row; CREATED and METRICS describe the production version (else the latest).
+    """One table row; CREATED, METHOD and METRICS describe the production version (else the
+    latest).
 
     When the production alias cannot be read or names a missing version, the row says so
     instead of showing another version's figures.
@@ -88,7 +89,7 @@ def _row(info: dict[str, Any]) -> tuple[str, ...]:
     versions = info["versions"]
     production = info["aliases"].get("production")
     if not versions:  # its directory is a symlink the registry refuses
-        return (info["name"], "0", "-", "?", "?", "refused symlink (see `models show`)")
+        return (info["name"], "0", "-", "?", "?", "?", "refused symlink (see `models show`)")
     if "aliases_error" in info:
         shown, note, alias = {}, "aliases.json unreadable (see `models show`)", "?"
     elif production is None:
@@ -106,8 +107,19 @@ def _row(info: dict[str, Any]) -> tuple[str, ...]:
         str(versions[-1]["version"]),
         alias,
         shown.get("created_at", "?")[:19].replace("T", " "),
+        _method(shown),
         note or _summary(shown.get("metrics") or {}),
     )
+
+
+def _method(version: dict[str, Any]) -> str:
+    """What makes the version's forecasts, as the service's models routes name it (the
+    registry's ``method``, from ``ModelConfig.method``), with the classical share of a blend:
+    ``model``, ``model+classical(0.35)``, ``classical``."""
+    method, share = version.get("method"), version.get("classical_share")
+    if method is None:
+        return "?"
+    return f"{method}({share:.2g})" if method == "model+classical" and share is not None else method
 
 
 def _summary(metrics: dict[str, Any]) -> str:

@@ -1,9 +1,11 @@
 """``forecaster retrain``: retrain on the latest data and promote the result only if it is better.
 
-Exit status: 0 when every job reached a decision (promoted, champion kept, or superseded:
-production moved during the run, so the challenger was not promoted over it), 1 when a job
-failed (including a challenger that failed its sanity checks, or another job holding the
-model's lock), 2 for invalid options or config files.
+Exit status: 0 when every job reached a decision (promoted, champion kept, superseded:
+production moved during the run, so the challenger was not promoted over it, or skipped: with
+--when degraded, live accuracy has not degraded), 1 when a job failed (including a challenger
+that failed its sanity checks, or another job holding the model's lock), 2 for invalid options
+or config files, 3 when no job failed but with --when degraded one could not decide (undecided:
+too few live points in the window; not retrained).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from forecaster.cli._options import (
 
 POLICIES = ("if-better", "always", "never")
 POLICY_FLAGS = ("registry", "promote", "margin", "warm_start", "plot_series", "allow_config_change",
-                "when", "database_url", "live_window_days", "live_margin")  # fmt: skip
+                "when", "database_url", "live_window_steps", "live_window_days",
+                "live_margin")  # fmt: skip
+UNDECIDED_EXIT = 3
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,8 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     job.add_argument(
         "--when",
         choices=("always", "degraded"),
-        help="degraded: only when the production version's live accuracy has worsened by "
-        "--live-margin over the last --live-window-days, or is worse than seasonal naive",
+        help="degraded: only when the production version's live accuracy over the recent "
+        "window has worsened by --live-margin, or is worse than seasonal naive (too few "
+        "points: undecided, exit 3)",
     )
     job.add_argument(
         "--database-url",
@@ -68,7 +73,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "monitoring.sqlite3)",
         default=os.environ.get("FORECASTER_DATABASE_URL") or None,
     )
-    job.add_argument("--live-window-days", type=float, help="recent window (default 7)")
+    window = job.add_mutually_exclusive_group()
+    window.add_argument(
+        "--live-window-steps",
+        type=int,
+        help="recent window in steps of the model's frequency (default: derived from the "
+        "model's horizon and seasonal period; see the README)",
+    )
+    window.add_argument(
+        "--live-window-days",
+        type=float,
+        help="recent window in calendar days instead (the default for a model whose frequency "
+        "is unknown: 7)",
+    )
     job.add_argument(
         "--live-margin", type=float, help="relative MASE worsening that counts (default 0.1)"
     )
@@ -90,7 +107,14 @@ def run(args: argparse.Namespace) -> int:
     outcomes = [_run_one(job, args.no_progress) for job in jobs]
     print()
     print(retrain.summary_table(outcomes))
-    return 0 if all(o.ok for o in outcomes) else 1
+    return exit_status(outcomes)
+
+
+def exit_status(outcomes: list[Any]) -> int:
+    """The run's exit status (module docstring)."""
+    if all(o.ok for o in outcomes):
+        return 0
+    return UNDECIDED_EXIT if all(o.ok or o.status == "undecided" for o in outcomes) else 1
 
 
 def _jobs(args: argparse.Namespace) -> list[Any]:

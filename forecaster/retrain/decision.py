@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 Policy = Literal["if-better", "always", "never"]
-Status = Literal["promoted", "kept", "rejected", "superseded", "failed", "worker", "skipped"]
+Status = Literal[
+    "promoted", "kept", "rejected", "superseded", "failed", "worker", "skipped", "undecided"
+]
 POLICIES: tuple[str, ...] = get_args(Policy)
-# Statuses that mean the job reached a decision (exit 0); anything else is a failure.
+# Statuses that mean the job reached a decision (exit 0); "undecided" (``--when degraded`` with
+# too few live points to judge by) has its own exit status; anything else is a failure.
 # "superseded": someone else moved production during the run; their choice stands.
 DECIDED = frozenset({"promoted", "kept", "superseded", "worker", "skipped"})
 

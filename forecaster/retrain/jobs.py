@@ -26,8 +26,8 @@ from forecaster.sources import SOURCE_KINDS
 POLICY_KINDS: dict[str, Any] = {"registry": "", "promote": "if-better", "margin": 0.0,
                                 "warm_start": False, "plot_series": 4,
                                 "allow_config_change": False, "when": "always",
-                                "database_url": "", "live_window_days": 7.0,
-                                "live_margin": 0.1}  # fmt: skip
+                                "database_url": "", "live_window_steps": 0,
+                                "live_window_days": 0.0, "live_margin": 0.1}  # fmt: skip
 WHEN = ("always", "degraded")
 # Settings a challenger may change only when the user allows it: clients depend on them.
 GUARDED = ("horizon", "quantiles", "freq")
@@ -62,7 +62,10 @@ class Job:
     # (:mod:`forecaster.retrain.live`); the database defaults to the registry's SQLite file.
     when: str = "always"
     database_url: str = ""
-    live_window_days: float = 7.0
+    # The recent window: steps of the model's frequency, or calendar days instead; 0 for both:
+    # derived from the model (forecaster.monitoring.health.default_steps).
+    live_window_steps: int = 0
+    live_window_days: float = 0.0
     live_margin: float = 0.1
     given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
@@ -71,8 +74,12 @@ class Job:
             raise ConfigError(f"promote must be one of {', '.join(POLICIES)}, not {self.promote!r}")
         if self.when not in WHEN:
             raise ConfigError(f"when must be one of {', '.join(WHEN)}, not {self.when!r}")
-        if not self.live_window_days > 0 or not self.live_margin >= 0:
-            raise ConfigError("live_window_days must be positive and live_margin not negative")
+        if not self.live_window_steps >= 0 or not self.live_window_days >= 0:
+            raise ConfigError("live_window_steps and live_window_days must not be negative")
+        if self.live_window_steps and self.live_window_days:
+            raise ConfigError("give live_window_steps or live_window_days, not both")
+        if not self.live_margin >= 0:
+            raise ConfigError("live_margin must not be negative")
         if not 0.0 <= self.margin < 1.0:
             raise ConfigError(
                 f"margin must be in [0, 1) (a relative improvement), not {self.margin}"

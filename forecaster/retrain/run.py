@@ -108,7 +108,7 @@ def run_job(job: Job, *, progress: bool = True) -> Outcome:
     primary = parallel.is_primary()  # in multi-host runs only process 0 touches the registry
     guard = registry.job_lock(job.name, "retraining") if primary else contextlib.nullcontext()
     with guard:
-        live = live_accuracy(job, _production(registry, job.name))
+        live = live_accuracy(job, registry, _production(registry, job.name))
         if job.when == "degraded" and live["version"] is not None and not live["degraded"]:
             return _not_retrained(job.name, live, time.perf_counter() - started)
         run = _train(job, registry, progress)
@@ -269,14 +269,16 @@ def _outcome(run: Run, registry: Registry, seconds: float) -> Outcome:
 
 
 def _not_retrained(name: str, live: dict[str, Any], seconds: float) -> Outcome:
-    """``--when degraded`` and the production version has not degraded (skipped), or the
-    monitoring database could not tell (failed: an operator should hear of it)."""
+    """``--when degraded`` and the production version has not degraded (skipped), too few
+    points decide (undecided: not retrained, and not "not degraded" either), or the monitoring
+    database could not tell (failed: an operator should hear of it)."""
     if "error" in live:
         reason = f"cannot judge live accuracy: {live['error']}"
         return Outcome(name, "failed", reason, production=live["version"], seconds=seconds)
-    reason = f"live accuracy has not degraded: {live['reason']}"
-    return Outcome(name, "skipped", reason, production=live["version"], seconds=seconds,
-                   report={"live": live})  # fmt: skip
+    status: Status = "undecided" if live["status"] == "undecided" else "skipped"
+    said = "is undecided" if status == "undecided" else "has not degraded"
+    return Outcome(name, status, f"live accuracy {said}: {live['reason']}",
+                   production=live["version"], seconds=seconds, report={"live": live})  # fmt: skip
 
 
 def failed(name: str, err: BaseException, started: float) -> Outcome:

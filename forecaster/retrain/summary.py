@@ -22,6 +22,7 @@ def describe(outcome: Outcome) -> str:
         f"{_v(outcome.production)}",
         "worker": "done",
         "skipped": "not retrained",
+        "undecided": "not retrained",
     }[outcome.status]
     return f"{outcome.name}: {head}: {outcome.reason}"
 
