@@ -130,7 +130,9 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         le=3600,
-        description="Longest one monitoring database statement may run (or wait for a lock).",
+        description="Longest one monitoring database statement may run (or wait for a lock); "
+        "also how long the recorder keeps retrying a forecast the database failed to take "
+        "(down, restarting, locked) before it drops it.",
     )
     accuracy_concurrency: int = Field(
         2,

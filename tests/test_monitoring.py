@@ -236,12 +236,15 @@ def test_the_recorder_applies_the_retention(tmp_path) -> None:
     store.close()
 
 
-def test_database_down_drops_and_counts_then_recording_resumes(
+def test_database_down_longer_than_stuck_s_drops_and_counts_then_recording_resumes(
     pg_cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Forecasts are kept for retries while the database is down, but for ``stuck_s`` at
+    most: then they are dropped and counted (a brief outage loses nothing:
+    test_monitoring_faults.py)."""
     store = MonitoringStore(pg_cluster.database())
     written, dropped = [], []
-    rec = Recorder(store, flush_s=0.05, on_write=written.append,
+    rec = Recorder(store, flush_s=0.05, stuck_s=0.5, on_write=written.append,
                    on_drop=lambda reason, n: dropped.append((reason, n)))  # fmt: skip
     rec.start()
     try:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -309,3 +311,165 @@ def test_a_flush_the_database_never_answers_makes_recording_down(pg_cluster) -> 
     finally:
         rec.stop()
         store.close()
+
+
+# ---------------------------------------------------------------------- transient failures
+# A flush the database fails for a reason that may pass (issue 29's soak: PostgreSQL restarted)
+# is retried, its forecasts kept queued, instead of dropped.
+
+
+def test_a_database_restarted_loses_no_forecast(
+    pg_cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL stopped for about 2 s, then started again: every forecast queued meanwhile
+    is written once it is back, each once and in order, and none is dropped; meanwhile
+    recording says it is down."""
+    store = MonitoringStore(pg_cluster.database())
+    written, dropped = [], []
+    rec = Recorder(store, flush_s=0.05, stuck_s=30, on_write=written.append,
+                   on_drop=lambda reason, n: dropped.append((reason, n)))  # fmt: skip
+    rec.start()
+    down = []
+    try:
+        with caplog.at_level(logging.WARNING, "forecaster.monitoring"):
+            rec.submit(batch(record("before", START, 0)))
+            _wait(lambda: written == [1])
+            pg_cluster.stop()
+            try:
+                rec.submit(batch(record("down0", START, 0)))
+                _wait(lambda: rec.down is not None)  # the writer found it down
+                back_at = time.monotonic() + 2.0
+                while time.monotonic() < back_at:  # forecasts keep coming during the outage
+                    down.append(f"down{len(down) + 1}")
+                    rec.submit(batch(record(down[-1], START, len(down))))
+                    time.sleep(0.1)
+                assert "unavailable" in rec.down
+                assert rec.queued == len(down) + 1 and written == [1] and dropped == []
+            finally:
+                pg_cluster.start()
+            rec.submit(batch(record("after", START, 99)))
+            _wait(lambda: sum(written) == len(down) + 3)
+        assert rec.down is None and dropped == [] and rec.queued == 0
+        assert _ids(store) == ["before", "down0", *down, "after"]
+        messages = [r.getMessage() for r in caplog.records]
+        assert len([m for m in messages if "retrying (forecasts stay queued" in m]) == 1
+        assert not any("dropping records" in m for m in messages)
+        assert any("resumed; no forecast was dropped" in m for m in messages)
+    finally:
+        rec.stop()
+        store.close()
+
+
+def _lock(database_url: str) -> tuple[object, Callable[[], None]]:
+    """Another client holding the forecasts table (PostgreSQL) or the database's write lock
+    (SQLite); and what releases it."""
+    if database_url.startswith("postgresql"):
+        import psycopg
+
+        conn = psycopg.connect(database_url)
+        conn.execute("LOCK TABLE forecasts IN ACCESS EXCLUSIVE MODE")
+    else:
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+    return conn, lambda: (conn.rollback(), conn.close())
+
+
+def test_a_lock_timeout_is_waited_out_not_dropped(database_url: str) -> None:
+    """A flush cancelled by the statement (lock) timeout because another client holds a lock
+    is retried until that client lets go: nothing dropped."""
+    store = MonitoringStore(database_url, timeout_s=0.3)
+    store.migrate()
+    written, dropped = [], []
+    rec = Recorder(store, flush_s=0.05, stuck_s=30, on_write=written.append,
+                   on_drop=lambda reason, n: dropped.append((reason, n)))  # fmt: skip
+    rec.start()
+    try:
+        _, release = _lock(database_url)
+        try:
+            rec.submit(batch(record("a", START, 1)))
+            _wait(lambda: rec.down is not None)  # a flush has failed
+            rec.submit(batch(record("b", START, 2)))
+            assert not written and not dropped
+        finally:
+            release()
+        _wait(lambda: sum(written) == 2)
+        assert dropped == [] and rec.down is None
+        assert _ids(store) == ["a", "b"]
+    finally:
+        rec.stop()
+        store.close()
+
+
+def test_during_an_outage_the_queue_stays_bounded_and_stop_drops_after_its_grace(
+    pg_cluster,
+) -> None:
+    """The forecasts kept for a retry count against the queue's capacity (beyond it new ones
+    are dropped, ``queue_full``), and stopping while the database is still down drops what is
+    queued once the grace is spent (``store_error``): every forecast is written or counted."""
+    store = MonitoringStore(pg_cluster.database())
+    store.migrate()
+    dropped = []
+    rec = Recorder(store, capacity=3, flush_s=0.05, stuck_s=30,
+                   on_drop=lambda reason, n: dropped.append((reason, n)))  # fmt: skip
+    rec.start()
+    pg_cluster.stop()
+    try:
+        assert rec.submit(batch(record("a", START, 1), record("b", START, 2)))
+        _wait(lambda: rec.down is not None)
+        assert not rec.submit(batch(record("c", START, 3), record("d", START, 4)))
+        assert rec.submit(batch(record("e", START, 5)))
+        assert dropped == [("queue_full", 2)] and rec.queued == 3
+        rec.stop(timeout_s=0.5)
+        assert dropped == [("queue_full", 2), ("store_error", 3)] and rec.queued == 0
+    finally:
+        pg_cluster.start()
+        store.close()
+
+
+def test_only_failures_that_may_pass_are_transient(pg_cluster) -> None:
+    """Connection refused: worth a retry. A table gone (an operator's mistake): not; its
+    records are dropped at once, not kept for ``stuck_s``."""
+    with pytest.raises(StoreError) as refused:
+        MonitoringStore("postgresql://nobody@127.0.0.1:1/none").models()
+    assert refused.value.transient
+    store = MonitoringStore(pg_cluster.database())
+    store.migrate()
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE scores"))
+    with pytest.raises(StoreError) as missing:
+        store.accuracy("m")
+    assert not missing.value.transient
+    store.close()
+
+
+def test_a_write_the_database_fails_part_way_stores_nothing(pg_cluster) -> None:
+    """The connection lost while a refused record is being isolated: no row is stored (the
+    halves found good are not committed before the end), so the retry stores each once."""
+    import psycopg
+
+    url = pg_cluster.database()
+    store = MonitoringStore(url)
+    store.migrate()
+    huge = RecordBatch("m", 2**40, 4, time.time(), [record("huge", START, 3)])  # out of range
+    batches = [batch(record("a", START, 1)), huge, batch(record("b", START, 2))]
+    inserts = []
+
+    def lose_the_connection(conn, cursor, statement, *_: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO FORECASTS"):
+            inserts.append(statement)
+            if len(inserts) == 3:  # the whole, the first half, then this: the second half
+                pid = conn.connection.dbapi_connection.info.backend_pid
+                with psycopg.connect(url, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    sa.event.listen(store.engine, "before_cursor_execute", lose_the_connection)
+    try:
+        with pytest.raises(StoreError) as lost:
+            store.write(batches)
+        assert lost.value.transient and _ids(store) == []
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", lose_the_connection)
+    done = store.write(batches)
+    assert done.stored == 2 and [r.series_id for r in done.rejected] == ["huge"]
+    assert _ids(store) == ["a", "b"]
+    store.close()

@@ -59,11 +59,15 @@ class StoreError(RuntimeError):
     """The monitoring database cannot be reached or used; the message says which and why.
 
     ``public`` is the same without the driver's words (which name the database's host and
-    port): what an HTTP client is told, while the log and the command line get the message."""
+    port): what an HTTP client is told, while the log and the command line get the message.
+    ``transient`` is True when the same statement may well succeed if tried again shortly (the
+    connection refused or lost, the database starting or shutting down, a lock or statement
+    timeout): not for a database that refuses what it was sent, or a schema it cannot use."""
 
-    def __init__(self, message: str, public: str | None = None) -> None:
+    def __init__(self, message: str, public: str | None = None, *, transient: bool = False) -> None:
         super().__init__(message)
         self.public = public or message
+        self.transient = transient
 
 
 class SchemaTooNew(StoreError):
@@ -204,7 +208,7 @@ class MonitoringStore:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"{public}: {_brief(exc)}", public) from exc
+            raise StoreError(f"{public}: {_brief(exc)}", public, transient=_transient(exc)) from exc
         except CommandError as exc:
             raise StoreError(f"{public}: {exc}", public) from exc
 
@@ -241,31 +245,51 @@ class MonitoringStore:
     def write(self, batches: Sequence[RecordBatch]) -> Written:
         """Store the forecasts of ``batches`` (one row each). A record that cannot be stored
         (an unreadable stamp, an id the database refuses, ...) is left out and named; the
-        others are stored. Raises :class:`StoreError` when the database is down."""
+        others are stored. All or nothing otherwise: :class:`StoreError` (the database is
+        down) means no row was stored, so writing the same batches again stores each once."""
         rows, rejected = to_rows(batches)
         stored = self._insert(rows, rejected) if rows else 0
         return Written(stored, rejected)
 
     def _insert(self, rows: list[dict], rejected: list[Rejected]) -> int:
-        """Insert ``rows`` in one transaction; when the database refuses one of them, the
-        halves again, down to the row it refuses (a few transactions per bad row, none when
-        there is none). Appends refused rows to ``rejected``; returns the rows stored."""
+        """Insert ``rows`` in one transaction. When the database refuses one of them, the rows
+        it refuses are found by halving in transactions rolled back (a few per bad row, none
+        when there is none) and appended to ``rejected``; the others are then inserted in one
+        transaction, so a failure part way stores nothing. Returns the rows stored."""
+        refused = self._try_insert(rows, keep=True)
+        if refused is None:
+            return len(rows)
+        accepted = self._accepted(rows, refused, rejected)
+        return self._insert(accepted, rejected) if accepted else 0
+
+    def _accepted(self, rows: list[dict], refused: str, rejected: list[Rejected]) -> list[dict]:
+        """``rows`` (which the database refused, saying ``refused``) less those it refuses."""
+        if len(rows) == 1:
+            row = rows[0]
+            rejected.append(Rejected(row["series_id"], row["model"], row["version"], refused))
+            return []
+        half = len(rows) // 2
+        out: list[dict] = []
+        for part in (rows[:half], rows[half:]):
+            why = self._try_insert(part, keep=False)
+            out += part if why is None else self._accepted(part, why, rejected)
+        return out
+
+    def _try_insert(self, rows: list[dict], *, keep: bool) -> str | None:
+        """Insert ``rows`` (committed when ``keep``, else rolled back); why the database refused
+        them, or None when it took them. Raises :class:`StoreError` when it is down."""
         try:
             with self._begin() as conn:
                 conn.execute(sa.insert(tables.forecasts), rows)
-            return len(rows)
+                if not keep:
+                    conn.rollback()
+            return None
         except StoreError as exc:
             if not _refused_a_row(exc.__cause__):
                 raise
-            reason = _brief(exc.__cause__)  # type: ignore[arg-type]
+            return _brief(exc.__cause__)  # type: ignore[arg-type]
         except (ValueError, TypeError) as exc:  # the driver could not send a value
-            reason = _brief(exc)
-        if len(rows) == 1:
-            row = rows[0]
-            rejected.append(Rejected(row["series_id"], row["model"], row["version"], reason))
-            return 0
-        half = len(rows) // 2
-        return self._insert(rows[:half], rejected) + self._insert(rows[half:], rejected)
+            return _brief(exc)
 
     def ingest(self, series: Sequence[tuple[str, np.ndarray, Sequence[float]]]) -> Ingested:
         """Store actuals ``(series_id, times [n] datetime64 UTC, values [n])`` and score the
@@ -416,7 +440,7 @@ class MonitoringStore:
         except sa.exc.SQLAlchemyError as exc:
             what = "timed out" if _timed_out(exc) else "unavailable"
             public = f"monitoring database {what}"
-            raise StoreError(f"{public}: {_brief(exc)}", public) from exc
+            raise StoreError(f"{public}: {_brief(exc)}", public, transient=_transient(exc)) from exc
 
 
 def _wal(path: Path) -> Path:
@@ -452,6 +476,20 @@ def _refused_a_row(exc: BaseException | None) -> bool:
     return isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)) or (
         isinstance(exc, sa.exc.StatementError) and not isinstance(exc, sa.exc.DBAPIError)
     )
+
+
+def _transient(exc: sa.exc.SQLAlchemyError) -> bool:
+    """Whether ``exc`` may pass if the statement is tried again: the connection refused or
+    lost, the database starting up or shutting down, a lock or statement timeout, a deadlock
+    (the DB-API's OperationalError, which psycopg raises for SQLSTATE classes 08, 40, 53, 55 and
+    57 and SQLite for a locked or unopenable file), the driver's connection gone, or no
+    connection free in the pool. Never a value the database refused (DataError,
+    IntegrityError) nor a statement it cannot run (ProgrammingError)."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
+        )
+    return isinstance(exc, (sa.exc.TimeoutError, sa.exc.DisconnectionError))
 
 
 def _timed_out(exc: sa.exc.SQLAlchemyError) -> bool:

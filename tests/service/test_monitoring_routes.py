@@ -214,7 +214,13 @@ def test_sigkill_loses_at_most_the_unflushed_queue(registry_root: Path, tmp_path
     store.close()
 
 
-def test_database_stopped_mid_run(registry_root: Path, tmp_path: Path, pg_cluster) -> None:
+def test_database_restarted_mid_run_loses_no_forecast(
+    registry_root: Path, tmp_path: Path, pg_cluster
+) -> None:
+    """PostgreSQL stopped for a few seconds, then started again (issue 29): every forecast
+    answered meanwhile is recorded once it is back, none dropped. Meanwhile the service stays
+    ready, /readyz says recording is down (without the database's address), the gauge says 0,
+    and accuracy answers 503."""
     url = pg_cluster.database()
     env = {"FORECASTER_DATABASE_URL": url, "FORECASTER_RECORD_FLUSH_S": "0.1"}
     with server(registry_root, tmp_path, **env) as s:
@@ -223,27 +229,45 @@ def test_database_stopped_mid_run(registry_root: Path, tmp_path: Path, pg_cluste
             text = httpx.get(s.url + "/metrics", timeout=10).text
             return metric(text, name, **labels) or 0.0
 
+        def readiness() -> httpx.Response:
+            return httpx.get(s.url + "/readyz", timeout=10)
+
+        def dropped() -> float:
+            text = httpx.get(s.url + "/metrics", timeout=10).text
+            found = re.findall(r"^forecaster_forecasts_record_dropped_total\S* (\S+)$", text, re.M)
+            return sum(float(v) for v in found)
+
         assert forecast_one(s.url, "before").status_code == 200
         wait_for(lambda: count("forecaster_forecasts_recorded_total") == 1)
+        assert readiness().json()["recording"] == "ok" and count("forecaster_recording_up") == 1
         pg_cluster.stop()
         try:
-            for k in range(5):
+            assert forecast_one(s.url, "down0").status_code == 200
+            wait_for(lambda: readiness().json()["recording"] == "down")
+            ready = readiness()
+            assert ready.status_code == 200
+            assert "recording is down: monitoring database unavailable" in ready.json()["detail"]
+            assert str(pg_cluster.port) not in ready.text
+            assert count("forecaster_recording_up") == 0
+            for k in range(1, 5):
                 assert forecast_one(s.url, f"down{k}").status_code == 200
-            dropped = ("forecaster_forecasts_record_dropped_total",)
-            wait_for(lambda: count(*dropped, reason="store_error") == 5, timeout=60)
             r = httpx.get(s.url + "/v1/models/m4-hourly/accuracy", timeout=30)
             assert r.status_code == 503 and "unavailable" in r.json()["detail"]
+            assert count("forecaster_forecasts_recorded_total") == 1 and dropped() == 0
         finally:
             pg_cluster.start()
         assert forecast_one(s.url, "after").status_code == 200
-        wait_for(lambda: count("forecaster_forecasts_recorded_total") == 2, timeout=60)
+        wait_for(lambda: count("forecaster_forecasts_recorded_total") == 7, timeout=60)
+        assert dropped() == 0
+        assert readiness().json()["recording"] == "ok" and count("forecaster_recording_up") == 1
         log = s.log.read_text()
-    assert log.count("dropping records until it recovers") == 1
-    assert "resumed; 5 forecasts were dropped" in log
+    assert "dropping records" not in log
+    assert log.count("retrying (forecasts stay queued") == 1
+    assert "resumed; no forecast was dropped" in log
     store = MonitoringStore(url)
     with store.engine.connect() as conn:
         ids = conn.exec_driver_sql("SELECT series_id FROM forecasts ORDER BY id").scalars()
-        assert list(ids) == ["before", "after"]
+        assert list(ids) == ["before", *[f"down{k}" for k in range(5)], "after"]
     store.close()
 
 
