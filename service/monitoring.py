@@ -88,7 +88,10 @@ class Monitor:
         except SchemaTooNew as exc:
             raise StartupError(str(exc)) from None
         except StoreError as exc:
-            log.warning("%s (until it answers, recording drops and accuracy answers 503)", exc)
+            log.warning(
+                "%s (until it answers, recording retries for up to FORECASTER_DATABASE_TIMEOUT_S and accuracy answers 503)",
+                exc,
+            )
         if self.recorder is not None:
             self.recorder.start()
         self._task = asyncio.create_task(self._refresh_gauges(), name="accuracy-gauges")
