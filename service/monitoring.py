@@ -89,7 +89,8 @@ class Monitor:
             raise StartupError(str(exc)) from None
         except StoreError as exc:
             log.warning(
-                "%s (until it answers, recording retries for up to FORECASTER_DATABASE_TIMEOUT_S and accuracy answers 503)",
+                "%s (until it answers, recording retries for up to "
+                "FORECASTER_DATABASE_TIMEOUT_S and accuracy answers 503)",
                 exc,
             )
         if self.recorder is not None:
