@@ -6,7 +6,9 @@ and score once on the official hold-out.
 Settings come from the data alone (:func:`forecaster.configs.build_configs`: the frequency
 inferred from the timestamps, the series' lengths); ``Other`` has no timestamps and is read as
 period 1 with M3's horizon of 8. Prints one JSON line per subset: sMAPE and MASE of the model and
-of Naive2 (computed by :mod:`forecaster.metrics` on the same files), and the training seconds.
+of Naive2 (computed by :mod:`forecaster.metrics` on the same files), the spread of per-series APE
+(mean, median, 99th percentile, max: :func:`forecaster.metrics.ape_summary`) of the model, of
+naive and of Naive2, and the training seconds.
 Where the rule refits on whole histories (short series, few windows), ``val`` is the selection
 run's score and ``train_seconds`` includes the refit.
 Config flags (``--steps``, ``--hidden``, ...) override the defaults, as on the command line.
@@ -74,6 +76,11 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
         "naive2_mase": round(metrics.mase(train_series.values, y_test, naive2, m), 3),
         "train_seconds": round(result.seconds, 1),
     }
+    naive = metrics.naive(train_series.values, model_cfg.horizon)
+    line["naive_smape"] = round(metrics.smape(y_test, naive), 3)
+    line["naive_mase"] = round(metrics.mase(train_series.values, y_test, naive, m), 3)
+    for name, f in (("", forecast), ("naive_", naive), ("naive2_", naive2)):
+        line |= {name + k: round(v, 3) for k, v in metrics.ape_summary(y_test, f).items()}
     if args.out:
         from forecaster.artifacts import save_model
 

@@ -7,6 +7,7 @@ Point metrics are computed per series and then averaged over series, as in M4.
 Definitions (M4 competition, Makridakis et al. 2018 and the organisers' R benchmark script):
 
 - sMAPE = mean_h 200·|y−f| / (|y|+|f|); a 0/0 term (y = f = 0) counts as 0.
+- APE (per series) = mean_h 100·|y−f| / |y|; summarised by its mean, median, 99th percentile, max.
 - MASE = mean_h |y−f| / scale, scale = mean_t |x_t − x_{t−m}| over the in-sample series.
 - MSIS = mean_h [(U−L) + 2/a·(L−y)·1{y<L} + 2/a·(y−U)·1{y>U}] / scale.
 - OWA = (sMAPE/sMAPE_Naive2 + MASE/MASE_Naive2) / 2, by default against M4 Hourly's Naive2.
@@ -44,6 +45,8 @@ __all__ = [
     "M4_HOURLY_NAIVE2_MASE",
     "M4_HOURLY_NAIVE2_SMAPE",
     "acf",
+    "ape_per_series",
+    "ape_summary",
     "coverage",
     "evaluate",
     "mae",
@@ -145,6 +148,30 @@ def mase_per_series(
 def mase(insample: Sequence[ArrayLike], y_true: ArrayLike, y_pred: ArrayLike, m: int) -> float:
     """MASE averaged over series (nan series excluded); ``y_*`` are ``[n, h]``."""
     return _nanmean_or_nan(mase_per_series(insample, y_true, y_pred, m))
+
+
+def ape_per_series(y_true: ArrayLike, y_pred: ArrayLike) -> F64:
+    """Mean absolute percentage error of each series, ``[n]``: mean_h 100·|y−f| / |y|; inf
+    where an actual is 0 and its forecast is not (0 where both are)."""
+    y, f = _as_2d(y_true), _as_2d(y_pred)
+    _check_pair(y, f)
+    num, den = 100.0 * np.abs(y - f), np.abs(y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(num == 0, 0.0, num / den)
+    return terms.mean(axis=1)
+
+
+def ape_summary(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+    """The spread of per-series APE (:func:`ape_per_series`): its mean and median, and the worst
+    series, its 99th percentile (``p99``: linear interpolation) and maximum. The mean is what a
+    few runaway forecasts move and the median is not; both are needed to judge a method."""
+    ape = ape_per_series(y_true, y_pred)
+    return {
+        "mean_ape": float(ape.mean()),
+        "median_ape": float(np.median(ape)),
+        "p99_ape": float(np.percentile(ape, 99)),
+        "max_ape": float(ape.max()),
+    }
 
 
 def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:

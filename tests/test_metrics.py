@@ -28,6 +28,19 @@ def test_smape_hand_values() -> None:
     assert M.smape(y, f) == pytest.approx((200 / 6 + 200 / 3) / 2)
 
 
+def test_ape_per_series_and_its_spread() -> None:
+    # Per series: mean of 100|y - f| / |y|; an exact zero is 0, a zero actual missed is inf.
+    y = np.array([[10.0, 20.0], [100.0, 100.0], [0.0, 5.0], [0.0, 4.0]])
+    f = np.array([[20.0, 20.0], [100.0, 130.0], [0.0, 5.0], [1.0, 4.0]])
+    np.testing.assert_allclose(M.ape_per_series(y, f), [50.0, 15.0, 0.0, np.inf])
+    finite = M.ape_per_series(y[:3], f[:3])
+    out = M.ape_summary(y[:3], f[:3])
+    assert out["mean_ape"] == pytest.approx(65 / 3)
+    assert out["median_ape"] == pytest.approx(15.0)
+    assert out["p99_ape"] == pytest.approx(np.percentile(finite, 99))
+    assert out["max_ape"] == pytest.approx(50.0)
+
+
 def test_smape_zero_over_zero_is_zero() -> None:
     assert M.smape([[0.0, 0.0]], [[0.0, 0.0]]) == 0.0
     assert M.smape([[0.0, 1.0]], [[0.0, 0.0]]) == pytest.approx(100.0)
