@@ -13,14 +13,17 @@ and asked ``asked`` steps, rolled forward on its own forecasts. Series shorter t
 - ``m3-monthly``: M3 Monthly's training series (``../shared/data/m3``), cut by 36: trained at 18,
   asked 36 (and 24, Tourism Monthly's horizon, from the same model).
 - ``weekly``: 359 generated weekly series (M4 Weekly's count; 300-1,000 points, trend, a yearly
-  season of 52 weeks, noise and level shifts), cut by 52: trained at 13, asked 52 (a year).
+  season of 52.18 weeks, AR noise and level shifts), cut by 52: trained at 13, asked 52 (a
+  year).
 - ``tourism``: 366 generated monthly series (Tourism Monthly's count; 91-333 points,
   multiplicative season, growth), cut by 24: trained at 18, asked 24.
 
 Prints one JSON line per set and asked horizon: sMAPE and MASE of the rolled model over the whole
 hold-out, over its first block (the trained horizon: a plain forecast) and beyond it, with Theta
 and seasonal naive the same way, over all series and over those the model answers
-(``model_answered_only``); and the same model rolled on its blended forecast instead of its
+(``model_answered_only``); for a model with quantiles (``--quantiles 0.1 0.9``), the coverage of
+its widest band before and beyond the trained horizon, widened as served and as the network
+gave it; and the same model rolled on its blended forecast instead of its
 network's (``fed_blend``: the variant not chosen, see :mod:`forecaster.extend`).
 """
 
@@ -61,14 +64,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def weekly(seed: int = 0, n: int = 359) -> data.SeriesSet:
-    """M4 Weekly-like series: level, slow trend, yearly season (52 weeks), AR noise, shifts."""
+    """M4 Weekly-like series: level, slow multiplicative trend, yearly season (52.18 weeks), AR
+    noise and level shifts, all relative to the level (positive but for rare dips, floored at
+    1% of the level)."""
     rng = np.random.default_rng(seed)
     ids, values, ends = [], [], []
     for i in range(n):
         length = int(rng.integers(300, 1001))
         t = np.arange(length)
         level = rng.uniform(500, 20_000)
-        trend = rng.normal(0, 0.0015) * level * t
+        trend = level * (np.exp(rng.normal(0, 0.0006) * t) - 1)
         amplitude = rng.uniform(0.0, 0.25) * level
         phase = rng.uniform(0, 2 * np.pi)
         season = amplitude * np.sin(2 * np.pi * t / 52.18 + phase)
@@ -77,7 +82,7 @@ def weekly(seed: int = 0, n: int = 359) -> data.SeriesSet:
         for k in range(1, length):
             noise[k] = 0.7 * noise[k - 1] + eps[k]
         shifts = np.cumsum((rng.random(length) < 0.004) * rng.normal(0, 0.1 * level, length))
-        values.append(np.maximum(level + trend + season + noise + shifts, 1.0))
+        values.append(np.maximum(level + trend + season + noise + shifts, 0.01 * level))
         ids.append(f"W{i + 1}")
         ends.append(pd.Timestamp("2019-12-29") - pd.Timedelta(weeks=int(rng.integers(0, 200))))
     return data.SeriesSet(ids, values, "W-SUN", ends)
@@ -143,6 +148,33 @@ def fed_blend(predictor: Predictor, histories: list[np.ndarray], horizon: int) -
     return ahead[:, :horizon]
 
 
+def intervals(
+    predictor: Predictor, histories: list[np.ndarray], y: np.ndarray, horizon: int
+) -> dict:
+    """Coverage of the widest band over the first block and beyond it: the rolled blocks'
+    bands widened (:func:`forecaster.extend.widened`, as served) and as the network gave them."""
+    levels = predictor.config.quantiles
+    lo, hi = levels[0], levels[-1]
+    roll = extend.Roll(histories, horizon, predictor.config.horizon)
+    while (pending := roll.pending()) is not None:
+        roll.add(predictor.predict_windows(*predictor.windows(pending)))
+    raw = Forecast(
+        np.concatenate([p.point for p in roll.parts], axis=1),
+        {q: np.concatenate([p.quantiles[q] for p in roll.parts], axis=1) for q in levels},
+    )
+    block = predictor.config.horizon
+    out: dict = {"levels": [lo, hi]}
+    for name, f in (("widened", roll.network()), ("unwidened", raw)):
+        f = predictor.blend(histories, f)
+        inside = (y >= f.quantiles[lo]) & (y <= f.quantiles[hi])
+        width = np.median((f.quantiles[hi] - f.quantiles[lo]) / np.abs(f.point).clip(1e-9), 0)
+        out[name] = {"coverage_first": round(float(inside[:, :block].mean()), 3),
+                     "coverage_beyond": round(float(inside[:, block:].mean()), 3),
+                     "relative_width_first": round(float(width[:block].mean()), 3),
+                     "relative_width_beyond": round(float(width[block:].mean()), 3)}  # fmt: skip
+    return out
+
+
 def scores(cut: list[np.ndarray], y: np.ndarray, f: np.ndarray, m: int, block: int) -> dict:
     out = {"smape": metrics.smape(y, f), "mase": metrics.mase(cut, y, f, m)}
     if y.shape[1] > block:
@@ -201,6 +233,8 @@ def run_set(args: argparse.Namespace, name: str) -> list[dict]:
                 "theta": scores(mine, y[modelled], theta[modelled], m, block),
                 "seasonal_naive": scores(mine, y[modelled], naive[modelled], m, block)},
             "forecast_seconds": round(seconds, 2), "note": args.note,
+            **({"intervals": intervals(predictor, mine, y[modelled], horizon)}
+               if len(model_cfg.quantiles) >= 2 else {}),
         })  # fmt: skip
     print(f"({name}: {time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return lines
