@@ -251,9 +251,12 @@ def score_model(
     """Forecast ``targets`` [n, h] from ``histories`` and score them (:func:`metrics.score`:
     sMAPE, MASE, OWA against Naive2 on this data, MAE, RMSE; MSIS and coverage of the widest
     interval when the model has quantiles). Validation, backtests and ``forecaster evaluate``
-    all score through here. Returns the forecast and the scores."""
+    all score through here; beyond the trained horizon the model is rolled forward
+    (:func:`forecaster.extend.forecast`). Returns the forecast and the scores."""
+    from forecaster import extend  # it builds on this module
+
     horizon = targets.shape[1]
-    forecast = predictor.predict(histories, horizon)
+    forecast = extend.forecast(predictor, histories, horizon)
     bounds: dict[str, object] = {}
     levels = predictor.config.quantiles
     if len(levels) >= 2:

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from forecaster.horizons import RULE
+
 Value = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # A history point: a finite number, or null for a missing one.
 Point = Value | None
@@ -98,7 +100,12 @@ class ForecastRequest(_Strict):
     series: list[SeriesInput] | None = Field(
         None, min_length=1, description="Many series, answered in request order."
     )
-    horizon: int = Field(..., ge=1, description="Steps to forecast; at most the model's horizon.")
+    horizon: int = Field(
+        ...,
+        ge=1,
+        description="Steps to forecast. Beyond the model's `horizon` the model is rolled forward "
+        "on its own forecasts (the answer says `extended`), up to the model's `max_horizon`.",
+    )
     model: str | None = Field(
         None,
         pattern=MODEL_PATTERN,
@@ -132,6 +139,12 @@ METHOD_DESCRIPTION = (
     "than the model reads: `seasonal_blend` (two seasons or more), `seasonal_naive` (one), "
     "`naive` (or `naive2`)."
 )
+EXTENDED_DESCRIPTION = (
+    "True when the model forecast beyond its trained `horizon`: the steps after it were made by "
+    "rolling the model forward on its own forecasts, one trained horizon at a time, and their "
+    "intervals widened at least like a random walk of whole blocks (absent otherwise; the "
+    "statistical fallbacks forecast any horizon directly)."
+)
 SHARE_DESCRIPTION = (
     "Share of the classical forecast (Theta and damped trend) in the point forecast, chosen on "
     "validation; present with `model+classical` and `classical`."
@@ -156,6 +169,7 @@ class _Answer(BaseModel):
     forecast: list[float]
     method: str | None = Field(None, description=METHOD_DESCRIPTION)
     classical_share: float | None = Field(None, description=SHARE_DESCRIPTION)
+    extended: bool | None = Field(None, description=EXTENDED_DESCRIPTION)
     filled: int = Field(0, description="Missing points interpolated in the history used.")
     timestamps: list[str] | None = None
     quantiles: dict[str, list[float]] | None = None
@@ -205,7 +219,14 @@ class ModelSummary(BaseModel):
     seasonal_period: int | None = Field(None, description="Points per seasonal cycle.")
     window: int | None = Field(None, description="Points of history the model reads.")
     min_history: MinHistory | None = Field(None, description="Fewest points per path.")
-    horizon: int | None = Field(None, description="Most steps it forecasts.")
+    horizon: int | None = Field(
+        None, description="Steps it forecasts at once (its trained horizon, the default)."
+    )
+    max_horizon: int | None = Field(
+        None,
+        description="Most steps a request may ask: beyond `horizon` the model is rolled forward "
+        f"on its own forecasts, {RULE}.",
+    )
     quantiles: list[float] | None = Field(None, description="Quantile levels it offers.")
     method: str | None = Field(
         None, description="What makes its forecasts: `model`, `model+classical` or `classical`."

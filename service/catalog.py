@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from forecaster.frequency import same_frequency
+from forecaster.horizons import horizon_limit
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError, hide_root
 from forecaster.schemas import MinHistory, ModelDetail, ModelSummary, Readiness
 from forecaster.settings import Settings
@@ -248,6 +249,7 @@ async def _summary_fields(store: ModelStore, settings: Settings, name: str) -> d
             "window": cfg.input_size,
             "min_history": min_history(served),
             "horizon": cfg.horizon,
+            "max_horizon": horizon_limit(cfg.horizon),
             "quantiles": list(cfg.quantiles),
             "method": cfg.method,
             "classical_share": cfg.classical_share if cfg.blended else None,

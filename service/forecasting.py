@@ -5,10 +5,13 @@ its missing values handled by the training policy (:mod:`forecaster.histories`: 
 timestamps interpolated up to 3 in a row, the history cut after a longer gap), and then forecast by
 the model when it holds at least the model's ``min_input`` points (through the micro-batcher), else
 by the statistical fallback (:mod:`forecaster.fallback`). Each answer says which (``method``) and
-how many points were filled. A series that cannot be forecast gets its own :class:`Problem`: in a
-``series`` request the others are answered and the problems listed beside them, unless
-``strict``; a one-series request is refused (422). Checks of the whole request (the model, the
-horizon, the quantiles) still refuse it whole.
+how many points were filled. Beyond the model's trained horizon the network is rolled forward on
+its own forecasts (:mod:`forecaster.extend`): each block of the trained horizon is another pass
+through the micro-batcher, queued behind whatever arrived meanwhile (as a big request's slices
+are), and the answer says ``"extended": true``. A series that cannot be forecast gets its own
+:class:`Problem`: in a ``series`` request the others are answered and the problems listed beside
+them, unless ``strict``; a one-series request is refused (422). Checks of the whole request (the
+model, the horizon, the quantiles) still refuse it whole.
 
 Event-loop time: a request of 1,000 series of 168 timestamps holds about 5 MB of JSON. Its
 timestamps are parsed and continued many series per numpy call (:mod:`service.timestamps`), and
@@ -32,6 +35,7 @@ import pydantic_core
 
 from forecaster.configs import ModelConfig
 from forecaster.data import MAX_GAP
+from forecaster.extend import Roll
 from forecaster.fallback import Fallback, answering_method, fallback_forecast
 from forecaster.frequency import same_frequency
 from forecaster.histories import (
@@ -44,7 +48,8 @@ from forecaster.histories import (
     magnitude_rule,
     on_grid,
 )
-from forecaster.predict import Forecast
+from forecaster.horizons import horizon_problem
+from forecaster.predict import Forecast, Predictor
 from forecaster.schemas import ForecastRequest, MinHistory
 from forecaster.settings import Settings
 from service.batcher import MicroBatcher
@@ -132,13 +137,28 @@ async def forecast(
     result = None
     if len(prepared.x):
         predictor = prepared.served.predictor
-        result = await batcher.submit(predictor, prepared.x, prepared.lengths)
+        result = await _network(batcher, predictor, prepared, request.horizon, heavy)
         if predictor.blends:  # else no thread hop for a heavy request's no-op
             result = await _run(heavy, predictor.blend, prepared.modelled(), result)
     body = await _run(heavy, render, request, prepared, result, problems)
     if on_answer is not None:
         on_answer(prepared, result, request.horizon)
     return body
+
+
+async def _network(
+    batcher: MicroBatcher, predictor: Predictor, prepared: Prepared, horizon: int, heavy: bool
+) -> Forecast:
+    """The network's forecast [m, horizon] of the series the model answers: one pass through
+    the batcher, or one per block of the trained horizon rolled forward (:class:`Roll`)."""
+    roll = Roll(prepared.modelled(), horizon, predictor.config.horizon)
+    x, lengths = prepared.x, prepared.lengths
+    while True:
+        roll.add(await batcher.submit(predictor, x, lengths))
+        pending = roll.pending()
+        if pending is None:
+            return roll.network()
+        x, lengths = await _run(heavy, predictor.windows, pending)
 
 
 async def _run(heavy: bool, fn: Callable[..., T], *args: Any) -> T:
@@ -171,9 +191,9 @@ def prepare(
     except NoModelChosen as exc:
         raise RequestError(422, ("body", "model"), str(exc), "missing") from None
     cfg = served.config
-    if request.horizon > cfg.horizon:
-        msg = f"horizon {request.horizon} exceeds the model's maximum of {cfg.horizon}"
-        raise RequestError(422, ("body", "horizon"), msg)
+    too_far = horizon_problem(request.horizon, cfg.horizon)
+    if too_far is not None:
+        raise RequestError(422, ("body", "horizon"), too_far)
     quantiles = _pick_quantiles(request.quantiles, cfg.quantiles)
     todo = [(i, e) for i, e in enumerate(entries) if i not in problems]
     least = min_history(served)
@@ -405,6 +425,8 @@ def _answer(
     answer: dict[str, Any] = {"forecast": point.tolist(), "method": method}
     if share is not None:
         answer["classical_share"] = share
+    if fallback is None and horizon > cfg.horizon:
+        answer["extended"] = True
     answer["filled"] = series.cleaned.filled
     if series.future is not None:
         answer["timestamps"] = series.future

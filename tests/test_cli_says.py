@@ -62,25 +62,37 @@ def test_the_progress_bar_shows_compiling_then_the_time_left(
     assert err.index("train: compiling") < err.index("train: 100%")
 
 
-def test_evaluate_says_when_it_scores_only_part_of_the_test_file(
+def test_evaluate_rolls_forward_beyond_the_horizon_and_says_what_it_did_not_score(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    """A test file longer than the model's horizon is scored whole, the model rolled forward on
+    its own forecasts (issue 34, item 5); only beyond the limit of ten horizons is a point left
+    unscored, and the note says so."""
     out = tmp_path / "model"
-    tiny = [*SMALL, "--horizon", "24", "--no-progress"]
+    tiny = [*SMALL, "--horizon", "3", "--no-progress"]  # limit: 30 steps
     assert main(["train", "--data", str(DATA), *tiny, "--out", str(out)]) == 0
     frame = pd.read_csv(DATA)
-    last = frame.groupby("id").tail(36).index
-    history, test = tmp_path / "history.csv", tmp_path / "test.csv"
-    frame.drop(index=last).to_csv(history, index=False)
-    frame.loc[last].to_csv(test, index=False)
-    capsys.readouterr()
-    assert main(["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]) == 0
-    captured = capsys.readouterr()
-    assert json.loads(captured.out)["horizon"] == 24
-    assert "forecaster evaluate: data: long (ids 'id', timestamps 'timestamp', values 'value')" in (
-        captured.err
-    )
-    assert (
-        "note: scoring the first 24 points of each test series (the model's horizon); the test "
-        "file holds up to 36 a series, the rest are not scored" in captured.err
-    )
+    for held, scored in ((12, 12), (36, 30)):
+        last = frame.groupby("id").tail(held).index
+        history, test = tmp_path / "history.csv", tmp_path / "test.csv"
+        frame.drop(index=last).to_csv(history, index=False)
+        frame.loc[last].to_csv(test, index=False)
+        capsys.readouterr()
+        argv = ["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        line = json.loads(captured.out)
+        assert (line["horizon"], line["extended"]) == (scored, True)
+        assert "forecaster evaluate: data: long (ids 'id', timestamps 'timestamp', values " in (
+            captured.err
+        )
+        assert (
+            f"note: the model forecasts 3 steps at once; the {scored} scored are made by rolling "
+            "it forward on its own forecasts" in captured.err
+        )
+        unscored = (
+            "note: scoring the first 30 points of each test series (the most this model "
+            "forecasts, up to 10 times the trained horizon and at most 1,000 steps); the test "
+            "file holds up to 36 a series, the rest are not scored"
+        )
+        assert (unscored in captured.err) == (held > 30)

@@ -146,6 +146,28 @@ def test_horizon_defaults_to_the_models_and_quantiles_become_columns(client: For
     assert np.isfinite(frame.to_numpy()).all()
 
 
+def test_a_horizon_beyond_the_models_is_sent_and_rolled_forward_by_the_service(
+    client: ForecastClient,
+):
+    """The client refuses no horizon locally: the service rolls the model forward (issue 34,
+    item 5) up to its limit, which it names beyond."""
+    assert client.model(MODEL).max_horizon == 10 * H
+    history = hourly(n=72)
+    frame = client.forecast(history, horizon=3 * H, quantiles=[0.1, 0.9])
+    assert len(frame) == 3 * H and frame.attrs["extended"] is True
+    assert frame.index[0] == history.index[-1] + pd.Timedelta(hours=1)
+    plain = client.forecast(history, horizon=H, quantiles=[0.1, 0.9])
+    assert plain.attrs["extended"] is False
+    np.testing.assert_allclose(frame.iloc[:H].to_numpy(), plain.to_numpy())
+    many = client.forecast_many({"a": history, "b": history.iloc[-5:]}, horizon=2 * H)
+    assert many.groupby("id").size().to_dict() == {"a": 2 * H, "b": 2 * H}
+    assert many.attrs["extended"] is True
+    with pytest.raises(InvalidRequest) as e:
+        client.forecast(history, horizon=10 * H + 1)
+    assert e.value.errors[0].loc == ["body", "horizon"]
+    assert f"limit of {10 * H}" in e.value.errors[0].msg
+
+
 def test_datetime_index_round_trip(client: ForecastClient):
     history = hourly(n=72, start="2024-02-28 05:00")
     frame = client.forecast(history, horizon=6)
@@ -295,7 +317,7 @@ def test_service_errors_are_typed_and_422_is_not_retried(live: str):
             c.forecast(hourly(), horizon=3, quantiles=[0.5])
         assert e.value.errors[0].loc == ["body", "quantiles", 0]
         with pytest.raises(InvalidRequest, match="exceeds"):
-            c.forecast(hourly(), horizon=H + 1)
+            c.forecast(hourly(), horizon=10 * H + 1)  # beyond H is rolled forward, up to 10 H
         with pytest.raises(ModelNotFound):
             c.forecast(hourly(), horizon=3, model="absent")
 
@@ -359,12 +381,19 @@ def test_nan_is_sent_as_null():
 def test_single_forecasts_say_how_they_were_made(client: ForecastClient):
     frame = client.forecast([3.0], horizon=4)
     assert frame["forecast"].tolist() == [3.0] * 4
-    assert frame.attrs == {"method": "naive", "classical_share": None, "filled": 0, "gap": None}
+    assert frame.attrs == {
+        "method": "naive",
+        "classical_share": None,
+        "extended": False,
+        "filled": 0,
+        "gap": None,
+    }
     history = hourly(n=72)
     history.iloc[[30, 31]] = np.nan
     assert client.forecast(history, horizon=2).attrs == {
         "method": "model",
         "classical_share": None,
+        "extended": False,
         "filled": 2,
         "gap": None,
     }

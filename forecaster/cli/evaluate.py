@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from forecaster.data import DataError
+    from forecaster.horizons import RULE, horizon_limit
     from forecaster.predict import HistoryTooShort, Predictor, score_model
 
     model = load_model(args)
@@ -49,13 +50,20 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no history for test series {missing[:5]}")
     history = history.select(test.ids)
     check_no_overlap(history, test, args.data)
-    horizon = min(model.config.horizon, *(len(v) for v in test.values))
+    trained, limit = model.config.horizon, horizon_limit(model.config.horizon)
+    horizon = min(limit, *(len(v) for v in test.values))
     longest = max(len(v) for v in test.values)
     if longest > horizon:
-        why = "the model's horizon" if horizon == model.config.horizon else "the shortest's"
+        why = f"the most this model forecasts, {RULE}" if horizon == limit else "the shortest's"
         print(
             f"forecaster evaluate: note: scoring the first {horizon} points of each test series "
             f"({why}); the test file holds up to {longest} a series, the rest are not scored",
+            file=sys.stderr,
+        )
+    if horizon > trained:
+        print(
+            f"forecaster evaluate: note: the model forecasts {trained} steps at once; the "
+            f"{horizon} scored are made by rolling it forward on its own forecasts",
             file=sys.stderr,
         )
     actual = np.stack([v[:horizon] for v in test.values])
@@ -68,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             f"series {history.ids[err.index]!r} has {err.length} points in {args.data}; the "
             f"model needs at least {err.minimum} to forecast"
         ) from None
-    print(json.dumps({"series": len(test), "horizon": horizon, **scores}))
+    extended = {"extended": True} if horizon > trained else {}
+    print(json.dumps({"series": len(test), "horizon": horizon, **extended, **scores}))
     return 0
 
 

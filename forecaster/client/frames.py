@@ -30,8 +30,9 @@ def single_frame(answer: ForecastResponse, series: Input) -> pd.DataFrame:
     Indexed by the forecast timestamps when the history had a DatetimeIndex, else by step 1..h.
     How it was made is in ``frame.attrs``: ``method`` (``model``, ``model+classical``,
     ``classical``, ``seasonal_naive``, ``naive``...), ``classical_share`` (the classical
-    methods' share of a model's forecast, or None), ``filled`` (missing points interpolated)
-    and ``gap`` (the long gap the history was cut after, as a dict, or None).
+    methods' share of a model's forecast, or None), ``extended`` (whether the model was
+    rolled forward on its own forecasts beyond its trained horizon), ``filled`` (missing points
+    interpolated) and ``gap`` (the long gap the history was cut after, as a dict, or None).
     """
     columns = {"forecast": answer.forecast}
     for level, values in (answer.quantiles or {}).items():
@@ -40,7 +41,11 @@ def single_frame(answer: ForecastResponse, series: Input) -> pd.DataFrame:
     frame = pd.DataFrame(columns, index=index)
     gap = None if answer.gap is None else answer.gap.model_dump()
     frame.attrs.update(
-        method=answer.method, classical_share=answer.classical_share, filled=answer.filled, gap=gap
+        method=answer.method,
+        classical_share=answer.classical_share,
+        extended=bool(answer.extended),
+        filled=answer.filled,
+        gap=gap,
     )
     return frame
 
@@ -82,7 +87,8 @@ def many_frame(
     ``model``, ``model+classical``, ``classical``, ``seasonal_naive``, ``naive``...),
     ``filled`` (missing points interpolated in that series' history) and ``gap`` (the long gap
     its history was cut after, as a dict, or None); ``frame.attrs["classical_share"]`` is the
-    classical methods' share of the model's forecasts (None: none). Each forecast is matched to
+    classical methods' share of the model's forecasts (None: none), ``frame.attrs["extended"]``
+    whether they were rolled forward beyond its trained horizon. Each forecast is matched to
     its input by the
     ``index`` the service answers with (its position in its request). With ``errors="return"``
     the errors are in ``frame.attrs["errors"]``: one dict per error, ``id`` being the series'
@@ -99,6 +105,7 @@ def many_frame(
     frame = _joined(parts, id_col, time_col)
     shares = [f.classical_share for a in answers for f in a.forecasts if f.classical_share]
     frame.attrs["classical_share"] = shares[0] if shares else None
+    frame.attrs["extended"] = any(f.extended for a in answers for f in a.forecasts)
     problems.sort(key=lambda e: e.index or 0)
     if problems and errors == "raise":
         raise SeriesFailed(problems, frame)

@@ -114,11 +114,13 @@ def test_unknown_model_or_version_is_404(client, model):
     assert r.json()["detail"][0]["loc"] == ["body", "model"]
 
 
-def test_horizon_above_the_maximum_names_it(client):
-    r = client.post("/v1/forecast", json={"history": HISTORY, "horizon": TINY.horizon + 1})
+def test_horizon_above_the_limit_names_it(client):
+    # Beyond the trained horizon the model is rolled forward, up to ten horizons (issue 34, 5).
+    r = client.post("/v1/forecast", json={"history": HISTORY, "horizon": 10 * TINY.horizon + 1})
     assert r.status_code == 422
     (error,) = r.json()["detail"]
-    assert error["loc"] == ["body", "horizon"] and str(TINY.horizon) in error["msg"]
+    assert error["loc"] == ["body", "horizon"]
+    assert f"limit of {10 * TINY.horizon}" in error["msg"] and str(TINY.horizon) in error["msg"]
 
 
 def test_short_history_gets_the_statistical_fallback(client):
@@ -167,8 +169,10 @@ def test_other_model_has_its_own_limits(client):
         "/v1/forecast", json={"history": [1.0] * 24, "horizon": OTHER.horizon, "model": "other"}
     )
     assert r.status_code == 200, r.text
-    r = client.post("/v1/forecast", json={"history": [1.0] * 24, "horizon": 7, "model": "other"})
-    assert r.status_code == 422 and "6" in r.json()["detail"][0]["msg"]
+    # Its limit is ten of its own horizons (60), not the default model's (120).
+    body = {"history": [1.0] * 24, "horizon": 61, "model": "other"}
+    r = client.post("/v1/forecast", json=body)
+    assert r.status_code == 422 and "limit of 60" in r.json()["detail"][0]["msg"]
 
 
 def test_a_blended_model_answers_as_the_library_does(tmp_path):

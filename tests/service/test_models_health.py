@@ -19,9 +19,9 @@ def test_list_models(client):
     unknown = {"frequency": None, "seasonal_period": None}
     assert r.json() == [
         {"name": "m4-hourly", "default": True, "window": 48, "horizon": 12,
-         "min_history": {"model": 48, "fallback": 1, "after_gap": 1},
+         "max_horizon": 120, "min_history": {"model": 48, "fallback": 1, "after_gap": 1},
          "quantiles": [0.1, 0.9]} | served | unknown,
-        {"name": "other", "default": False, "window": 24, "horizon": 6,
+        {"name": "other", "default": False, "window": 24, "horizon": 6, "max_horizon": 60,
          "min_history": {"model": 24, "fallback": 1, "after_gap": 1},
          "quantiles": []} | served | unknown,
     ]  # fmt: skip
