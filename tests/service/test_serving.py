@@ -111,9 +111,18 @@ def test_forecast_timestamps_past_the_calendar_are_422(daily_only):
     r = httpx.post(daily_only + "/v1/forecast", json=body)
     assert r.status_code == 422, r.text
     assert "9999-12-31" in r.json()["detail"][0]["msg"] and "10000" not in r.text
-    body["horizon"] = 3  # ends on 9999-12-31: still writable
+    body["horizon"] = 3  # ends on 9999-12-31: writable, but no forecast is made for year 9999
     r = httpx.post(daily_only + "/v1/forecast", json=body)
-    assert r.status_code == 200 and r.json()["timestamps"][-1] == "9999-12-31T00:00:00"
+    assert r.status_code == 422 and "1900 to 2199" in r.json()["detail"][0]["msg"], r.text
+
+
+def test_forecasts_are_made_up_to_the_last_day_of_2199(daily_only):
+    body = {"history": [5.0] * 28, "timestamps": stamps(28, "D", "2199-12-01"), "horizon": 3}
+    r = httpx.post(daily_only + "/v1/forecast", json=body)
+    assert r.status_code == 200 and r.json()["timestamps"][-1] == "2199-12-31T00:00:00", r.text
+    body["horizon"] = 4  # 2200-01-01
+    r = httpx.post(daily_only + "/v1/forecast", json=body)
+    assert r.status_code == 422 and "2200-01-01" in r.json()["detail"][0]["msg"], r.text
 
 
 # ------------------------------------------------------------------ two frequencies
