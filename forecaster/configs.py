@@ -149,6 +149,10 @@ class TrainConfig:
     eval_every: int = 500
     # Evaluations without improvement before stopping early; 0 disables early stopping.
     patience: int = 0
+    # Longest run of missing points interpolated when the data is read (forecaster.data); a
+    # longer gap cuts the series: training reads the segments between such gaps, a forecast the
+    # points after the last, as the service does with a history.
+    max_gap: int = 3
     seed: int = 0
     seasonality: int = DEFAULT_SEASONALITY
     # Decay of an exponential moving average of the weights, which is what gets evaluated and
@@ -164,6 +168,8 @@ class TrainConfig:
     theta_weights: tuple[float, ...] = THETA_WEIGHTS
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_gap, int) or self.max_gap < 0:
+            raise ValueError(f"max_gap must be an integer of at least 0, got {self.max_gap!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if not self.theta_weights or any(not 0.0 <= w <= 1.0 for w in self.theta_weights):

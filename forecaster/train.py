@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -180,18 +180,19 @@ class WindowSampler:
         mesh: jax.sharding.Mesh | None = None,
         *,
         min_input: int | None = None,
-        held_out: int = 0,
+        held_out: int | Sequence[int] = 0,
     ) -> WindowSampler:
-        """The windows of ``values`` that leave out each series' last ``held_out`` points;
-        with a ``mesh``, the series are copied to every device so each one gathers its own
-        slice of every batch without communication."""
+        """The windows of ``values`` that leave out each series' last ``held_out`` points (one
+        count for all, or one per series); with a ``mesh``, the series are copied to every
+        device so each one gathers its own slice of every batch without communication."""
         least = input_size if min_input is None else min_input
         padded, lengths = windows.pad_series(values, dtype=np.float32)
         series_idx, start = windows.window_index(lengths, input_size, horizon, min_input=least)
-        drawn = start + input_size + horizon <= (lengths - held_out)[series_idx]
+        drawn = start + input_size + horizon <= (lengths - np.asarray(held_out))[series_idx]
         count = int(drawn.sum())
         if count == 0:
-            before = f" before its last {held_out}" if held_out else ""
+            most = int(np.max(held_out, initial=0))
+            before = f" before its last {most}" if most else ""
             raise data.DataError(
                 f"no series is long enough for one window of {least + horizon} points{before}"
             )
@@ -376,7 +377,8 @@ def fit(
     number of steps, and those weights are returned (with the selection run's scores).
 
     With several devices the batches are split over all of them (:mod:`forecaster.parallel`);
-    ``initial_params`` warm-starts from earlier weights of the same config.
+    ``initial_params`` warm-starts from earlier weights of the same config. A series cut by long
+    gaps (``series.before_gaps``) trains on every segment and is validated on its last.
     Raises TrainingDivergedError when the loss stops being finite.
     """
     started = time.perf_counter()
@@ -389,18 +391,26 @@ def fit(
     mesh = parallel.default_mesh()
     if mesh is not None:
         parallel.check_batch_size(train_cfg.batch_size, mesh)
-    samplers = partial(WindowSampler.from_series, series.values, model_cfg.input_size,
-                       model_cfg.horizon, mesh, min_input=model_cfg.min_input)  # fmt: skip
+    # Segments before a series' long gaps (forecaster.data) give windows too, none spanning a
+    # gap; they end before the validation points, so no horizon of theirs is held out.
+    names = [*series.ids, *(sid for sid in series.ids for _ in series.before_gaps.get(sid, ()))]
+    before = [part for sid in series.ids for part in series.before_gaps.get(sid, ())]
+    samplers = partial(WindowSampler.from_series, [*series.values, *before],
+                       model_cfg.input_size, model_cfg.horizon, mesh,
+                       min_input=model_cfg.min_input)  # fmt: skip
     # The selection's windows end before the validation points.
-    selection = samplers(held_out=model_cfg.horizon)
-    best = _train(selection, series.ids, model_cfg, train_cfg, initial_params, progress, on_eval,
+    held_out = (
+        [model_cfg.horizon] * len(series) + [0] * len(before) if before else model_cfg.horizon
+    )
+    selection = samplers(held_out=held_out)
+    best = _train(selection, names, model_cfg, train_cfg, initial_params, progress, on_eval,
                   validation)  # fmt: skip
     best.config = _with_classical(best, train_cfg, validation)
     if train_cfg.refit:
         # The last horizon of every series is its most recent behaviour, and for short series a
         # large share of their windows: the final weights are trained with it, for the steps
         # that validation chose.
-        final = _train(samplers(), series.ids, model_cfg, train_cfg, initial_params, progress,
+        final = _train(samplers(), names, model_cfg, train_cfg, initial_params, progress,
                        until=best.best_step)  # fmt: skip
         best.params = final.params
     best.seconds = time.perf_counter() - started

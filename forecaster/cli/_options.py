@@ -21,6 +21,8 @@ HELP = {
     "ensemble": "independently trained members whose median is the forecast",
     "quantiles": "quantile levels to learn, e.g. 0.025 0.975 for a 95%% interval",
     "patience": "evaluations without improvement before stopping early (0: never)",
+    "max_gap": "longest run of missing points interpolated when reading the data; a longer gap "
+    "cuts the series, training on the segments between (default 3)",
     "ema": "decay of the weight average that is evaluated and kept (0: the raw weights)",
     "refit": "train again on whole histories for the selected steps (default: by the data)",
     "theta_weights": "shares of the classical forecast (Theta and damped trend) tried on "
