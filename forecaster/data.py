@@ -591,7 +591,8 @@ SOURCE_OPTIONS: tuple[str, ...] = ("format", "id_col", "time_col", "value_col", 
 def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
     """Hold out each series' last ``horizon`` points: ``(train, val_targets [n, horizon])``.
 
-    Only the past stays in ``train``, so windows cut from it never see a validation target.
+    Only the past stays in ``train``, so windows cut from it never see a validation target;
+    segments before long gaps (``before_gaps``) are all past, and stay whole.
     """
     for sid, v in series:
         _check_length(sid, v.size, horizon + 1)
@@ -601,7 +602,9 @@ def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
     if series.end is not None and series.freq is not None:
         step = pd.tseries.frequencies.to_offset(series.freq)
         end = [e - horizon * step for e in series.end]
-    return SeriesSet(list(series.ids), train_values, series.freq, end), targets
+    train = SeriesSet(list(series.ids), train_values, series.freq, end, series.before_gaps,
+                      series.gaps)  # fmt: skip
+    return train, targets
 
 
 def fingerprint(series: SeriesSet) -> str:

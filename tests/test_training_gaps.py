@@ -14,7 +14,7 @@ import pytest
 from forecaster.artifacts import load_model
 from forecaster.cli import main
 from forecaster.configs import TrainConfig
-from forecaster.data import SeriesSet, series_from_frame
+from forecaster.data import SeriesSet, series_from_frame, train_val_split
 from forecaster.histories import clean_history
 from forecaster.model import ModelConfig
 from forecaster.train import WindowSampler, fit
@@ -48,6 +48,13 @@ def test_the_loader_cuts_where_a_forecast_would(tmp_path: Path) -> None:
         kept[start : start + missing] = False
     on_grid[kept] = frame["value"].to_numpy()
     np.testing.assert_array_equal(clean_history(on_grid).values, series["co2"])
+    # A hold-out (validation, retraining's backtest) takes the last points; the segments
+    # before the gaps are all past, and stay training material.
+    train, _ = train_val_split(series, 13)
+    assert train.gaps == series.gaps
+    assert [p.tolist() for p in train.before_gaps["co2"]] == [
+        p.tolist() for p in series.before_gaps["co2"]
+    ]
     wider = series_from_frame(frame, max_gap=8)
     assert [(g.missing, g.cut) for g in wider.gaps] == [(4, False), (5, False), (8, False),
                                                         (18, True)]  # fmt: skip
