@@ -75,6 +75,8 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
         "naive2_smape": round(metrics.smape(y_test, naive2), 3),
         "naive2_mase": round(metrics.mase(train_series.values, y_test, naive2, m), 3),
         "train_seconds": round(result.seconds, 1),
+        # The selection run's validation curve: what early stopping would have seen.
+        "evaluations": [[h["step"], round(h["owa"], 4)] for h in result.history],
     }
     naive = metrics.naive(train_series.values, model_cfg.horizon)
     line["naive_smape"] = round(metrics.smape(y_test, naive), 3)

@@ -21,8 +21,11 @@ Missing-value policy:
 - Leading and trailing missing values are not data: wide rows are padded that way, and in long
   format a series simply starts at its first and ends at its last observed value.
 - Interior gaps of up to ``max_gap`` consecutive missing points (default 3) are filled by linear
-  interpolation between the neighbouring observations; a longer gap raises :class:`DataError`
-  naming the series and the gap's first position.
+  interpolation between the neighbouring observations; a longer gap cuts the series
+  (:func:`split_at_gaps`): its ``values`` are the points after its last long gap (what a forecast
+  reads, as the service does with a history), and the segments before are kept apart
+  (``SeriesSet.before_gaps``) for training windows that never span a long gap. Every gap handled
+  is recorded (``SeriesSet.gaps``) and summed up in one line (:meth:`SeriesSet.gap_summary`).
 - In long format a missing *row* (a timestamp skipped on the series' regular grid) is a missing
   point like an empty value, so the same gap rule applies. Timestamps that do not fall on the grid
   of the frequency (irregular spacing) are refused, naming the first offending timestamp.
@@ -40,18 +43,20 @@ Windows are cut in :mod:`forecaster.windows`; scaling in :mod:`forecaster.scalin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from forecaster.configs import TrainConfig
 from forecaster.frequency import check_alias
 from forecaster.isotime import CLOCK_WORDS
 from forecaster.sources import SOURCE_OPTIONS, DataSource, Format
@@ -65,8 +70,10 @@ __all__ = [
     "SOURCE_OPTIONS",
     "DataError",
     "DataSource",
+    "HandledGap",
     "Layout",
     "SeriesSet",
+    "Split",
     "detect_layout",
     "fill_gaps",
     "fingerprint",
@@ -76,6 +83,7 @@ __all__ = [
     "read_frame",
     "read_times",
     "series_from_frame",
+    "split_at_gaps",
     "train_val_split",
 ]
 
@@ -84,7 +92,28 @@ class DataError(ValueError):
     """Invalid input data; the message names the series id and the position of the problem."""
 
 
+#: Longest run of interior missing points that is interpolated (training and serving alike; the
+#: default of ``TrainConfig.max_gap``, hence of ``--max-gap``).
+MAX_GAP: int = TrainConfig.max_gap
+
+
 # ---------------------------------------------------------------------------- SeriesSet
+
+
+@dataclass(frozen=True)
+class HandledGap:
+    """A run of ``missing`` points in series ``series`` starting at ``at`` (a timestamp, or an
+    index and column), interpolated or, when ``cut`` (longer than ``max_gap``), where the series
+    was cut."""
+
+    series: str
+    at: str
+    missing: int
+    cut: bool
+
+
+# The gaps a summary line lists one by one; it counts them all.
+LISTED_GAPS = 20
 
 
 @dataclass
@@ -92,19 +121,25 @@ class SeriesSet:
     """Many univariate series: ``values[i]`` is the float64 history ``[len_i]`` of ``ids[i]``.
 
     ``freq`` is a pandas offset alias when timestamps are known; ``end[i]`` is then the timestamp
-    of the last observation of series ``i``. ``reading`` says how a file was read (layout,
-    columns, dates), in words, when it came from one.
+    of the last observation of series ``i``. A series cut by long gaps (module docstring) keeps
+    its earlier segments, oldest first, in ``before_gaps[id]``; ``gaps`` records every gap the
+    loader handled. ``reading`` says how a file was read (layout, columns, dates), in words,
+    when it came from one.
     """
 
     ids: list[str]
     values: list[F64]
     freq: str | None = None
     end: list[pd.Timestamp] | None = None
+    before_gaps: dict[str, list[F64]] = dataclasses.field(default_factory=dict)
+    gaps: list[HandledGap] = dataclasses.field(default_factory=list)
     reading: str = ""
 
     def __post_init__(self) -> None:
         self.ids = [str(i) for i in self.ids]
         self.values = [np.asarray(v, dtype=np.float64).reshape(-1) for v in self.values]
+        self.before_gaps = {str(k): [np.asarray(v, np.float64).reshape(-1) for v in segments]
+                            for k, segments in self.before_gaps.items() if segments}  # fmt: skip
         if len(self.ids) != len(self.values):
             raise ValueError(f"{len(self.ids)} ids for {len(self.values)} series")
         if self.end is not None and len(self.end) != len(self.ids):
@@ -136,7 +171,30 @@ class SeriesSet:
             lookup = {sid: i for i, sid in enumerate(self.ids)}
             pos = [lookup[w] if isinstance(w, str) else int(w) for w in which]
         end = None if self.end is None else [self.end[i] for i in pos]
-        return SeriesSet([self.ids[i] for i in pos], [self.values[i] for i in pos], self.freq, end)
+        ids = [self.ids[i] for i in pos]
+        kept = set(ids)
+        before = {k: v for k, v in self.before_gaps.items() if k in kept}
+        gaps = [g for g in self.gaps if g.series in kept]
+        return SeriesSet(ids, [self.values[i] for i in pos], self.freq, end, before, gaps)
+
+    def gap_summary(self) -> str | None:
+        """One line on every gap the loader handled (None when there was none): how many were
+        interpolated and how many cut a series, then each (up to ``LISTED_GAPS``)."""
+        if not self.gaps:
+            return None
+        cut = sum(g.cut for g in self.gaps)
+        listed = "; ".join(
+            f"{g.series!r} at {g.at}: {g.missing} {'cut' if g.cut else 'filled'}"
+            for g in self.gaps[:LISTED_GAPS]
+        )
+        more = f" and {len(self.gaps) - LISTED_GAPS} more" if len(self.gaps) > LISTED_GAPS else ""
+        series = len({g.series for g in self.gaps})
+        return (
+            f"{len(self.gaps)} gap(s) of missing points in {series} series: "
+            f"{len(self.gaps) - cut} interpolated, {cut} longer than max_gap cut the history "
+            f"(training reads the segments between, a forecast the points after the last): "
+            f"{listed}{more}"
+        )
 
 
 def _first_duplicate(items: Sequence[str]) -> str:
@@ -199,19 +257,61 @@ def _to_numeric(raw: pd.Series, describe: Callable[[int], str]) -> F64:
     return num
 
 
-#: Longest run of interior missing points that is interpolated (training and serving alike).
-MAX_GAP = 3
+class Split(NamedTuple):
+    """A series cut by :func:`split_at_gaps`: ``segments`` between long gaps, oldest first, each
+    (position of its first point, its values with short gaps interpolated), and every run of
+    missing points between its first and last observation (``starts``, exclusive ``stops``,
+    positions in the series; runs longer than the ``max_gap`` cut it)."""
+
+    segments: list[tuple[int, F64]]
+    starts: I64
+    stops: I64
+
+
+def split_at_gaps(values: ArrayLike, max_gap: int = MAX_GAP) -> Split:
+    """The missing-value policy on one series ``values [n]`` (nan = missing), the one home of
+    it: training (the loaders) reads every segment, a forecast (:mod:`forecaster.histories`)
+    the last. Leading and trailing missing points are trimmed; a series with no value has no
+    segment."""
+    values = np.asarray(values, dtype=np.float64)
+    observed = np.flatnonzero(~np.isnan(values))
+    if observed.size == 0:
+        return Split([], np.zeros(0, np.int64), np.zeros(0, np.int64))
+    first, last = int(observed[0]), int(observed[-1])
+    starts, stops = (first + r for r in gap_runs(np.isnan(values[first : last + 1])))
+    long = stops - starts > max_gap
+    bounds = zip([first, *stops[long]], [*starts[long], last + 1], strict=True)
+    segments = [(int(a), _interpolate(values[a:b])) for a, b in bounds]
+    return Split(segments, starts, stops)
+
+
+def _interpolate(core: F64) -> F64:
+    """``core`` with its missing points linearly interpolated (its ends are observed)."""
+    missing = np.isnan(core)
+    if not missing.any():
+        return core.copy()
+    pos = np.arange(core.size)
+    out = core.copy()
+    out[missing] = np.interp(pos[missing], pos[~missing], core[~missing])
+    return out
 
 
 def fill_gaps(values: ArrayLike, max_gap: int = MAX_GAP) -> tuple[F64, int, int]:
-    """The missing-value policy above on one series ``values [n]`` (nan = missing), for callers
-    outside this module (the service applies it to requests).
-
-    Returns the filled values ``[k]``, the position of the first kept point and how many points
-    were interpolated; :class:`DataError` names the first gap longer than ``max_gap``.
-    """
+    """One series ``values [n]`` (nan = missing) with no gap longer than ``max_gap``: the filled
+    values ``[k]``, the position of the first kept point and how many points were interpolated;
+    :class:`DataError` names the first gap longer than ``max_gap``."""
     values = np.asarray(values, dtype=np.float64)
-    core, first = _fill_gaps("", values, range(values.size), max_gap)
+    split = split_at_gaps(values, max_gap)
+    if not split.segments:
+        return values[:0], 0, 0
+    too_long = split.stops - split.starts > max_gap
+    if too_long.any():
+        k = int(np.argmax(too_long))
+        raise DataError(
+            f"gap of {split.stops[k] - split.starts[k]} missing values starting at "
+            f"{split.starts[k]} is longer than max_gap={max_gap}"
+        )
+    first, core = split.segments[0]
     return core, first, int(np.isnan(values[first : first + core.size]).sum())
 
 
@@ -222,36 +322,25 @@ def gap_runs(missing: NDArray[np.bool_]) -> tuple[I64, I64]:
     return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
 
 
-def _fill_gaps(sid: str, values: F64, labels: Sequence[Any], max_gap: int) -> tuple[F64, int]:
-    """Trim leading/trailing nans and interpolate interior runs of at most ``max_gap`` nans.
+class _Cut(NamedTuple):
+    """A loaded series after the policy: the values after its last long gap, the position of
+    their first point, its earlier segments and the gaps handled."""
 
-    ``labels[j]`` names position ``j`` for errors. Returns the filled values ``[k]`` and the
-    position of the first kept point (to re-align labels or timestamps).
-    """
-    observed = np.flatnonzero(~np.isnan(values))
-    if observed.size == 0:
-        return values[:0], 0
-    first, last = int(observed[0]), int(observed[-1])
-    core = values[first : last + 1].copy()
-    missing = np.isnan(core)
-    if missing.any():
-        _check_gap_lengths(sid, missing, labels[first:], max_gap)
-        pos = np.arange(core.size)
-        core[missing] = np.interp(pos[missing], pos[~missing], core[~missing])
-    return core, first
+    values: F64
+    first: int
+    before: list[F64]
+    gaps: list[HandledGap]
 
 
-def _check_gap_lengths(
-    sid: str, missing: NDArray[np.bool_], labels: Sequence[Any], max_gap: int
-) -> None:
-    starts, stops = gap_runs(missing)
-    too_long = (stops - starts) > max_gap
-    if too_long.any():
-        k = int(np.argmax(too_long))
-        raise DataError(
-            f"series {sid!r}: gap of {stops[k] - starts[k]} missing values starting at "
-            f"{labels[starts[k]]} is longer than max_gap={max_gap}"
-        )
+def _cut_at_gaps(sid: str, values: F64, labels: Sequence[Any], max_gap: int) -> _Cut:
+    """:func:`split_at_gaps` of one loaded series; ``labels[j]`` names position ``j``."""
+    split = split_at_gaps(values, max_gap)
+    if not split.segments:
+        return _Cut(values[:0], 0, [], [])
+    gaps = [HandledGap(sid, str(labels[a]), int(b - a), bool(b - a > max_gap))
+            for a, b in zip(split.starts, split.stops, strict=True)]  # fmt: skip
+    *before, (first, core) = split.segments
+    return _Cut(core, first, [segment for _, segment in before], gaps)
 
 
 def _check_length(sid: str, n: int, min_length: int) -> None:
@@ -278,12 +367,14 @@ def _load_wide(frame: pd.DataFrame, *, min_length: int, max_gap: int) -> SeriesS
         return f"series {ids[i // ncol]!r} at {labels[i % ncol]}"
 
     values = _to_numeric(raw, describe).reshape(len(ids), ncol)
-    out = []
+    out, before, gaps = [], {}, []
     for sid, row in zip(ids, values, strict=True):
-        core, _ = _fill_gaps(sid, row, labels, max_gap)
-        _check_length(sid, core.size, min_length)
-        out.append(core)
-    return SeriesSet(ids, out)
+        cut = _cut_at_gaps(sid, row, labels, max_gap)
+        _check_length(sid, cut.values.size, min_length)
+        out.append(cut.values)
+        before[sid] = cut.before
+        gaps.extend(cut.gaps)
+    return SeriesSet(ids, out, before_gaps=before, gaps=gaps)
 
 
 # ---------------------------------------------------------------------------- long format
@@ -401,14 +492,16 @@ def _load_long(
     for sid, t, r in zip(series_ids, per_times, rows, strict=True):
         _check_order(sid, t, r)
     freq = _validate_freq(freq) if freq else _common_freq(series_ids, per_times)
-    out, ends = [], []
+    out, ends, before, gaps = [], [], {}, []
     for sid, t, r in zip(series_ids, per_times, rows, strict=True):
         full, grid = _on_grid(sid, t, values[r], freq) if freq else (values[r], t)
-        core, first = _fill_gaps(sid, full, grid, max_gap)  # the index itself labels positions
-        _check_length(sid, core.size, min_length)
-        out.append(core)
-        ends.append(grid[first + core.size - 1] if core.size else pd.NaT)
-    return SeriesSet(series_ids, out, freq, ends), dates
+        cut = _cut_at_gaps(sid, full, grid, max_gap)  # the index itself labels positions
+        _check_length(sid, cut.values.size, min_length)
+        out.append(cut.values)
+        ends.append(grid[cut.first + cut.values.size - 1] if cut.values.size else pd.NaT)
+        before[sid] = cut.before
+        gaps.extend(cut.gaps)
+    return SeriesSet(series_ids, out, freq, ends, before, gaps), dates
 
 
 def _validate_freq(freq: str) -> str:
@@ -669,7 +762,7 @@ def series_from_frame(
     date_format: str | None = None,
     dayfirst: bool | None = None,
     min_length: int = 1,
-    max_gap: int = 3,
+    max_gap: int = MAX_GAP,
 ) -> SeriesSet:
     """Validate an in-memory long or wide frame (see :func:`load_series`)."""
     layout = detect_layout(frame, format, id_col, time_col, value_col)
@@ -715,7 +808,7 @@ def load_series(
     date_format: str | None = None,
     dayfirst: bool | None = None,
     min_length: int = 1,
-    max_gap: int = 3,
+    max_gap: int = MAX_GAP,
     storage_options: dict[str, Any] | None = None,
 ) -> SeriesSet:
     """Read CSV or Parquet (local path or fsspec URL) and validate it into a :class:`SeriesSet`.
@@ -729,7 +822,8 @@ def load_series(
             first (True) or month first (False); None: the one reading that fits
             (:func:`read_times`).
         min_length: shortest series accepted after trimming, e.g. ``input_size + horizon``.
-        max_gap: longest run of interior missing points that is linearly interpolated.
+        max_gap: longest run of interior missing points that is linearly interpolated; a
+            longer one cuts the series (module docstring).
         storage_options: passed to fsspec for URLs (credentials, endpoints).
 
     Raises:
@@ -756,7 +850,8 @@ def load_series(
 def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
     """Hold out each series' last ``horizon`` points: ``(train, val_targets [n, horizon])``.
 
-    Only the past stays in ``train``, so windows cut from it never see a validation target.
+    Only the past stays in ``train``, so windows cut from it never see a validation target;
+    segments before long gaps (``before_gaps``) are all past, and stay whole.
     """
     for sid, v in series:
         _check_length(sid, v.size, horizon + 1)
@@ -766,7 +861,9 @@ def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
     if series.end is not None and series.freq is not None:
         step = pd.tseries.frequencies.to_offset(series.freq)
         end = [e - horizon * step for e in series.end]
-    return SeriesSet(list(series.ids), train_values, series.freq, end), targets
+    train = SeriesSet(list(series.ids), train_values, series.freq, end, series.before_gaps,
+                      series.gaps)  # fmt: skip
+    return train, targets
 
 
 def fingerprint(series: SeriesSet) -> str:
@@ -774,5 +871,7 @@ def fingerprint(series: SeriesSet) -> str:
     digest = hashlib.sha256()
     for sid, values in series:
         digest.update(sid.encode())
-        digest.update(np.ascontiguousarray(values, np.float64).tobytes())
+        # Segments before long gaps first, in time order (none: the hash of older versions).
+        for part in [*series.before_gaps.get(sid, []), values]:
+            digest.update(np.ascontiguousarray(part, np.float64).tobytes())
     return "sha256:" + digest.hexdigest()

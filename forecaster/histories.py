@@ -1,8 +1,9 @@
 """From a history as users send it (missing values, skipped timestamps) to what a forecast reads.
 
-The policy is training's (:mod:`forecaster.data`): leading and trailing missing points are
-trimmed, interior runs of up to ``MAX_GAP`` missing points are interpolated. A longer gap cuts the
-history: the forecast is made from the points after it when they are at least ``min_after_gap``
+The policy is training's (:func:`forecaster.data.split_at_gaps`, its one home): leading and
+trailing missing points are trimmed, interior runs of up to ``MAX_GAP`` missing points are
+interpolated. A longer gap cuts the history (training reads the segments between long gaps): the
+forecast is made from the points after the last one when they are at least ``min_after_gap``
 (the caller's choice: enough for the model or a seasonal fallback), else :class:`GapTooLong` names
 the gap. A timestamp skipped on the series' grid counts as a missing point (:func:`on_grid`).
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from forecaster.data import MAX_GAP, fill_gaps, gap_runs
+from forecaster.data import MAX_GAP, split_at_gaps
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -124,22 +125,19 @@ def clean_history(
     if sent is None and values.size and not np.isnan(values).any():  # the common case
         return Cleaned(values, values.size - 1, 0, None)
     sent = np.arange(values.size) if sent is None else np.asarray(sent)
-    observed = np.flatnonzero(~np.isnan(values))
-    if observed.size == 0:
+    split = split_at_gaps(values, max_gap)
+    if not split.segments:
         raise NoValues()
-    first, last = int(observed[0]), int(observed[-1])
-    starts, stops = gap_runs(np.isnan(values[first : last + 1]))
-    long = np.flatnonzero(stops - starts > max_gap)
+    first, core = split.segments[-1]
+    last = first + core.size - 1
     gap = None
-    if long.size:
-        start, stop = first + int(starts[long[-1]]), first + int(stops[long[-1]])
-        before, after = int(sent[start - 1]), int(sent[stop])
+    if len(split.segments) > 1:  # cut after the last long gap, which ends where it starts
+        before, after = int(sent[split.starts[split.stops == first][0] - 1]), int(sent[first])
         at = np.arange(int(sent.max()) + 1) if positions is None else np.asarray(positions)
         gap = Gap(before, after, int(at[after] - at[before] - 1))
-        if last + 1 - stop < min_after_gap:
-            raise GapTooLong(gap, last + 1 - stop, min_after_gap, max_gap)
-        first = stop
-    core, _, filled = fill_gaps(values[first : last + 1], max_gap)
+        if core.size < min_after_gap:
+            raise GapTooLong(gap, core.size, min_after_gap, max_gap)
+    filled = int(np.isnan(values[first : last + 1]).sum())
     return Cleaned(core, int(sent[last]), filled, gap)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -27,11 +27,12 @@ from forecaster import classical, data, parallel, windows
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.model import Forecaster, init_params
 from forecaster.predict import Predictor, score_model
-from forecaster.scaling import fit_scale, normalize
+from forecaster.scaling import fit_scale, normalize, normalize_targets
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; nothing was saved."""
+    """The loss became NaN or infinite; nothing was saved. The message names the step, the
+    settings it trained with and the series of the batch where it happened."""
 
 
 class TrainState(struct.PyTreeNode):
@@ -115,7 +116,7 @@ def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.
     cfg = state.config
     scale = fit_scale(batch["x"], jnp)
     z = normalize(batch["x"], scale, jnp)
-    target = normalize(batch["y"], scale, jnp)
+    target = normalize_targets(batch["y"], scale, jnp)
     out = Forecaster(cfg, training=True).apply(
         {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, rngs={"dropout": key}
     )  # [ensemble, batch, horizon, outputs]
@@ -179,18 +180,19 @@ class WindowSampler:
         mesh: jax.sharding.Mesh | None = None,
         *,
         min_input: int | None = None,
-        held_out: int = 0,
+        held_out: int | Sequence[int] = 0,
     ) -> WindowSampler:
-        """The windows of ``values`` that leave out each series' last ``held_out`` points;
-        with a ``mesh``, the series are copied to every device so each one gathers its own
-        slice of every batch without communication."""
+        """The windows of ``values`` that leave out each series' last ``held_out`` points (one
+        count for all, or one per series); with a ``mesh``, the series are copied to every
+        device so each one gathers its own slice of every batch without communication."""
         least = input_size if min_input is None else min_input
         padded, lengths = windows.pad_series(values, dtype=np.float32)
         series_idx, start = windows.window_index(lengths, input_size, horizon, min_input=least)
-        drawn = start + input_size + horizon <= (lengths - held_out)[series_idx]
+        drawn = start + input_size + horizon <= (lengths - np.asarray(held_out))[series_idx]
         count = int(drawn.sum())
         if count == 0:
-            before = f" before its last {held_out}" if held_out else ""
+            most = int(np.max(held_out, initial=0))
+            before = f" before its last {most}" if most else ""
             raise data.DataError(
                 f"no series is long enough for one window of {least + horizon} points{before}"
             )
@@ -221,6 +223,7 @@ def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> d
     if sampler.sharding is not None:
         cut = jax.lax.with_sharding_constraint(cut, sampler.sharding)
     batch = {"x": cut[..., : sampler.input_size], "y": cut[..., sampler.input_size :]}
+    batch["series"] = sampler.series_idx[pick]  # which series each window is from, for errors
     if sampler.min_input < sampler.input_size:
         available = sampler.input_size - jnp.maximum(-start, 0)
         short_key, len_key = jax.random.split(jax.random.fold_in(key, 1))
@@ -245,11 +248,14 @@ def train_steps(
     key: jax.Array,
     shape: tuple[int, int],
     n: int | jax.Array,
-) -> tuple[TrainState, jax.Array, dict[str, jax.Array]]:
+) -> tuple[TrainState, jax.Array, dict[str, Any]]:
     """``n`` steps of :func:`train_step`, each on a fresh batch of ``shape`` ([ensemble, batch])
     windows drawn from ``sampler`` with the next key split from ``key``, in one dispatch.
 
-    Returns the state, the key after ``n`` splits and the last step's metrics. The same as
+    Returns the state, the key after ``n`` splits and the last step's metrics, with
+    ``"diverged"``: the first of these steps whose loss or gradient was not finite (``step``,
+    -1 if none; ``loss``, ``grad_norm``; the batch's ``series`` [ensemble, batch] and whether
+    each window was ``scaled`` finitely), so an error can name where it happened. The same as
     ``n`` calls of ``train_step`` on ``sampler.sample`` batches, value for value, but the loop
     runs on the device: per-step dispatch from Python cost the M4 recipe about 7% of its step
     on two cores (27.5 ms against 25.6 a step). ``n`` is traced, so every count shares one
@@ -257,15 +263,63 @@ def train_steps(
     """
 
     def body(_: jax.Array, carry: tuple) -> tuple:
-        state, key, _metrics = carry
+        state, key, _metrics, diverged = carry
         key, sub = jax.random.split(key)
-        state, metrics = train_step(state, sampler.sample(sub, shape))
-        return state, key, metrics
+        batch = sampler.sample(sub, shape)
+        state, metrics = train_step(state, batch)
+        first = (diverged["step"] < 0) & ~(
+            jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+        )
+        # Only on the first bad step, so the check costs the loop nothing otherwise.
+        diverged = jax.lax.cond(
+            first, partial(_divergence, state.step, metrics), lambda _: diverged, batch
+        )
+        return state, key, metrics, diverged
 
     batch = jax.eval_shape(partial(sampler.sample, shape=shape), key)
     metrics = jax.eval_shape(train_step, state, batch)[1]
     zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), metrics)
-    return jax.lax.fori_loop(0, n, body, (state, key, zeros))
+    none = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                        jax.eval_shape(_divergence, jnp.int32(0), zeros, batch))  # fmt: skip
+    none["step"] = jnp.int32(-1)
+    state, key, metrics, diverged = jax.lax.fori_loop(0, n, body, (state, key, zeros, none))
+    return state, key, {**metrics, "diverged": diverged}
+
+
+def _divergence(step: jax.Array, metrics: dict[str, jax.Array], batch: dict) -> dict[str, Any]:
+    """What :func:`train_steps` records of a step whose loss or gradient is not finite."""
+    scale = fit_scale(batch["x"], jnp)
+    scaled = jnp.isfinite(normalize(batch["x"], scale, jnp)).all(-1) & jnp.isfinite(
+        normalize_targets(batch["y"], scale, jnp)
+    ).all(-1)
+    step = jnp.asarray(step, jnp.int32)
+    return {"step": step, "loss": metrics["loss"], "grad_norm": metrics["grad_norm"],
+            "series": batch["series"], "scaled": scaled}  # fmt: skip
+
+
+def divergence_message(diverged: dict[str, Any], ids: list[str], train_cfg: TrainConfig) -> str:
+    """The error of a run whose loss or gradient stopped being finite (``diverged`` from
+    :func:`train_steps`, on host): the step, the settings it ran with, and the series of that
+    batch (``ids`` names the sampler's series): those whose windows could not be scaled
+    finitely when there are any, else all of the batch's. It advises no setting it has not
+    seen fail."""
+    loss, norm = float(diverged["loss"]), float(diverged["grad_norm"])
+    what = f"loss became {loss}" if not np.isfinite(loss) else f"gradient norm became {norm}"
+    series = np.asarray(diverged["series"]).ravel()
+    unscaled = series[~np.asarray(diverged["scaled"]).ravel()]
+    named = unscaled if unscaled.size else series
+    distinct = list(dict.fromkeys(ids[i] for i in named))
+    listed = f"{distinct[:10]}" + (f" and {len(distinct) - 10} more" if len(distinct) > 10 else "")
+    where = (
+        f"windows of series {listed} hold values that are not finite once scaled (beyond "
+        "float32's range of about 3.4e38?)"
+        if unscaled.size
+        else f"its batch held windows of series {listed}, all finite once scaled"
+    )
+    return (
+        f"{what} at step {int(diverged['step'])} (learning rate {train_cfg.learning_rate:g}, "
+        f"clip_norm {train_cfg.clip_norm:g}, batch size {train_cfg.batch_size}); {where}"
+    )
 
 
 # The fit loop checks the loss (and moves the progress bar) every this many steps.
@@ -323,7 +377,8 @@ def fit(
     number of steps, and those weights are returned (with the selection run's scores).
 
     With several devices the batches are split over all of them (:mod:`forecaster.parallel`);
-    ``initial_params`` warm-starts from earlier weights of the same config.
+    ``initial_params`` warm-starts from earlier weights of the same config. A series cut by long
+    gaps (``series.before_gaps``) trains on every segment and is validated on its last.
     Raises TrainingDivergedError when the loss stops being finite.
     """
     started = time.perf_counter()
@@ -336,17 +391,26 @@ def fit(
     mesh = parallel.default_mesh()
     if mesh is not None:
         parallel.check_batch_size(train_cfg.batch_size, mesh)
-    samplers = partial(WindowSampler.from_series, series.values, model_cfg.input_size,
-                       model_cfg.horizon, mesh, min_input=model_cfg.min_input)  # fmt: skip
+    # Segments before a series' long gaps (forecaster.data) give windows too, none spanning a
+    # gap; they end before the validation points, so no horizon of theirs is held out.
+    names = [*series.ids, *(sid for sid in series.ids for _ in series.before_gaps.get(sid, ()))]
+    before = [part for sid in series.ids for part in series.before_gaps.get(sid, ())]
+    samplers = partial(WindowSampler.from_series, [*series.values, *before],
+                       model_cfg.input_size, model_cfg.horizon, mesh,
+                       min_input=model_cfg.min_input)  # fmt: skip
     # The selection's windows end before the validation points.
-    selection = samplers(held_out=model_cfg.horizon)
-    best = _train(selection, model_cfg, train_cfg, initial_params, progress, on_eval, validation)
+    held_out = (
+        [model_cfg.horizon] * len(series) + [0] * len(before) if before else model_cfg.horizon
+    )
+    selection = samplers(held_out=held_out)
+    best = _train(selection, names, model_cfg, train_cfg, initial_params, progress, on_eval,
+                  validation)  # fmt: skip
     best.config = _with_classical(best, train_cfg, validation)
     if train_cfg.refit:
         # The last horizon of every series is its most recent behaviour, and for short series a
         # large share of their windows: the final weights are trained with it, for the steps
         # that validation chose.
-        final = _train(samplers(), model_cfg, train_cfg, initial_params, progress,
+        final = _train(samplers(), names, model_cfg, train_cfg, initial_params, progress,
                        until=best.best_step)  # fmt: skip
         best.params = final.params
     best.seconds = time.perf_counter() - started
@@ -373,6 +437,7 @@ def _with_classical(
 
 def _train(
     sampler: WindowSampler,
+    names: list[str],
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     initial_params: Any | None,
@@ -381,8 +446,9 @@ def _train(
     validation: tuple[list[np.ndarray], np.ndarray] | None = None,
     until: int | None = None,
 ) -> TrainResult:
-    """One run of the schedule on ``sampler``'s windows: with ``validation`` (histories,
-    targets [n, horizon]) the best evaluated weights, else those after ``until`` steps."""
+    """One run of the schedule on ``sampler``'s windows (``names``: the id of each of its
+    series): with ``validation`` (histories, targets [n, horizon]) the best evaluated weights,
+    else those after ``until`` steps."""
     state = create_train_state(model_cfg, train_cfg, initial_params)
     if sampler.sharding is not None:
         state = parallel.replicate(state, sampler.sharding.mesh)
@@ -404,13 +470,14 @@ def _train(
         stop = min(last, _next_multiple(step, REPORT_EVERY), _next_multiple(step, evaluate_every))
         state, key, step_metrics = train_steps(state, sampler, key, shape, stop - step)
         step = stop
+        diverged = step_metrics["diverged"]
+        if int(diverged["step"]) >= 0:  # every chunk ends at a report or an evaluation anyway
+            bar.close()
+            raise TrainingDivergedError(
+                divergence_message(jax.device_get(diverged), names, train_cfg)
+            )
         if step % REPORT_EVERY == 0 or step == last:
             loss = float(step_metrics["loss"])
-            if not np.isfinite(loss):
-                bar.close()
-                raise TrainingDivergedError(
-                    f"loss became {loss} at step {step}; lower the learning rate or clip_norm"
-                )
             bar.update(step - bar.n)
             bar.set_postfix(loss=f"{loss:.4f}", val_owa=best and f"{best.val_metrics['owa']:.4f}")
         if validation is None or (step % evaluate_every and step != last):

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from forecaster.data import (
     DataError,
+    HandledGap,
     SeriesSet,
+    fill_gaps,
     load_series,
     series_from_frame,
     train_val_split,
@@ -163,19 +165,37 @@ def test_short_gap_interpolated_linearly() -> None:
     np.testing.assert_allclose(s["a"], [0, 2, 4, 6, 8])
 
 
-def test_long_gap_refused_with_start() -> None:
-    frame = long_frame({"a": [0.0, None, None, None, None, 5.0]})
-    with pytest.raises(DataError, match=r"'a': gap of 4 .* at 2024-01-01 01:00:00"):
-        series_from_frame(frame)
-    assert series_from_frame(frame, max_gap=4)["a"].size == 6
-    with pytest.raises(DataError, match="max_gap=0"):
-        series_from_frame(long_frame({"a": [0.0, None, 2.0]}), max_gap=0)
+def test_long_gap_cuts_the_series_and_is_reported_with_its_start() -> None:
+    # A long gap used to stop training ("longer than max_gap=3") while the service forecast the
+    # same history from the points after it: both now cut it there.
+    frame = long_frame({"a": [0.0, 1.0, None, None, None, None, 5.0, 6.0, None, 8.0]})
+    s = series_from_frame(frame)
+    np.testing.assert_array_equal(s["a"], [5.0, 6.0, 7.0, 8.0])  # the short gap filled
+    np.testing.assert_array_equal(s.before_gaps["a"][0], [0.0, 1.0])
+    assert s.end == [pd.Timestamp("2024-01-01 09:00")]
+    assert s.gaps == [HandledGap("a", "2024-01-01 02:00:00", 4, cut=True),
+                      HandledGap("a", "2024-01-01 08:00:00", 1, cut=False)]  # fmt: skip
+    summary = s.gap_summary()
+    assert summary is not None and "1 interpolated, 1 longer than max_gap cut" in summary
+    assert "'a' at 2024-01-01 02:00:00: 4 cut; 'a' at 2024-01-01 08:00:00: 1 filled" in summary
+    assert series_from_frame(frame, max_gap=4)["a"].size == 10
+    assert series_from_frame(frame, max_gap=4).gap_summary().startswith("2 gap(s)")  # type: ignore[union-attr]
+    cut = series_from_frame(long_frame({"a": [0.0, None, 2.0]}), max_gap=0)
+    assert cut["a"].tolist() == [2.0] and cut.gaps[0].cut
+    assert series_from_frame(long_frame({"a": [1.0, 2.0]})).gap_summary() is None
 
 
-def test_wide_gap_refused_with_index() -> None:
+def test_wide_gap_cuts_the_series_and_is_reported_with_its_index() -> None:
     frame = pd.DataFrame([["S1", 1.0, *[np.nan] * 4, 6.0]], columns=[f"V{i}" for i in range(1, 8)])
-    with pytest.raises(DataError, match=r"'S1': gap of 4 .* at index 1 \(column 'V3'\)"):
-        series_from_frame(frame)
+    s = series_from_frame(frame)
+    assert s["S1"].tolist() == [6.0] and s.before_gaps["S1"][0].tolist() == [1.0]
+    assert s.gaps == [HandledGap("S1", "index 1 (column 'V3')", 4, cut=True)]
+    assert s.select(["S1"]).before_gaps == s.before_gaps
+
+
+def test_fill_gaps_still_refuses_a_long_gap() -> None:
+    with pytest.raises(DataError, match="gap of 4 missing values starting at 1"):
+        fill_gaps([0.0, None, None, None, None, 5.0])
 
 
 def test_leading_trailing_missing_trimmed_in_long_format() -> None:
@@ -188,8 +208,9 @@ def test_skipped_timestamp_is_a_gap() -> None:
     frame = long_frame({"a": [0.0, 1.0, 2.0, 3.0, 4.0], "b": [0.0, 1.0, 2.0, 3.0, 4.0]})
     s = series_from_frame(frame.drop(index=[7, 8]))  # b misses 02:00 and 03:00
     np.testing.assert_allclose(s["b"], [0, 1, 2, 3, 4])
-    with pytest.raises(DataError, match="'b': gap of 2"):
-        series_from_frame(frame.drop(index=[7, 8]), max_gap=1)
+    cut = series_from_frame(frame.drop(index=[7, 8]), max_gap=1)
+    assert cut.gaps == [HandledGap("b", "2024-01-01 02:00:00", 2, cut=True)]
+    np.testing.assert_array_equal(cut["b"], [4.0])
     # Alone, b is not inferable: its most common step gives the grid.
     alone = series_from_frame(frame.drop(index=[0, 1, 2, 3, 4, 7]))
     assert alone.freq == "h"

@@ -5,6 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from forecaster import classical
 from forecaster.data import SeriesSet
@@ -86,7 +89,8 @@ def test_train_steps_runs_train_step_on_fresh_batches_in_one_program() -> None:
     assert train_steps._cache_size() - compiled <= 1 and int(looped.step) == 5
     exact = partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7)
     jax.tree.map(exact, looped.params, state.params)
-    jax.tree.map(exact, looped_metrics, metrics)
+    jax.tree.map(exact, {k: looped_metrics[k] for k in metrics}, metrics)
+    assert int(looped_metrics["diverged"]["step"]) == -1  # nothing diverged
     np.testing.assert_array_equal(jax.random.key_data(looped_key), jax.random.key_data(key))
 
 
@@ -194,3 +198,74 @@ def test_fit_skips_series_too_short_with_one_warning() -> None:
     with pytest.warns(UserWarning, match=message):
         result = fit(series, cfg, TrainConfig(steps=4, eval_every=2, batch_size=8), progress=False)
     assert np.isfinite(result.val_metrics["owa"])
+
+
+# A small model and run for the tests of awkward data: one compiled program for all of them.
+SMALL = ModelConfig(cell="gru", hidden=4, input_size=12, step=4, horizon=4)
+FEW_STEPS = TrainConfig(steps=3, eval_every=3, warmup_steps=1, batch_size=16, theta_weights=(0.0,))
+
+
+def sunspot_like(length: int = 120) -> np.ndarray:
+    """A positive cycle with a few zeros in its troughs, each after a positive window."""
+    t = np.arange(length)
+    values = np.round(60 * np.sin(2 * np.pi * t / 11) + 70)
+    values[[51, 52, 95]] = 0.0
+    return values
+
+
+def test_a_zero_after_a_positive_window_trains() -> None:
+    # Yearly sunspots (zeros in 1711, 1712, 1810) failed at the first loss check with
+    # "loss became inf at step 100": a zero target is log(0) in the positive window's scale.
+    values = sunspot_like()
+    assert (values[:51] > 0).all() and values[51] == 0
+    series = SeriesSet(["sunspots", "other"], [values, values[::-1] + 1.0])
+    cfg = dataclasses.replace(FEW_STEPS, steps=100, eval_every=100)
+    result = fit(series, SMALL, cfg, progress=False)
+    assert np.isfinite(result.history[-1]["loss"]) and np.isfinite(result.val_metrics["mase"])
+    forecast = Predictor(result.config, result.params).predict(series.values).point
+    assert np.isfinite(forecast).all()
+
+
+@st.composite
+def awkward_series(draw: st.DrawFn, length: int = 40) -> np.ndarray:
+    """A series with zeros, negatives, a constant run, tiny (1e-20) or huge (1e12) values."""
+    unit = draw(st.sampled_from([1e-20, 1e-6, 1.0, 1e12]))
+    shape = draw(hnp.arrays(np.float64, length, elements=st.floats(0.0, 10.0)))
+    values = unit * shape
+    zeros = draw(hnp.arrays(np.bool_, length, elements=st.booleans()))
+    kind = draw(st.sampled_from(["zeros", "negative", "constant", "signed", "as is"]))
+    if kind == "zeros":
+        values[zeros] = 0.0
+    elif kind == "negative":
+        values = -values
+    elif kind == "constant":
+        values[: draw(st.integers(1, length))] = draw(st.sampled_from([0.0, unit, -unit]))
+    elif kind == "signed":
+        values[zeros] *= -1.0
+    return values
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(awkward_series(), min_size=2, max_size=2))
+def test_every_finite_series_trains_to_a_finite_loss_and_finite_forecasts(
+    values: list[np.ndarray],
+) -> None:
+    series = SeriesSet(["a", "b"], values)
+    result = fit(series, SMALL, FEW_STEPS, progress=False)
+    assert np.isfinite(result.history[-1]["loss"])
+    forecast = Predictor(result.config, result.params).predict(series.values)
+    assert np.isfinite(forecast.point).all()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_a_diverged_run_names_the_series_and_the_settings_it_ran_with() -> None:
+    series = seasonal_series()
+    series.values[2][:] = 1e39  # finite in float64, infinite once on the device in float32
+    cfg = TrainConfig(steps=200, eval_every=100, warmup_steps=5)
+    with pytest.raises(TrainingDivergedError) as caught:
+        fit(series, CFG, cfg, progress=False)
+    message = str(caught.value)
+    # The first step already diverges (its batch holds s2's windows), not the 100th.
+    assert message.startswith("loss became nan at step 1 (learning rate 0.003, clip_norm 1")
+    assert "series ['s2']" in message and "'s0'" not in message
+    assert "lower" not in message  # no advice that nobody tried

@@ -33,6 +33,8 @@ HELP = {
     "seasonality": "seasonal period (derived from the frequency: hourly 24, daily 7, weekly 52, "
     "monthly 12, quarterly 4; else 1)",
     "patience": "evaluations without improvement before stopping early (0: never)",
+    "max_gap": "longest run of missing points interpolated when reading the data; a longer gap "
+    "cuts the series, training on the segments between (default 3)",
     "ema": "decay of the weight average that is evaluated and kept (0: the raw weights; "
     "derived from the data: 0.99 when short series give few training windows, else 0)",
     "refit": "train again on whole histories for the selected steps (default: by the data)",

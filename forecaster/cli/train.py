@@ -42,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.registry and not args.name:
         raise SystemExit("forecaster train: error: --registry needs --name")
-    configs_from_args(args)  # bad flags fail before the data is read
-    series = data_source(args).load()
+    _, given_train = configs_from_args(args)  # bad flags fail before the data is read
+    series = data_source(args).load(max_gap=given_train.max_gap)
     print(f"forecaster train: data: {series.reading}", file=sys.stderr)
+    if gaps := series.gap_summary():
+        print(f"forecaster train: note: {gaps}", file=sys.stderr)
     if series.freq is None:
         print(
             "forecaster train: note: the data has no timestamps and no --freq was given; "

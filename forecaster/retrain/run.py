@@ -138,7 +138,7 @@ def _publish_and_promote(registry: Registry, run: Run) -> None:
 def _train(job: Job, registry: Registry, progress: bool) -> Run:
     """Load the data and the champion, and fit the challenger on all but the hold-out."""
     timings: dict[str, float] = {}
-    series = timed(timings, "load_s", job.data.load)
+    series = timed(timings, "load_s", job.data.load, max_gap=job.train.max_gap)
     champion = timed(timings, "champion_s", _load_champion, registry, job.name)
     model, train, changes = challenger_configs(job, champion.model, series)
     train_series, _ = split_holdout(series, model.horizon, train.seasonality)
