@@ -94,8 +94,10 @@ def test_ambiguous_day_first_dates_name_both_readings() -> None:
         assert series.freq == "MS" and series.lengths.tolist() == [30]
         np.testing.assert_array_equal(series.values[0], sales())
         assert series.end == [MONTHS[-1]]
-    with pytest.raises(DataError, match="gap of 354 missing values"):
-        series_from_frame(frame, dayfirst=False)  # as asked: days, with the year's gap
+    # As asked: days, with the year's gaps, which cut the series (training's gap policy).
+    series = series_from_frame(frame, dayfirst=False)
+    assert series.freq == "24h" and [g.missing for g in series.gaps] == [354, 353]
+    assert "354 cut" in series.gap_summary()
 
 
 def test_dates_that_only_read_day_first_are_read_so_and_said() -> None:
