@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 CellType = Literal["lstm", "gru", "rnn"]
@@ -293,6 +294,62 @@ def default_steps(model: ModelConfig, batch_size: int, lengths: Sequence[int]) -
     return {"steps": steps, "eval_every": max(1, steps // EVALUATIONS)}
 
 
+# Training cost, in CPU-seconds of this project's 2-core CPU (wall time is about half on a quiet
+# machine, as much as this when another job holds a core). Measured there (benchmarks/own_data.py,
+# README "Your own data"): one optimiser step costs about COST_PER_MAC seconds per
+# multiply-accumulate of the recurrent cells (forward, backward and update together: 56 ms for
+# the M4 Hourly recipe's 7 steps of 24 points, 372 ms for a weekly window of 52 points read one
+# by one; the ensemble, batch and hidden size scale it as their product does), and compiling
+# the training loop, which unrolls the scan, about COMPILE_SECONDS plus COMPILE_PER_STEP a
+# recurrent step.
+COST_PER_MAC = 9e-11
+COMPILE_SECONDS, COMPILE_PER_STEP = 8.0, 0.6
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+# The budget a derived config must fit: COST_BASE for any data, plus COST_PER_POINT for each
+# point of history (a single series of 10,000 points: 200 CPU-seconds, about 3 minutes on one
+# free core; M4 Hourly's 353,500 points: 887, which its recipe's 680 fits).
+COST_BASE, COST_PER_POINT = 180.0, 2e-3
+
+
+def step_cost(model: ModelConfig, batch_size: int) -> float:
+    """CPU-seconds of one optimiser step of ``model`` on ``batch_size`` windows per member: the
+    recurrent cells' multiply-accumulates (``input_size // step`` steps, each reading ``step``
+    values or the layer below) times ``COST_PER_MAC``."""
+    scan = model.input_size // model.step
+    inputs = model.step + model.hidden * (model.layers - 1)
+    macs = GATES[model.cell] * model.hidden * (model.hidden * model.layers + inputs) * scan
+    return COST_PER_MAC * model.ensemble * batch_size * macs
+
+
+def training_cost(model: ModelConfig, train: TrainConfig) -> float:
+    """Estimated CPU-seconds to train ``model`` with ``train`` (see ``COST_PER_MAC``): compiling
+    the loop once (the refit reuses it), then every step, twice with a refit. Validation passes
+    are left out: a forward pass over each series, a small share of a step's cost."""
+    scan = model.input_size // model.step
+    runs = 2 if train.refit else 1
+    compile_seconds = COMPILE_SECONDS + COMPILE_PER_STEP * scan * model.layers
+    return compile_seconds + runs * train.steps * step_cost(model, train.batch_size)
+
+
+def cost_budget(lengths: Sequence[int]) -> float:
+    """CPU-seconds that the derived settings may cost for series of ``lengths``: ``COST_BASE``
+    plus ``COST_PER_POINT`` a point."""
+    return COST_BASE + COST_PER_POINT * float(sum(int(n) for n in lengths))
+
+
+def step_candidates(window: int, season: int) -> list[int]:
+    """Points per recurrent step that can read a ``window``, finest first: the divisors of the
+    window that divide the season or are whole seasons (a step never straddles part of a
+    season), leaving at least ``STEPS_PER_WINDOW`` recurrent steps; one point per step always
+    qualifies."""
+    ok = [
+        d
+        for d in range(2, window // STEPS_PER_WINDOW + 1)
+        if window % d == 0 and (season % d == 0 or d % season == 0)
+    ]
+    return [1, *ok]
+
+
 def default_window(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -> int:
     """The window rule: long enough to see the longest season and twice the horizon (rounded up
     to whole seasons), short enough that at least half of the series give full training windows
@@ -320,7 +377,9 @@ def build_configs(
     - seasonality: the frequency's shortest seasonal period; horizon: the frequency's default;
     - window (``input_size``): :func:`default_window`;
     - step: one season when the window holds at least ``STEPS_PER_WINDOW`` of them (and is a
-      whole number of them), else one point;
+      whole number of them), else one point; when that config's :func:`training_cost` exceeds
+      the :func:`cost_budget` of ``lengths``, the finest coarser step of
+      :func:`step_candidates` that fits (else the cheapest of them);
     - ``min_input``: the whole window when every series is long enough for it, else one
       horizon (shorter histories are read masked);
     - training steps and evaluation interval: :func:`default_steps`;
@@ -340,6 +399,37 @@ def build_configs(
     horizon = given_model.get("horizon", cal.horizon)
     window = given_model.get("input_size") or default_window(cal, horizon, lengths)
     step = season if window % season == 0 and window >= STEPS_PER_WINDOW * season else 1
+    derive = partial(_derive, given_model, given_train, season, horizon, window, lengths)
+    try:
+        configs = derive(step)
+        if "step" in given_model or lengths is None or not len(lengths):
+            return configs
+        # Reading the window in coarser steps shortens the scan, the cost's main factor (a
+        # weekly window of 52 points read one by one: 52 recurrent steps against the M4 Hourly
+        # recipe's 7): the finest step whose training fits the budget, else the cheapest.
+        budget = cost_budget(lengths)
+        cheapest = configs
+        for coarser in [d for d in step_candidates(window, season) if d > step]:
+            if training_cost(*configs) <= budget:
+                break
+            configs = derive(coarser)
+            cheapest = min(cheapest, configs, key=lambda c: training_cost(*c))
+        return configs if training_cost(*configs) <= budget else cheapest
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def _derive(
+    given_model: Mapping[str, Any],
+    given_train: Mapping[str, Any],
+    season: int,
+    horizon: int,
+    window: int,
+    lengths: Sequence[int] | None,
+    step: int,
+) -> tuple[ModelConfig, TrainConfig]:
+    """Both configs for a window read in steps of ``step`` points (see :func:`build_configs`);
+    raises ValueError or TypeError for settings that do not make a config."""
     derived: dict[str, Any] = {**RECIPE_MODEL, "horizon": horizon, "input_size": window}
     derived["step"] = step
     if lengths is not None and len(lengths) and min(lengths) < window + 2 * horizon:
@@ -350,17 +440,14 @@ def build_configs(
     if least < window and 0 < windows < FEW_WINDOWS:  # few windows, some series read masked
         derived |= FEW_MODEL
         small = FEW_TRAIN
-    try:
-        model_cfg = ModelConfig(**{**derived, **given_model})
-        schedule = dict(RECIPE_TRAIN)
-        if lengths is not None and len(lengths):
-            batch = given_train.get("batch_size", TrainConfig.batch_size)
-            schedule = {**default_steps(model_cfg, batch, lengths), **small}
-        if "steps" in given_train:  # evaluate as often relative to the run, however long
-            schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
-        train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {err}") from err
+    model_cfg = ModelConfig(**{**derived, **given_model})
+    schedule = dict(RECIPE_TRAIN)
+    if lengths is not None and len(lengths):
+        batch = given_train.get("batch_size", TrainConfig.batch_size)
+        schedule = {**default_steps(model_cfg, batch, lengths), **small}
+    if "steps" in given_train:  # evaluate as often relative to the run, however long
+        schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
+    train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
     return model_cfg, train_cfg
 
 

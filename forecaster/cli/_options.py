@@ -20,7 +20,7 @@ HELP = {
     "horizon": "points forecast (derived from the frequency: hourly 48, daily 14, weekly 13, "
     "monthly 18, quarterly 8, yearly 6; else 12)",
     "step": "points per recurrent step (derived from the data: one season when the window "
-    "holds two, else 1)",
+    "holds two, else 1, or coarser where that would cost more than the data's time budget)",
     "hidden": "units per layer (derived from the data: 128, or 64 when short series give few "
     "training windows)",
     "ensemble": "independently trained members whose median is the forecast (default 5)",
