@@ -307,7 +307,7 @@ COMPILE_SECONDS, COMPILE_PER_STEP = 8.0, 0.6
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 # The budget a derived config must fit: COST_BASE for any data, plus COST_PER_POINT for each
 # point of history (a single series of 10,000 points: 200 CPU-seconds, about 3 minutes on one
-# free core; M4 Hourly's 353,500 points: 887, which its recipe's 680 fits).
+# free core; M4 Hourly's 353,500 points: 887, which its recipe's estimated 765 fits).
 COST_BASE, COST_PER_POINT = 180.0, 2e-3
 
 
