@@ -295,13 +295,14 @@ def default_steps(model: ModelConfig, batch_size: int, lengths: Sequence[int]) -
 
 
 # Training cost, in CPU-seconds of this project's 2-core CPU (wall time is about half on a quiet
-# machine, as much as this when another job holds a core). Measured there (benchmarks/own_data.py,
-# README "Your own data"): one optimiser step costs about COST_PER_MAC seconds per
-# multiply-accumulate of the recurrent cells (forward, backward and update together: 56 ms for
-# the M4 Hourly recipe's 7 steps of 24 points, 372 ms for a weekly window of 52 points read one
-# by one; the ensemble, batch and hidden size scale it as their product does), and compiling
-# the training loop, which unrolls the scan, about COMPILE_SECONDS plus COMPILE_PER_STEP a
-# recurrent step.
+# machine, as much as this when another job holds a core). Measured there (the
+# "weekly_step_profile" lines of benchmarks/results/own_data.jsonl): one optimiser step costs
+# about COST_PER_MAC seconds per multiply-accumulate of the recurrent cells (forward, backward
+# and update together: 56 ms for the M4 Hourly recipe's 7 steps of 24 points, 372 ms for a
+# weekly window of 52 points read one by one). The estimate scales with the product of the
+# ensemble, the batch and the cells' sizes; measured, one member cost 0.35 of five and a batch of
+# 64 0.29 of 256, so it errs high for small ones. Compiling the training loop, which unrolls the
+# scan, costs about COMPILE_SECONDS plus COMPILE_PER_STEP a recurrent step.
 COST_PER_MAC = 9e-11
 COMPILE_SECONDS, COMPILE_PER_STEP = 8.0, 0.6
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}

@@ -219,3 +219,16 @@ def test_a_given_step_is_kept_over_the_budget_and_else_the_cheapest_is_taken() -
     assert training_cost(huge, huge_train) > cost_budget([10_000])
     no_data, _ = build_configs(freq="W")  # nothing to weigh the cost against
     assert no_data.step == 1
+
+
+def test_the_summary_line_says_when_the_budget_chose_smaller_batches() -> None:
+    from forecaster.cli import build_parser
+    from forecaster.cli.train import choices
+
+    args = build_parser().parse_args(["train", "--data", "co2.csv", "--out", "m"])
+    co2 = build_configs(freq="W-SAT", lengths=[2_232])
+    assert choices(*co2, args).endswith(
+        "5 x lstm of 128 units, batches of 64 (derived from the data)"
+    )
+    hourly = build_configs({"horizon": 48}, freq="h", lengths=M4_HOURLY)
+    assert "batches of" not in choices(*hourly, args)
