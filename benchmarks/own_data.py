@@ -1,6 +1,6 @@
 """Your own data, as a new user has it: small realistic files trained with no flags.
 
-    python -m benchmarks.own_data [--only NAME ...] [--out FILE]
+    python -m benchmarks.own_data [--only NAME ...] [--out FILE] [--flags "--step 1 ..."]
 
 Each data set is built from data shipped inside statsmodels (no download at run time) or
 generated, written as the file a user would have (its own column names, one series without an
