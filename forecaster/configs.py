@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 CellType = Literal["lstm", "gru", "rnn"]
@@ -304,6 +305,65 @@ def default_steps(model: ModelConfig, batch_size: int, lengths: Sequence[int]) -
     return {"steps": steps, "eval_every": max(1, steps // EVALUATIONS)}
 
 
+# Training cost, in CPU-seconds of this project's 2-core CPU (wall time is about half on a quiet
+# machine, as much as this when another job holds a core). Measured there (the
+# "weekly_step_profile" lines of benchmarks/results/own_data.jsonl): one optimiser step costs
+# about COST_PER_MAC seconds per multiply-accumulate of the recurrent cells (forward, backward
+# and update together: 56 ms for the M4 Hourly recipe's 7 steps of 24 points, 372 ms for a
+# weekly window of 52 points read one by one). The estimate scales with the product of the
+# ensemble, the batch and the cells' sizes; measured, one member cost 0.35 of five and a batch of
+# 64 0.29 of 256, so it errs high for small ones. Compiling the training loop, which unrolls the
+# scan, costs about COMPILE_SECONDS plus COMPILE_PER_STEP a recurrent step.
+COST_PER_MAC = 9e-11
+COMPILE_SECONDS, COMPILE_PER_STEP = 8.0, 0.6
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+# The budget a derived config must fit: COST_BASE for any data, plus COST_PER_POINT for each
+# point of history (a single series of 10,000 points: 200 CPU-seconds, about 3 minutes on one
+# free core; M4 Hourly's 353,500 points: 887, which its recipe's estimated 765 fits).
+COST_BASE, COST_PER_POINT = 180.0, 2e-3
+# Smaller batches (windows a member a step) tried, in turn, before coarser steps.
+COST_BATCHES = (128, 64)
+
+
+def step_cost(model: ModelConfig, batch_size: int) -> float:
+    """CPU-seconds of one optimiser step of ``model`` on ``batch_size`` windows per member: the
+    recurrent cells' multiply-accumulates (``input_size // step`` steps, each reading ``step``
+    values or the layer below) times ``COST_PER_MAC``."""
+    scan = model.input_size // model.step
+    inputs = model.step + model.hidden * (model.layers - 1)
+    macs = GATES[model.cell] * model.hidden * (model.hidden * model.layers + inputs) * scan
+    return COST_PER_MAC * model.ensemble * batch_size * macs
+
+
+def training_cost(model: ModelConfig, train: TrainConfig) -> float:
+    """Estimated CPU-seconds to train ``model`` with ``train`` (see ``COST_PER_MAC``): compiling
+    the loop once (the refit reuses it), then every step, twice with a refit. Validation passes
+    are left out: a forward pass over each series, a small share of a step's cost."""
+    scan = model.input_size // model.step
+    runs = 2 if train.refit else 1
+    compile_seconds = COMPILE_SECONDS + COMPILE_PER_STEP * scan * model.layers
+    return compile_seconds + runs * train.steps * step_cost(model, train.batch_size)
+
+
+def cost_budget(lengths: Sequence[int]) -> float:
+    """CPU-seconds that the derived settings may cost for series of ``lengths``: ``COST_BASE``
+    plus ``COST_PER_POINT`` a point."""
+    return COST_BASE + COST_PER_POINT * float(sum(int(n) for n in lengths))
+
+
+def step_candidates(window: int, season: int) -> list[int]:
+    """Points per recurrent step that can read a ``window``, finest first: the divisors of the
+    window that divide the season or are whole seasons (a step never straddles part of a
+    season), leaving at least ``STEPS_PER_WINDOW`` recurrent steps; one point per step always
+    qualifies."""
+    ok = [
+        d
+        for d in range(2, window // STEPS_PER_WINDOW + 1)
+        if window % d == 0 and (season % d == 0 or d % season == 0)
+    ]
+    return [1, *ok]
+
+
 def default_window(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -> int:
     """The window rule: long enough to see the longest season and twice the horizon (rounded up
     to whole seasons), short enough that at least half of the series give full training windows
@@ -331,7 +391,10 @@ def build_configs(
     - seasonality: the frequency's shortest seasonal period; horizon: the frequency's default;
     - window (``input_size``): :func:`default_window`;
     - step: one season when the window holds at least ``STEPS_PER_WINDOW`` of them (and is a
-      whole number of them), else one point;
+      whole number of them), else one point; when that config's :func:`training_cost` exceeds
+      the :func:`cost_budget` of ``lengths``: a smaller batch (``COST_BATCHES``, the schedule
+      kept), then the finest coarser step of :func:`step_candidates`, with each batch in turn,
+      the first that fits (else the cheapest of them);
     - ``min_input``: the whole window when every series is long enough for it, else one
       horizon (shorter histories are read masked);
     - training steps and evaluation interval: :func:`default_steps`;
@@ -351,6 +414,48 @@ def build_configs(
     horizon = given_model.get("horizon", cal.horizon)
     window = given_model.get("input_size") or default_window(cal, horizon, lengths)
     step = season if window % season == 0 and window >= STEPS_PER_WINDOW * season else 1
+    derive = partial(_derive, given_model, given_train, season, horizon, window, lengths)
+    try:
+        configs = derive(step)
+        if lengths is None or not len(lengths):
+            return configs
+        # Over the budget, a step is made cheaper: first by fewer windows a batch, the schedule
+        # kept (one series of 2,232 points passes 119 times over its windows in 1,000 steps of
+        # 256, far above EPOCHS), then by reading the window in coarser steps, which shortens
+        # the scan (a weekly window read point by point: 52 recurrent steps against the M4
+        # Hourly recipe's 7). On co2, a point a step, batch 64 scored MASE 0.30 for 115
+        # CPU-seconds, four points a step (batch 256) 0.45 for 130, the full 0.25 for 430.
+        budget = cost_budget(lengths)
+        coarser = [d for d in step_candidates(window, season) if d > step]
+        steps = [step] if "step" in given_model else [step, *coarser]
+        largest = configs[1].batch_size
+        batches = [largest] if "batch_size" in given_train else sorted(
+            {largest, *(b for b in COST_BATCHES if b < largest)}, reverse=True
+        )  # fmt: skip
+        tried = []
+        for points in steps:
+            model_cfg, train_cfg = derive(points)
+            for batch in batches:
+                candidate = (model_cfg, dataclasses.replace(train_cfg, batch_size=batch))
+                if training_cost(*candidate) <= budget:
+                    return candidate
+                tried.append(candidate)
+        return min(tried, key=lambda c: training_cost(*c))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def _derive(
+    given_model: Mapping[str, Any],
+    given_train: Mapping[str, Any],
+    season: int,
+    horizon: int,
+    window: int,
+    lengths: Sequence[int] | None,
+    step: int,
+) -> tuple[ModelConfig, TrainConfig]:
+    """Both configs for a window read in steps of ``step`` points (see :func:`build_configs`);
+    raises ValueError or TypeError for settings that do not make a config."""
     derived: dict[str, Any] = {**RECIPE_MODEL, "horizon": horizon, "input_size": window}
     derived["step"] = step
     if lengths is not None and len(lengths) and min(lengths) < window + 2 * horizon:
@@ -361,17 +466,14 @@ def build_configs(
     if least < window and 0 < windows < FEW_WINDOWS:  # few windows, some series read masked
         derived |= FEW_MODEL
         small = FEW_TRAIN
-    try:
-        model_cfg = ModelConfig(**{**derived, **given_model})
-        schedule = dict(RECIPE_TRAIN)
-        if lengths is not None and len(lengths):
-            batch = given_train.get("batch_size", TrainConfig.batch_size)
-            schedule = {**default_steps(model_cfg, batch, lengths), **small}
-        if "steps" in given_train:  # evaluate as often relative to the run, however long
-            schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
-        train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {err}") from err
+    model_cfg = ModelConfig(**{**derived, **given_model})
+    schedule = dict(RECIPE_TRAIN)
+    if lengths is not None and len(lengths):
+        batch = given_train.get("batch_size", TrainConfig.batch_size)
+        schedule = {**default_steps(model_cfg, batch, lengths), **small}
+    if "steps" in given_train:  # evaluate as often relative to the run, however long
+        schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
+    train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
     return model_cfg, train_cfg
 
 

@@ -10,6 +10,10 @@ from forecaster.configs import (
     TrainConfig,
     build_configs,
     calendar,
+    cost_budget,
+    step_candidates,
+    step_cost,
+    training_cost,
     typed_fields,
 )
 
@@ -46,7 +50,7 @@ def test_the_calendar_of_each_frequency(freq: str | None, seasons: tuple, horizo
         # (input_size, step, horizon, min_input, seasonality)
         ("h", [700] * 4, (168, 24, 48, 168, 24)),  # the M4 Hourly recipe
         ("D", [400] * 4, (28, 7, 14, 28, 7)),
-        ("W", [300] * 4, (52, 1, 13, 52, 52)),
+        ("W", [300] * 4, (52, 1, 13, 52, 52)),  # in batches of 64 (the cost budget)
         ("MS", [48, 78, 115, 116, 126], (36, 12, 18, 24, 12)),  # short series read masked
         ("QS", [16, 36, 44, 44, 64], (16, 4, 8, 8, 4)),
         ("YS", [14, 15, 19, 30, 41], (7, 1, 6, 6, 1)),  # the window shrinks to the data
@@ -141,3 +145,92 @@ def test_typed_fields_converts_json_kinds() -> None:
     assert out == {"dropout": 0.0, "quantiles": (0.9, 0.1)}
     assert isinstance(out["dropout"], float)
     assert typed_fields(TrainConfig, {"learning_rate": 1}) == {"learning_rate": 1.0}
+
+
+# M4 Weekly's shape: 359 series of 80 to 2,600 weekly points, median about 930.
+M4_WEEKLY = [80, 93, 150, 260, 400, 560, 700, 850, 930, 930, 1_000, 1_100, 1_300, 1_600, 2_000,
+             2_300, 2_600] * 21 + [930, 930]  # fmt: skip
+# Every common frequency, a single series of 10,000 points.
+SINGLE_FREQS = ("h", "30min", "15min", "min", "D", "B", "W", "MS", "QS", "YS", None)
+
+
+def test_a_single_series_of_10000_points_trains_within_three_minutes_at_any_frequency() -> None:
+    # 200 CPU-seconds: about 100 s on the 2-core CPU, 3 minutes and 20 s on one free core.
+    for freq in SINGLE_FREQS:
+        for n in (300, 2_232, 10_000):
+            model, train = build_configs(freq=freq, lengths=[n])
+            assert training_cost(model, train) <= cost_budget([n]) <= 200, (freq, n)
+
+
+def test_weekly_data_trains_in_smaller_batches_then_coarser_steps_within_the_budget() -> None:
+    co2, co2_train = build_configs(freq="W-SAT", lengths=[2_232])
+    # A point a step as before, 64 windows a batch instead of 256, the same 1,000 steps.
+    assert (co2.input_size, co2.step, co2_train.batch_size, co2_train.steps) == (52, 1, 64, 1_000)
+    as_before = build_configs({}, {"batch_size": 256}, freq="W-SAT", lengths=[2_232])
+    assert as_before[0].step == 4  # a given batch is kept: the step gives way
+    full = build_configs({"step": 1}, {"batch_size": 256}, freq="W-SAT", lengths=[2_232])
+    assert training_cost(*full) > 2 * cost_budget([2_232])
+    long, long_train = build_configs(freq="W", lengths=[10_000])
+    assert (long.step, long_train.batch_size) == (2, 64)  # 26 recurrent steps, not 52
+    m4, m4_train = build_configs(freq="W", lengths=M4_WEEKLY)
+    assert len(M4_WEEKLY) == 359 and m4_train.steps == 12_000
+    hourly = training_cost(*build_configs({"horizon": 48}, freq="h", lengths=M4_HOURLY))
+    # Under the M4 Hourly recipe's cost, and 10 minutes on the two cores.
+    assert training_cost(m4, m4_train) <= min(hourly, 2 * 600)
+
+
+def test_data_within_the_budget_keep_the_seasonal_rule() -> None:
+    """M3's and M4 Hourly's shapes fit the budget, so their settings are the ones benchmarked."""
+    shapes = [("h", M4_HOURLY), ("YS", [14, 15, 19, 30, 41] * 129),
+              ("MS", [48] + [115] * 1_000), ("QS", [16, 36, 44, 44, 64] * 150),
+              (None, [63] * 174)]  # fmt: skip
+    for freq, lengths in shapes:
+        horizon = {"horizon": 8} if freq is None else {}
+        model, train = build_configs(horizon, freq=freq, lengths=lengths)
+        assert training_cost(model, train) <= cost_budget(lengths), freq
+    assert build_configs(freq="YS", lengths=[14, 15, 19, 30, 41] * 129)[0].step == 1
+    assert build_configs({"horizon": 8}, lengths=[63] * 174)[0].step == 1  # M3 Other
+
+
+def test_the_cost_follows_the_recurrent_steps_and_their_width() -> None:
+    recipe = ModelConfig(cell="lstm", hidden=128, input_size=168, horizon=48, step=24, ensemble=5)
+    weekly = ModelConfig(cell="lstm", hidden=128, input_size=52, horizon=13, step=1, ensemble=5)
+    # Measured on the 2-core CPU: 56 and 372 CPU-ms a step (benchmarks/own_data.py's notes).
+    assert 0.045 < step_cost(recipe, 256) < 0.07 and 0.3 < step_cost(weekly, 256) < 0.45
+    assert step_cost(weekly, 64) == pytest.approx(step_cost(weekly, 256) / 4)
+    once, twice = TrainConfig(steps=1_000), TrainConfig(steps=1_000, refit=True)
+    assert training_cost(weekly, twice) - training_cost(weekly, once) == pytest.approx(
+        1_000 * step_cost(weekly, 256)
+    )
+
+
+def test_step_candidates_never_straddle_part_of_a_season() -> None:
+    assert step_candidates(52, 52) == [1, 2, 4, 13, 26]
+    minutes = step_candidates(1_440, 60)  # a day of minutes: parts of the hour, or whole hours
+    assert minutes[:12] == [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60]
+    assert minutes[12:] == [120, 180, 240, 360, 480, 720]  # 72, 96, 144: no
+    assert step_candidates(7, 1) == [1]
+    assert step_candidates(24, 1) == [1, 2, 3, 4, 6, 8, 12]
+
+
+def test_a_given_step_is_kept_over_the_budget_and_else_the_cheapest_is_taken() -> None:
+    given, _ = build_configs({"step": 1}, freq="W", lengths=[10_000])
+    assert given.step == 1
+    huge, huge_train = build_configs({"ensemble": 64, "hidden": 512}, freq="W", lengths=[10_000])
+    assert (huge.step, huge_train.batch_size) == (26, 64)
+    assert training_cost(huge, huge_train) > cost_budget([10_000])
+    no_data, _ = build_configs(freq="W")  # nothing to weigh the cost against
+    assert no_data.step == 1
+
+
+def test_the_summary_line_says_when_the_budget_chose_smaller_batches() -> None:
+    from forecaster.cli import build_parser
+    from forecaster.cli.train import choices
+
+    args = build_parser().parse_args(["train", "--data", "co2.csv", "--out", "m"])
+    co2 = build_configs(freq="W-SAT", lengths=[2_232])
+    assert choices(*co2, args).endswith(
+        "5 x lstm of 128 units, batches of 64 (derived from the data)"
+    )
+    hourly = build_configs({"horizon": 48}, freq="h", lengths=M4_HOURLY)
+    assert "batches of" not in choices(*hourly, args)

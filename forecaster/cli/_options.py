@@ -20,7 +20,8 @@ HELP = {
     "horizon": "points forecast (derived from the frequency: hourly 48, daily 14, weekly 13, "
     "monthly 18, quarterly 8, yearly 6; else 12)",
     "step": "points per recurrent step (derived from the data: one season when the window "
-    "holds two, else 1)",
+    "holds two, else 1, or coarser where batches of 64 would still cost more than the data's "
+    "time budget)",
     "hidden": "units per layer (derived from the data: 128, or 64 when short series give few "
     "training windows)",
     "ensemble": "independently trained members whose median is the forecast (default 5)",
@@ -30,6 +31,8 @@ HELP = {
     "steps": "optimiser steps (derived from the data: 50 passes over the training windows, "
     "1000 to 12000)",
     "eval_every": "steps between validations (derived from the data: a twelfth of the steps)",
+    "batch_size": "windows per member a step (derived from the data: 256, or 128 or 64 where "
+    "256 would cost more than the data's time budget)",
     "seasonality": "seasonal period (derived from the frequency: hourly 24, daily 7, weekly 52, "
     "monthly 12, quarterly 4; else 1)",
     "patience": "evaluations without improvement before stopping early (0: never)",

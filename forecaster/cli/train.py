@@ -16,9 +16,10 @@ from forecaster.cli._options import (
     configs_from_args,
     data_source,
 )
+from forecaster.configs import TrainConfig
 
 if TYPE_CHECKING:
-    from forecaster.configs import ModelConfig, TrainConfig
+    from forecaster.configs import ModelConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -90,5 +91,7 @@ def choices(model: ModelConfig, train: TrainConfig, args: argparse.Namespace) ->
         f"{train.steps} steps (validated every {train.eval_every})",
         f"{model.ensemble} x {model.cell} of {model.hidden} units",
     ]
+    if train.batch_size != TrainConfig.batch_size:  # the cost budget chose smaller batches
+        facts.append(f"batches of {train.batch_size}")
     told = f"; given: {', '.join(given)}" if given else ""
     return "training with " + ", ".join(facts) + f" (derived from the data{told})"
