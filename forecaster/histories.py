@@ -63,6 +63,7 @@ class GapTooLong(ValueError):
             "needed to forecast from them; fill the gap or send only the points after it"
         )
         self.gap, self.points_after, self.needed = gap, points_after, needed
+        self.max_gap = max_gap
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Every series is checked against its model (:func:`check_series`: size, magnitude, timestamps),
 its missing values handled by the training policy (:mod:`forecaster.histories`: nulls and skipped
-timestamps interpolated up to 3 in a row, the history cut after a longer gap), and then forecast by
+timestamps interpolated up to the model's ``max_gap`` in a row, 3 unless it was trained with
+another, the history cut after a longer gap), and then forecast by
 the model when it holds at least the model's ``min_input`` points (through the micro-batcher), else
 by the statistical fallback (:mod:`forecaster.fallback`). Each answer says which (``method``) and
 how many points were filled. Beyond the model's trained horizon the network is rolled forward on
@@ -34,7 +35,6 @@ import numpy as np
 import pydantic_core
 
 from forecaster.configs import ModelConfig
-from forecaster.data import MAX_GAP
 from forecaster.extend import Roll
 from forecaster.fallback import Fallback, answering_method, fallback_forecast
 from forecaster.frequency import same_frequency
@@ -280,10 +280,14 @@ def check_series(
             return problem
         if timeline.positions is not None:
             positions = timeline.positions
-            values, sent = on_grid(values, positions)
+            values, sent = on_grid(values, positions, served.max_gap)
     try:
         cleaned = clean_history(
-            values, sent=sent, positions=positions, min_after_gap=least.after_gap
+            values,
+            sent=sent,
+            positions=positions,
+            min_after_gap=least.after_gap,
+            max_gap=served.max_gap,
         )
     except NoValues as exc:
         return Problem(entry, here, str(exc), "no_values")
@@ -301,8 +305,8 @@ def _gap_message(entry: Entry, exc: GapTooLong) -> str:
     if entry.timestamps is not None:
         where += f" ({entry.timestamps[gap.before]} and {entry.timestamps[gap.after]})"
     return (
-        f"gap of {gap.missing} missing points between {where}: more than the {MAX_GAP} that are "
-        f"interpolated, and the {exc.points_after} points after it are fewer than the "
+        f"gap of {gap.missing} missing points between {where}: more than the {exc.max_gap} that "
+        f"are interpolated, and the {exc.points_after} points after it are fewer than the "
         f"{exc.needed} needed to forecast from them; fill the gap or send only the points after it"
     )
 

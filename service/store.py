@@ -66,6 +66,14 @@ class ServedModel:
         """pandas alias of the training data's frequency (None when it had no timestamps)."""
         return self.loaded.manifest.freq
 
+    @property
+    def max_gap(self) -> int:
+        """Longest run of missing points interpolated in a history: the one the model was
+        trained with (``--max-gap``), so serving reads a history as training read its data."""
+        training = self.loaded.manifest.training or {}
+        value = training.get("max_gap", data.MAX_GAP)
+        return value if isinstance(value, int) and value >= 0 else data.MAX_GAP
+
 
 @dataclass(frozen=True)
 class Problem:

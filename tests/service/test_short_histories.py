@@ -5,6 +5,7 @@ missing values (nulls and skipped timestamps, the training policy), and per-seri
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,30 @@ def test_after_a_long_gap_the_points_after_it_are_forecast(client):
     assert body["gap"] == {"before": 29, "after": 34, "missing": 4}
     assert body["method"] == "seasonal_naive"  # 46 points after the gap: fewer than 48
     assert body["forecast"] == post(client, history=h[34:])["forecast"]
+
+
+def test_a_history_is_read_with_the_max_gap_its_model_was_trained_with(
+    root: Path, tmp_path: Path
+) -> None:
+    """A model trained with ``--max-gap 8`` interpolates a gap of 5 that the default cuts."""
+    shutil.copytree(root, tmp_path / "reg")
+    publish(tmp_path / "reg", "gappy", FULL, **HOURLY, training={"max_gap": 8})
+    with running_client(make_settings(tmp_path / "reg", default_model="full")) as client:
+        _check_max_gap(client)
+
+
+def _check_max_gap(client: TestClient) -> None:
+    h, times = wave(80), stamps(80)
+    sent = h[:30] + [None] * 5 + h[35:]
+    gappy = post(client, model="gappy", history=sent, timestamps=times)
+    assert (gappy["method"], gappy["filled"]) == ("model", 5) and "gap" not in gappy
+    assert post(client, model="full", history=sent, timestamps=times)["gap"]["missing"] == 5
+    skipped = post(
+        client, model="gappy", history=h[:30] + h[35:], timestamps=times[:30] + times[35:]
+    )
+    assert skipped["filled"] == 5 and skipped["forecast"] == gappy["forecast"]
+    (error,) = refused(client, model="gappy", history=h[:60] + [None] * 9 + h[69:75])
+    assert "more than the 8 that are interpolated" in error["msg"]
 
 
 def test_a_long_gap_with_too_few_points_after_it_is_named(client):
