@@ -244,10 +244,19 @@ def calendar(freq: str | None) -> Calendar:
     import pandas as pd  # only here: the command line imports this module for its flags
 
     offset = pd.tseries.frequencies.to_offset(freq)
-    if isinstance(offset, pd.offsets.Tick):
+    # A step of whole days is read in days, and one of whole weeks in weeks, however it is
+    # spelled: data whose gaps hide the weekday give ``7D`` or ``168h``, not ``W-SAT``.
+    days = offset.n if isinstance(offset, pd.offsets.Day) else None
+    if isinstance(offset, pd.offsets.Tick) and offset.nanos % _DAY_NS == 0:
+        days = int(offset.nanos // _DAY_NS)
+    if isinstance(offset, pd.offsets.Tick) and days is None:
         return _tick_calendar(offset.freqstr, int(offset.nanos))
-    seasons, horizon = CALENDARS.get(offset.rule_code.split("-")[0], ((1,), UNKNOWN.horizon))
-    n = max(offset.n, 1)
+    if days is not None:
+        rule, n = ("W", days // 7) if days % 7 == 0 else ("D", days)
+    else:
+        rule, n = offset.rule_code.split("-")[0], offset.n
+    seasons, horizon = CALENDARS.get(rule, ((1,), UNKNOWN.horizon))
+    n = max(n, 1)
     kept = tuple(p // n for p in seasons if p % n == 0 and p // n > 1) or (1,)
     return Calendar(offset.freqstr, kept, max(1, -(-horizon // n)))
 

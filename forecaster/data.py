@@ -57,7 +57,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from forecaster.configs import TrainConfig
-from forecaster.frequency import check_alias
+from forecaster.frequency import check_alias, step_frequency
 from forecaster.isotime import CLOCK_WORDS
 from forecaster.sources import SOURCE_OPTIONS, DataSource, Format
 
@@ -449,8 +449,7 @@ def _common_freq(ids: list[str], times: list[pd.DatetimeIndex]) -> str | None:
     if steps.size == 0:
         return None  # single-point series only: nothing to infer from
     values, counts = np.unique(steps, return_counts=True)
-    step = pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
-    return pd.tseries.frequencies.to_offset(step).freqstr
+    return step_frequency(int(values[np.argmax(counts)]) // 1000)
 
 
 def _on_grid(sid: str, times: pd.DatetimeIndex, values: F64, freq: str) -> tuple[F64, Any]:

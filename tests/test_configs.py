@@ -36,6 +36,11 @@ from forecaster.configs import (
         ("YE-DEC", (1,), 6),
         ("2h", (12, 84), 24),
         ("2MS", (6,), 9),
+        # Whole days and weeks however spelled (gaps hide the weekday from pandas' inference).
+        ("24h", (7,), 14),
+        ("7D", (52,), 13),
+        ("168h", (52,), 13),
+        ("14D", (26,), 7),
         (None, (1,), 12),
     ],
 )

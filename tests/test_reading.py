@@ -96,7 +96,7 @@ def test_ambiguous_day_first_dates_name_both_readings() -> None:
         assert series.end == [MONTHS[-1]]
     # As asked: days, with the year's gaps, which cut the series (training's gap policy).
     series = series_from_frame(frame, dayfirst=False)
-    assert series.freq == "24h" and [g.missing for g in series.gaps] == [354, 353]
+    assert series.freq == "D" and [g.missing for g in series.gaps] == [354, 353]
     assert "354 cut" in series.gap_summary()
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from forecaster.artifacts import load_model
 from forecaster.cli import main
-from forecaster.configs import TrainConfig
+from forecaster.configs import Calendar, TrainConfig, calendar
 from forecaster.data import SeriesSet, series_from_frame, train_val_split
 from forecaster.histories import clean_history
 from forecaster.model import ModelConfig
@@ -40,6 +40,9 @@ def test_the_loader_cuts_where_a_forecast_would(tmp_path: Path) -> None:
     frame = co2_like()
     series = series_from_frame(frame)
     assert [(g.missing, g.cut) for g in series.gaps] == [(m, True) for m in GAPS.values()]
+    # Skipped weeks hide the weekday from pandas: the step is a week all the same, and the
+    # defaults are weekly ones (a year's season, a quarter's horizon), not those of no calendar.
+    assert series.freq == "7D" and calendar(series.freq) == Calendar("7D", (52,), 13)
     assert [s.size for s in series.before_gaps["co2"]] == [60, 76, 75, 72]
     # The service's reading of the same history (a skipped stamp is a missing point).
     on_grid = np.full(520, np.nan)
