@@ -116,6 +116,12 @@ class ModelConfig:
         return "classical" if self.classical_share >= 1.0 - 1e-9 else "model+classical"
 
     @property
+    def stated_share(self) -> float | None:
+        """The classical share as answers and model listings state it beside :attr:`method`:
+        None for the network alone."""
+        return self.classical_share if self.blended else None
+
+    @property
     def network(self) -> ModelConfig:
         """This config without the classical shares: the network alone, whose compiled code
         every share reuses (the shares only act on its forecasts, in ``Predictor.blend``)."""

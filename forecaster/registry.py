@@ -712,5 +712,5 @@ class Registry:
             "seasonality": manifest.seasonality,
             # As the service's models routes name it (service.catalog).
             "method": config.method,
-            "classical_share": config.classical_share if config.blended else None,
+            "classical_share": config.stated_share,
         }

@@ -252,7 +252,7 @@ async def _summary_fields(store: ModelStore, settings: Settings, name: str) -> d
             "max_horizon": horizon_limit(cfg.horizon),
             "quantiles": list(cfg.quantiles),
             "method": cfg.method,
-            "classical_share": cfg.classical_share if cfg.blended else None,
+            "classical_share": cfg.stated_share,
         }
     return fields
 

@@ -421,7 +421,7 @@ def _answer(
         assert result is not None  # the model ran for every series it answers
         point = result.point[row, :horizon]
         bands = {q: result.quantiles[q][row, :horizon] for q in quantiles}
-        method, share = cfg.method, cfg.classical_share if cfg.blended else None
+        method, share = cfg.method, cfg.stated_share
     else:
         point, bands, method = fallback
     if not all(np.isfinite(a).all() for a in [point, *bands.values()]):
