@@ -3,7 +3,9 @@
 - ``reference/openapi.json``: the service's OpenAPI document, from the app itself;
 - the routes table of ``reference/openapi.md`` (the ``<!-- routes -->`` marker), from the same;
 - ``reference/swagger-ui/``: the Swagger UI files the service vendors (no CDN);
-- ``results/vanishing_gradients.png``: the benchmark's plot, from ``benchmarks/results``.
+- ``results/vanishing_gradients.png``: the benchmark's plot, from ``benchmarks/results``;
+- ``tour.md``: the README's tour (the one copy of it, which ``tests/test_docs.py`` runs), its
+  links made relative to this site.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SWAGGER_UI = ROOT / "service" / "static" / "swagger-ui"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE")
 COPIED = {"results/vanishing_gradients.png": ROOT / "benchmarks/results/vanishing_gradients.png"}
+TOUR_HEADING = "## A ten-minute tour"
 ROUTES_MARKER = "<!-- routes -->"
 ADMIN_KEY = "FORECASTER_ADMIN_API_KEY"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -55,7 +58,17 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(File.generated(config, f"reference/swagger-ui/{name}", abs_src_path=str(path)))
     for uri, path in COPIED.items():
         files.append(File.generated(config, uri, abs_src_path=str(path)))
+    files.append(File.generated(config, "tour.md", content=tour()))
     return files
+
+
+def tour() -> str:
+    """The README's tour section as a page: its heading the title, ``docs/`` links relative."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(TOUR_HEADING)
+    end = readme.find("\n## ", start + len(TOUR_HEADING))
+    section = readme[start : end if end >= 0 else len(readme)]
+    return section.removeprefix("#").replace("](docs/", "](")
 
 
 def routes_table() -> str:

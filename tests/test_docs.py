@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -49,6 +52,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the tour waits for the server with curl")
 def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     script = tour_script(README.read_text(), free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORECASTER_")}
