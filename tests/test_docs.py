@@ -10,6 +10,7 @@ the test never meets a server already on 8000.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -162,3 +163,33 @@ def test_the_tree_reader_sees_nesting() -> None:
         "pkg/", "pkg/a.py", "pkg/sub/", "pkg/sub/b.py", "pkg/sub/c.py", "pkg/sub/d.py",
         "top.txt", "other*.lock",
     ]  # fmt: skip
+
+
+def test_the_site_builds_offline_with_the_services_openapi(tmp_path: Path) -> None:
+    """The site builds strictly, and its OpenAPI page loads Swagger UI and the document from the
+    site itself: no CDN, no web font, nothing fetched from elsewhere."""
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    mkdocs = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(site)]
+    done = subprocess.run(mkdocs, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    document = json.loads((site / "reference" / "openapi.json").read_text())
+    assert "/v1/forecast" in document["paths"] and "/v1/models/{name}/promote" in document["paths"]
+    page = site / "reference" / "openapi" / "index.html"
+    html = page.read_text()
+    assert "SwaggerUIBundle" in html and "<td><code>/v1/actuals</code></td>" in html
+    swagger = re.findall(r'(?:src=|href=|url: )"(\.\./(?:swagger-ui/|openapi\.json)[^"]*)"', html)
+    wanted = {
+        "../swagger-ui/swagger-ui-bundle.js",
+        "../swagger-ui/swagger-ui.css",
+        "../openapi.json",
+    }
+    assert set(swagger) == wanted, swagger
+    for ref in swagger:
+        assert (page.parent / ref).resolve().is_file(), ref
+    for built in site.rglob("*.html"):
+        loads = re.findall(
+            r'<(?:script|link)[^>]*(?:src|href)="(https?://[^"]+)"', built.read_text()
+        )
+        assert not loads, (built, loads)
+    assert (site / "tour" / "index.html").is_file()
