@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -23,6 +24,7 @@ from forecaster.cli import main
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import PublishLockedError, Registry
+from forecaster.retrain.jobs import job_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses share the project's persistent compilation cache (the service's default
@@ -310,6 +312,27 @@ def test_production_is_read_once_before_the_run(
     assert decision["status"] == "superseded" and decision["action"] == "keep"
     assert (decision["production_before"], decision["production_after"]) == (1, operators)
     assert (report["backtest"]["series"], report["backtest"]["horizon"]) == (5, HORIZON)
+
+
+def test_the_hold_out_is_cut_once(tmp_path: Path, csv: Path) -> None:
+    """The backtest scores the hold-out that training left out (the Trained stage's), never a
+    second cut of the data that could disagree with it."""
+    settings = {"name": "demo", "data": str(csv), "registry": str(tmp_path / "models"),
+                "model": {"cell": "gru", "hidden": 8, "input_size": INPUT, "horizon": HORIZON},
+                "train": {"seasonality": SEASON, "steps": 10, "batch_size": 16,
+                          "eval_every": 10, "warmup_steps": 5}}  # fmt: skip
+    job = job_from_settings(settings)
+    stages = retrain.run
+    trained = stages.train(stages.load(job, Registry(job.registry), None, {}), progress=False)
+    series = data.load_series(csv)
+    tails = np.stack([v[-HORIZON:] for v in series.values])
+    np.testing.assert_array_equal(trained.holdout.targets, tails)
+    assert [len(h) for h in trained.holdout.histories] == [len(v) - HORIZON for v in series.values]
+
+    odd = trained.holdout.select(np.arange(len(series)) % 2 == 1, HORIZON)
+    evaluated = stages.evaluate(dataclasses.replace(trained, holdout=odd))
+    assert evaluated.backtest.holdout.ids == ["s1", "s3"]
+    np.testing.assert_array_equal(evaluated.backtest.holdout.targets, tails[[1, 3]])
 
 
 def test_admin_actions_do_not_wait_for_a_running_job(tmp_path: Path) -> None:

@@ -30,8 +30,7 @@ from forecaster.configs import ConfigError
 from forecaster.retrain.backtest import Backtest, Holdout, backtest, split_holdout
 from forecaster.retrain.decision import POLICIES, Decision, Policy, Status, decide
 from forecaster.retrain.jobs import Job, load_jobs, read_config_file
-from forecaster.retrain.run import RetrainError, failed, run_job
-from forecaster.retrain.state import Outcome
+from forecaster.retrain.run import Outcome, RetrainError, failed, run_job
 from forecaster.retrain.summary import describe, summary_table
 
 __all__ = [

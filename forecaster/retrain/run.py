@@ -9,6 +9,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from forecaster import data, parallel
@@ -17,26 +18,40 @@ from forecaster.configs import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import ModelNotFoundError, Registry
 from forecaster.retrain.backtest import RetrainError, backtest, split_holdout
-from forecaster.retrain.decision import Status, decide, recheck
+from forecaster.retrain.decision import DECIDED, Status, decide, recheck
 from forecaster.retrain.jobs import Job, challenger_configs
 from forecaster.retrain.live import live_accuracy
 from forecaster.retrain.report import PLOT, REPORT, build_report, plot_png
-from forecaster.retrain.state import (
-    Champion,
-    Decided,
-    Evaluated,
-    Loaded,
-    Outcome,
-    Published,
-    Trained,
-)
+from forecaster.retrain.state import Champion, Decided, Evaluated, Loaded, Published, Trained
 from forecaster.train import fit
 
-__all__ = ["RetrainError", "failed", "run_job"]
+__all__ = ["Outcome", "RetrainError", "failed", "run_job"]
 T = TypeVar("T")
 S = TypeVar("S", bound=Loaded)
 # Longest a finished job waits for another writer's publish or alias change (seconds each).
 PUBLISH_WAIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job did; ``report`` is the JSON stored with the challenger's version."""
+
+    name: str
+    status: Status
+    reason: str
+    challenger_version: int | None = None
+    champion_version: int | None = None
+    production: int | None = None
+    challenger_owa: float | None = None
+    champion_owa: float | None = None
+    improvement: float | None = None
+    report_path: str | None = None
+    seconds: float = 0.0
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in DECIDED
 
 
 def timed(seconds: dict[str, float], key: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -184,8 +199,8 @@ def _load_champion(registry: Registry, name: str, version: int | None) -> Champi
 
 
 def _warm_start(job: Job, champion: Champion, model: ModelConfig) -> tuple[dict[str, Any], Any]:
-    """Initial weights from the champion when asked for and the architecture is identical
-    (else None), and what the report says of it."""
+    """What the report says of warm starting, and the champion's weights to start from when
+    asked for and the architecture is identical (else None)."""
     if not job.warm_start:
         return {"requested": False, "used": False}, None
     if champion.model is None:

@@ -6,14 +6,14 @@ them; :mod:`.report` reads them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from forecaster import data
 from forecaster.artifacts import LoadedModel
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.retrain.backtest import Backtest, Holdout
-from forecaster.retrain.decision import DECIDED, Decision, Status
+from forecaster.retrain.decision import Decision
 from forecaster.retrain.jobs import Job
 from forecaster.train import TrainResult
 
@@ -76,25 +76,3 @@ class Published(Decided):
 
     version: int
     report: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one job did; ``report`` is the JSON stored with the challenger's version."""
-
-    name: str
-    status: Status
-    reason: str
-    challenger_version: int | None = None
-    champion_version: int | None = None
-    production: int | None = None
-    challenger_owa: float | None = None
-    champion_owa: float | None = None
-    improvement: float | None = None
-    report_path: str | None = None
-    seconds: float = 0.0
-    report: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in DECIDED

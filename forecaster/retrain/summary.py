@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from forecaster.retrain.report import finite_or_none
-from forecaster.retrain.state import Outcome
+from forecaster.retrain.run import Outcome
 
 
 def describe(outcome: Outcome) -> str:
