@@ -186,7 +186,7 @@ def scores(cut: list[np.ndarray], y: np.ndarray, f: np.ndarray, m: int, block: i
 
 
 def run_set(args: argparse.Namespace, name: str) -> list[dict]:
-    from forecaster.artifacts import load_model, save_model
+    from forecaster.registry import load_model, save_model
 
     series = load_set(args, name)
     asked = SETS[name]

@@ -84,7 +84,7 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
     for name, f in (("", forecast), ("naive_", naive), ("naive2_", naive2)):
         line |= {name + k: round(v, 3) for k, v in metrics.ape_summary(y_test, f).items()}
     if args.out:
-        from forecaster.artifacts import save_model
+        from forecaster.registry import save_model
 
         save_model(args.out / subset, model_cfg, result.params, freq=train_series.freq,
                    seasonality=m, metrics={"validation": result.val_metrics},

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(result.seconds, 1),
     }
     if args.out:
-        from forecaster.artifacts import save_model
+        from forecaster.registry import save_model
 
         save_model(args.out, model_cfg, result.params, freq=FREQ, seasonality=train_cfg.seasonality,
                    metrics={"validation": result.val_metrics, "test": scores},

@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 
 from forecaster import classical
-from forecaster.artifacts import load_model
 from forecaster.cli import main
 from forecaster.predict import Predictor
-from forecaster.registry import Registry
+from forecaster.registry import Registry, load_model
 
 DATA = Path(__file__).parent / "data" / "hourly_long.csv"
 TINY = ["--cell", "gru", "--hidden", "8", "--horizon", "24", "--input-size", "48", "--steps", "60",

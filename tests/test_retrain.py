@@ -16,11 +16,10 @@ import pandas as pd
 import pytest
 
 from forecaster import data, metrics, retrain
-from forecaster.artifacts import LoadedModel, load_model
 from forecaster.cli import main
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import PublishLockedError, Registry
+from forecaster.registry import LoadedModel, PublishLockedError, Registry, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses share the project's persistent compilation cache (the service's default

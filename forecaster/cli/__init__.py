@@ -66,12 +66,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     Imported when an error is being handled (an ``except`` clause evaluates its expression only
     then), so listing them costs nothing on the way in.
     """
-    from forecaster.artifacts import ArtifactError
     from forecaster.configs import ConfigError
     from forecaster.data import DataError
     from forecaster.monitoring.store import StoreError
     from forecaster.predict import HistoryTooShort
-    from forecaster.registry import RegistryError
+    from forecaster.registry import ArtifactError, RegistryError
     from forecaster.retrain import RetrainError
     from forecaster.train import TrainingDivergedError
 

@@ -15,11 +15,9 @@ import dataclasses
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from forecaster.artifacts import ArtifactError
 from forecaster.frequency import frequency_key
-from forecaster.manifest import Manifest
 from forecaster.monitoring.urls import default_url
-from forecaster.registry import Registry, RegistryError
+from forecaster.registry import ArtifactError, Manifest, Registry, RegistryError
 
 if TYPE_CHECKING:  # the monitoring store's imports (SQLAlchemy) wait until a verdict is asked
     from forecaster.monitoring.health import Window

@@ -75,8 +75,9 @@ from typing import Any, Literal
 import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt
 
-from forecaster import storage
-from forecaster.artifacts import (
+from forecaster.configs import ModelConfig
+from forecaster.registry import storage
+from forecaster.registry.artifacts import (
     MANIFEST,
     ArtifactError,
     LoadedModel,
@@ -85,11 +86,10 @@ from forecaster.artifacts import (
     read_manifest,
     save_model,
 )
-from forecaster.configs import ModelConfig
-from forecaster.manifest import Manifest
+from forecaster.registry.manifest import Manifest
+from forecaster.registry.storage import TMP_PREFIX, Location, failpoint, fsync_dir
 from forecaster.schemas import NAME_PATTERN
 from forecaster.settings import DEFAULT_REGISTRY
-from forecaster.storage import TMP_PREFIX, Location, failpoint, fsync_dir
 
 log = logging.getLogger(__name__)
 

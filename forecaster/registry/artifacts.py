@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from forecaster import storage
 from forecaster.configs import ModelConfig
-from forecaster.manifest import (
+from forecaster.registry import storage
+from forecaster.registry.manifest import (
     _FILE_NAME,
     DIGEST_KEY,
     FORMAT_VERSION,
@@ -75,8 +75,8 @@ from forecaster.manifest import (
     parse,
     parse_manifest,
 )
-from forecaster.storage import FAILPOINT_ENV, Location
-from forecaster.weights import (
+from forecaster.registry.storage import FAILPOINT_ENV, Location
+from forecaster.registry.weights import (
     check_params,
     encode_weights,
     few,
