@@ -76,6 +76,7 @@ import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt
 
 from forecaster.configs import ModelConfig
+from forecaster.environment import DEFAULT_REGISTRY
 from forecaster.registry import storage
 from forecaster.registry.artifacts import (
     MANIFEST,
@@ -89,11 +90,9 @@ from forecaster.registry.artifacts import (
 from forecaster.registry.manifest import Manifest
 from forecaster.registry.storage import TMP_PREFIX, Location, failpoint, fsync_dir
 from forecaster.schemas import NAME_PATTERN
-from forecaster.settings import DEFAULT_REGISTRY
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROOT = DEFAULT_REGISTRY
 DEFAULT_ALIAS = "production"
 ALIASES = "aliases.json"
 LOCK = ".lock"
@@ -260,7 +259,7 @@ class Registry:
 
     def __init__(
         self,
-        root: str | os.PathLike = DEFAULT_ROOT,
+        root: str | os.PathLike = DEFAULT_REGISTRY,
         *,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
