@@ -213,7 +213,7 @@ def test_the_service_and_the_commands_find_the_same_monitoring_database(
     combination of variables and flags."""
     from forecaster.cli import build_parser
     from forecaster.cli._options import monitoring_database
-    from forecaster.settings import Settings
+    from service.settings import Settings
 
     models, other = tmp_path / "models", tmp_path / "other"
     monitor = build_parser().parse_args
