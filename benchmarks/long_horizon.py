@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import classical, data, extend, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.fallback import answering_method, fallback_forecast
 from forecaster.predict import Forecast, Predictor

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.predict import Predictor
 from forecaster.train import fit

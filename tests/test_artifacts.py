@@ -1,4 +1,4 @@
-"""Tests of forecaster.artifacts: round trips, and refusal of every kind of damaged artifact.
+"""Tests of forecaster.registry.artifacts: round trips, and refusal of every kind of damage.
 
 The committed fixtures are only loaded, so a change to the format either keeps old models
 loadable or must refuse them with a clear message: tests/fixtures/gru_h8_v1/ was written in

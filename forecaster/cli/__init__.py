@@ -13,6 +13,11 @@ import pkgutil
 import sys
 from pathlib import Path
 
+# Public here for the benchmarks, which take train's model and training flags.
+from forecaster.cli._options import add_config_arguments, config_flags
+
+__all__ = ["add_config_arguments", "build_parser", "config_flags", "entry", "main"]
+
 # Debian's libtcmalloc-minimal4, wherever the architecture puts it.
 TCMALLOC = next(iter(sorted(Path("/usr/lib").glob("*/libtcmalloc_minimal.so.4"))), None)
 # XLA:CPU and oneDNN free and map large buffers every step; with glibc's malloc that costs page

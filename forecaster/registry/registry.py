@@ -2,7 +2,7 @@
 
 Layout under a root (a local path, default ``models/``, or an fsspec URL)::
 
-    <root>/<name>/1/                 an artifact (see :mod:`forecaster.artifacts`)
+    <root>/<name>/1/                 an artifact (see :mod:`forecaster.registry.artifacts`)
     <root>/<name>/2/
     <root>/<name>/aliases.json       {"aliases": {"production": 2},
                                       "history": {"production": [1, 2]}, "log": [...]}
@@ -49,7 +49,7 @@ when it resolves to a directory inside the registry root. One that leaves the ro
 object store) is refused: still listed, so that it is seen, while every use of it raises
 :class:`SymlinkRefusedError`, and the first meeting is logged with where it points. A symlink to
 anything but a directory is skipped, as a file is. Files (manifests, weights, ``aliases.json``)
-are never read through a symlink at all (:func:`forecaster.storage.read_bounded`): they are
+are never read through a symlink at all (:func:`forecaster.registry.storage.read_bounded`): they are
 hash-checked or replaced atomically in place.
 
 Crash testing: with ``FORECASTER_FAILPOINT=<name>`` the process SIGKILLs itself at that step:
@@ -469,7 +469,7 @@ class Registry:
         ``timeout``) raises :class:`PublishLockedError`, naming the holder and what it is
         doing, instead of waiting for another writer.
 
-        Raises the specific :class:`~forecaster.artifacts.ArtifactError` of a version that
+        Raises the specific :class:`~forecaster.registry.artifacts.ArtifactError` of a version that
         fails validation; the alias is then left unchanged.
         """
         check_version(version)
@@ -592,7 +592,7 @@ class Registry:
     ) -> int:
         """Store a new version of ``name`` and return its number.
 
-        ``save_kwargs`` go to :func:`forecaster.artifacts.save_model` (metrics,
+        ``save_kwargs`` go to :func:`forecaster.registry.artifacts.save_model` (metrics,
         data_fingerprint, freq, seasonality). ``extra_files`` may be a function of the version
         number, called once that number is fixed (under the lock), for files that name their own
         version (the retraining report). With ``promote=True`` the production alias moves to the
