@@ -1,11 +1,7 @@
-"""The ``FORECASTER_*`` environment: the variables' prefix, the registry's default root, and the
-one way the library's commands read a variable.
-
-The service's ``Settings`` (``service/settings.py``) reads every variable with pydantic-settings
-under :data:`PREFIX`; the commands that share two of its defaults (``models``, ``actuals``,
-``monitor`` and ``retrain``: the registry and the monitoring database) read them here instead,
-by the same names, so the library needs no pydantic-settings. Nothing else reads a setting's
-variable (``tests/test_cli.py`` checks).
+"""The ``FORECASTER_*`` environment as the library's commands read it. ``Settings``
+(``service/settings.py``) reads every variable under :data:`PREFIX` with pydantic-settings; the
+commands sharing its registry and monitoring database (``models``, ``actuals``, ``monitor``,
+``retrain``) read those here by the same names, so the library needs no pydantic-settings.
 """
 
 from __future__ import annotations
@@ -13,8 +9,7 @@ from __future__ import annotations
 import os
 
 PREFIX = "FORECASTER_"
-#: The registry root when neither a flag nor ``FORECASTER_REGISTRY`` names one.
-DEFAULT_REGISTRY = "models"
+DEFAULT_REGISTRY = "models"  # the registry root when no flag or variable names one
 
 
 def variable(field: str) -> str:
@@ -23,8 +18,7 @@ def variable(field: str) -> str:
 
 
 def setting(field: str) -> str | None:
-    """The value of a setting's variable; empty (as compose files pass an unset variable) is
-    unset."""
+    """A setting's variable; empty (as compose files pass an unset variable) is unset."""
     return os.environ.get(variable(field)) or None
 
 

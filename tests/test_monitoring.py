@@ -205,14 +205,14 @@ def test_urls() -> None:
         monitoring_url(None, "s3://bucket/models")
 
 
-def test_the_service_and_the_commands_find_the_same_monitoring_database(
+def test_the_service_and_the_commands_find_the_same_store_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One rule (monitoring_url) and one reading of FORECASTER_REGISTRY and
     FORECASTER_DATABASE_URL: the service's settings and `forecaster monitor` agree on every
     combination of variables and flags."""
     from forecaster.cli import build_parser
-    from forecaster.cli._options import monitoring_database
+    from forecaster.cli._options import store_url
     from service.settings import Settings
 
     models, other = tmp_path / "models", tmp_path / "other"
@@ -225,10 +225,10 @@ def test_the_service_and_the_commands_find_the_same_monitoring_database(
             else:
                 monkeypatch.setenv(f"FORECASTER_{name}", str(value))
         served = Settings().monitoring_url
-        assert monitoring_database(monitor(["monitor"])) == served, (registry, database)
+        assert store_url(monitor(["monitor"])) == served, (registry, database)
         flags = ["monitor", "--registry", str(other), "--database-url", "sqlite:///y.db"]
         assert Settings(registry=other, database_url="sqlite:///y.db").monitoring_url == (
-            monitoring_database(monitor(flags))
+            store_url(monitor(flags))
         )
     assert served == f"sqlite:///{models.resolve() / 'monitoring.sqlite3'}"  # empty is unset
 

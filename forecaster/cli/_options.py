@@ -134,7 +134,7 @@ def add_monitoring_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def monitoring_database(args: argparse.Namespace) -> str:
+def store_url(args: argparse.Namespace) -> str:
     """The monitoring database of ``args`` (:func:`add_monitoring_arguments`), by the
     service's rule (:func:`~forecaster.monitoring.urls.monitoring_url`)."""
     from forecaster.environment import registry_root, setting

@@ -1,13 +1,7 @@
-"""The saved-model layer: artifacts on disk (or behind an fsspec URL) and the registry of their
-versions and aliases.
-
-    storage    where bytes live: local or fsspec, bounded reads, atomic renames, the lock
-    manifest   what a version is: the typed ``manifest.json``
-    weights    the numbers: safetensors, checked against the manifest's shapes
-    artifacts  one saved model: :func:`save_model` / :func:`load_model`, verified on the way in
-    registry   versions, the production alias, atomic publish (:class:`Registry`)
-
-Callers outside this package use the names below; the modules' other names are theirs.
+"""The saved-model layer: ``storage`` (bytes, local or fsspec: bounded reads, atomic renames,
+locks), ``manifest`` (what a version is), ``weights`` (safetensors checked against the
+manifest), ``artifacts`` (one saved model, verified on load) and ``registry`` (versions, the
+production alias, atomic publish). Callers outside the package use the names below.
 """
 
 from forecaster.registry.artifacts import ArtifactError, LoadedModel, load_model, save_model
@@ -21,16 +15,6 @@ from forecaster.registry.registry import (
     hide_root,
 )
 
-__all__ = [
-    "AliasFileError",
-    "ArtifactError",
-    "LoadedModel",
-    "Manifest",
-    "ModelNotFoundError",
-    "PublishLockedError",
-    "Registry",
-    "RegistryError",
-    "hide_root",
-    "load_model",
-    "save_model",
-]
+__all__ = ["AliasFileError", "ArtifactError", "LoadedModel", "Manifest", "ModelNotFoundError",
+           "PublishLockedError", "Registry", "RegistryError", "hide_root", "load_model",
+           "save_model"]  # fmt: skip
