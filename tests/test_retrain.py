@@ -19,11 +19,10 @@ import pandas as pd
 import pytest
 
 from forecaster import data, metrics, retrain
-from forecaster.artifacts import LoadedModel, load_model
 from forecaster.cli import main
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import PublishLockedError, Registry
+from forecaster.registry import LoadedModel, PublishLockedError, Registry, load_model
 from forecaster.retrain.jobs import job_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.artifacts import LoadedModel
 from forecaster.configs import ModelConfig
 from forecaster.predict import Predictor, score_model
+from forecaster.registry import LoadedModel
 
 
 class RetrainError(RuntimeError):

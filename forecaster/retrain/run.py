@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from forecaster import data, parallel
-from forecaster.artifacts import ArtifactError
 from forecaster.configs import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import ModelNotFoundError, Registry
+from forecaster.registry import ArtifactError, ModelNotFoundError, Registry
 from forecaster.retrain.backtest import RetrainError, backtest, split_holdout
 from forecaster.retrain.decision import DECIDED, Status, decide, recheck
 from forecaster.retrain.jobs import Job, challenger_configs

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from forecaster import data
-from forecaster.artifacts import LoadedModel
 from forecaster.configs import ModelConfig, TrainConfig
+from forecaster.registry import LoadedModel
 from forecaster.retrain.backtest import Backtest, Holdout
 from forecaster.retrain.decision import Decision
 from forecaster.retrain.jobs import Job
