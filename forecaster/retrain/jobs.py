@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forecaster.artifacts import LoadedModel
 from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_configs, typed_values
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
+from forecaster.registry import LoadedModel
 from forecaster.retrain.decision import POLICIES, Policy
 from forecaster.sources import SOURCE_KINDS
 
