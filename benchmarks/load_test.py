@@ -1,30 +1,8 @@
 """Load test of the forecast service: a real server on loopback driven by ``wrk``.
 
-Starts ``forecaster serve`` (uvicorn, one worker, uvloop + httptools when installed) as a
-subprocess, times its cold start to ``/readyz`` 200, then in the same run measures:
-
-* ``GET /healthz`` and ``POST /v1/forecast`` (one series of 336 points, horizon 48, a different
-  series per request) at 32 connections: throughput, and the ratio forecast / healthz;
-* both again at 4 connections: p99 latency.
-
-Prints one JSON line. Goals (issue 5): ratio >= 0.5 with zero errors, forecast p99 <= 20 ms at
-4 connections, cold start <= 10 s.
-
-``--big-request`` adds the timestamp phase of issue 12: one request of 1,000 series x 168 hourly
-timestamps, timed by the event-loop (main) thread's CPU (``big_loop_ms``: goal under 100 ms), and
-the p99 of one-series forecasts from one other connection, alone and while such requests are sent
-back to back (``one_series_p99_ms_beside_big``: goal under 50 ms).
-
-``--recording`` measures what forecast monitoring costs (issue 14): two servers, one recording
-every forecast into SQLite and one with ``FORECASTER_RECORDING=false``, each sent one-series
-requests with an id and 336 hourly timestamps (so every answer is recordable) at 32
-connections in alternating rounds (``recording_vs_not_32``: goal at least 0.9), and the records
-written and dropped.
-
-Uses the registry's model when it has one (``--registry``, ``--model``), else a randomly
-initialised model of the default configuration in a temp registry.
-
     .venv/bin/python benchmarks/load_test.py --duration 10
+
+What it measures, how, and what it found: ``docs/results/serving.md``.
 """
 
 from __future__ import annotations

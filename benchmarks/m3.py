@@ -3,15 +3,7 @@ and score once on the official hold-out.
 
     python -m benchmarks.m3 [--subset Yearly Quarterly Monthly Other] [--steps N] [--out DIR]
 
-Settings come from the data alone (:func:`forecaster.configs.build_configs`: the frequency
-inferred from the timestamps, the series' lengths); ``Other`` has no timestamps and is read as
-period 1 with M3's horizon of 8. Prints one JSON line per subset: sMAPE and MASE of the model and
-of Naive2 (computed by :mod:`forecaster.metrics` on the same files), the spread of per-series APE
-(mean, median, 99th percentile, max: :func:`forecaster.metrics.ape_summary`) of the model, of
-naive and of Naive2, and the training seconds.
-Where the rule refits on whole histories (short series, few windows), ``val`` is the selection
-run's score and ``train_seconds`` includes the refit.
-Config flags (``--steps``, ``--hidden``, ...) override the defaults, as on the command line.
+What it measures, how, and what it found: ``docs/results/m3.md``.
 """
 
 from __future__ import annotations

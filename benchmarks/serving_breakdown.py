@@ -1,20 +1,8 @@
 """Where a forecast's server CPU goes: the service with its stages cut off one at a time.
 
-Starts one server per variant (each a real uvicorn on loopback, as ``load_test.py`` does) and
-drives them with ``wrk`` in alternating rounds: ``/healthz`` and ``POST /v1/forecast`` (one
-336-point series, as in ``load_test.py``) at 32 connections. Variants, each doing more:
-
-* ``echo``: the forecast route reads the body and sends a fixed forecast-sized answer;
-* ``parse``: ... and parses the request first;
-* ``no-model``: the whole route, the batcher and the network replaced by a constant forecast;
-* ``no-forward``: the whole route and the batcher hop, the network alone replaced;
-* ``full``: the service as shipped.
-
-Prints one JSON line: per variant the median forecasts/s over healthz/s, and the server CPU per
-forecast split into the event-loop thread and every other thread (the model thread and XLA's),
-from ``/proc/<pid>/task/*/stat``.
-
     python -m benchmarks.serving_breakdown --duration 4 --rounds 3
+
+What it measures, how, and what it found: ``docs/results/serving.md``.
 """
 
 from __future__ import annotations

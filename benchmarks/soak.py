@@ -1,38 +1,8 @@
 """Soak test of the forecast service: a real server on loopback under mixed load for minutes.
 
-Starts ``forecaster serve`` (one worker) on a free port of 127.0.0.1 against a temporary copy of
-the registry (default: the shipped ``models/``) and warms it up: each request form once, then
-``--warm-up-s`` of the client load below. Then, for ``--minutes``:
-
-* ``--clients`` threads send single-series and batch forecasts back to back (a short pause
-  between requests), with a few bad requests mixed in (each expected to get a 4xx);
-* the production alias moves at a fixed interval (60 s, or a third of a shorter run), alternately
-  to a new version (the production weights published again through the registry) and back to the
-  original one; the server's alias watcher swaps each in;
-* a real ``forecaster retrain`` job (tiny settings, synthetic data) runs over and over in the
-  background, publishing versions of a separate model (``--promote never``), so it exercises
-  the registry and competes for CPU without changing what is served.
-
-Then, for ``--fault-s`` (0 skips it), a mixed-fault phase on a second server that records into
-a throwaway PostgreSQL cluster (:mod:`tests.postgres`; skipped, and said so, without PostgreSQL's
-binaries): the clients send forecasts with ids and hourly timestamps, every one recordable, with
-bad ones among them (ids with a NUL, a control character or 300 characters; stamps ending in
-``+99:99``, ``+24:00`` or ``X``), alone or beside good series, and PostgreSQL is stopped and
-started again once, half way. Then it checks that every forecast answered is accounted for
-(``recorded + dropped = answered``, from the server's metrics), that no good forecast was lost,
-the outage included (the recorder retries a flush the database failed; a bad one is refused
-at the request or dropped alone, ``bad_record``), and that each is stored once.
-
-The server runs with ``JAX_LOG_COMPILES=1``: compiles after warm-up are its ``Compiling`` log
-lines after the one-of-each requests. RSS and open descriptors are measured from the end of the
-warm-up load (RSS grows in its first tens of seconds, then holds) to the end. Prints one JSON
-line: requests, errors by status, p50/p99 latency, RSS and descriptors, compiles, swaps seen,
-retrain runs, and the goals (issue 16): zero 5xx, zero failed requests across swaps, RSS growth
-under 10%, no compile after warm-up, every bad request answered 4xx; and of the mixed-fault phase
-(issue 29): every answered forecast recorded or counted as dropped, no good one lost (nor stored
-twice), every request answered 200 or 4xx.
-
     .venv/bin/python -m benchmarks.soak --minutes 1 --fault-s 60
+
+What it measures, how, and what it found: ``docs/results/soak.md``.
 """
 
 from __future__ import annotations

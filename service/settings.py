@@ -1,7 +1,7 @@
 """The service's settings: one object, read from ``FORECASTER_*`` environment variables.
 
-Every knob of the forecast service lives here so the README's table, ``forecaster serve`` and
-``uvicorn service.app:app`` all agree.
+Every knob of the forecast service lives here so the docs' table (docs/operations/settings.md),
+``forecaster serve`` and ``uvicorn service.app:app`` all agree.
 Example: ``FORECASTER_PORT=9000 FORECASTER_ADMIN_API_KEY=s3cret``.
 """
 

@@ -78,7 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--live-window-steps",
         type=int,
         help="recent window in steps of the model's frequency (default: derived from the "
-        "model's horizon and seasonal period; see the README)",
+        "model's horizon and seasonal period; see docs/operations/retraining.md)",
     )
     window.add_argument(
         "--live-window-days",
