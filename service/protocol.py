@@ -1,11 +1,7 @@
 """uvicorn's HTTP protocol plus what ASGI cannot see (:func:`http_protocol`): a deadline and a
 size limit for request headers (408, 431), a connection cap (503), JSON for malformed requests
-(400), a send deadline (a client that stops reading its responses is cut off once they have waited
-``send_timeout_s`` in the server's write buffer, which it would otherwise hold for good), and, at
-shutdown, an immediate 503 for requests whose body is still arriving (a stalled client would
-otherwise hold shutdown for the whole grace period). ``forecaster serve`` uses it;
-``uvicorn service.app:app --http service.protocol:protocol`` does too. The body's limits are the
-app's (:mod:`service.limits`).
+(400), a send deadline, and at shutdown an immediate 503 for requests whose body is still
+arriving. ``forecaster serve`` uses it, as does ``uvicorn ... --http service.protocol:protocol``.
 """
 
 from __future__ import annotations
