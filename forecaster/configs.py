@@ -1,9 +1,8 @@
 """Model and training configs: their dataclasses, and the one place where defaults are derived.
 
 Flags (``forecaster train``/``retrain``), retraining config files, manifests and the benchmarks
-all go through here: each field is an :func:`~forecaster.options.option` (its flag, config key
-and help), :func:`typed_fields` checks plain JSON/TOML values against them, and
-:func:`build_configs` fills in what was not given (the recurrent step and the window
+all go through here: each field is an :func:`~forecaster.options.option` (flag, config key,
+help), and :func:`build_configs` fills in what was not given (the recurrent step and the window
 follow the seasonality). Nothing here imports JAX, so the command line stays fast.
 """
 
@@ -22,10 +21,6 @@ CellType = Literal["lstm", "gru", "rnn"]
 # the loader trace or allocate something enormous.
 LIMITS = {"hidden": 8192, "layers": 16, "input_size": 100_000, "horizon": 10_000,
           "step": 10_000, "ensemble": 64, "theta_season": 10_000}  # fmt: skip
-DEFAULT_SEASONALITY = 24
-# Candidate shares of the classical forecast (Theta and damped trend, forecaster.classical),
-# chosen on validation (0: the network alone).
-THETA_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 @dataclass(frozen=True)
@@ -199,7 +194,7 @@ class TrainConfig:
     )  # fmt: skip
     seed: int = option("random seed", 0)
     seasonality: int = option(
-        "seasonal period", DEFAULT_SEASONALITY, shown="derived from the frequency: hourly 24, "
+        "seasonal period", 24, shown="derived from the frequency: hourly 24, "
         "daily 7, weekly 52, monthly 12, quarterly 4; else 1"
     )  # fmt: skip
     # Averaging smooths the step-to-step jitter of the forecasts that small data sets show, so
@@ -217,7 +212,7 @@ class TrainConfig:
     # (forecaster.classical).
     theta_weights: tuple[float, ...] = option(
         "shares of the classical forecast (Theta and damped trend) tried on validation "
-        "(0 alone: the network alone)", THETA_WEIGHTS
+        "(0 alone: the network alone)", (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     )  # fmt: skip
 
     def __post_init__(self) -> None:

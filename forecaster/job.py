@@ -1,10 +1,5 @@
-"""One retraining job, :class:`Job`: its option fields are ``forecaster retrain``'s job flags
-and the retraining config files' keys (:func:`forecaster.options.option`).
-
-Light on purpose (no pandas, no JAX): the command line builds its flags from these fields.
-Reading config files into jobs is :mod:`forecaster.retrain.jobs`; running one,
-:mod:`forecaster.retrain.run`.
-"""
+"""One retraining job: its option fields are ``forecaster retrain``'s flags and config keys.
+Outside :mod:`forecaster.retrain` so that building the command line imports no pandas or JAX."""
 
 from __future__ import annotations
 

@@ -34,11 +34,13 @@ def option(
     shown: str | None = None,
     flag: bool = True,
     choices: bool = True,
+    metavar: str | None = None,
 ) -> Any:
     """A dataclass field that is a setting: ``help`` says what it does (without its default,
     which the help and the reference add: ``shown`` in place of the value where the value
-    alone would mislead); ``flag=False``: a config key only, set by training, not by a flag."""
-    meta = {"help": help, "shown": shown, "flag": flag, "choices": choices}
+    alone would mislead); ``flag=False``: a config key only, set by training, not by a flag;
+    ``metavar``: the flag's value as ``--help`` names it."""
+    meta = {"help": help, "shown": shown, "flag": flag, "choices": choices, "metavar": metavar}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -99,13 +101,15 @@ def add_flags(group: Any, cls: type) -> None:
             continue
         kind, _ = _kind(cls, f.name)
         spec: dict[str, Any] = {"help": help_text(f).replace("%", "%%")}
+        if f.metadata["metavar"]:
+            spec["metavar"] = f.metadata["metavar"]
         if kind is bool:  # type=bool would read "False" as True
             spec["action"] = argparse.BooleanOptionalAction
         elif (allowed := _choices(cls, f)) is not None:
             spec["choices"] = allowed
         elif typing.get_origin(kind) in (tuple, list):
             spec |= {"nargs": "+", "type": typing.get_args(kind)[0]}
-            spec["metavar"] = f.name.removesuffix("s").upper()
+            spec.setdefault("metavar", f.name.removesuffix("s").upper())
         elif typing.get_origin(kind) is not typing.Literal:  # (unchecked choices: text)
             spec["type"] = kind
         group.add_argument(flag_name(f.name), **spec)

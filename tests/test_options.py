@@ -42,8 +42,8 @@ def test_the_dataclass_defaults_are_the_recipe_training_derives_for_hourly_data(
 class Covariates:
     """A list-valued option, declared as the covariates work would add one."""
 
-    future_covariates: tuple[str, ...] = option("columns known ahead of time", ())
-    holidays: str | None = option("country code of the holiday calendar", None)
+    future_covariates: tuple[str, ...] = option("columns known ahead", (), metavar="COL")
+    holidays: str | None = option("country code of the holiday calendar", None, metavar="CC")
     scaled: bool = option("normalise the covariates", True)
     role: Literal["past", "future"] = option("how an unnamed column is read", "past")
 
@@ -73,6 +73,8 @@ def test_one_field_makes_the_flag_the_config_key_and_the_docs_row() -> None:
     helps = {a.dest: a.help or "" for a in parser_of(Covariates)._actions}
     assert helps["holidays"].endswith("(default: derived from the data)")
     assert helps["scaled"].endswith("(default: on)")
+    usage = parser_of(Covariates).format_usage()
+    assert "[--future-covariates COL [COL ...]] [--holidays CC]" in " ".join(usage.split())
     rows = table(Covariates).splitlines()
     assert "| `--future-covariates` | `future_covariates` | list of str | none |" in rows[2]
 
