@@ -35,7 +35,7 @@ import hypothesis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
-from benchmarks.soak import _start_server, _stop
+from benchmarks.soak import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the strategies live beside the test that uses them
@@ -60,11 +60,11 @@ def main() -> int:
         registry = tmp / "models"
         shutil.copytree(args.registry, registry, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
         os.environ["FORECASTER_RECORD_FLUSH_S"] = "0.05"
-        server, url, _log = _start_server(registry, args.model, tmp)
+        server, url, _log = start_server(registry, args.model, tmp)
         try:
             result = _fuzz(args, url, registry)
         finally:
-            _stop(server)
+            stop_server(server)
     print(json.dumps(result))
     return 1 if result["failures"] else 0
 

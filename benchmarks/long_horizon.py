@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import classical, data, extend, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.fallback import answering_method, fallback_forecast
 from forecaster.predict import Forecast, Predictor
@@ -186,7 +186,7 @@ def scores(cut: list[np.ndarray], y: np.ndarray, f: np.ndarray, m: int, block: i
 
 
 def run_set(args: argparse.Namespace, name: str) -> list[dict]:
-    from forecaster.artifacts import load_model, save_model
+    from forecaster.registry import load_model, save_model
 
     series = load_set(args, name)
     asked = SETS[name]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.predict import Predictor
 from forecaster.train import fit
@@ -84,7 +84,7 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
     for name, f in (("", forecast), ("naive_", naive), ("naive2_", naive2)):
         line |= {name + k: round(v, 3) for k, v in metrics.ape_summary(y_test, f).items()}
     if args.out:
-        from forecaster.artifacts import save_model
+        from forecaster.registry import save_model
 
         save_model(args.out / subset, model_cfg, result.params, freq=train_series.freq,
                    seasonality=m, metrics={"validation": result.val_metrics},

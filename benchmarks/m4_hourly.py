@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.predict import Predictor
 from forecaster.train import fit
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(result.seconds, 1),
     }
     if args.out:
-        from forecaster.artifacts import save_model
+        from forecaster.registry import save_model
 
         save_model(args.out, model_cfg, result.params, freq=FREQ, seasonality=train_cfg.seasonality,
                    metrics={"validation": result.val_metrics, "test": scores},

@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from forecaster import classical, data, extend, metrics
-from forecaster.artifacts import load_model
 from forecaster.configs import calendar
 from forecaster.predict import Predictor
+from forecaster.registry import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "own_data.jsonl"
 

@@ -39,10 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.artifacts import LoadedModel, load_model
 from forecaster.fallback import answering_method, choose_method, fallback_forecast
 from forecaster.predict import Predictor
-from forecaster.registry import Registry
+from forecaster.registry import LoadedModel, Registry, load_model
 
 HORIZON, SEASON = 48, 24
 SERVED_CUTS: tuple[int | None, ...] = (24, 48, 96, 168, None)

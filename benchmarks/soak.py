@@ -123,11 +123,11 @@ def main() -> int:
         tmp = Path(tmp_name)
         registry = tmp / "models"
         shutil.copytree(args.registry, registry, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
-        server, url, log = _start_server(registry, args.model, tmp)
+        server, url, log = start_server(registry, args.model, tmp)
         try:
             result = _soak(args, server, url, log, registry)
         finally:
-            _stop(server)
+            stop_server(server)
         if args.fault_s > 0:
             faults = _fault_phase(args, registry, tmp)
             result["faults"] = faults
@@ -169,7 +169,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(
+def start_server(
     registry: Path, model: str, tmp: Path, name: str = "server", **extra: str
 ) -> tuple[subprocess.Popen, str, Path]:
     """``forecaster serve`` on a free loopback port, once ``/readyz`` answers 200."""
@@ -207,7 +207,7 @@ def _start_server(
     sys.exit(f"server not ready in 180 s: {log.read_text()[-3000:]}")
 
 
-def _stop(server: subprocess.Popen) -> None:
+def stop_server(server: subprocess.Popen) -> None:
     server.send_signal(signal.SIGTERM)
     try:
         server.wait(timeout=40)
@@ -531,7 +531,7 @@ def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
         return {"skipped": postgres.SKIP_REASON}
     with postgres.cluster() as cluster:
         database = cluster.database()
-        server, url, log = _start_server(registry, args.model, tmp, "fault-server",
+        server, url, log = start_server(registry, args.model, tmp, "fault-server",
                                          FORECASTER_DATABASE_URL=database,
                                          FORECASTER_RECORD_FLUSH_S=str(FAULT_FLUSH_S))  # fmt: skip
         try:
@@ -557,7 +557,7 @@ def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
             rows = _stored_rows(database)
             errors = ServerLog.read(log).errors
         finally:
-            _stop(server)
+            stop_server(server)
     return _fault_report(args, shared, counts, stored, rows, errors)
 
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
-from forecaster.settings import Settings
+from service.settings import Settings
 
 MODEL = "tiny"
 CONFIG = ModelConfig(

@@ -11,7 +11,6 @@ too few live points in the window; not retrained).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import traceback
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from forecaster.cli._options import add_config_arguments, add_data_arguments, config_flags, given
+from forecaster.environment import setting
 from forecaster.job import Job
 from forecaster.options import add_flags, options
 from forecaster.sources import SOURCE_OPTIONS
@@ -37,8 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     job.add_argument("--config", type=Path, help="TOML or JSON file listing models to retrain")
     job.add_argument("--name", help="model name (with --config: retrain only this one)")
     add_flags(job, Job)
-    # Read here, not in the file's layers: the environment counts as a flag given.
-    p.set_defaults(database_url=os.environ.get("FORECASTER_DATABASE_URL") or None)
+    # The environment's database counts as given by a flag (it overrides the --config file).
+    p.set_defaults(database_url=setting("database_url"))
     job.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_data_arguments(p, required=False)
     add_config_arguments(p)

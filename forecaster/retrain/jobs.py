@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from forecaster.artifacts import LoadedModel
 from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_configs, typed_fields
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
 from forecaster.job import Job
 from forecaster.options import options
+from forecaster.registry import LoadedModel
 
 # Settings a challenger may change only when the user allows it: clients depend on them.
 GUARDED = ("horizon", "quantiles", "freq")

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
-from forecaster.settings import Settings
 from service.app import create_app
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(
