@@ -289,6 +289,8 @@ def _swapper(registry: Path, model: str, every_s: float, shared: Shared) -> None
     """Move ``production`` every ``every_s``: to a fresh copy of the weights, then back."""
     reg = Registry(registry)
     original = reg.alias(model)
+    if original is None:
+        raise RuntimeError(f"{model} has no production version to swap")
     for n in itertools.count(1):
         if shared.stop.wait(every_s):
             return
@@ -610,7 +612,8 @@ def _stored_rows(database: str) -> int:
     import psycopg
 
     with psycopg.connect(database) as conn:
-        return conn.execute("SELECT count(*) FROM forecasts").fetchone()[0]
+        (count,) = conn.execute("SELECT count(*) FROM forecasts").fetchall()[0]
+        return int(count)
 
 
 def _fault_report(

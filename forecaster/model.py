@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -92,7 +94,9 @@ def forward(
     stacked = jnp.broadcast_to(z, (config.ensemble, *z.shape))
     if lengths is not None:
         lengths = jnp.broadcast_to(lengths, (config.ensemble, *lengths.shape))
-    return combine(Forecaster(config).apply({"params": params}, stacked, lengths))
+    # Without ``mutable``, flax's apply returns the output alone (its annotation admits both).
+    out = cast(jax.Array, Forecaster(config).apply({"params": params}, stacked, lengths))
+    return combine(out)
 
 
 def init_params(config: ModelConfig, seed: int = 0) -> dict:

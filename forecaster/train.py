@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -117,9 +117,12 @@ def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.
     scale = fit_scale(batch["x"], jnp)
     z = normalize(batch["x"], scale, jnp)
     target = normalize_targets(batch["y"], scale, jnp)
-    out = Forecaster(cfg, training=True).apply(
-        {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, rngs={"dropout": key}
-    )  # [ensemble, batch, horizon, outputs]
+    out = cast(  # [ensemble, batch, horizon, outputs]; no ``mutable``: the output alone
+        jax.Array,
+        Forecaster(cfg, training=True).apply(
+            {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, rngs={"dropout": key}
+        ),
+    )
     levels = jnp.asarray((0.5, *cfg.quantiles), jnp.float32)
     per_member = pinball(out, target[..., None], levels).mean(axis=(1, 2, 3))
     return per_member.sum()  # members share no parameters: each gets its own loss's gradient
@@ -198,11 +201,13 @@ class WindowSampler:
             )
         # The drawn windows first, in their order; those ending in held-out points after them.
         series_idx, start = (np.concatenate([a[drawn], a[~drawn]]) for a in (series_idx, start))
-        arrays = tuple(map(jnp.asarray, (padded, series_idx, start, np.int32(count))))
-        if mesh is None:
-            return cls(*arrays, input_size, horizon, least)
-        arrays = parallel.replicate(arrays, mesh)
-        return cls(*arrays, input_size, horizon, least, parallel.batch_sharding(mesh))
+        arrays = [jnp.asarray(a) for a in (padded, series_idx, start, np.int32(count))]
+        sharding = None
+        if mesh is not None:
+            arrays = parallel.replicate(arrays, mesh)
+            sharding = parallel.batch_sharding(mesh)
+        padded_d, series_d, start_d, count_d = arrays
+        return cls(padded_d, series_d, start_d, count_d, input_size, horizon, least, sharding)
 
     def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
         """A batch of ``shape`` windows: x [*shape, input_size], y [*shape, horizon] (and
@@ -356,7 +361,7 @@ def usable_series(series: data.SeriesSet, model_cfg: ModelConfig) -> data.Series
             f"e.g. {first}: {needs}",
             stacklevel=3,
         )
-        series = series.select(np.flatnonzero(series.lengths >= least))
+        series = series.select(np.flatnonzero(series.lengths >= least).tolist())
     return series
 
 

@@ -105,7 +105,8 @@ class Prepared:
         """Each series' row in the model's result (meaningless for fallback answers)."""
         if not self.fallbacks:
             return range(len(self.series))
-        return (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+        rows: list[int] = (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+        return rows
 
     def forecast(
         self, k: int, result: Forecast | None, horizon: int

@@ -316,7 +316,13 @@ class ModelStore:
             pass
 
     async def _build(
-        self, name: str, version: int, files: tuple, *, record: bool, again: bool
+        self,
+        name: str,
+        version: int,
+        files: tuple[tuple[Any, ...], ...],
+        *,
+        record: bool,
+        again: bool,
     ) -> ServedModel:
         """Load, compile and check ``name@version``; a failure is logged, counted and (when
         ``record``: the alias names it) kept as the model's problem."""

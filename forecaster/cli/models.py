@@ -66,7 +66,9 @@ def _list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no models in registry {registry.root}")
         return 0
-    rows = [("NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED (UTC)", "METHOD", "METRICS")]
+    rows: list[tuple[str, ...]] = [
+        ("NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED (UTC)", "METHOD", "METRICS")
+    ]
     for name in names:
         rows.append(_row(registry.describe(name)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

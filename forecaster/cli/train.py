@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forecaster.cli._options import (
     add_config_arguments,
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"forecaster train: {choices(model_cfg, train_cfg, args)}", file=sys.stderr, flush=True)
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)
     model_cfg = result.config  # with the classical shares chosen on validation
-    saved = {
+    saved: dict[str, Any] = {
         "metrics": {"validation": result.val_metrics},
         "data_fingerprint": data.fingerprint(series),
         "freq": series.freq,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from forecaster.schemas import (
     SeriesInput,
 )
 
-History = Sequence[float | None] | np.ndarray | pd.Series
+History: TypeAlias = Sequence[float | None] | np.ndarray | pd.Series
 #: What ``forecast_many`` does with series the service could not forecast.
 OnErrors = Literal["raise", "return"]
 # Room for the envelope of a many-series body (horizon, model, quantiles, brackets).
@@ -49,17 +49,17 @@ def as_input(history: History) -> Input:
     """A list, NumPy array or pandas Series of observations, oldest first."""
     if isinstance(history, pd.DataFrame):
         raise InvalidRequest("history must be one series; use forecast_many for a DataFrame")
-    is_series = isinstance(history, pd.Series)
+    index = None
     try:
-        if is_series:
+        if isinstance(history, pd.Series):
             values = history.to_numpy(dtype=np.float64, na_value=np.nan)
+            index = history.index
         else:
             values = np.asarray(history, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"history must be numbers: {exc}") from None
     if values.ndim != 1:
         raise InvalidRequest(f"history must be one-dimensional, got shape {values.shape}")
-    index = history.index if is_series else None
     if not isinstance(index, pd.DatetimeIndex):
         return Input(_with_nulls(values), None, None)
     return Input(_with_nulls(values), _iso(index), index)
