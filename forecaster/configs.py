@@ -187,8 +187,17 @@ class TrainConfig:
     # validation split; the best is split evenly into ``ModelConfig.theta_weight`` and
     # ``damped_weight`` (forecaster.classical). ``0`` alone: the network alone.
     theta_weights: tuple[float, ...] = THETA_WEIGHTS
+    # Backtest origins per series the chosen model's intervals are calibrated on, a season
+    # apart, the last one at each series' last horizon (forecaster.calibration); 0: none (the
+    # model then serves only its quantile heads, uncalibrated).
+    calibration_origins: int = 8
 
     def __post_init__(self) -> None:
+        if not isinstance(self.calibration_origins, int) or self.calibration_origins < 0:
+            raise ValueError(
+                f"calibration_origins must be an integer of at least 0, got "
+                f"{self.calibration_origins!r}"
+            )
         if not isinstance(self.max_gap, int) or self.max_gap < 0:
             raise ValueError(f"max_gap must be an integer of at least 0, got {self.max_gap!r}")
         if not 0.0 <= self.ema < 1.0:

@@ -43,6 +43,8 @@ HELP = {
     "refit": "train again on whole histories for the selected steps (default: by the data)",
     "theta_weights": "shares of the classical forecast (Theta and damped trend) tried on "
     "validation (0: none)",
+    "calibration_origins": "backtest origins per series the intervals are calibrated on, a "
+    "season apart (default 8; 0: no calibration, only the quantile heads, uncalibrated)",
 }
 # Set by training, not by flags (``--theta-weights`` chooses among them).
 OUTCOMES = ("theta_weight", "theta_season", "damped_weight")

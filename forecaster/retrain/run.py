@@ -245,6 +245,7 @@ def _publish(registry: Registry, run: Run) -> int:
         freq=run.series.freq,
         seasonality=run.train.seasonality,
         training=dataclasses.asdict(run.train),
+        calibration=run.trained.calibration,
         extra_files=files,
         promote=run.decision.promote,
     )
