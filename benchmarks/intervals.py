@@ -101,7 +101,7 @@ def train_model(args: argparse.Namespace, series: data.SeriesSet) -> tuple:
         {"horizon": HORIZON, **flags["model"]},
         {**flags["train"], "calibration_origins": args.origins},
         freq=series.freq,
-        lengths=series.lengths,
+        lengths=series.lengths.tolist(),
     )
     started, wall = cpu_seconds(), time.perf_counter()
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)

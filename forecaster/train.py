@@ -24,7 +24,7 @@ from flax import struct
 from tqdm.auto import tqdm
 
 from forecaster import classical, data, parallel, windows
-from forecaster.calibration import Calibration, calibrate
+from forecaster.calibration import Calibration, NotCalibrated, calibrate
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.model import Forecaster, init_params
 from forecaster.predict import Predictor, score_model
@@ -420,12 +420,15 @@ def fit(
                        until=best.best_step)  # fmt: skip
         best.params = final.params
     if train_cfg.calibration_origins:
-        best.calibration = calibrate(
-            Predictor(best.config, best.params),
-            series.values,
-            train_cfg.seasonality,
-            origins=train_cfg.calibration_origins,
-        )
+        try:
+            best.calibration = calibrate(
+                Predictor(best.config, best.params),
+                series.values,
+                train_cfg.seasonality,
+                origins=train_cfg.calibration_origins,
+            )
+        except NotCalibrated as err:  # the model stands; only its intervals are unvouched
+            warnings.warn(f"the model's intervals are not calibrated: {err}", stacklevel=2)
     best.seconds = time.perf_counter() - started
     return best
 
