@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 
 from forecaster import calibration, data
-from forecaster.artifacts import load_model, save_model
 from forecaster.predict import Predictor
+from forecaster.registry import load_model, save_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from fastapi.staticfiles import StaticFiles
 
 from forecaster.registry import Registry
 from forecaster.schemas import ForecastRequest
-from forecaster.settings import Settings
 from service import errors
 from service.catalog import required_models
 from service.lifespan import OneLineStartupFailure, lifespan
@@ -24,6 +23,7 @@ from service.limits import BodyLimitMiddleware
 from service.metrics import ServiceMetrics
 from service.monitoring import Monitor
 from service.routes import admin, forecast, health, models, monitoring
+from service.settings import Settings
 from service.store import ModelStore
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from forecaster.frequency import same_frequency
 from forecaster.horizons import horizon_limit
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError, hide_root
 from forecaster.schemas import MinHistory, ModelDetail, ModelSummary, Readiness
-from forecaster.settings import Settings
+from service.settings import Settings
 from service.store import ModelStore, ServedModel, one_line
 
 # The model this project ships; the default when several are served and none is configured.

@@ -59,10 +59,10 @@ from forecaster.histories import (
 from forecaster.horizons import horizon_problem
 from forecaster.predict import Forecast, Predictor
 from forecaster.schemas import ForecastRequest, MinHistory
-from forecaster.settings import Settings
 from service.batcher import MicroBatcher
 from service.catalog import NoModelChosen, NotServed, choose_model, min_history, season
 from service.requests import Entry, Parsed, Problem, RequestError, RequestErrors
+from service.settings import Settings
 from service.store import ModelStore, ServedModel
 from service.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 

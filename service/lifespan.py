@@ -21,10 +21,10 @@ import jax
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from forecaster.settings import Settings
 from service.batcher import MicroBatcher
 from service.catalog import StartupError, check_startup
 from service.metrics import ServiceMetrics
+from service.settings import Settings
 from service.store import ModelStore
 
 

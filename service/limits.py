@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from forecaster.settings import Settings
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 

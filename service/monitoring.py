@@ -31,11 +31,11 @@ from forecaster.monitoring.times import BadTimestamp, instant
 from forecaster.predict import Forecast
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError
 from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse, Readiness
-from forecaster.settings import Settings
 from service.batcher import Overloaded
 from service.catalog import NotServed, StartupError, season
 from service.forecasting import Prepared, RequestError
 from service.metrics import ServiceMetrics
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,16 @@ from typing import Any, NamedTuple
 import fsspec
 
 from forecaster import data
-from forecaster.artifacts import LoadedModel
 from forecaster.calibration import Calibration
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import AliasFileError, ModelNotFoundError, Registry, RegistryError
+from forecaster.registry import (
+    AliasFileError,
+    LoadedModel,
+    ModelNotFoundError,
+    Registry,
+    RegistryError,
+)
 
 log = logging.getLogger(__name__)
 _REASON_CHARS = 500  # of an exception's message, in logs and /readyz

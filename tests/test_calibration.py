@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from forecaster import calibration
-from forecaster.artifacts import load_model, save_model
 from forecaster.calibration import GRID, Calibration, conformal_table
 from forecaster.configs import ModelConfig
-from forecaster.manifest import parse_manifest
 from forecaster.model import init_params
 from forecaster.predict import Forecast, Predictor
+from forecaster.registry import load_model, save_model
+from forecaster.registry.manifest import parse_manifest
 
 TINY = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24)
 LEVELS = (50.0, 80.0, 95.0)

@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict
 
-from forecaster import artifacts as A
-from forecaster import registry as R
 from forecaster.cli import main as cli_main
 from forecaster.model import ModelConfig, init_params
+from forecaster.registry import artifacts as A
+from forecaster.registry import registry as R
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)

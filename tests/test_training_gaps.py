@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.artifacts import load_model
 from forecaster.cli import main
 from forecaster.configs import Calendar, TrainConfig, calendar
 from forecaster.data import SeriesSet, series_from_frame, train_val_split
 from forecaster.histories import clean_history
 from forecaster.model import ModelConfig
+from forecaster.registry import load_model
 from forecaster.train import WindowSampler, fit
 
 # co2's weekly record misses runs of 4, 5, 8 and 18 weeks.

@@ -136,18 +136,12 @@ def add_monitoring_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def monitoring_url(args: argparse.Namespace) -> str:
-    """The monitoring database of ``args`` (:func:`add_monitoring_arguments`)."""
-    import os
+def store_url(args: argparse.Namespace) -> str:
+    """The monitoring database of ``args`` (:func:`add_monitoring_arguments`), by the
+    service's rule (:func:`~forecaster.monitoring.urls.monitoring_url`)."""
+    from forecaster.environment import registry_root, setting
+    from forecaster.monitoring.urls import monitoring_url
 
-    from forecaster.monitoring.urls import default_url
-    from forecaster.settings import DEFAULT_REGISTRY
-
-    url = args.database_url or os.environ.get("FORECASTER_DATABASE_URL")
-    registry = args.registry or os.environ.get("FORECASTER_REGISTRY") or DEFAULT_REGISTRY
-    url = url or default_url(registry)
-    if url is None:
-        from forecaster.configs import ConfigError
-
-        raise ConfigError(f"registry {registry} is not local: give --database-url")
-    return url
+    return monitoring_url(
+        args.database_url or setting("database_url"), registry_root(args.registry)
+    )

@@ -11,7 +11,6 @@ too few live points in the window; not retrained).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import traceback
@@ -25,6 +24,7 @@ from forecaster.cli._options import (
     config_flags,
     given,
 )
+from forecaster.environment import setting
 
 POLICIES = ("if-better", "always", "never")
 POLICY_FLAGS = ("registry", "promote", "margin", "warm_start", "plot_series", "allow_config_change",
@@ -71,14 +71,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--database-url",
         help="monitoring database (default: $FORECASTER_DATABASE_URL, else the registry's "
         "monitoring.sqlite3)",
-        default=os.environ.get("FORECASTER_DATABASE_URL") or None,
+        default=setting("database_url"),
     )
     window = job.add_mutually_exclusive_group()
     window.add_argument(
         "--live-window-steps",
         type=int,
         help="recent window in steps of the model's frequency (default: derived from the "
-        "model's horizon and seasonal period; see the README)",
+        "model's horizon and seasonal period; see docs/operations/retraining.md)",
     )
     window.add_argument(
         "--live-window-days",

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from forecaster.configs import ConfigError
-    from forecaster.settings import Settings, settings_problem
+    from service.settings import Settings, settings_problem
 
     overrides = {k: getattr(args, k) for k in ("host", "port", "registry", "default_model")}
     try:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forecaster.artifacts import LoadedModel
 from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_configs, typed_values
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
+from forecaster.registry import LoadedModel
 from forecaster.retrain.decision import POLICIES, Policy
 from forecaster.sources import SOURCE_KINDS
 
@@ -110,8 +110,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def load_jobs(
     path: str | Path, overrides: Mapping[str, Any] | None = None, only: str | None = None
 ) -> list[Job]:
-    """The jobs a config file describes (see the README for the format); ``only`` keeps just
-    the model of that name."""
+    """The jobs a config file describes (docs/operations/retraining.md has the format); ``only``
+    keeps just the model of that name."""
     raw = read_config_file(path)
     _check_keys(raw, TOP_KEYS, "the top level")
     entries = raw.get("models")

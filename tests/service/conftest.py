@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
-from forecaster.settings import Settings
 from service.app import create_app
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9))
