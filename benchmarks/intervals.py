@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import calibration, data, extend, fallback, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.predict import Forecast, Predictor
 
