@@ -89,7 +89,7 @@ def serving_registry(root: Path, model: str, tmp: Path) -> Path:
         pass
     from forecaster.model import ModelConfig, init_params
 
-    config = ModelConfig(quantiles=(0.1, 0.5, 0.9))
+    config = ModelConfig(cell="gru", ensemble=1, quantiles=(0.1, 0.5, 0.9))
     Registry(tmp / "models").publish(model, config, init_params(config), promote=True)
     return tmp / "models"
 

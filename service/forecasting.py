@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +43,6 @@ import pydantic_core
 
 from forecaster import calibration
 from forecaster.calibration import DEFAULT_LEVELS, level_key, level_quantiles
-from forecaster.configs import ModelConfig
 from forecaster.extend import Roll
 from forecaster.fallback import Fallback, answering_method
 from forecaster.frequency import same_frequency
@@ -112,7 +112,7 @@ class Prepared:
     """A request every check has passed: its model, the intervals wanted, the series to
     forecast and the problems of the others; the model's input windows (``x`` [m, input_size],
     ``lengths`` [m]) of the series it answers, in order, and the fallback forecasts of the rest
-    (whose positions are in ``calibrated`` when their bands are calibrated)."""
+    (whose positions are in ``calibrated_fallbacks`` when their bands are calibrated)."""
 
     served: ServedModel
     wanted: Wanted
@@ -121,17 +121,40 @@ class Prepared:
     x: np.ndarray
     lengths: np.ndarray
     fallbacks: dict[int, Fallback]  # position in ``series`` -> its forecast
-    calibrated: frozenset[int] = frozenset()
+    calibrated_fallbacks: frozenset[int] = frozenset()
+
+    def calibrated(self, k: int) -> bool:
+        """Whether series ``k``'s intervals and quantiles are calibrated."""
+        return self.wanted.calibrated and (
+            k not in self.fallbacks or k in self.calibrated_fallbacks
+        )
 
     def modelled(self) -> list[np.ndarray]:
         """The histories the model answers, in the order of its windows."""
         return _modelled(self.series)
 
-    def rows(self) -> Sequence[int]:
+    @functools.cached_property
+    def _rows(self) -> Sequence[int]:
         """Each series' row in the model's result (meaningless for fallback answers)."""
         if not self.fallbacks:
             return range(len(self.series))
         return (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+
+    def forecast(
+        self, k: int, result: Forecast | None, horizon: int
+    ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+        """Series ``k``'s answer, as sent and as recorded: its point forecast [horizon] and
+        bands (level -> [horizon]; the model's heads, or every level :attr:`wanted` needs when
+        calibrated; the fallback's those wanted) from the model's ``result`` for the whole
+        request, or its fallback's."""
+        fallback = self.fallbacks.get(k)
+        if fallback is not None:
+            return fallback.point, fallback.quantiles
+        assert result is not None  # the model ran for every series it answers
+        row = self._rows[k]
+        return result.point[row, :horizon], {
+            q: v[row, :horizon] for q, v in result.quantiles.items()
+        }
 
 
 def _modelled(series: list[Checked]) -> list[np.ndarray]:
@@ -452,17 +475,10 @@ def render(
 ) -> bytes:
     """The answer as JSON: plain lists of finite floats, serialised directly (pydantic's
     response validation plus the stdlib encoder would cost more than the model call)."""
-    horizon, wanted = request.horizon, prepared.wanted
-    rows = prepared.rows()
-    cfg = prepared.served.config
     answers = _chunked(
-        list(enumerate(prepared.series)),
-        lambda part: [
-            _answer(s, result, int(rows[k]), prepared.fallbacks.get(k), horizon, wanted, cfg,
-                    wanted.calibrated and (k not in prepared.fallbacks or k in prepared.calibrated))
-            for k, s in part
-        ],
-    )  # fmt: skip
+        list(range(len(prepared.series))),
+        lambda part: [_answer(prepared, k, result, request.horizon) for k in part],
+    )
     head = {"model": prepared.served.name, "version": prepared.served.version}
     if request.history is not None:
         return pydantic_core.to_json(answers[0] | head)
@@ -479,24 +495,12 @@ def render(
     )  # fmt: skip
 
 
-def _answer(
-    series: Checked,
-    result: Forecast | None,
-    row: int,
-    fallback: Fallback | None,
-    horizon: int,
-    wanted: Wanted,
-    cfg: ModelConfig,
-    calibrated: bool,
-) -> dict[str, Any]:
-    share = None
-    if fallback is None:
-        assert result is not None  # the model ran for every series it answers
-        point = result.point[row, :horizon]
-        bands = {q: result.quantiles[q][row, :horizon] for q in wanted.probs}
-        method, share = cfg.method, cfg.stated_share
-    else:
-        point, bands, method = fallback
+def _answer(prepared: Prepared, k: int, result: Forecast | None, horizon: int) -> dict[str, Any]:
+    series, cfg, fallback = prepared.series[k], prepared.served.config, prepared.fallbacks.get(k)
+    wanted = prepared.wanted
+    point, offered = prepared.forecast(k, result, horizon)
+    bands = {q: offered[q] for q in wanted.probs}
+    method, share = (cfg.method, cfg.stated_share) if fallback is None else (fallback.method, None)
     if not all(np.isfinite(a).all() for a in [point, *bands.values()]):
         raise RuntimeError(f"the {method} method produced non-finite forecasts")
     answer: dict[str, Any] = {"forecast": point.tolist(), "method": method}
@@ -515,7 +519,7 @@ def _answer(
             for level, (lo, hi) in zip(wanted.levels, wanted.bounds, strict=True)
         }
     if wanted.quantiles or wanted.levels:
-        answer["calibrated"] = calibrated
+        answer["calibrated"] = prepared.calibrated(k)
     if series.cleaned.gap is not None:
         answer["gap"] = _gap(series.cleaned.gap, series.entry)
     return answer

@@ -130,17 +130,11 @@ class Monitor:
         """Queue the recordable forecasts of an answered request."""
         if self.recorder is None:
             return
-        rows = prepared.rows()
         records = []
         for k, c in enumerate(prepared.series):
             if c.entry.id is None or c.future is None:
                 continue
-            if c.method == "model":
-                assert result is not None
-                point = result.point[rows[k], :horizon]
-                bands = {q: v[rows[k], :horizon] for q, v in result.quantiles.items()}
-            else:
-                point, bands, _ = prepared.fallbacks[k]
+            point, bands = prepared.forecast(k, result, horizon)
             records.append(
                 ForecastRecord(c.entry.id, c.method, c.future, point, c.cleaned.values, bands)
             )

@@ -21,7 +21,9 @@ from forecaster.registry import Registry
 from service.settings import Settings
 
 MODEL = "tiny"
-CONFIG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=12, quantiles=(0.1, 0.9))
+CONFIG = ModelConfig(
+    ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=12, quantiles=(0.1, 0.9)
+)
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -36,8 +36,10 @@ from forecaster.registry import storage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gru_h8_v1"
 FIXTURE_V2 = Path(__file__).parent / "fixtures" / "gru_h8_v2"
-FIXTURE_CONFIG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
-CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4, quantiles=(0.1, 0.9))
+FIXTURE_CONFIG = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4)
+CFG = ModelConfig(
+    ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4, quantiles=(0.1, 0.9)
+)
 
 
 def make_params(config: ModelConfig, seed: int = 0) -> dict:

@@ -34,7 +34,7 @@ JAX_CACHE_ENV = {
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
 }
 SEASON, HORIZON, INPUT = 6, 6, 24
-TINY = ModelConfig(cell="gru", hidden=8, input_size=INPUT, horizon=HORIZON, step=SEASON)
+TINY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=INPUT, horizon=HORIZON, step=SEASON)
 FLAGS = ["--cell", "gru", "--ensemble", "1", "--hidden", "8", "--seasonality", "6",
          "--input-size", "24", "--horizon", "6", "--steps", "60", "--batch-size", "16",
          "--eval-every", "60",
@@ -424,7 +424,9 @@ def test_sanity_flags_a_model_that_explodes() -> None:
 
 
 def test_backtest_scores_both_models_on_common_series_and_steps() -> None:
-    champion_cfg = ModelConfig(hidden=8, input_size=36, horizon=3, step=SEASON)
+    champion_cfg = ModelConfig(
+        cell="gru", ensemble=1, hidden=8, input_size=36, horizon=3, step=SEASON
+    )
     lengths = [60, 30, 60]  # the second is too short for the champion's 36-point window
     series = data.SeriesSet(
         ["a", "b", "c"], [50 + 10 * np.sin(np.arange(n) / 2) + i for i, n in enumerate(lengths)]

@@ -27,8 +27,9 @@ stages) and :mod:`.summary` (the lines and table printed at the end).
 """
 
 from forecaster.configs import ConfigError
+from forecaster.job import POLICIES, Policy
 from forecaster.retrain.backtest import Backtest, Holdout, backtest, split_holdout
-from forecaster.retrain.decision import POLICIES, Decision, Policy, Status, decide
+from forecaster.retrain.decision import Decision, Status, decide
 from forecaster.retrain.jobs import Job, load_jobs, read_config_file
 from forecaster.retrain.run import Outcome, RetrainError, failed, run_job
 from forecaster.retrain.summary import describe, summary_table

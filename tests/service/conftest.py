@@ -27,8 +27,10 @@ from service.app import create_app
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9))
-OTHER = ModelConfig(cell="lstm", hidden=8, input_size=24, horizon=6, step=12)
+TINY = ModelConfig(
+    ensemble=1, cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9)
+)
+OTHER = ModelConfig(ensemble=1, cell="lstm", hidden=8, input_size=24, horizon=6, step=12)
 BATCH_SIZES = (1, 4, 16)
 API_KEY = "test-admin-key"
 

@@ -23,7 +23,7 @@ from conftest import ROOT, TINY, free_port, publish, server
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
 
-DAILY = ModelConfig(cell="gru", hidden=8, input_size=28, horizon=7, step=7)
+DAILY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=28, horizon=7, step=7)
 WATCH = {"FORECASTER_ALIAS_WATCH_INTERVAL_S": "0.2"}
 JSON = {"content-type": "application/json"}
 

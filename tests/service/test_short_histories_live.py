@@ -16,7 +16,14 @@ from conftest import Server, publish, server
 from forecaster.model import ModelConfig
 
 MASKED = ModelConfig(
-    hidden=8, input_size=48, step=24, horizon=6, min_input=12, quantiles=(0.1, 0.9)
+    cell="gru",
+    ensemble=1,
+    hidden=8,
+    input_size=48,
+    step=24,
+    horizon=6,
+    min_input=12,
+    quantiles=(0.1, 0.9),
 )
 
 
