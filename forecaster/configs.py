@@ -214,8 +214,18 @@ class TrainConfig:
         "shares of the classical forecast (Theta and damped trend) tried on validation "
         "(0 alone: the network alone)", (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     )  # fmt: skip
+    # A season apart, the last one at each series' last horizon (forecaster.calibration).
+    calibration_origins: int = option(
+        "backtest origins per series the intervals are calibrated on (0: no calibration: only "
+        "the quantile heads, served uncalibrated)", 8
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
+        if not isinstance(self.calibration_origins, int) or self.calibration_origins < 0:
+            raise ValueError(
+                f"calibration_origins must be an integer of at least 0, got "
+                f"{self.calibration_origins!r}"
+            )
         if not isinstance(self.max_gap, int) or self.max_gap < 0:
             raise ValueError(f"max_gap must be an integer of at least 0, got {self.max_gap!r}")
         if not 0.0 <= self.ema < 1.0:

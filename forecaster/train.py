@@ -24,6 +24,7 @@ from flax import struct
 from tqdm.auto import tqdm
 
 from forecaster import classical, data, parallel, windows
+from forecaster.calibration import Calibration, NotCalibrated, calibrate
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.model import Forecaster, init_params
 from forecaster.predict import Predictor, score_model
@@ -65,6 +66,8 @@ class TrainResult:
     config: ModelConfig
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    # The chosen model's interval calibration (None with ``calibration_origins=0``).
+    calibration: Calibration | None = None
 
 
 @functools.cache  # one object per config, so train_step's compiled code is reused across fits
@@ -382,8 +385,11 @@ def fit(
     number of steps, and those weights are returned (with the selection run's scores).
 
     With several devices the batches are split over all of them (:mod:`forecaster.parallel`);
-    ``initial_params`` warm-starts from earlier weights of the same config. A series cut by long
-    gaps (``series.before_gaps``) trains on every segment and is validated on its last.
+    ``initial_params`` warm-starts from earlier weights of the same config. Last, the chosen
+    model's intervals are calibrated on rolling backtests of the training series
+    (:func:`forecaster.calibration.calibrate`, ``train_cfg.calibration_origins`` origins). A
+    series cut by long gaps (``series.before_gaps``) trains on every segment and is validated
+    on its last.
     Raises TrainingDivergedError when the loss stops being finite.
     """
     started = time.perf_counter()
@@ -418,6 +424,16 @@ def fit(
         final = _train(samplers(), names, model_cfg, train_cfg, initial_params, progress,
                        until=best.best_step)  # fmt: skip
         best.params = final.params
+    if train_cfg.calibration_origins:
+        try:
+            best.calibration = calibrate(
+                Predictor(best.config, best.params),
+                series.values,
+                train_cfg.seasonality,
+                origins=train_cfg.calibration_origins,
+            )
+        except NotCalibrated as err:  # the model stands; only its intervals are unvouched
+            warnings.warn(f"the model's intervals are not calibrated: {err}", stacklevel=2)
     best.seconds = time.perf_counter() - started
     return best
 

@@ -245,6 +245,7 @@ async def _summary_fields(store: ModelStore, settings: Settings, name: str) -> d
             "horizon": cfg.horizon,
             "max_horizon": horizon_limit(cfg.horizon),
             "quantiles": list(cfg.quantiles),
+            "calibrated": served.calibration is not None,
             "method": cfg.method,
             "classical_share": cfg.stated_share,
         }

@@ -111,7 +111,7 @@ def test_round_trip_local(artifact: Path) -> None:
     assert set(m.files) == {"weights.safetensors", "report.json"}
     assert A.verify(artifact) == m
     raw = json.loads((artifact / "manifest.json").read_text())
-    assert raw["config"] == CFG.to_dict() and raw["format_version"] == A.FORMAT_VERSION == 2
+    assert raw["config"] == CFG.to_dict() and raw["format_version"] == A.FORMAT_VERSION == 3
 
 
 def test_round_trip_fsspec_memory() -> None:
@@ -479,12 +479,13 @@ def test_fixture_with_future_format_version_is_refused(tmp_path: Path) -> None:
     _edit_manifest(copy, lambda m: m.update(format_version=999))
     with pytest.raises(A.FormatVersionError, match="format version") as info:
         A.load_model(copy)
-    assert "999" in str(info.value) and "[1, 2]" in str(info.value)
+    assert "999" in str(info.value) and "[1, 2, 3]" in str(info.value)
 
 
 def test_committed_v2_fixture_loads() -> None:
     loaded = A.load_model(FIXTURE_V2)
     assert loaded.config == FIXTURE_CONFIG and loaded.manifest.format_version == 2
+    assert loaded.manifest.calibration is None  # older models load, uncalibrated
     assert (loaded.manifest.freq, loaded.manifest.seasonality) == ("h", 24)
     _assert_params_equal(loaded.params, make_params(FIXTURE_CONFIG, seed=0))
 
@@ -496,7 +497,9 @@ SHIPPED_DATA_SHA256 = "da0ba3ea117cfac3c5514eea1f516cf792999451a6a12cefbd10384d3
 
 
 def test_shipped_model_is_bound_and_keeps_its_weights() -> None:
-    assert A.verify(SHIPPED).format_version == 2
+    # Format 3: re-saved with its calibration (benchmarks/calibrate_model.py), same weights.
+    manifest = A.verify(SHIPPED)
+    assert manifest.format_version == 3 and manifest.calibration is not None
     data = (SHIPPED / "weights.safetensors").read_bytes()
     size = int.from_bytes(data[:8], "little")
     assert hashlib.sha256(data[8 + size :]).hexdigest() == SHIPPED_DATA_SHA256

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from forecaster import classical
+from forecaster import calibration, classical
 from forecaster.data import SeriesSet
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor
@@ -137,6 +137,20 @@ def test_the_classical_share_is_chosen_on_validation_and_scored() -> None:
     expected = dataclasses.replace(CFG, theta_weight=half, damped_weight=half, theta_season=24)
     assert result.config == expected
     assert result.val_metrics["owa"] == pytest.approx(owa[weight])
+
+
+def test_the_chosen_model_is_calibrated_as_it_is_served_blend_included() -> None:
+    series = seasonal_series()
+    cfg = TrainConfig(steps=20, eval_every=20, warmup_steps=5, theta_weights=(0.0, 0.5, 1.0))
+    result = fit(series, CFG, cfg, progress=False)
+    cal = result.calibration
+    assert cal is not None and cal.origins == 8 and cal.season == 24
+    assert len(cal.model.values) == CFG.horizon and set(cal.fallback) == {"naive", "seasonal_naive"}
+    # The same backtests of the served (blended) model give the same table.
+    again = calibration.calibrate(Predictor(result.config, result.params), series.values, 24)
+    assert again.model == cal.model and result.config.blended
+    off = fit(series, CFG, dataclasses.replace(cfg, calibration_origins=0), progress=False)
+    assert off.calibration is None
 
 
 def test_refit_trains_on_whole_histories_for_the_selected_steps() -> None:

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         "freq": series.freq,
         "seasonality": train_cfg.seasonality,
         "training": dataclasses.asdict(train_cfg),
+        "calibration": result.calibration,
     }
     if args.out:
         where = str(save_model(args.out, model_cfg, result.params, **saved))

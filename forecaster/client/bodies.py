@@ -112,7 +112,11 @@ def _split_long(
 
 
 def single_body(
-    series: Input, horizon: int, model: str | None, quantiles: Sequence[float] | None
+    series: Input,
+    horizon: int,
+    model: str | None,
+    quantiles: Sequence[float] | None,
+    levels: Sequence[float] | None = None,
 ) -> bytes:
     """The JSON body forecasting one series, checked against the shared schema first."""
     try:
@@ -122,6 +126,7 @@ def single_body(
             horizon=horizon,
             model=model,
             quantiles=_levels(quantiles),
+            levels=_levels(levels),
         )
     except pydantic.ValidationError as exc:
         raise client_side_error(exc) from None
@@ -171,6 +176,7 @@ def plan_chunks(
     max_series: int,
     max_body_bytes: int,
     errors: OnErrors = "raise",
+    levels: Sequence[float] | None = None,
 ) -> Plan:
     """Bodies of at most ``max_series`` series and about ``max_body_bytes`` each, in order.
 
@@ -191,7 +197,7 @@ def plan_chunks(
     sizes = [len(e.model_dump_json(exclude_none=True)) + 1 for e in entries]
     chunks, start = [], 0
     for stop in _boundaries(sizes, max_series, max_body_bytes - _ENVELOPE_BYTES):
-        body = _many_body(entries[start:stop], horizon, model, quantiles)
+        body = _many_body(entries[start:stop], horizon, model, quantiles, levels)
         chunks.append(Chunk(positions[start:stop], body))
         start = stop
     return Plan(chunks, refused)
@@ -214,10 +220,15 @@ def _many_body(
     horizon: int,
     model: str | None,
     quantiles: Sequence[float] | None,
+    levels: Sequence[float] | None = None,
 ) -> bytes:
     try:
         request = ForecastRequest(
-            series=entries, horizon=horizon, model=model, quantiles=_levels(quantiles)
+            series=entries,
+            horizon=horizon,
+            model=model,
+            quantiles=_levels(quantiles),
+            levels=_levels(levels),
         )
     except pydantic.ValidationError as exc:
         raise client_side_error(exc) from None

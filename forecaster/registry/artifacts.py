@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pydantic
 
+from forecaster.calibration import Calibration
 from forecaster.configs import ModelConfig
 from forecaster.registry import storage
 from forecaster.registry.manifest import (
@@ -253,12 +254,15 @@ def save_model(
     freq: str | None = None,
     seasonality: int | None = None,
     training: Mapping[str, Any] | None = None,
+    calibration: Calibration | None = None,
     extra_files: dict[str, bytes] | None = None,
 ) -> Path | str:
     """Write a model artifact into ``where`` (created; must be empty if it exists).
 
     ``training`` is the training config (a :class:`~forecaster.configs.TrainConfig` as a dict),
-    recorded so that a retraining starts from the same settings.
+    recorded so that a retraining starts from the same settings; ``calibration`` is the
+    model's interval calibration (:func:`forecaster.calibration.calibrate`; None: its intervals
+    are served uncalibrated).
 
     The parameters are checked against the config before anything is written, so a broken
     model is refused at save time rather than at serving time. The manifest is written last:
@@ -277,6 +281,7 @@ def save_model(
         data_fingerprint=data_fingerprint,
         metrics=_jsonable(metrics or {}),
         training=None if training is None else _jsonable(dict(training)),
+        calibration=calibration,
     )
     _write_artifact(loc, content, flat, extra_files)
     if loc.local:

@@ -4,8 +4,9 @@ The manifest vouches for an artifact directory: format version, model config, fr
 normalisation, metrics, provenance, and the sha256 of every other file. Format 2 also binds the
 manifest to the weights: :func:`content_digest` of everything but ``files`` is recorded in the
 weights' safetensors metadata, which ``files`` hashes, so editing any field (say
-``config.input_size``) without re-exporting the model fails verification. Format 1 artifacts
-(no binding) are still read.
+``config.input_size``) without re-exporting the model fails verification. Format 3 adds the
+model's interval calibration (:mod:`forecaster.calibration`); formats 1 and 2 (no calibration:
+their intervals are served uncalibrated) are still read, format 1 without the binding.
 
 Parsing is bounded: at most :data:`MAX_MANIFEST_BYTES` and :data:`MAX_JSON_DEPTH` levels of
 nesting, checked before the JSON parser runs.
@@ -33,11 +34,12 @@ from pydantic import (
     PositiveInt,
 )
 
+from forecaster.calibration import Calibration
 from forecaster.configs import ConfigError, ModelConfig, typed_fields
 from forecaster.scaling import MAX_LOG_RATIO
 
-FORMAT_VERSION = 2
-SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2})
+FORMAT_VERSION = 3
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3})
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 NORMALIZATION = "log-mean-ratio"
@@ -150,7 +152,8 @@ class Normalization(BaseModel):
 
 
 class Manifest(BaseModel):
-    """The parsed manifest.json of an artifact (format version 1 or 2; same fields)."""
+    """The parsed manifest.json of an artifact (format version 1, 2 or 3; same fields, and only
+    format 3 holds a ``calibration``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -163,6 +166,8 @@ class Manifest(BaseModel):
     normalization: Normalization = Field(default_factory=Normalization)
     data_fingerprint: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # Per-step conformal calibration of the intervals; None: older or uncalibrated model.
+    calibration: Calibration | None = None
     created_at: AwareDatetime
     library_versions: dict[str, str] = Field(default_factory=dict)
     files: Annotated[dict[str, str], AfterValidator(_check_files)]
