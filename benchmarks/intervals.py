@@ -21,15 +21,7 @@ service answers it (the model from its ``min_input``, else the fallback method w
 calibrated table, :func:`forecaster.calibration.fallback_forecast`); coverage overall, beside the
 fallback's own (uncalibrated) bands. Goal: within 3 points.
 
-Prints one JSON line. Results (``benchmarks/results/intervals.jsonl``): the shipped
-``models/m4-hourly`` (no heads), calibrated from eight origins, covered 79.75% (80%) and 95.76%
-(95%) overall, MSIS 8.09; at the worst step 73.2% and 93.5%. A 2,000-step model with heads at
-0.025/0.1/0.9/0.975: calibrated 81.1% and 95.7%, MSIS 9.63; its heads 86.9% and 96.4%, MSIS 9.94.
-The calibration took 2.0 CPU-seconds against the training's 147.7 (1.4%). The per-step goal is
-beyond what 414 test series can show: one step's coverage of a perfectly calibrated 80% interval
-has a standard error of sqrt(0.8 * 0.2 / 414) = 2.0 points (95%: 1.1), so some of 48 steps miss
-by more than 2 points by chance alone. Short cuts (24, 48, 96 points): 80.9%, 78.9%, 82.4% and
-96.1%, 94.5%, 96.7%, all within 3 points.
+Prints one JSON line; results and how to read them: docs/results/intervals.md.
 """
 
 from __future__ import annotations
