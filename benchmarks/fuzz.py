@@ -2,13 +2,13 @@
 
 Starts ``forecaster serve`` on a free port of 127.0.0.1 against a temporary copy of the registry
 (default: the shipped ``models/``), recording into SQLite there, and sends it bodies drawn by the
-strategies of ``tests/fuzzing.py`` (the same ones ``tests/service/test_fuzz.py`` runs with a small
-budget): ``POST /v1/forecast`` and ``POST /v1/actuals`` bodies with timestamps from a grammar of
-ISO 8601 and its near misses, ids with control characters, extreme floats, and accuracy queries
-with such stamps, in turn, until ``--examples`` are tried or ``--duration`` seconds have passed.
-A failure is an answer of 5xx or one showing a traceback; the fuzzing goes on after one, and the
-first few are printed. At the end the forecasts recorded are compared with those answered for
-series with an id and timestamps (recorded + dropped should equal answered, with none dropped).
+strategies of ``tests/helpers/fuzzing.py`` (the same ones ``tests/service/test_fuzz.py`` runs with a
+small budget): ``POST /v1/forecast`` and ``POST /v1/actuals`` bodies with timestamps from a grammar
+of ISO 8601 and its near misses, ids with control characters, extreme floats, and accuracy queries
+with such stamps, in turn, until ``--examples`` are tried or ``--duration`` seconds have passed. A
+failure is an answer of 5xx or one showing a traceback; the fuzzing goes on after one, and the first
+few are printed. At the end the forecasts recorded are compared with those answered for series with
+an id and timestamps (recorded + dropped should equal answered, with none dropped).
 
 Prints one JSON line: examples tried (per route), failures found, the first failures, answered,
 recorded and dropped forecasts, seconds. Exits 1 when a failure was found.
@@ -35,12 +35,8 @@ import hypothesis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
-from benchmarks.soak import _start_server, _stop
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the strategies live beside the test that uses them
-
-from fuzzing import (  # noqa: E402
+from benchmarks.soak import ROOT, _start_server, _stop
+from tests.helpers.fuzzing import (  # the strategies the fuzz test runs with a small budget
     accuracy_queries,
     actuals_bodies,
     forecast_bodies,

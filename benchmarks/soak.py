@@ -13,15 +13,15 @@ the registry (default: the shipped ``models/``) and warms it up: each request fo
   background, publishing versions of a separate model (``--promote never``), so it exercises
   the registry and competes for CPU without changing what is served.
 
-Then, for ``--fault-s`` (0 skips it), a mixed-fault phase on a second server that records into
-a throwaway PostgreSQL cluster (:mod:`tests.postgres`; skipped, and said so, without PostgreSQL's
-binaries): the clients send forecasts with ids and hourly timestamps, every one recordable, with
-bad ones among them (ids with a NUL, a control character or 300 characters; stamps ending in
-``+99:99``, ``+24:00`` or ``X``), alone or beside good series, and PostgreSQL is stopped and
-started again once, half way. Then it checks that every forecast answered is accounted for
-(``recorded + dropped = answered``, from the server's metrics), that no good forecast was lost,
-the outage included (the recorder retries a flush the database failed; a bad one is refused
-at the request or dropped alone, ``bad_record``), and that each is stored once.
+Then, for ``--fault-s`` (0 skips it), a mixed-fault phase on a second server that records into a
+throwaway PostgreSQL cluster (:mod:`tests.helpers.postgres`; skipped, and said so, without
+PostgreSQL's binaries): the clients send forecasts with ids and hourly timestamps, every one
+recordable, with bad ones among them (ids with a NUL, a control character or 300 characters; stamps
+ending in ``+99:99``, ``+24:00`` or ``X``), alone or beside good series, and PostgreSQL is stopped
+and started again once, half way. Then it checks that every forecast answered is accounted for
+(``recorded + dropped = answered``, from the server's metrics), that no good forecast was lost, the
+outage included (the recorder retries a flush the database failed; a bad one is refused at the
+request or dropped alone, ``bad_record``), and that each is stored once.
 
 The server runs with ``JAX_LOG_COMPILES=1``: compiles after warm-up are its ``Compiling`` log
 lines after the one-of-each requests. RSS and open descriptors are measured from the end of the
@@ -524,8 +524,7 @@ class FaultShared:
 
 def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
     """The mixed-fault phase (module docstring) on its own server; returns its figures."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import postgres  # the tests' throwaway cluster: one home for starting PostgreSQL
+    from tests.helpers import postgres  # the tests' throwaway cluster: one home for starting it
 
     if not postgres.available():
         return {"skipped": postgres.SKIP_REASON}

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import ROOT, free_port, wait_ready
+
+from tests.service.conftest import ROOT, free_port, wait_ready
 
 # Pipelined requests for a ~29 kB answer each: ~11 MB in all, far more than the socket buffers
 # of both ends hold, so the rest waits in the server's own write buffer.

@@ -13,11 +13,17 @@ import httpx
 import pytest
 import schemathesis
 import sqlalchemy as sa
-from conftest import API_KEY, Server, make_settings, server
-from fuzzing import accuracy_queries, actuals_bodies, forecast_bodies, recordable, server_error
 from hypothesis import HealthCheck, given, settings
 
 from service.app import create_app
+from tests.helpers.fuzzing import (
+    accuracy_queries,
+    actuals_bodies,
+    forecast_bodies,
+    recordable,
+    server_error,
+)
+from tests.service.conftest import API_KEY, Server, make_settings, server
 
 # The document only depends on the routes (admin included when a key is set), not on the models.
 schema = schemathesis.openapi.from_dict(create_app(make_settings(Path("unused"))).openapi())
@@ -37,8 +43,8 @@ def test_no_server_errors(case, live_server):
 
 # ------------------------------------------------- hostile bodies from a grammar (issue 29)
 #
-# tests/fuzzing.py draws the bodies (benchmarks/fuzz.py runs the same for longer). A server of
-# its own records into its own SQLite file, so the forecasts recorded can be counted: every
+# tests/helpers/fuzzing.py draws the bodies (benchmarks/fuzz.py runs the same for longer). A server
+# of its own records into its own SQLite file, so the forecasts recorded can be counted: every
 # forecast answered for a series with an id and timestamps must be recorded, and nothing dropped.
 
 FUZZ = settings(

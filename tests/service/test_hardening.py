@@ -22,13 +22,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_KEY, ROOT, TINY, free_port, make_settings, publish, wait_ready
 from starlette.requests import Request
 
 from forecaster.model import init_params
 from forecaster.registry import Registry
 from service.app import create_app
 from service.errors import without_registry_path
+from tests.service.conftest import (
+    API_KEY,
+    ROOT,
+    TINY,
+    free_port,
+    make_settings,
+    publish,
+    wait_ready,
+)
 
 KEY = {"X-API-Key": API_KEY}
 JSON = {"content-type": "application/json"}

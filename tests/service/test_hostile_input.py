@@ -17,7 +17,8 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import API_KEY, Server, server
+
+from tests.service.conftest import API_KEY, Server, server
 
 KEY = {"X-API-Key": API_KEY}
 START = datetime(2024, 5, 1)

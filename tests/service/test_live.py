@@ -9,9 +9,9 @@ import threading
 import time
 
 import httpx
-from conftest import TINY, publish, server
 
 from forecaster.model import ModelConfig
+from tests.service.conftest import TINY, publish, server
 
 BODY = {"history": [float(i % 24) + 1 for i in range(96)], "horizon": 4}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from conftest import TINY, make_settings, publish, running_client
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from tests.service.conftest import TINY, make_settings, publish, running_client
 
 
 def test_list_models(client):

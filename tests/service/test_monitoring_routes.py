@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import API_KEY, make_settings, running_client, server
 
 from forecaster.monitoring.store import MonitoringStore
+from tests.service.conftest import API_KEY, make_settings, running_client, server
 
 KEY = {"X-API-Key": API_KEY}
 START = datetime(2024, 5, 1)

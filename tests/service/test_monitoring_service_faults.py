@@ -16,10 +16,10 @@ import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, free_port, server
-from test_monitoring_routes import forecast_one, metric, wait_for
 
 from forecaster.monitoring.store import MonitoringStore
+from tests.service.conftest import ROOT, free_port, server
+from tests.service.test_monitoring_routes import forecast_one, metric, wait_for
 
 
 def _cli(*argv: str, **env: str) -> subprocess.CompletedProcess:

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, OTHER, TINY, make_settings, publish, running_client
 
 from forecaster.model import init_params
 from forecaster.registry import Registry
+from tests.service.conftest import API_KEY, OTHER, TINY, make_settings, publish, running_client
 
 KEY = {"X-API-Key": API_KEY}
 HISTORY = {"history": [float(i % 24) for i in range(48)], "horizon": 2}

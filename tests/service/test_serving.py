@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY, free_port, publish, server
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
+from tests.service.conftest import ROOT, TINY, free_port, publish, server
 
 DAILY = ModelConfig(cell="gru", hidden=8, input_size=28, horizon=7, step=7)
 WATCH = {"FORECASTER_ALIAS_WATCH_INTERVAL_S": "0.2"}

@@ -14,12 +14,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from client_helpers import CONFIG, MODEL, SyncASGITransport, running_app, service_settings
 
 from forecaster.client import ForecastClient
 from forecaster.model import init_params
 from forecaster.registry import Registry
 from service.app import create_app
+from tests.client.helpers import CONFIG, MODEL, SyncASGITransport, running_app, service_settings
 
 BLEND = dataclasses.replace(CONFIG, theta_weight=0.2, damped_weight=0.2, theta_season=24)
 CLASSICAL = dataclasses.replace(CONFIG, theta_weight=0.5, damped_weight=0.5, theta_season=24)

@@ -1,6 +1,6 @@
 """The monitoring store and recorder under faults: a bad record among good ones, a recorder hit
 by what it did not expect, a schema newer than the code, a SQLite file deleted while in use,
-large actuals, slow statements. SQLite and a real PostgreSQL (:mod:`tests.postgres`).
+large actuals, slow statements. SQLite and a real PostgreSQL (:mod:`tests.helpers.postgres`).
 
 Bad records are fed to the library directly: the service refuses them at the request (issue 29),
 so this is the writer's own guard, for whatever still gets through.
@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from test_monitoring import START, batch, record, stamps
 
 from forecaster.monitoring import store as store_module
 from forecaster.monitoring.recorder import Recorder
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore, SchemaTooNew, StoreError
 from forecaster.monitoring.times import to_utc
+from tests.monitoring.test_monitoring import START, batch, record, stamps
 
 GOOD = 50
 

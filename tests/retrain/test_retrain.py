@@ -22,7 +22,7 @@ from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import PublishLockedError, Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Subprocesses share the project's persistent compilation cache (the service's default
 # FORECASTER_COMPILATION_CACHE_DIR), so programs compiled by one test's process are reused.
 JAX_CACHE_ENV = {

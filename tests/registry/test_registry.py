@@ -31,7 +31,7 @@ from forecaster import registry as R
 from forecaster.cli import main as cli_main
 from forecaster.model import ModelConfig, init_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
 SHAPES = jax.eval_shape(lambda: init_params(CFG))
 

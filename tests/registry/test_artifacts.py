@@ -1,10 +1,10 @@
 """Tests of forecaster.artifacts: round trips, and refusal of every kind of damaged artifact.
 
 The committed fixtures are only loaded, so a change to the format either keeps old models
-loadable or must refuse them with a clear message: tests/fixtures/gru_h8_v1/ was written in
-format 1 (no manifest binding) by an earlier forecaster and must keep loading;
-tests/fixtures/gru_h8_v2/ is written by :func:`write_fixture` (``python tests/test_artifacts.py``)
-in the current format.
+loadable or must refuse them with a clear message: tests/registry/fixtures/gru_h8_v1/ was
+written in format 1 (no manifest binding) by an earlier forecaster and must keep loading;
+tests/registry/fixtures/gru_h8_v2/ is written by :func:`write_fixture`
+(``python -m tests.registry.test_artifacts``) in the current format.
 """
 
 from __future__ import annotations
@@ -489,7 +489,7 @@ def test_committed_v2_fixture_loads() -> None:
 
 # The data section (every float, in order) of the shipped model's weights.safetensors when it was
 # format 1; re-exported as format 2 only its safetensors metadata changed.
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "m4-hourly" / "1"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "m4-hourly" / "1"
 SHIPPED_DATA_SHA256 = "da0ba3ea117cfac3c5514eea1f516cf792999451a6a12cefbd10384d39401391"
 
 

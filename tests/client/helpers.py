@@ -22,7 +22,7 @@ from forecaster.settings import Settings
 
 MODEL = "tiny"
 CONFIG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=12, quantiles=(0.1, 0.9))
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def publish_tiny(root: Path) -> Path:
