@@ -315,7 +315,7 @@ for line in sys.stdin:
             os._exit(code)
         pids.append(pid)
     if cmd.get("kill_after") is not None:
-        time.sleep(cmd["kill_after"])
+        time.sleep(cmd["kill_after"])  # the behaviour under test: a kill at a drawn moment
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

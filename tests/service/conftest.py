@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
 from forecaster.settings import Settings
 from service.app import create_app
+from tests.helpers.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9))
@@ -71,18 +71,19 @@ def running_client(settings: Settings) -> Iterator[TestClient]:
 
 
 def wait_ready(status: Callable[[], int], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if status() == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    # Never ready: a start-up hang or nothing loaded (see service/lifespan.py) tell apart only
-    # by where the threads stood: their stacks go to the test's captured stderr.
-    faulthandler.dump_traceback(all_threads=True)
-    raise TimeoutError("the service did not become ready")
+    """Until ``status`` (a probe's status code) is 200; TimeoutError if it never is."""
+    try:
+        wait_until(
+            lambda: status() == 200,
+            timeout=timeout,
+            message="the service did not become ready",
+            ignoring=(httpx.TransportError,),  # not listening yet
+        )
+    except AssertionError as never:
+        # Never ready: a start-up hang or nothing loaded (see service/lifespan.py) tell apart
+        # only by where the threads stood: their stacks go to the test's captured stderr.
+        faulthandler.dump_traceback(all_threads=True)
+        raise TimeoutError(str(never)) from None
 
 
 @pytest.fixture(scope="module")

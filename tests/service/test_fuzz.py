@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tests.helpers.fuzzing import (
     recordable,
     server_error,
 )
+from tests.helpers.polling import wait_until
 from tests.service.conftest import API_KEY, Server, make_settings, server
 
 # What an answer is checked for beyond "no 5xx" (schemathesis' own checks).
@@ -146,14 +146,18 @@ def test_every_recordable_forecast_answered_was_recorded(fuzzed: Fuzzed) -> None
     if fuzzed.answered == 0:
         pytest.skip("run with the fuzzing tests before it")
     engine = sa.create_engine(fuzzed.database_url)
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM forecasts")).scalar_one()
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT count(*) FROM forecasts")).scalar_one()
-            if rows >= fuzzed.answered or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        wait_until(
+            lambda: stored() >= fuzzed.answered,
+            timeout=20,
+            message=lambda: f"{stored()} of the {fuzzed.answered} forecasts answered are stored",
+        )
+        rows = stored()
     finally:
         engine.dispose()
     metrics = fuzzed.client.get("/metrics").text
