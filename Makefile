@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about its successor, printed on every build.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
 # requirements.lock: the service's dependencies plus the build backend (the Docker image);
 # requirements-dev.lock: the same pins plus the `dev` extra (make serve/test, CI).
@@ -26,7 +28,7 @@ LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 # the existing pins are kept and only what pyproject.toml changed is resolved.
 LOCK_FLAGS ?=
 
-.PHONY: install serve test lint format bench lock clean
+.PHONY: install serve test docs lint format bench lock clean
 
 # --no-build-isolation: the editable install uses the locked setuptools instead of fetching
 # whatever is newest into a temporary build environment.
@@ -45,7 +47,13 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MKDOCS) build --strict --quiet
 	$(BIN)/python -m pytest
+
+# The documentation site (mkdocs.yml, docs/) into build/site. --strict: a broken link, a page
+# left out of the nav or a docstring the API reference cannot read is an error, not a warning.
+docs: $(STAMP)
+	$(MKDOCS) build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

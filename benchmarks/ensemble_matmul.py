@@ -3,12 +3,7 @@ block-diagonal matmul, and one member alone.
 
     python -m benchmarks.ensemble_matmul [--rounds 3]
 
-The shipped recipe's shape: 5 members, batch 256, hidden 128, so each member multiplies
-[256, 128] by [128, 512] (four gates) at every step. The block-diagonal form puts the members
-side by side, [256, 640] by [640, 2560], which is one large matmul but five times the FLOPs (its
-off-diagonal blocks are zeros); it is timed with the block matrix already built, so its cost is
-the matmul alone. Prints one JSON line per round (microseconds per call, GFLOP/s of the useful
-work).
+What it measures, how, and what it found: ``docs/results/core-speed.md``.
 """
 
 from __future__ import annotations

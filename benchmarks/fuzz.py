@@ -1,20 +1,9 @@
 """Fuzz the forecast service for longer than ``make test`` does: no 5xx, ever.
 
-Starts ``forecaster serve`` on a free port of 127.0.0.1 against a temporary copy of the registry
-(default: the shipped ``models/``), recording into SQLite there, and sends it bodies drawn by the
-strategies of ``tests/helpers/fuzzing.py`` (the same ones ``tests/service/test_fuzz.py`` runs with a
-small budget): ``POST /v1/forecast`` and ``POST /v1/actuals`` bodies with timestamps from a grammar
-of ISO 8601 and its near misses, ids with control characters, extreme floats, and accuracy queries
-with such stamps, in turn, until ``--examples`` are tried or ``--duration`` seconds have passed. A
-failure is an answer of 5xx or one showing a traceback; the fuzzing goes on after one, and the first
-few are printed. At the end the forecasts recorded are compared with those answered for series with
-an id and timestamps (recorded + dropped should equal answered, with none dropped).
-
-Prints one JSON line: examples tried (per route), failures found, the first failures, answered,
-recorded and dropped forecasts, seconds. Exits 1 when a failure was found.
-
     .venv/bin/python -m benchmarks.fuzz --duration 300
     .venv/bin/python -m benchmarks.fuzz --examples 20000 --seed 7
+
+What it measures, how, and what it found: ``docs/results/soak.md``.
 """
 
 from __future__ import annotations
@@ -35,7 +24,7 @@ import hypothesis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
-from benchmarks.soak import ROOT, _start_server, _stop
+from benchmarks.soak import ROOT, start_server, stop_server
 from tests.helpers.fuzzing import (  # the strategies the fuzz test runs with a small budget
     accuracy_queries,
     actuals_bodies,
@@ -56,11 +45,11 @@ def main() -> int:
         registry = tmp / "models"
         shutil.copytree(args.registry, registry, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
         os.environ["FORECASTER_RECORD_FLUSH_S"] = "0.05"
-        server, url, _log = _start_server(registry, args.model, tmp)
+        server, url, _log = start_server(registry, args.model, tmp)
         try:
             result = _fuzz(args, url, registry)
         finally:
-            _stop(server)
+            stop_server(server)
     print(json.dumps(result))
     return 1 if result["failures"] else 0
 

@@ -1,30 +1,8 @@
 """Load test of the forecast service: a real server on loopback driven by ``wrk``.
 
-Starts ``forecaster serve`` (uvicorn, one worker, uvloop + httptools when installed) as a
-subprocess, times its cold start to ``/readyz`` 200, then in the same run measures:
-
-* ``GET /healthz`` and ``POST /v1/forecast`` (one series of 336 points, horizon 48, a different
-  series per request) at 32 connections: throughput, and the ratio forecast / healthz;
-* both again at 4 connections: p99 latency.
-
-Prints one JSON line. Goals (issue 5): ratio >= 0.5 with zero errors, forecast p99 <= 20 ms at
-4 connections, cold start <= 10 s.
-
-``--big-request`` adds the timestamp phase of issue 12: one request of 1,000 series x 168 hourly
-timestamps, timed by the event-loop (main) thread's CPU (``big_loop_ms``: goal under 100 ms), and
-the p99 of one-series forecasts from one other connection, alone and while such requests are sent
-back to back (``one_series_p99_ms_beside_big``: goal under 50 ms).
-
-``--recording`` measures what forecast monitoring costs (issue 14): two servers, one recording
-every forecast into SQLite and one with ``FORECASTER_RECORDING=false``, each sent one-series
-requests with an id and 336 hourly timestamps (so every answer is recordable) at 32
-connections in alternating rounds (``recording_vs_not_32``: goal at least 0.9), and the records
-written and dropped.
-
-Uses the registry's model when it has one (``--registry``, ``--model``), else a randomly
-initialised model of the default configuration in a temp registry.
-
     .venv/bin/python benchmarks/load_test.py --duration 10
+
+What it measures, how, and what it found: ``docs/results/serving.md``.
 """
 
 from __future__ import annotations
@@ -62,10 +40,10 @@ def main() -> int:
             print(json.dumps(_recording_cost(args, Path(tmp))))
         return 0
     with tempfile.TemporaryDirectory(prefix="load-test-") as tmp:
-        registry = _registry(Path(args.registry), args.model, Path(tmp))
-        script = _lua_script(_series(args.series), args.model, Path(tmp) / "forecast.lua")
-        port = _free_port()
-        server, cold_start = _start_server(registry, args.model, port, Path(tmp))
+        registry = serving_registry(Path(args.registry), args.model, Path(tmp))
+        script = lua_script(request_series(args.series), args.model, Path(tmp) / "forecast.lua")
+        port = free_port()
+        server, cold_start = start_server(registry, args.model, port, Path(tmp))
         try:
             result = {"cold_start_s": round(cold_start, 2)}
             result |= _measure(port, script, server.pid, args)
@@ -100,7 +78,7 @@ def _parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _registry(root: Path, model: str, tmp: Path) -> Path:
+def serving_registry(root: Path, model: str, tmp: Path) -> Path:
     """``root`` if it serves ``model``, else a temp registry with a random model of that name."""
     from forecaster.registry import ModelNotFoundError, Registry
 
@@ -111,12 +89,12 @@ def _registry(root: Path, model: str, tmp: Path) -> Path:
         pass
     from forecaster.model import ModelConfig, init_params
 
-    config = ModelConfig(quantiles=(0.1, 0.5, 0.9))
+    config = ModelConfig(cell="gru", ensemble=1, quantiles=(0.1, 0.5, 0.9))
     Registry(tmp / "models").publish(model, config, init_params(config), promote=True)
     return tmp / "models"
 
 
-def _series(count: int) -> np.ndarray:
+def request_series(count: int) -> np.ndarray:
     """``count`` histories of 336 points: M4 Hourly's last points if present, else synthetic."""
     if M4_HOURLY.exists():
         with M4_HOURLY.open() as f:
@@ -130,7 +108,7 @@ def _series(count: int) -> np.ndarray:
     return level * season * rng.lognormal(0, 0.05, (count, HISTORY))
 
 
-def _lua_script(series: np.ndarray, model: str, path: Path, *, timed: bool = False) -> Path:
+def lua_script(series: np.ndarray, model: str, path: Path, *, timed: bool = False) -> Path:
     """A wrk script that POSTs the bodies in turn (each wrk thread starts at its own offset);
     ``timed``: each body one series with an id and hourly timestamps (a recordable forecast)."""
     stamps = [f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00:00" for h in range(series.shape[1])]
@@ -160,13 +138,13 @@ def _lua_script(series: np.ndarray, model: str, path: Path, *, timed: bool = Fal
     return path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _start_server(
+def start_server(
     registry: Path, model: str, port: int, tmp: Path, serve: tuple[str, ...] = SERVE, **extra: str
 ) -> tuple[subprocess.Popen, float]:
     env = {
@@ -204,20 +182,20 @@ def _start_server(
 
 def _measure(port: int, script: Path, pid: int, args: argparse.Namespace) -> dict:
     url = f"http://127.0.0.1:{port}"
-    _wrk(url + "/healthz", 4, 2, args.threads, pid)  # warm the connection paths
-    _wrk(url, 4, 2, args.threads, pid, script)
+    run_wrk(url + "/healthz", 4, 2, args.threads, pid)  # warm the connection paths
+    run_wrk(url, 4, 2, args.threads, pid, script)
     # Alternating short phases, so load from anything else on the machine hits both alike.
     rounds = [
         (
-            _wrk(url + "/healthz", 32, args.duration // 2, args.threads, pid),
-            _wrk(url, 32, args.duration // 2, args.threads, pid, script),
+            run_wrk(url + "/healthz", 32, args.duration // 2, args.threads, pid),
+            run_wrk(url, 32, args.duration // 2, args.threads, pid, script),
         )
         for _ in range(2)
     ]
     health32 = _combine([h for h, _ in rounds])
     fc32 = _combine([f for _, f in rounds])
-    health4 = _wrk(url + "/healthz", 4, args.duration, args.threads, pid)
-    fc4 = _wrk(url, 4, args.duration, args.threads, pid, script)
+    health4 = run_wrk(url + "/healthz", 4, args.duration, args.threads, pid)
+    fc4 = run_wrk(url, 4, args.duration, args.threads, pid, script)
     return {
         "healthz_rps_32": health32["rps"],
         "forecast_rps_32": fc32["rps"],
@@ -236,14 +214,14 @@ def _measure(port: int, script: Path, pid: int, args: argparse.Namespace) -> dic
     }
 
 
-def _wrk(
+def run_wrk(
     url: str, conns: int, seconds: int, threads: int, pid: int, script: Path | None = None
 ) -> dict:
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency"]
     cmd += ["-s", str(script)] if script else []
-    cpu = _cpu_seconds(pid)
+    cpu = cpu_seconds(pid)
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    cpu = _cpu_seconds(pid) - cpu
+    cpu = cpu_seconds(pid) - cpu
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     return {
         "cpu_us": round(cpu / max(requests, 1) * 1e6, 1),
@@ -256,22 +234,24 @@ def _wrk(
 
 def _recording_cost(args: argparse.Namespace, tmp: Path) -> dict:
     """Forecasts/s and server CPU per forecast, recording on and off (module docstring)."""
-    registry = _registry(Path(args.registry), args.model, tmp)
-    script = _lua_script(_series(args.series), args.model, tmp / "timed.lua", timed=True)
+    registry = serving_registry(Path(args.registry), args.model, tmp)
+    script = lua_script(request_series(args.series), args.model, tmp / "timed.lua", timed=True)
     servers = {}
     for on in (True, False):
-        port = _free_port()
+        port = free_port()
         flag = "true" if on else "false"
-        servers[on] = (port, _start_server(registry, args.model, port, tmp,
+        servers[on] = (port, start_server(registry, args.model, port, tmp,
                                            FORECASTER_RECORDING=flag)[0])  # fmt: skip
     try:
         for port, server in servers.values():
-            _wrk(f"http://127.0.0.1:{port}", 4, 2, args.threads, server.pid, script)
+            run_wrk(f"http://127.0.0.1:{port}", 4, 2, args.threads, server.pid, script)
         runs: dict[bool, list[dict]] = {True: [], False: []}
         for _ in range(2):  # alternating, so other load on the machine hits both alike
             for on, (port, server) in servers.items():
                 url = f"http://127.0.0.1:{port}"
-                runs[on].append(_wrk(url, 32, args.duration // 2, args.threads, server.pid, script))
+                runs[on].append(
+                    run_wrk(url, 32, args.duration // 2, args.threads, server.pid, script)
+                )
         time.sleep(1.0)  # let the last records flush
         port = servers[True][0]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
@@ -306,7 +286,7 @@ def _recording_cost(args: argparse.Namespace, tmp: Path) -> dict:
 def _big_request_phase(port: int, script: Path, pid: int, args: argparse.Namespace) -> dict:
     """Event-loop CPU of a 1,000 x 168 timestamped request, and another client's p99 beside it."""
     url = f"http://127.0.0.1:{port}"
-    body = _big_body(_series(1000)[:, -168:])
+    body = _big_body(request_series(1000)[:, -168:])
     _post(url, body)  # warm
     loop_ms, wall_ms = [], []
     for _ in range(5):
@@ -314,7 +294,7 @@ def _big_request_phase(port: int, script: Path, pid: int, args: argparse.Namespa
         _post(url, body)
         wall_ms.append((time.perf_counter() - start) * 1e3)
         loop_ms.append((_loop_cpu_ns(pid) - cpu) / 1e6)
-    alone = _wrk(url, 1, args.duration, 1, pid, script)
+    alone = run_wrk(url, 1, args.duration, 1, pid, script)
     stop, sent = threading.Event(), [0]
 
     def flood() -> None:
@@ -325,7 +305,7 @@ def _big_request_phase(port: int, script: Path, pid: int, args: argparse.Namespa
     flooder = threading.Thread(target=flood)
     flooder.start()
     try:
-        beside = _wrk(url, 1, args.duration, 1, pid, script)
+        beside = run_wrk(url, 1, args.duration, 1, pid, script)
     finally:
         stop.set()
         flooder.join()
@@ -376,7 +356,7 @@ def _combine(phases: list[dict]) -> dict:
     }
 
 
-def _cpu_seconds(pid: int, task: int | None = None) -> float:
+def cpu_seconds(pid: int, task: int | None = None) -> float:
     """User + system CPU time of process ``pid`` (all its threads), or of its thread ``task``,
     so far."""
     stat = Path(f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat")

@@ -4,27 +4,7 @@ naive over the same long hold-out.
     python -m benchmarks.long_horizon [--set m3-monthly weekly tourism] [--steps N] [--ensemble N]
         [--save DIR | --load DIR]
 
-Each set's series are cut by ``asked`` points (the hold-out); a model is trained on the cut
-series with the library's defaults (its horizon the frequency's: 18 for monthly, 13 for weekly)
-and asked ``asked`` steps, rolled forward on its own forecasts. Series shorter than the model's
-``min_input`` are answered by the statistical fallback, as the service answers them. Theta
-(:func:`forecaster.classical.theta`) and seasonal naive forecast the whole hold-out directly.
-
-- ``m3-monthly``: M3 Monthly's training series (``../shared/data/m3``), cut by 36: trained at 18,
-  asked 36 (and 24, Tourism Monthly's horizon, from the same model).
-- ``weekly``: 359 generated weekly series (M4 Weekly's count; 300-1,000 points, trend, a yearly
-  season of 52.18 weeks, AR noise and level shifts), cut by 52: trained at 13, asked 52 (a
-  year).
-- ``tourism``: 366 generated monthly series (Tourism Monthly's count; 91-333 points,
-  multiplicative season, growth), cut by 24: trained at 18, asked 24.
-
-Prints one JSON line per set and asked horizon: sMAPE and MASE of the rolled model over the whole
-hold-out, over its first block (the trained horizon: a plain forecast) and beyond it, with Theta
-and seasonal naive the same way, over all series and over those the model answers
-(``model_answered_only``); for a model with quantiles (``--quantiles 0.1 0.9``), the coverage of
-its widest band before and beyond the trained horizon, widened as served and as the network
-gave it; and the same model rolled on its blended forecast instead of its
-network's (``fed_blend``: the variant not chosen, see :mod:`forecaster.extend`).
+What it measures, how, and what it found: ``docs/results/long-horizon.md``.
 """
 
 from __future__ import annotations
@@ -40,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import classical, data, extend, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.fallback import answering_method, fallback_forecast
 from forecaster.predict import Forecast, Predictor
@@ -186,7 +166,7 @@ def scores(cut: list[np.ndarray], y: np.ndarray, f: np.ndarray, m: int, block: i
 
 
 def run_set(args: argparse.Namespace, name: str) -> list[dict]:
-    from forecaster.artifacts import load_model, save_model
+    from forecaster.registry import load_model, save_model
 
     series = load_set(args, name)
     asked = SETS[name]

@@ -3,15 +3,7 @@ and score once on the official hold-out.
 
     python -m benchmarks.m3 [--subset Yearly Quarterly Monthly Other] [--steps N] [--out DIR]
 
-Settings come from the data alone (:func:`forecaster.configs.build_configs`: the frequency
-inferred from the timestamps, the series' lengths); ``Other`` has no timestamps and is read as
-period 1 with M3's horizon of 8. Prints one JSON line per subset: sMAPE and MASE of the model and
-of Naive2 (computed by :mod:`forecaster.metrics` on the same files), the spread of per-series APE
-(mean, median, 99th percentile, max: :func:`forecaster.metrics.ape_summary`) of the model, of
-naive and of Naive2, and the training seconds.
-Where the rule refits on whole histories (short series, few windows), ``val`` is the selection
-run's score and ``train_seconds`` includes the refit.
-Config flags (``--steps``, ``--hidden``, ...) override the defaults, as on the command line.
+What it measures, how, and what it found: ``docs/results/m3.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.cli._options import add_config_arguments, config_flags
+from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
 from forecaster.predict import Predictor
 from forecaster.train import fit
@@ -84,7 +76,7 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
     for name, f in (("", forecast), ("naive_", naive), ("naive2_", naive2)):
         line |= {name + k: round(v, 3) for k, v in metrics.ape_summary(y_test, f).items()}
     if args.out:
-        from forecaster.artifacts import save_model
+        from forecaster.registry import save_model
 
         save_model(args.out / subset, model_cfg, result.params, freq=train_series.freq,
                    seasonality=m, metrics={"validation": result.val_metrics},

@@ -2,22 +2,7 @@
 
     python -m benchmarks.own_data [--only NAME ...] [--out FILE] [--flags "--step 1 ..."]
 
-Each data set is built from data shipped inside statsmodels (no download at run time) or
-generated, written as the file a user would have (its own column names, one series without an
-id column, day-first dates, weeks missing), split into history and hold-out (each series' last
-horizon of the frequency's default), and trained with ``forecaster train --data FILE --out DIR``
-and no other flag. The saved model then forecasts the hold-out from the history, and so do
-statsforecast's AutoETS, seasonal naive and the Theta method of :mod:`forecaster.classical`.
-
-Prints one JSON line per data set and appends them to ``--out``
-(default ``benchmarks/results/own_data.jsonl``): the settings the rule derived, training time
-(wall seconds and the training process's CPU-seconds, with the machine's load average, since
-the 2-core CPU is shared), and MASE, sMAPE, mean and median absolute percentage error (APE,
-pooled over every hold-out point whose actual is not 0) of each method. A data set that fails
-to train gives a line with ``"error"`` (the command's last message), not a crash.
-
-Needs the ``bench`` extra (statsmodels, statsforecast); without statsforecast the AutoETS
-columns are left out and the line says so.
+What it measures, how, and what it found: ``docs/results/own-data.md``.
 """
 
 from __future__ import annotations
@@ -38,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from forecaster import classical, data, extend, metrics
-from forecaster.artifacts import load_model
 from forecaster.configs import calendar
 from forecaster.predict import Predictor
+from forecaster.registry import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "own_data.jsonl"
 

@@ -1,20 +1,8 @@
 """Where a forecast's server CPU goes: the service with its stages cut off one at a time.
 
-Starts one server per variant (each a real uvicorn on loopback, as ``load_test.py`` does) and
-drives them with ``wrk`` in alternating rounds: ``/healthz`` and ``POST /v1/forecast`` (one
-336-point series, as in ``load_test.py``) at 32 connections. Variants, each doing more:
-
-* ``echo``: the forecast route reads the body and sends a fixed forecast-sized answer;
-* ``parse``: ... and parses the request first;
-* ``no-model``: the whole route, the batcher and the network replaced by a constant forecast;
-* ``no-forward``: the whole route and the batcher hop, the network alone replaced;
-* ``full``: the service as shipped.
-
-Prints one JSON line: per variant the median forecasts/s over healthz/s, and the server CPU per
-forecast split into the event-loop thread and every other thread (the model thread and XLA's),
-from ``/proc/<pid>/task/*/stat``.
-
     python -m benchmarks.serving_breakdown --duration 4 --rounds 3
+
+What it measures, how, and what it found: ``docs/results/serving.md``.
 """
 
 from __future__ import annotations
@@ -40,17 +28,17 @@ def main() -> int:
         _serve(args)
         return 0
     with tempfile.TemporaryDirectory(prefix="breakdown-") as tmp:
-        registry = lt._registry(Path(args.registry), args.model, Path(tmp))
-        script = lt._lua_script(lt._series(414), args.model, Path(tmp) / "forecast.lua")
+        registry = lt.serving_registry(Path(args.registry), args.model, Path(tmp))
+        script = lt.lua_script(lt.request_series(414), args.model, Path(tmp) / "forecast.lua")
         servers = {}
         try:
             for variant in args.variants:
                 serve = ("-m", "benchmarks.serving_breakdown", "--serve", variant)
-                port = lt._free_port()
-                servers[variant] = (port, lt._start_server(registry, args.model, port, Path(tmp),
+                port = lt.free_port()
+                servers[variant] = (port, lt.start_server(registry, args.model, port, Path(tmp),
                                                            serve)[0])  # fmt: skip
             for port, server in servers.values():  # warm the connection paths
-                lt._wrk(f"http://127.0.0.1:{port}", 4, 2, 1, server.pid, script)
+                lt.run_wrk(f"http://127.0.0.1:{port}", 4, 2, 1, server.pid, script)
             # Alternating rounds, so load from anything else on the machine hits all alike.
             rounds: dict[str, list[dict[str, float]]] = {v: [] for v in servers}
             for _ in range(args.rounds):
@@ -79,9 +67,9 @@ def _parse() -> argparse.Namespace:
 
 def _round(port: int, pid: int, script: Path, seconds: int) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}"
-    health = lt._wrk(url + "/healthz", 32, seconds, 1, pid)
+    health = lt.run_wrk(url + "/healthz", 32, seconds, 1, pid)
     before = _thread_cpu(pid)
-    forecasts = lt._wrk(url, 32, seconds, 1, pid, script)
+    forecasts = lt.run_wrk(url, 32, seconds, 1, pid, script)
     after = _thread_cpu(pid)
     done = max(forecasts["rps"] * seconds, 1.0)
     loop = (after.pop(pid) - before.pop(pid)) / done * 1e6
@@ -107,7 +95,7 @@ def _thread_cpu(pid: int) -> dict[int, float]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            out[int(task.name)] = lt._cpu_seconds(pid, int(task.name))
+            out[int(task.name)] = lt.cpu_seconds(pid, int(task.name))
         except OSError:  # the thread ended
             continue
     return out

@@ -3,29 +3,7 @@
     python -m benchmarks.short_history [--model DIR] [--data DIR] [--split validation]
                                        [--m3-monthly] [--m3 DIR] [--m3-model DIR]
 
-Every training series is cut to its last N points (N = 24, 48, 96, 168, and the full history) and
-its 48-point test horizon forecast three ways: (a) the answer the service gives for that history
-with the model in ``--model`` (an artifact directory, or a registry model directory whose
-production version is used; default ``models/m4-hourly``): the model when the cut holds at least
-its ``min_input`` points, else the statistical fallback, decided and computed by the same library
-functions the service calls (:func:`forecaster.fallback.answering_method`,
-:meth:`Predictor.windows` + :meth:`Predictor.predict_windows` + :meth:`Predictor.blend`,
-:func:`forecaster.fallback.fallback_forecast`); (b) seasonal naive; (c) Naive2. Scores are test
-sMAPE, MASE (scaled by the cut history, m = 24, lag 1 where a cut is too short for the seasonal
-scale: :func:`forecaster.metrics.scale`) and OWA against M4's published Naive2 figures.
-
-The fallback's rule is chosen from ``fallback_choice``: naive, seasonal naive, the seasonal blend
-and Naive2 at cuts of 1, 6, 12, 24, 48, 72, 96 and 144 points (OWA, and the coverage of the rule's
-80% interval). Choose with ``--split validation``: the last 48 points of each training series are
-held out and scored instead of the test file, the histories cut from the points before them.
-
-``--m3-monthly`` adds the same comparison on M3 Monthly (``--m3`` folder, horizon 18, m = 12; the
-validation split holds out 18 points): sMAPE of the rule, seasonal naive and Naive2 at cuts of 12,
-24 and 36 points and the full history, and the coverage of the rule's 80% interval; with
-``--m3-model`` (an M3 Monthly model, e.g. saved by ``python -m benchmarks.m3 --subset Monthly
---out DIR``) also the served answer: that model from its ``min_input`` points on, the rule below.
-
-Prints one JSON line.
+What it measures, how, and what it found: ``docs/results/short-histories.md``.
 """
 
 from __future__ import annotations
@@ -39,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.artifacts import LoadedModel, load_model
 from forecaster.fallback import answering_method, choose_method, fallback_forecast
 from forecaster.predict import Predictor
-from forecaster.registry import Registry
+from forecaster.registry import LoadedModel, Registry, load_model
 
 HORIZON, SEASON = 48, 24
 SERVED_CUTS: tuple[int | None, ...] = (24, 48, 96, 168, None)

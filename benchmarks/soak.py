@@ -1,38 +1,8 @@
 """Soak test of the forecast service: a real server on loopback under mixed load for minutes.
 
-Starts ``forecaster serve`` (one worker) on a free port of 127.0.0.1 against a temporary copy of
-the registry (default: the shipped ``models/``) and warms it up: each request form once, then
-``--warm-up-s`` of the client load below. Then, for ``--minutes``:
-
-* ``--clients`` threads send single-series and batch forecasts back to back (a short pause
-  between requests), with a few bad requests mixed in (each expected to get a 4xx);
-* the production alias moves at a fixed interval (60 s, or a third of a shorter run), alternately
-  to a new version (the production weights published again through the registry) and back to the
-  original one; the server's alias watcher swaps each in;
-* a real ``forecaster retrain`` job (tiny settings, synthetic data) runs over and over in the
-  background, publishing versions of a separate model (``--promote never``), so it exercises
-  the registry and competes for CPU without changing what is served.
-
-Then, for ``--fault-s`` (0 skips it), a mixed-fault phase on a second server that records into a
-throwaway PostgreSQL cluster (:mod:`tests.helpers.postgres`; skipped, and said so, without
-PostgreSQL's binaries): the clients send forecasts with ids and hourly timestamps, every one
-recordable, with bad ones among them (ids with a NUL, a control character or 300 characters; stamps
-ending in ``+99:99``, ``+24:00`` or ``X``), alone or beside good series, and PostgreSQL is stopped
-and started again once, half way. Then it checks that every forecast answered is accounted for
-(``recorded + dropped = answered``, from the server's metrics), that no good forecast was lost, the
-outage included (the recorder retries a flush the database failed; a bad one is refused at the
-request or dropped alone, ``bad_record``), and that each is stored once.
-
-The server runs with ``JAX_LOG_COMPILES=1``: compiles after warm-up are its ``Compiling`` log
-lines after the one-of-each requests. RSS and open descriptors are measured from the end of the
-warm-up load (RSS grows in its first tens of seconds, then holds) to the end. Prints one JSON
-line: requests, errors by status, p50/p99 latency, RSS and descriptors, compiles, swaps seen,
-retrain runs, and the goals (issue 16): zero 5xx, zero failed requests across swaps, RSS growth
-under 10%, no compile after warm-up, every bad request answered 4xx; and of the mixed-fault phase
-(issue 29): every answered forecast recorded or counted as dropped, no good one lost (nor stored
-twice), every request answered 200 or 4xx.
-
     .venv/bin/python -m benchmarks.soak --minutes 1 --fault-s 60
+
+What it measures, how, and what it found: ``docs/results/soak.md``.
 """
 
 from __future__ import annotations
@@ -123,11 +93,11 @@ def main() -> int:
         tmp = Path(tmp_name)
         registry = tmp / "models"
         shutil.copytree(args.registry, registry, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
-        server, url, log = _start_server(registry, args.model, tmp)
+        server, url, log = start_server(registry, args.model, tmp)
         try:
             result = _soak(args, server, url, log, registry)
         finally:
-            _stop(server)
+            stop_server(server)
         if args.fault_s > 0:
             faults = _fault_phase(args, registry, tmp)
             result["faults"] = faults
@@ -169,7 +139,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(
+def start_server(
     registry: Path, model: str, tmp: Path, name: str = "server", **extra: str
 ) -> tuple[subprocess.Popen, str, Path]:
     """``forecaster serve`` on a free loopback port, once ``/readyz`` answers 200."""
@@ -207,7 +177,7 @@ def _start_server(
     sys.exit(f"server not ready in 180 s: {log.read_text()[-3000:]}")
 
 
-def _stop(server: subprocess.Popen) -> None:
+def stop_server(server: subprocess.Popen) -> None:
     server.send_signal(signal.SIGTERM)
     try:
         server.wait(timeout=40)
@@ -530,7 +500,7 @@ def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
         return {"skipped": postgres.SKIP_REASON}
     with postgres.cluster() as cluster:
         database = cluster.database()
-        server, url, log = _start_server(registry, args.model, tmp, "fault-server",
+        server, url, log = start_server(registry, args.model, tmp, "fault-server",
                                          FORECASTER_DATABASE_URL=database,
                                          FORECASTER_RECORD_FLUSH_S=str(FAULT_FLUSH_S))  # fmt: skip
         try:
@@ -556,7 +526,7 @@ def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
             rows = _stored_rows(database)
             errors = ServerLog.read(log).errors
         finally:
-            _stop(server)
+            stop_server(server)
     return _fault_report(args, shared, counts, stored, rows, errors)
 
 

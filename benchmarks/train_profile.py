@@ -2,24 +2,7 @@
 
     python -m benchmarks.train_profile [--data DIR] [--rounds 5]
 
-The recipe (5 LSTMs of 128 units, 168-point windows read as 7 steps of 24, horizon 48, batch 256
-per member, AdamW with global-norm clipping) on M4 Hourly's training series, each part jitted
-alone and timed over the same batches, median of ``--rounds`` rounds:
-
-- ``sample``: drawing a batch of windows on the device (the gather);
-- ``normalise``: the per-window ``log(x / mean)`` scaling of inputs and targets;
-- ``forward``: the loss (normalisation included), the vmapped ensemble's forward pass;
-- ``forward_backward``: loss and gradients (backpropagation through time);
-- ``step``: the whole ``train_step`` (gradients, clipping, AdamW, the parameter update), fed
-  pre-sampled batches, so ``step - forward_backward`` is the optimizer's share;
-- ``loop``: the fit loop as run: ``train_steps``, sampling and stepping on the device, 100 steps
-  (``REPORT_EVERY``) a dispatch;
-- ``loop_per_step``: the same with one dispatch per step from Python (sampling, then
-  ``train_step``), as the fit loop ran until 2026-11-28;
-- ``evaluate``: one validation pass (forecast 414 series and score), and its cost per step at
-  the recipe's ``eval_every``.
-
-Prints one JSON line (milliseconds per step unless named otherwise).
+What it measures, how, and what it found: ``docs/results/core-speed.md``.
 """
 
 from __future__ import annotations

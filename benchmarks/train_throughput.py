@@ -1,18 +1,10 @@
 """Training (or inference) throughput of the recurrent core, optionally against PyTorch.
 
-One training step = forward over the window, a dense head on the last hidden state to
-``--horizon`` outputs, MSE loss, backward and an Adam update (optax / torch.optim). Timed after
-warm-up in rounds; with ``--compare torch`` JAX and torch rounds alternate in the same process so
-that load from other processes hits both alike, and medians are reported. JAX's training steps
-run as ``forecaster.train`` runs them, looped on the device (``lax.fori_loop``, one dispatch per
-round); ``--loop python`` dispatches each step from Python instead, like torch's loop.
-
     python -m benchmarks.train_throughput --cell lstm --batch 256 --window 168 --hidden 128
     python -m benchmarks.train_throughput --cell gru --features 24 --window 7 --compare torch
     python -m benchmarks.train_throughput --cell lstm --forward-only --batch 1 --compare torch
 
-Run under ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4`` to compare
-allocators; the JSON records whether tcmalloc was loaded. The last line printed is JSON.
+What it measures, how, and what it found: ``docs/results/core-speed.md``.
 """
 
 from __future__ import annotations

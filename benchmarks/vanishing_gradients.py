@@ -1,13 +1,8 @@
 """How fast gradients vanish through time for each cell, at init and after short training.
 
-For every cell the norm of the Jacobian ||dh_T / dx_t|| (Frobenius, [H, F] per step, mean over
-the batch) is measured as a function of the distance T - t, once at initialisation and once
-after a short Adam training on the adding problem (two marked values in a sequence of noise;
-the target is their sum, so the model must carry information across the whole window; always
-predicting the mean scores MSE 1/6). Writes a PNG plot and a JSON of the curves, and prints a
-final JSON summary line.
-
     python -m benchmarks.vanishing_gradients --out benchmarks/results
+
+What it measures, how, and what it found: ``docs/results/vanishing-gradients.md``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ and keeps the one with the best validation OWA (:func:`choose_weight`): on short
 quarterly and monthly series a recurrent network and the classical methods err differently, and
 their blend beats each; where the network is far better (hourly) validation keeps ``w`` at 0
 and nothing is computed. The mean of the two did better than either alone on the validation
-splits of M3's four subsets (the README gives the figures).
+splits of M3's four subsets (docs/guide/training.md gives the figures).
 
 Both methods work on the series seasonally adjusted as in the M4 benchmarks (classical
 multiplicative decomposition, when M4's 90% seasonality test passes and the series is positive)

@@ -1,8 +1,8 @@
 """Model and training configs: their dataclasses, and the one place where defaults are derived.
 
 Flags (``forecaster train``/``retrain``), retraining config files, manifests and the benchmarks
-all go through here: :func:`typed_fields` checks plain JSON/TOML values against a config's
-fields, and :func:`build_configs` fills in what was not given (the recurrent step and the window
+all go through here: each field is an :func:`~forecaster.options.option` (flag, config key,
+help), and :func:`build_configs` fills in what was not given (the recurrent step and the window
 follow the seasonality). Nothing here imports JAX, so the command line stays fast.
 """
 
@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
+
+from forecaster.options import ConfigError, option, typed_fields
 
 CellType = Literal["lstm", "gru", "rnn"]
 # Upper bounds far above any useful model; they keep a hostile or mistyped manifest from making
 # the loader trace or allocate something enormous.
 LIMITS = {"hidden": 8192, "layers": 16, "input_size": 100_000, "horizon": 10_000,
           "step": 10_000, "ensemble": 64, "theta_season": 10_000}  # fmt: skip
-DEFAULT_SEASONALITY = 24
-# Candidate shares of the classical forecast (Theta and damped trend, forecaster.classical),
-# chosen on validation (0: the network alone).
-THETA_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-
-
-class ConfigError(ValueError):
-    """A setting (flag, config file key or manifest field) is invalid; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -35,28 +29,46 @@ class ModelConfig:
 
     ``input_size`` points of history are read as ``input_size // step`` recurrent steps of
     ``step`` values each (a whole seasonal cycle per step, as ES-RNN does), which makes the
-    scan short and lets the network see the season's shape at every step.
+    scan short and lets the network see the season's shape at every step. The defaults are the
+    recipe that beat every M4 Hourly entry, which :func:`build_configs` derives for hourly data.
     """
 
-    cell: CellType = "gru"
-    hidden: int = 128
-    layers: int = 1
-    dropout: float = 0.0
-    input_size: int = 168
-    horizon: int = 48
-    step: int = 24
-    quantiles: tuple[float, ...] = field(default_factory=tuple)
-    ensemble: int = 1
-    # Fewest history points the network itself forecasts from (0: the whole window). Below
-    # input_size, shorter histories are padded and their missing steps masked, and training
-    # shows the network such histories too.
-    min_input: int = 0
-    # Shares of the Theta method's and of damped trend smoothing's forecasts in the point
-    # forecast (both 0: the network alone) and the seasonal period both adjust for; set by
-    # training, from ``TrainConfig.theta_weights`` on the validation split (forecaster.classical).
-    theta_weight: float = 0.0
-    theta_season: int = 1
-    damped_weight: float = 0.0
+    # The dataclass checks it (not argparse): one message for flags, config files and manifests.
+    cell: CellType = option("recurrent cell", "lstm", choices=False)
+    hidden: int = option(
+        "units per layer", 128, shown="derived from the data: 128, or 64 when short series "
+        "give few training windows"
+    )  # fmt: skip
+    layers: int = option("stacked recurrent layers", 1)
+    dropout: float = option("dropout between layers", 0.0)
+    input_size: int = option(
+        "history points the model reads, the window", 168, shown="derived from the data: the "
+        "longest season and twice the horizon, cut to what half of the series hold"
+    )  # fmt: skip
+    horizon: int = option(
+        "points forecast", 48, shown="derived from the frequency: hourly 48, daily 14, weekly "
+        "13, monthly 18, quarterly 8, yearly 6; else 12"
+    )  # fmt: skip
+    step: int = option(
+        "points per recurrent step", 24, shown="derived from the data: one season when the "
+        "window holds two, else 1, or coarser where batches of 64 would still cost more than "
+        "the data's time budget"
+    )  # fmt: skip
+    quantiles: tuple[float, ...] = option(
+        "quantile levels to learn, e.g. 0.025 0.975 for a 95% interval", ()
+    )
+    ensemble: int = option("independently trained members whose median is the forecast", 5)
+    # Below input_size, shorter histories are padded and their missing steps masked, and
+    # training shows the network such histories too.
+    min_input: int = option(
+        "fewest history points the network reads (0: the whole window)", 0, shown="derived "
+        "from the data: the window, or about one horizon when some series are shorter"
+    )  # fmt: skip
+    # Set by training, from ``TrainConfig.theta_weights`` on the validation split
+    # (forecaster.classical).
+    theta_weight: float = option("share of the Theta method's forecast", 0.0, flag=False)
+    theta_season: int = option("seasonal period the classical methods adjust for", 1, flag=False)
+    damped_weight: float = option("share of damped trend smoothing's forecast", 0.0, flag=False)
 
     def __post_init__(self) -> None:
         if self.min_input == 0:
@@ -148,45 +160,60 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**{**data, "quantiles": tuple(data.get("quantiles", ()))})
+        return cls(**typed_fields(cls, data, "model config"))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (the model's own live in :class:`ModelConfig`)."""
+    """Optimisation settings (the model's own live in :class:`ModelConfig`); the defaults are
+    the M4 Hourly recipe's."""
 
-    steps: int = 12_000
-    batch_size: int = 256
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-5
-    # Clipping by global norm keeps one exploding gradient (a long backprop through time on an
-    # unusual window) from throwing the weights off.
-    clip_norm: float = 1.0
-    warmup_steps: int = 200
-    eval_every: int = 500
-    # Evaluations without improvement before stopping early; 0 disables early stopping.
-    patience: int = 0
-    # Longest run of missing points interpolated when the data is read (forecaster.data); a
-    # longer gap cuts the series: training reads the segments between such gaps, a forecast the
-    # points after the last, as the service does with a history.
-    max_gap: int = 3
-    seed: int = 0
-    seasonality: int = DEFAULT_SEASONALITY
-    # Decay of an exponential moving average of the weights, which is what gets evaluated and
-    # kept (0: off, the raw weights). Averaging smooths the step-to-step jitter of the forecasts
-    # that small data sets show, so the selected weights depend less on the evaluation's luck.
-    ema: float = 0.0
-    # Train again on the whole histories (validation horizon included) for the selected number
-    # of steps, and keep those weights; doubles the training time at most.
-    refit: bool = False
-    # Shares of the classical forecast (the mean of Theta's and damped trend's) tried on the
-    # validation split; the best is split evenly into ``ModelConfig.theta_weight`` and
-    # ``damped_weight`` (forecaster.classical). ``0`` alone: the network alone.
-    theta_weights: tuple[float, ...] = THETA_WEIGHTS
+    steps: int = option(
+        "optimiser steps", 12_000, shown="derived from the data: 50 passes over the training "
+        "windows, 1000 to 12000"
+    )  # fmt: skip
+    batch_size: int = option(
+        "windows per member a step", 256, shown="derived from the data: 256, or 128 or 64 "
+        "where 256 would cost more than the data's time budget"
+    )  # fmt: skip
+    learning_rate: float = option("peak learning rate", 3e-3)
+    weight_decay: float = option("weight decay", 1e-5)
+    # Clipping keeps one exploding gradient (a long backprop through time on an unusual window)
+    # from throwing the weights off.
+    clip_norm: float = option("gradients are clipped to this global norm", 1.0)
+    warmup_steps: int = option("steps of learning-rate warmup", 200)
+    eval_every: int = option(
+        "steps between validations", 1_000, shown="derived from the data: a twelfth of the steps"
+    )
+    patience: int = option("evaluations without improvement before stopping early (0: never)", 0)
+    # Training reads the segments between longer gaps, a forecast the points after the last, as
+    # the service does with a history.
+    max_gap: int = option(
+        "longest run of missing points interpolated when reading the data; a longer gap cuts "
+        "the series, training on the segments between", 3
+    )  # fmt: skip
+    seed: int = option("random seed", 0)
+    seasonality: int = option(
+        "seasonal period", 24, shown="derived from the frequency: hourly 24, "
+        "daily 7, weekly 52, monthly 12, quarterly 4; else 1"
+    )  # fmt: skip
+    # Averaging smooths the step-to-step jitter of the forecasts that small data sets show, so
+    # the selected weights depend less on the evaluation's luck.
+    ema: float = option(
+        "decay of the weight average that is evaluated and kept (0: the raw weights)", 0.0,
+        shown="derived from the data: 0.99 when short series give few training windows, else 0"
+    )  # fmt: skip
+    # Doubles the training time at most.
+    refit: bool = option(
+        "train again on whole histories (validation horizon included) for the selected steps",
+        False, shown="derived from the data: on when short series give few training windows"
+    )  # fmt: skip
+    # The best share is split evenly into ``ModelConfig.theta_weight`` and ``damped_weight``
+    # (forecaster.classical).
+    theta_weights: tuple[float, ...] = option(
+        "shares of the classical forecast (Theta and damped trend) tried on validation "
+        "(0 alone: the network alone)", (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_gap, int) or self.max_gap < 0:
@@ -276,9 +303,6 @@ def _tick_calendar(freq: str, nanos: int) -> Calendar:
     return Calendar(freq, (1,), UNKNOWN.horizon)
 
 
-# The defaults every frequency starts from: the recipe that beat every M4 Hourly entry.
-RECIPE_MODEL = {"cell": "lstm", "hidden": 128, "ensemble": 5}
-RECIPE_TRAIN = {"steps": 12_000, "eval_every": 1_000}
 # A step (one recurrent input) holds a whole season when the window holds this many of them.
 STEPS_PER_WINDOW = 2
 # Training length: this many passes over the training windows, within these bounds.
@@ -314,9 +338,7 @@ def default_steps(model: ModelConfig, batch_size: int, lengths: Sequence[int]) -
     training windows, between ``MIN_STEPS`` and the recipe's 12,000, evaluated ``EVALUATIONS``
     times."""
     windows = training_windows(model.min_input, model.horizon, lengths)
-    steps = min(
-        RECIPE_TRAIN["steps"], max(MIN_STEPS, 100 * round(EPOCHS * windows / batch_size / 100))
-    )
+    steps = min(TrainConfig.steps, max(MIN_STEPS, 100 * round(EPOCHS * windows / batch_size / 100)))
     return {"steps": steps, "eval_every": max(1, steps // EVALUATIONS)}
 
 
@@ -416,7 +438,7 @@ def build_configs(
     - short series (read masked) giving fewer than ``FEW_WINDOWS`` training windows:
       ``FEW_MODEL`` and ``FEW_TRAIN`` (a smaller network, weight averaging, early stopping, a
       refit on whole histories);
-    - everything else: the M4 Hourly recipe (``RECIPE_MODEL``, ``RECIPE_TRAIN``).
+    - everything else: the M4 Hourly recipe (the dataclasses' defaults).
 
     Raises :class:`ConfigError` naming ``where`` and the setting.
     """
@@ -471,7 +493,7 @@ def _derive(
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs for a window read in steps of ``step`` points (see :func:`build_configs`);
     raises ValueError or TypeError for settings that do not make a config."""
-    derived: dict[str, Any] = {**RECIPE_MODEL, "horizon": horizon, "input_size": window}
+    derived: dict[str, Any] = {"horizon": horizon, "input_size": window}
     derived["step"] = step
     if lengths is not None and len(lengths) and min(lengths) < window + 2 * horizon:
         derived["min_input"] = min(window, step * -(-horizon // step))
@@ -482,7 +504,7 @@ def _derive(
         derived |= FEW_MODEL
         small = FEW_TRAIN
     model_cfg = ModelConfig(**{**derived, **given_model})
-    schedule = dict(RECIPE_TRAIN)
+    schedule: dict[str, Any] = {}
     if lengths is not None and len(lengths):
         batch = given_train.get("batch_size", TrainConfig.batch_size)
         schedule = {**default_steps(model_cfg, batch, lengths), **small}
@@ -490,54 +512,3 @@ def _derive(
         schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
     train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
     return model_cfg, train_cfg
-
-
-def field_defaults(cls: type) -> dict[str, Any]:
-    """{field name: default value} of a config dataclass whose fields all have defaults."""
-    return {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        for f in dataclasses.fields(cls)
-    }
-
-
-def typed_fields(cls: type, values: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
-    """``values`` checked against the JSON kind of each field's default, converted for ``cls``
-    (see :func:`typed_values`)."""
-    return typed_values(field_defaults(cls), values, where)
-
-
-def typed_values(
-    defaults: Mapping[str, Any], values: Mapping[str, Any], where: str = "config"
-) -> dict[str, Any]:
-    """``values`` checked against the JSON kind of the value of the same key in ``defaults``.
-
-    Unknown keys are refused; ints are accepted for floats (and become floats); a list of numbers
-    is accepted for a tuple (and becomes a tuple); booleans are never numbers. Raises
-    :class:`ConfigError` naming ``where`` and the key.
-    """
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(defaults)}")
-    out = {}
-    for key, value in values.items():
-        ok, converted = _json_kind(value, defaults[key])
-        if not ok:
-            raise ConfigError(f"{where}: `{key}` has the wrong type: {value!r}")
-        out[key] = converted
-    return out
-
-
-def _json_kind(value: Any, default: Any) -> tuple[bool, Any]:
-    """(whether ``value`` has the JSON kind of ``default``, the value converted to it)."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool), value
-    if isinstance(default, tuple):
-        ok = isinstance(value, list | tuple) and all(_is_number(x) for x in value)
-        return ok, tuple(value) if ok else value
-    if isinstance(default, float):
-        return _is_number(value), float(value) if _is_number(value) else value
-    return isinstance(value, type(default)), value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -231,13 +231,20 @@ def read_frame(path: str | Any, storage_options: dict[str, Any] | None) -> pd.Da
     except ImportError as err:  # e.g. s3:// without s3fs installed
         raise DataError(f"cannot read {path!s}: {one_line(err)}") from err
     except Exception as err:  # credentials, permissions, network, a malformed file
-        raise DataError(f"cannot read {path!s}: {type(err).__name__}: {one_line(err)}") from err
+        raise DataError(f"cannot read {path!s}: {one_line(err, named=True)}") from err
 
 
-def one_line(err: BaseException) -> str:
-    """An error's message on one line (some libraries' messages span several), at most 500
-    characters."""
-    return " ".join(str(err).split())[:500] or type(err).__name__
+def one_line(
+    err: BaseException, limit: int = 500, *, first: bool = False, named: bool = False
+) -> str:
+    """``err`` in at most ``limit`` characters (cut: "..."): its message on one line (pydantic's
+    span several), only the first with ``first`` (drivers follow it with hints, SQLAlchemy with
+    a link), after its type's name with ``named`` (messages that do not say what failed)."""
+    text = str(err).strip()
+    text = " ".join((text.partition("\n")[0] if first else text).split())
+    if named or not text:
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _to_numeric(raw: pd.Series, describe: Callable[[int], str]) -> F64:

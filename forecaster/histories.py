@@ -142,6 +142,11 @@ def clean_history(
     return Cleaned(core, int(sent[last]), filled, gap)
 
 
+#: Largest accepted |value| in a history (the service's ``max_abs_value`` default) and in
+#: actuals read from a file.
+MAX_ABS_VALUE = 1e15
+
+
 def beyond(values: ArrayLike, bound: float) -> I64:
     """Positions of the values whose magnitude exceeds ``bound`` (infinities included; NaN, a
     missing value, is not): the service's ``max_abs_value`` rule, for histories and actuals."""

@@ -22,9 +22,10 @@ import numpy as np
 from forecaster import classical, metrics
 from forecaster.model import ModelConfig, forward
 from forecaster.scaling import Scale, denormalize, fit_scale, normalize
-from forecaster.settings import DEFAULT_BATCH_SIZES
 from forecaster.windows import pad_left
 
+# Batch shapes compiled when none are asked for (the service's ``batch_sizes`` default).
+DEFAULT_BATCH_SIZES = (1, 4, 16, 64, 256)
 # A forecast beyond this many times the history's largest magnitude is a broken model.
 RANGE_FACTOR = 10.0
 # Timed calls per compiled size at warm-up; the fastest counts (the machine may be busy).

@@ -10,10 +10,10 @@ Gate order: LSTM (i, f, g, o); GRU (r, z, n); RNN (a single tanh "gate").
 The cells below are the equations of flax's own cells (``OptimizedLSTMCell``, ``GRUCell``,
 ``SimpleCell``; the tests check outputs, carries and gradients against them, with parameters
 converted exactly by :func:`to_flax_params`), written out because a few things about how
-XLA:CPU runs them are worth a few lines each (measured in the README, "Speed of the recurrent
-core"): a layer that starts from the zero state computes its first step without the recurrent
-product (XLA does not fold a product with zeros, as ``0 * inf`` is not 0, so a cell handed a
-zero carry pays for a matmul and a weight gradient known to be zero: one step in seven at the
+XLA:CPU runs them are worth a few lines each (measured in docs/results/core-speed.md): a
+layer that starts from the zero state computes its first step without the recurrent product
+(XLA does not fold a product with zeros, as ``0 * inf`` is not 0, so a cell handed a zero carry
+pays for a matmul and a weight gradient known to be zero: one step in seven at the
 shipped shape), a scan not unrolled whole computes its input product as a real matmul (see
 :func:`scan_layer`), and an unrolled scan computes each step's carry once
 (:func:`_materialized`). JAX differentiates the scan (backpropagation through time over the unrolled

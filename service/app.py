@@ -16,14 +16,15 @@ from fastapi.staticfiles import StaticFiles
 
 from forecaster.registry import Registry
 from forecaster.schemas import ForecastRequest
-from forecaster.settings import Settings
 from service import errors
 from service.catalog import required_models
+from service.deps import Services
 from service.lifespan import OneLineStartupFailure, lifespan
 from service.limits import BodyLimitMiddleware
 from service.metrics import ServiceMetrics
 from service.monitoring import Monitor
 from service.routes import admin, forecast, health, models, monitoring
+from service.settings import Settings
 from service.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _add_docs(app)
     metrics = ServiceMetrics()
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.store = ModelStore(
+    store = ModelStore(
         Registry(settings.registry),
         settings.batch_sizes,
         settings.models,
@@ -88,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_swap=lambda name, version: metrics.model_version.labels(name).set(version),
         on_failure=lambda name: metrics.load_failures.labels(name).inc(),
     )
-    app.state.monitor = Monitor(settings, metrics)
+    app.state.services = Services(settings, metrics, store, Monitor(settings, metrics))
     for router in (forecast.router, models.router, monitoring.router, health.router):
         app.include_router(router)
     if settings.admin_api_key is not None:

@@ -8,7 +8,7 @@ device, so the loop keeps parsing and answering while the model runs, and the mo
 twice at once. Only the wait is on the thread because every time a thread takes the GIL back it
 may wait for the loop to let it go: with the host work there too (scaling, one call per compiled
 size, each releasing and retaking the GIL) a batch of 16 took 2.7 ms in the server against 0.9
-alone, and forecasts/s at 32 connections were 10-15% lower (README, "Load test").
+alone, and forecasts/s at 32 connections were 10-15% lower (docs/results/serving.md).
 
 The queue is bounded in series: beyond it, :meth:`submit` raises :class:`Overloaded` at once
 rather than letting latency grow without bound.

@@ -15,15 +15,14 @@ missing and why.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from forecaster.frequency import same_frequency
 from forecaster.horizons import horizon_limit
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError, hide_root
 from forecaster.schemas import MinHistory, ModelDetail, ModelSummary, Readiness
-from forecaster.settings import Settings
-from service.store import ModelStore, ServedModel, one_line
+from service.settings import Settings
+from service.store import ModelStore, ServedModel, failure
 
 # The model this project ships; the default when several are served and none is configured.
 FALLBACK_DEFAULT = "m4-hourly"
@@ -194,7 +193,7 @@ def public_problem(store: ModelStore, name: str) -> str | None:
 
 
 def _hide_root(store: ModelStore, text: str | None) -> str | None:
-    return None if text is None else hide_root(text, os.fspath(store.registry.root))
+    return None if text is None else hide_root(text, store.registry.root)
 
 
 def _stale(store: ModelStore, name: str, production: int | None) -> str | None:
@@ -264,10 +263,10 @@ def _registry_facts(registry: Registry, name: str) -> tuple[list[int], int | Non
     except ModelNotFoundError:
         raise NotServed(f"no model named {name!r}") from None
     except RegistryError as exc:  # its directory is a symlink the registry refuses
-        return [], None, one_line(exc)
+        return [], None, failure(exc)
     try:
         return versions, registry.alias(name), None
     except ModelNotFoundError:
         raise NotServed(f"no model named {name!r}") from None
     except RegistryError as exc:
-        return versions, None, f"its production alias cannot be read: {one_line(exc)}"
+        return versions, None, f"its production alias cannot be read: {failure(exc)}"

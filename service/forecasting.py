@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,6 @@ from typing import Any, TypeVar
 import numpy as np
 import pydantic_core
 
-from forecaster.configs import ModelConfig
 from forecaster.extend import Roll
 from forecaster.fallback import Fallback, answering_method, fallback_forecast
 from forecaster.frequency import same_frequency
@@ -51,10 +51,10 @@ from forecaster.histories import (
 from forecaster.horizons import horizon_problem
 from forecaster.predict import Forecast, Predictor
 from forecaster.schemas import ForecastRequest, MinHistory
-from forecaster.settings import Settings
 from service.batcher import MicroBatcher
 from service.catalog import NoModelChosen, NotServed, choose_model, min_history, season
 from service.requests import Entry, Parsed, Problem, RequestError, RequestErrors
+from service.settings import Settings
 from service.store import ModelStore, ServedModel
 from service.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 
@@ -100,11 +100,27 @@ class Prepared:
         """The histories the model answers, in the order of its windows."""
         return _modelled(self.series)
 
-    def rows(self) -> Sequence[int]:
+    @functools.cached_property
+    def _rows(self) -> Sequence[int]:
         """Each series' row in the model's result (meaningless for fallback answers)."""
         if not self.fallbacks:
             return range(len(self.series))
         return (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+
+    def forecast(
+        self, k: int, result: Forecast | None, horizon: int
+    ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+        """Series ``k``'s answer, as sent and as recorded: its point forecast [horizon] and
+        bands (level -> [horizon]; every level the model offers, the fallback's those asked
+        for) from the model's ``result`` for the whole request, or its fallback's."""
+        fallback = self.fallbacks.get(k)
+        if fallback is not None:
+            return fallback.point, fallback.quantiles
+        assert result is not None  # the model ran for every series it answers
+        row = self._rows[k]
+        return result.point[row, :horizon], {
+            q: v[row, :horizon] for q, v in result.quantiles.items()
+        }
 
 
 def _modelled(series: list[Checked]) -> list[np.ndarray]:
@@ -381,15 +397,9 @@ def render(
 ) -> bytes:
     """The answer as JSON: plain lists of finite floats, serialised directly (pydantic's
     response validation plus the stdlib encoder would cost more than the model call)."""
-    horizon, quantiles = request.horizon, prepared.quantiles
-    rows = prepared.rows()
-    cfg = prepared.served.config
     answers = _chunked(
-        list(enumerate(prepared.series)),
-        lambda part: [
-            _answer(s, result, int(rows[k]), prepared.fallbacks.get(k), horizon, quantiles, cfg)
-            for k, s in part
-        ],
+        list(range(len(prepared.series))),
+        lambda part: [_answer(prepared, k, result, request.horizon) for k in part],
     )
     head = {"model": prepared.served.name, "version": prepared.served.version}
     if request.history is not None:
@@ -407,23 +417,11 @@ def render(
     )  # fmt: skip
 
 
-def _answer(
-    series: Checked,
-    result: Forecast | None,
-    row: int,
-    fallback: Fallback | None,
-    horizon: int,
-    quantiles: list[float],
-    cfg: ModelConfig,
-) -> dict[str, Any]:
-    share = None
-    if fallback is None:
-        assert result is not None  # the model ran for every series it answers
-        point = result.point[row, :horizon]
-        bands = {q: result.quantiles[q][row, :horizon] for q in quantiles}
-        method, share = cfg.method, cfg.stated_share
-    else:
-        point, bands, method = fallback
+def _answer(prepared: Prepared, k: int, result: Forecast | None, horizon: int) -> dict[str, Any]:
+    series, cfg, fallback = prepared.series[k], prepared.served.config, prepared.fallbacks.get(k)
+    point, offered = prepared.forecast(k, result, horizon)
+    bands = {q: offered[q] for q in prepared.quantiles}
+    method, share = (cfg.method, cfg.stated_share) if fallback is None else (fallback.method, None)
     if not all(np.isfinite(a).all() for a in [point, *bands.values()]):
         raise RuntimeError(f"the {method} method produced non-finite forecasts")
     answer: dict[str, Any] = {"forecast": point.tolist(), "method": method}
@@ -434,7 +432,7 @@ def _answer(
     answer["filled"] = series.cleaned.filled
     if series.future is not None:
         answer["timestamps"] = series.future
-    if quantiles:
+    if bands:
         answer["quantiles"] = {str(q): v.tolist() for q, v in bands.items()}
     if series.cleaned.gap is not None:
         answer["gap"] = _gap(series.cleaned.gap, series.entry)

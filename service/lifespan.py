@@ -21,10 +21,10 @@ import jax
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from forecaster.settings import Settings
 from service.batcher import MicroBatcher
 from service.catalog import StartupError, check_startup
-from service.metrics import ServiceMetrics
+from service.deps import services
+from service.settings import Settings
 from service.store import ModelStore
 
 
@@ -63,9 +63,8 @@ def _ensure_logging() -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    metrics: ServiceMetrics = app.state.metrics
-    store: ModelStore = app.state.store
+    found = services(app)
+    settings, store = found.settings, found.store
     _ensure_logging()
     await asyncio.to_thread(check_startup, store.registry, settings)
     configure_compilation_cache(settings)
@@ -76,15 +75,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # likelier cause, found later: the migration's SQLite journal vanishing while the registry
     # was listed made the listing empty, so nothing loaded (fixed in storage._list_local).
     jax.devices()
-    app.state.batcher = MicroBatcher(
+    found.batcher = batcher = MicroBatcher(
         max_wait_s=settings.max_batch_wait_ms / 1000,
         max_batch_series=settings.max_batch_series,
         max_slice_series=settings.max_slice_series,
         max_queued_series=settings.max_queued_series,
-        on_batch=metrics.batch_size.observe,
+        on_batch=found.metrics.batch_size.observe,
     )
-    app.state.batcher.start()
-    await app.state.monitor.start()
+    batcher.start()
+    await found.monitor.start()
     loader = asyncio.create_task(
         _load_then_watch(store, settings.alias_watch_interval_s), name="model-loader"
     )
@@ -94,8 +93,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loader
-        await app.state.batcher.stop()
-        await app.state.monitor.stop()
+        await batcher.stop()
+        await found.monitor.stop()
 
 
 class OneLineStartupFailure:

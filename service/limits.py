@@ -1,71 +1,21 @@
-"""What one client may hold: body size, body time, content type, header time and size, and a
-share of the connections. Every refusal is a small JSON body, never uvicorn's plain text.
-
-Two layers, because an ASGI app only sees a request once its headers are complete:
-
-- :class:`BodyLimitMiddleware` (any ASGI server): 415 for a body that is not JSON, 413 for one
-  over the size limit (counted while it streams), 408 for one not complete in time, and a JSON
-  503 for a request that shutdown cut short; it also reports every answer to the metrics.
-- :func:`http_protocol`: uvicorn's HTTP protocol plus what ASGI cannot see: a deadline and a size
-  limit for request headers (408, 431), a connection cap (503), JSON for malformed requests (400),
-  a send deadline (a client that stops reading its responses is cut off once they have waited
-  ``send_timeout_s`` in the server's write buffer, which it would otherwise hold for good), and,
-  at shutdown, an immediate 503 for requests whose body is still arriving (a stalled client
-  would otherwise hold shutdown for the whole grace period). ``forecaster serve`` uses it;
-  ``uvicorn service.app:app --http service.limits:protocol`` does too.
-"""
+"""What one request's body may be: its size, time and content type (:class:`BodyLimitMiddleware`,
+any ASGI server), each refusal a small JSON body. What ASGI cannot see (headers, connections,
+sends) is limited by uvicorn's protocol (:mod:`service.protocol`)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
-import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Any, ClassVar
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from forecaster.settings import Settings
+from service.errors import JSON_MEDIA_TYPE, SHUTTING_DOWN, error_body, send_json
+from service.protocol import protocol  # noqa: F401 (`--http service.limits:protocol`, documented)
 
-log = logging.getLogger(__name__)
-
-JSON_MEDIA_TYPE = "application/json"
-HEALTH_PATH = "/healthz"  # liveness is answered even over the connection cap
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _UTF8 = frozenset({"utf-8", "utf8"})
-
-Headers = Sequence[tuple[bytes, bytes]]
-
-
-def problem(loc: list[str], msg: str, kind: str) -> bytes:
-    """The JSON error body (``ErrorResponse``) naming one field."""
-    return json.dumps({"detail": [{"loc": loc, "msg": msg, "type": kind}]}).encode()
-
-
-def notice(msg: str) -> bytes:
-    """The JSON error body for a refusal that is about the server, not a field."""
-    return json.dumps({"detail": msg}).encode()
-
-
-def _closing_headers(body: bytes, extra: Headers = ()) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", JSON_MEDIA_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        # Sent before the request was read to its end, so the connection cannot be reused.
-        (b"connection", b"close"),
-        *extra,
-    ]
-
-
-async def send_json(send: Send, status: int, body: bytes, extra: Headers = ()) -> None:
-    """Send ``body`` as a complete JSON response that closes the connection."""
-    headers = _closing_headers(body, extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 @functools.lru_cache(maxsize=32)  # a client repeats one value: parse it once (≤ 32 kept)
@@ -138,8 +88,7 @@ class BodyLimitMiddleware:
             await self._handle(scope, receive, send_status)
         except asyncio.CancelledError:
             if not status:
-                body = notice("the server is shutting down; retry the request")
-                await send_json(send_status, 503, body, self.retry_after)
+                await send_json(send_status, 503, SHUTTING_DOWN, self.retry_after)
             raise
         finally:
             if self.on_answer is not None:
@@ -156,7 +105,7 @@ class BodyLimitMiddleware:
             body = await self._read_in_time(receive, has_body)
         except TimeoutError:
             msg = f"request body not complete within {self.timeout_s:g} s"
-            await send_json(send, 408, problem(["body"], msg, "timeout"))
+            await send_json(send, 408, error_body(msg, ["body"], "timeout"))
             return
         if body is None:  # the client went away
             return
@@ -172,7 +121,7 @@ class BodyLimitMiddleware:
             why = content_type_problem(headers.get(b"content-type"))
             if why is not None:
                 msg = f"content-type {why}"
-                return 415, problem(["header", "content-type"], msg, "unsupported_media_type")
+                return 415, error_body(msg, ["header", "content-type"], "unsupported_media_type")
         if length > self.max_bytes:
             return 413, self._too_large()
         return None
@@ -220,7 +169,7 @@ class BodyLimitMiddleware:
                 return b"".join(chunks)
 
     def _too_large(self) -> bytes:
-        return problem(["body"], f"request body exceeds {self.max_bytes} bytes", "too_large")
+        return error_body(f"request body exceeds {self.max_bytes} bytes", ["body"], "too_large")
 
 
 def _declared_length(value: bytes | None) -> int:
@@ -242,221 +191,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
-
-
-# ------------------------------------------------------------------ connection level (uvicorn)
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """Per-connection limits enforced by :func:`http_protocol`."""
-
-    header_timeout_s: float = 10.0
-    max_header_bytes: int = 16 * 1024
-    max_connections: int | None = None
-    retry_after_s: int = 1
-    send_timeout_s: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConnectionLimits:
-        return cls(
-            send_timeout_s=settings.send_timeout_s,
-            header_timeout_s=settings.header_timeout_s,
-            max_header_bytes=settings.max_header_bytes,
-            max_connections=settings.max_connections,
-            retry_after_s=settings.retry_after_s,
-        )
-
-
-class _OverCapacity:
-    """Wraps the app for a connection accepted over the cap: 503 while the server stays over it.
-
-    Liveness (``/healthz``) is still answered, so an orchestrator does not restart a busy server.
-    """
-
-    def __init__(self, app: ASGIApp, connections: set[Any], limits: ConnectionLimits) -> None:
-        self.app, self.connections, self.limits = app, connections, limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cap = self.limits.max_connections
-        over = cap is not None and len(self.connections) > cap
-        if over and scope["type"] == "http" and scope["path"] != HEALTH_PATH:
-            body = notice(f"too many connections (at most {cap}); retry later")
-            retry = [(b"retry-after", str(self.limits.retry_after_s).encode())]
-            await send_json(send, 503, body, retry)
-            return
-        await self.app(scope, receive, send)
-
-
-class _Limited:
-    """Mixed in before a uvicorn HTTP protocol class (httptools or h11; both keep ``cycle``,
-    ``transport``, ``loop``, ``connections`` and ``app`` and call ``send_400_response``).
-
-    The header deadline runs from the connection's start, or from the first byte of each later
-    request, to the end of that request's headers: it is a total, so trickling bytes does not
-    extend it. Idle keep-alive connections are left to uvicorn's keep-alive timeout.
-
-    The send deadline runs while the transport's write buffer is over its high-water mark
-    (between asyncio's ``pause_writing`` and ``resume_writing``): a client that reads its
-    responses brings the buffer down and stops it; one that does not is cut off after
-    ``send_timeout_s``, the buffer dropped (``abort``: ``close`` would wait to send it first).
-    """
-
-    limits: ClassVar[ConnectionLimits]
-    cycle: Any
-    transport: asyncio.Transport
-    loop: asyncio.AbstractEventLoop
-    connections: set[Any]
-    server_state: Any
-    app: ASGIApp
-
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
-        self._head_bytes = 0
-        self._deadline: asyncio.TimerHandle | None = None
-        self._send_deadline: asyncio.TimerHandle | None = None
-        cap = self.limits.max_connections
-        if cap is not None and len(self.connections) > cap:
-            self.app = _OverCapacity(self.app, self.connections, self.limits)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        if self._awaiting_head():
-            self._head_bytes += len(data)
-        super().data_received(data)  # type: ignore[misc]
-        if self.transport.is_closing():
-            return
-        if not self._awaiting_head():
-            self._disarm()
-        elif self._head_bytes > self.limits.max_header_bytes:
-            msg = f"request headers exceed {self.limits.max_header_bytes} bytes"
-            self._answer(431, problem(["header"], msg, "too_large"))
-        elif self._deadline is None:
-            # Armed only for a head still incomplete, at the moment its first bytes came: a
-            # head that arrives whole (nearly all) costs no timer.
-            self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        self._stop_send_deadline()
-        super().connection_lost(exc)  # type: ignore[misc]
-
-    def pause_writing(self) -> None:
-        super().pause_writing()  # type: ignore[misc]
-        if self._send_deadline is None:
-            timeout = self.limits.send_timeout_s
-            self._send_deadline = self.loop.call_later(timeout, self._send_expired)
-
-    def resume_writing(self) -> None:
-        self._stop_send_deadline()
-        super().resume_writing()  # type: ignore[misc]
-
-    def _stop_send_deadline(self) -> None:
-        if self._send_deadline is not None:
-            self._send_deadline.cancel()
-        self._send_deadline = None
-
-    def _send_expired(self) -> None:
-        self._send_deadline = None
-        unsent = self.transport.get_write_buffer_size()
-        client = self.transport.get_extra_info("peername")
-        log.warning(
-            "closed the connection of %s: it left %d bytes of responses unread for %g s",
-            _address(client),
-            unsent,
-            self.limits.send_timeout_s,
-        )
-        # The app's pending send() returns (connection_lost marks the cycle disconnected).
-        self.transport.abort()
-
-    def send_400_response(self, msg: str) -> None:
-        self._answer(400, notice("invalid HTTP request"))  # uvicorn's own is plain text
-
-    def shutdown(self) -> None:
-        """Graceful shutdown: requests still receiving their body (or headers) are answered
-        503 now instead of holding the process until the grace period ends."""
-        cycle = self.cycle
-        mid_body = (
-            cycle is not None
-            and not cycle.response_started
-            and not cycle.response_complete
-            and cycle.more_body
-        )
-        if mid_body or (self._awaiting_head() and self._head_bytes):
-            body = notice("the server is shutting down; retry the request")
-            self._answer(503, body, [(b"retry-after", str(self.limits.retry_after_s).encode())])
-            return
-        super().shutdown()  # type: ignore[misc]
-
-    def _awaiting_head(self) -> bool:
-        return self.cycle is None or self.cycle.response_complete
-
-    def _arm(self) -> None:
-        self._deadline = self.loop.call_later(self.limits.header_timeout_s, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        self._deadline = None
-        self._head_bytes = 0
-
-    def _expired(self) -> None:
-        self._deadline = None
-        if self.transport.is_closing() or not self._awaiting_head():
-            return
-        if not self._head_bytes:  # nothing sent: nothing to answer
-            self.transport.close()
-            return
-        msg = f"request headers not complete within {self.limits.header_timeout_s:g} s"
-        self._answer(408, problem(["header"], msg, "timeout"))
-
-    def _answer(self, status: int, body: bytes, extra: Headers = ()) -> None:
-        """Write a whole JSON response straight to the socket and close the connection."""
-        self._disarm()
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            # As connection_lost would: the app's receive() returns a disconnect and its
-            # send() is dropped, so nothing else is written after this answer.
-            cycle.disconnected = True
-            cycle.message_event.set()
-        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
-        headers = [*self.server_state.default_headers, *_closing_headers(body, extra)]
-        head += [name + b": " + value for name, value in headers]
-        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        self.transport.close()
-
-
-def _address(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return "a client"
-
-
-def http_protocol(
-    limits: ConnectionLimits, base: type[asyncio.Protocol] | None = None
-) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol class (``base``: httptools when installed, else h11) with
-    ``limits``; pass it as ``uvicorn.run(..., http=...)``."""
-    base = base or _default_base()
-    return type(f"Limited{base.__name__}", (_Limited, base), {"limits": limits})
-
-
-def _default_base() -> type[asyncio.Protocol]:
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:
-        from uvicorn.protocols.http.h11_impl import H11Protocol
-
-        return H11Protocol
-    return HttpToolsProtocol
-
-
-def protocol(**kwargs: Any) -> asyncio.Protocol:
-    """For ``uvicorn service.app:app --http service.limits:protocol``: the limited protocol,
-    its limits read from ``FORECASTER_*`` variables."""
-    return _protocol_from_env()(**kwargs)
-
-
-@functools.cache
-def _protocol_from_env() -> type[asyncio.Protocol]:
-    return http_protocol(ConnectionLimits.from_settings(Settings()))

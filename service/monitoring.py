@@ -31,11 +31,11 @@ from forecaster.monitoring.times import BadTimestamp, instant
 from forecaster.predict import Forecast
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError
 from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse, Readiness
-from forecaster.settings import Settings
 from service.batcher import Overloaded
 from service.catalog import NotServed, StartupError, season
 from service.forecasting import Prepared, RequestError
 from service.metrics import ServiceMetrics
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +130,11 @@ class Monitor:
         """Queue the recordable forecasts of an answered request."""
         if self.recorder is None:
             return
-        rows = prepared.rows()
         records = []
         for k, c in enumerate(prepared.series):
             if c.entry.id is None or c.future is None:
                 continue
-            if c.method == "model":
-                assert result is not None
-                point = result.point[rows[k], :horizon]
-                bands = {q: v[rows[k], :horizon] for q, v in result.quantiles.items()}
-            else:
-                point, bands, _ = prepared.fallbacks[k]
+            point, bands = prepared.forecast(k, result, horizon)
             records.append(
                 ForecastRecord(c.entry.id, c.method, c.future, point, c.cleaned.values, bands)
             )

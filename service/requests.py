@@ -25,21 +25,21 @@ ERRORS_PER_SERIES = 5
 _PLACEHOLDER = {"history": [0.0]}
 
 
-class RequestError(Exception):
-    """A request the service refuses: HTTP ``status``, the field ``loc`` and a message."""
-
-    def __init__(self, status: int, loc: Loc, msg: str, kind: str = "value_error") -> None:
-        super().__init__(msg)
-        self.status, self.loc, self.msg, self.kind = status, loc, msg, kind
-
-
 class RequestErrors(Exception):
-    """A request refused as a whole with every problem found: ``details`` are error bodies'
-    entries (``loc``, ``msg``, ``type``, and ``id`` and ``index`` for a series' problems)."""
+    """A request refused as a whole, with every problem found: HTTP ``status`` and ``details``,
+    its error body's entries (``loc``, ``msg``, ``type``, and ``id`` and ``index`` for a series'
+    problems)."""
 
     def __init__(self, status: int, details: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(details)} problem(s)")
+        super().__init__("; ".join(str(d["msg"]) for d in details))
         self.status, self.details = status, details
+
+
+class RequestError(RequestErrors):
+    """A request refused for one field: where it is (``loc``), a message and the error type."""
+
+    def __init__(self, status: int, loc: Loc, msg: str, kind: str = "value_error") -> None:
+        super().__init__(status, [{"loc": list(loc), "msg": msg, "type": kind}])
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,7 @@ def parse_request(body: bytes, max_series: int) -> Parsed:
 def _check_count(count: int, max_series: int) -> None:
     if count > max_series:
         msg = f"{count} series given; at most {max_series} per request"
-        detail = {"loc": ["body", "series"], "msg": msg, "type": "too_long"}
-        raise RequestErrors(422, [detail])
+        raise RequestError(422, ("body", "series"), msg, "too_long")
 
 
 def _lenient(body: bytes, exc: ValidationError, max_series: int) -> Parsed:

@@ -7,8 +7,8 @@ thread, and a version that fails any step is never swapped in; the old one keeps
 
 One bad model never takes the others down: each model is refreshed on its own, and what keeps
 one from serving (an unreadable ``aliases.json``, a corrupt manifest or weights file, a failed
-sanity check) is recorded as its :class:`Problem`, logged once as one line, counted, and retried
-when the alias moves again or the version's files change.
+sanity check) is recorded as its :class:`ModelProblem`, logged once as one line, counted, and
+retried when the alias moves again or the version's files change.
 
 Admin calls (reload, promote, rollback) never queue for long: while another swap of the same
 model is under way here (beyond :data:`ADMIN_WAIT_S`) they raise :class:`Busy`, and while another
@@ -28,13 +28,17 @@ from typing import Any, NamedTuple
 import fsspec
 
 from forecaster import data
-from forecaster.artifacts import LoadedModel
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import AliasFileError, ModelNotFoundError, Registry, RegistryError
+from forecaster.registry import (
+    AliasFileError,
+    LoadedModel,
+    ModelNotFoundError,
+    Registry,
+    RegistryError,
+)
 
 log = logging.getLogger(__name__)
-_REASON_CHARS = 500  # of an exception's message, in logs and /readyz
 # Longest an admin call waits for another swap of the same model (a watcher's poll takes
 # milliseconds; a load, seconds) before it is refused with 409 rather than queued.
 ADMIN_WAIT_S = 2.0
@@ -76,7 +80,7 @@ class ServedModel:
 
 
 @dataclass(frozen=True)
-class Problem:
+class ModelProblem:
     """Why a model is not served at the version its alias names.
 
     ``version`` and ``files`` (name, size, time of each file of that version) identify what
@@ -115,12 +119,11 @@ def _validate(predictor: Predictor) -> None:
         raise LoadFailed("the model failed its sanity check: " + "; ".join(problems))
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line: its type (when the message may not say) and message."""
-    text = data.one_line(exc)
-    if not isinstance(exc, LoadFailed | RegistryError | OSError | ValueError):
-        text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS] + "..."
+def failure(exc: BaseException) -> str:
+    """Why loading failed, as one line (for logs and ``/readyz``): ``exc`` named by its type
+    unless that type's messages say what failed."""
+    named = not isinstance(exc, LoadFailed | RegistryError | OSError | ValueError)
+    return data.one_line(exc, named=named)
 
 
 class ModelStore:
@@ -154,7 +157,7 @@ class ModelStore:
         self._served: dict[str, ServedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._doing: dict[str, str] = {}  # what holds each model's lock, for Busy's message
-        self._problems: dict[str, Problem] = {}
+        self._problems: dict[str, ModelProblem] = {}
         self._known: tuple[str, ...] = self.configured or self.required
         self.started = False  # every model has been tried once
 
@@ -202,7 +205,7 @@ class ModelStore:
         try:
             names = await self.names()
         except Exception as exc:
-            log.error("could not list the models of registry %s: %s", self.registry, one_line(exc))
+            log.error("could not list the models of registry %s: %s", self.registry, failure(exc))
             return
         for name in names:
             try:
@@ -210,7 +213,7 @@ class ModelStore:
             except (LoadFailed, RegistryError):
                 pass  # recorded (and logged when new); the old version, if any, serves on
             except Exception as exc:
-                self._fail(name, Problem(one_line(exc)))
+                self._fail(name, ModelProblem(failure(exc)))
 
     async def refresh(self, name: str, *, force: bool = False) -> Swap:
         """Serve the version ``name``'s production alias points at, loading it if it is new.
@@ -272,16 +275,16 @@ class ModelStore:
         try:
             version = await asyncio.to_thread(self.registry.alias, name)
         except ModelNotFoundError:
-            self._note(name, Problem("not in the registry"))
+            self._note(name, ModelProblem("not in the registry"))
             raise
         except RegistryError as exc:  # a corrupt alias file, a refused symlink
-            reason = one_line(exc)
+            reason = failure(exc)
             if isinstance(exc, AliasFileError):
                 reason = f"its production alias cannot be read: {reason}"
-            self._fail(name, Problem(reason))
+            self._fail(name, ModelProblem(reason))
             raise
         if version is None:
-            self._note(name, Problem("has no production version"))
+            self._note(name, ModelProblem("has no production version"))
             raise ModelNotFoundError(f"model {name!r} has no production version")
         return version
 
@@ -324,12 +327,14 @@ class ModelStore:
         except ModelNotFoundError:
             raise
         except Exception as exc:
-            problem = Problem(f"version {version} failed to load: {one_line(exc)}", version, files)
+            problem = ModelProblem(
+                f"version {version} failed to load: {failure(exc)}", version, files
+            )
             self._fail(name, problem, record=record, again=again)
-            raise LoadFailed(f"{name}@{version} failed to load: {one_line(exc)}") from exc
+            raise LoadFailed(f"{name}@{version} failed to load: {failure(exc)}") from exc
 
     def _fail(
-        self, name: str, problem: Problem, *, record: bool = True, again: bool = False
+        self, name: str, problem: ModelProblem, *, record: bool = True, again: bool = False
     ) -> None:
         """Log and count a load failure once (the watcher meets the same one every poll)."""
         if record:
@@ -340,7 +345,7 @@ class ModelStore:
         if self._on_failure is not None:
             self._on_failure(name)
 
-    def _note(self, name: str, problem: Problem) -> None:
+    def _note(self, name: str, problem: ModelProblem) -> None:
         """Record why a model is not served that is not a failure (it is absent), logging it
         once for models that were asked for by name."""
         if self._problems.get(name) != problem:

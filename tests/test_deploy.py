@@ -36,7 +36,7 @@ JAX_CACHE_ENV = {
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
 }
 REGISTRY_PATH = "/data/models"
-TINY = ModelConfig(cell="gru", hidden=8, input_size=24, horizon=6, step=6)
+TINY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=24, horizon=6, step=6)
 FLAGS = ["--hidden", "8", "--seasonality", "6", "--input-size", "24", "--horizon", "6",
          "--steps", "60", "--batch-size", "16", "--eval-every", "60",
          "--warmup-steps", "5"]  # fmt: skip

@@ -14,7 +14,7 @@ from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Forecast, Predictor, score_model
 
 CONFIG = ModelConfig(
-    cell="gru", hidden=8, input_size=48, horizon=6, step=24, quantiles=(0.1, 0.5, 0.9)
+    ensemble=1, cell="gru", hidden=8, input_size=48, horizon=6, step=24, quantiles=(0.1, 0.5, 0.9)
 )
 BLENDED = dataclasses.replace(CONFIG, theta_weight=0.3, damped_weight=0.3, theta_season=24)
 

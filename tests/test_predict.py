@@ -7,7 +7,9 @@ from forecaster import classical
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import HistoryTooShort, Predictor, chunk_plans
 
-CFG = ModelConfig(hidden=8, input_size=48, step=24, horizon=6, quantiles=(0.1, 0.9))
+CFG = ModelConfig(
+    cell="gru", ensemble=1, hidden=8, input_size=48, step=24, horizon=6, quantiles=(0.1, 0.9)
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,9 @@ def test_horizon_outside_the_model_range_is_refused(predictor: Predictor, horizo
         predictor.predict([np.ones(48)], horizon=horizon)
 
 
-MASKED = ModelConfig(hidden=8, input_size=48, step=24, horizon=6, min_input=6)
+MASKED = ModelConfig(
+    cell="gru", ensemble=1, hidden=8, input_size=48, step=24, horizon=6, min_input=6
+)
 
 
 def test_a_masked_model_forecasts_short_histories_from_their_own_points() -> None:

@@ -193,7 +193,9 @@ def test_masked_windows_pad_missing_history_and_say_how_much_is_real() -> None:
 def test_fit_skips_series_too_short_with_one_warning() -> None:
     series = seasonal_series(3, 200)
     series = SeriesSet([*series.ids, "tiny"], [*series.values, np.ones(20)])
-    cfg = ModelConfig(cell="gru", hidden=4, input_size=48, step=24, horizon=12, min_input=24)
+    cfg = ModelConfig(
+        ensemble=1, cell="gru", hidden=4, input_size=48, step=24, horizon=12, min_input=24
+    )
     message = r"skipping 1 of 4 series .*\['tiny'\]: training needs at least 36"
     with pytest.warns(UserWarning, match=message):
         result = fit(series, cfg, TrainConfig(steps=4, eval_every=2, batch_size=8), progress=False)
@@ -201,7 +203,7 @@ def test_fit_skips_series_too_short_with_one_warning() -> None:
 
 
 # A small model and run for the tests of awkward data: one compiled program for all of them.
-SMALL = ModelConfig(cell="gru", hidden=4, input_size=12, step=4, horizon=4)
+SMALL = ModelConfig(ensemble=1, cell="gru", hidden=4, input_size=12, step=4, horizon=4)
 FEW_STEPS = TrainConfig(steps=3, eval_every=3, warmup_steps=1, batch_size=16, theta_weights=(0.0,))
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.artifacts import load_model
 from forecaster.cli import main
 from forecaster.configs import Calendar, TrainConfig, calendar
 from forecaster.data import SeriesSet, series_from_frame, train_val_split
 from forecaster.histories import clean_history
 from forecaster.model import ModelConfig
+from forecaster.registry import load_model
 from forecaster.train import WindowSampler, fit
 
 # co2's weekly record misses runs of 4, 5, 8 and 18 weeks.
@@ -66,7 +66,7 @@ def test_the_loader_cuts_where_a_forecast_would(tmp_path: Path) -> None:
 
 def test_training_reads_every_segment_and_no_window_spans_a_gap() -> None:
     # The last segment alone is just long enough to validate on: the windows come from before.
-    cfg = ModelConfig(cell="gru", hidden=4, input_size=24, step=12, horizon=6)
+    cfg = ModelConfig(ensemble=1, cell="gru", hidden=4, input_size=24, step=12, horizon=6)
     earlier = [1000.0 + np.arange(100.0), 2000.0 + np.arange(50.0)]
     series = SeriesSet(["a"], [5000.0 + np.arange(30.0)], before_gaps={"a": earlier})
     result = fit(series, cfg, TrainConfig(steps=4, eval_every=2, batch_size=8), progress=False)

@@ -13,6 +13,11 @@ import pkgutil
 import sys
 from pathlib import Path
 
+# Public here for the benchmarks, which take train's model and training flags.
+from forecaster.cli._options import add_config_arguments, config_flags
+
+__all__ = ["add_config_arguments", "build_parser", "config_flags", "entry", "main"]
+
 # Debian's libtcmalloc-minimal4, wherever the architecture puts it.
 TCMALLOC = next(iter(sorted(Path("/usr/lib").glob("*/libtcmalloc_minimal.so.4"))), None)
 # XLA:CPU and oneDNN free and map large buffers every step; with glibc's malloc that costs page
@@ -66,12 +71,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     Imported when an error is being handled (an ``except`` clause evaluates its expression only
     then), so listing them costs nothing on the way in.
     """
-    from forecaster.artifacts import ArtifactError
     from forecaster.configs import ConfigError
     from forecaster.data import DataError
     from forecaster.monitoring.store import StoreError
     from forecaster.predict import HistoryTooShort
-    from forecaster.registry import RegistryError
+    from forecaster.registry import ArtifactError, RegistryError
     from forecaster.retrain import RetrainError
     from forecaster.train import TrainingDivergedError
 

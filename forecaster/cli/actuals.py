@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from forecaster.cli._options import add_monitoring_arguments, add_reading_arguments, monitoring_url
+from forecaster.cli._options import add_monitoring_arguments, add_reading_arguments, store_url
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from forecaster.monitoring.store import MonitoringStore
 
     actuals = read_actuals(data_source(args, args.file))
-    store = MonitoringStore(monitoring_url(args))
+    store = MonitoringStore(store_url(args))
     try:
         done = store.ingest(actuals)
     finally:

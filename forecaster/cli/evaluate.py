@@ -25,8 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def load_model(args: argparse.Namespace):
-    from forecaster.artifacts import load_model
-    from forecaster.registry import Registry
+    from forecaster.registry import Registry, load_model
 
     if not args.registry:
         return load_model(args.model)

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
-from forecaster.settings import DEFAULT_REGISTRY
+from forecaster.environment import DEFAULT_REGISTRY, registry_root, variable
 
 if TYPE_CHECKING:
     from forecaster.registry import Registry
-
-ENV_REGISTRY = "FORECASTER_REGISTRY"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``forecaster models`` and its subcommands."""
     root_help = (
-        f"registry root, a path or fsspec URL (default: ${ENV_REGISTRY} or {DEFAULT_REGISTRY!r})"
+        f"registry root, a path or fsspec URL (default: ${variable('registry')} or "
+        f"{DEFAULT_REGISTRY!r})"
     )
     parser = subparsers.add_parser(
         "models",
@@ -59,8 +57,7 @@ def _registry(args: argparse.Namespace) -> Registry:
     # registry itself imports JAX only to validate a version (promote, rollback).
     from forecaster.registry import Registry
 
-    root = args.registry or args.registry_top or os.environ.get(ENV_REGISTRY) or DEFAULT_REGISTRY
-    return Registry(root)
+    return Registry(registry_root(args.registry or args.registry_top))
 
 
 def _list(args: argparse.Namespace) -> int:

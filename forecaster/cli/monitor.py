@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from forecaster.cli._options import add_monitoring_arguments, monitoring_url
+from forecaster.cli._options import add_monitoring_arguments, store_url
 
 if TYPE_CHECKING:
     pass
@@ -49,7 +49,7 @@ def _monitor(args: argparse.Namespace) -> int:
         raise DataError(f"--since/--until: {exc}") from None
     if bounds[0] is not None and bounds[1] is not None and bounds[0] >= bounds[1]:
         raise DataError("--since must be before --until (the window is [since, until))")
-    store = MonitoringStore(monitoring_url(args))
+    store = MonitoringStore(store_url(args))
     try:
         models = [args.model] if args.model else store.models()
         found = {

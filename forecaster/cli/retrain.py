@@ -11,25 +11,18 @@ too few live points in the window; not retrained).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from forecaster.cli._options import (
-    SOURCE_FLAGS,
-    add_config_arguments,
-    add_data_arguments,
-    config_flags,
-    given,
-)
+from forecaster.cli._options import add_config_arguments, add_data_arguments, config_flags, given
+from forecaster.environment import setting
+from forecaster.job import Job
+from forecaster.options import add_flags, options
+from forecaster.sources import SOURCE_OPTIONS
 
-POLICIES = ("if-better", "always", "never")
-POLICY_FLAGS = ("registry", "promote", "margin", "warm_start", "plot_series", "allow_config_change",
-                "when", "database_url", "live_window_steps", "live_window_days",
-                "live_margin")  # fmt: skip
 UNDECIDED_EXIT = 3
 
 
@@ -42,53 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     job = p.add_argument_group("job (flags given here override the --config file)")
     job.add_argument("--config", type=Path, help="TOML or JSON file listing models to retrain")
-    job.add_argument("--registry", help="registry root (path or fsspec URL)")
     job.add_argument("--name", help="model name (with --config: retrain only this one)")
-    job.add_argument("--promote", choices=POLICIES, help="promotion policy (default if-better)")
-    job.add_argument(
-        "--margin", type=float, help="relative OWA improvement needed (0.01 = 1%%; default 0)"
-    )
-    job.add_argument(
-        "--warm-start",
-        action=argparse.BooleanOptionalAction,
-        help="start from the production weights when the model config is unchanged",
-    )
-    job.add_argument("--plot-series", type=int, help="series drawn in plot.png (default 4)")
-    job.add_argument(
-        "--allow-config-change",
-        action="store_true",
-        default=None,
-        help="let the challenger change the champion's horizon, quantiles or frequency",
-    )
-    job.add_argument(
-        "--when",
-        choices=("always", "degraded"),
-        help="degraded: only when the production version's live accuracy over the recent "
-        "window has worsened by --live-margin, or is worse than seasonal naive (too few "
-        "points: undecided, exit 3)",
-    )
-    job.add_argument(
-        "--database-url",
-        help="monitoring database (default: $FORECASTER_DATABASE_URL, else the registry's "
-        "monitoring.sqlite3)",
-        default=os.environ.get("FORECASTER_DATABASE_URL") or None,
-    )
-    window = job.add_mutually_exclusive_group()
-    window.add_argument(
-        "--live-window-steps",
-        type=int,
-        help="recent window in steps of the model's frequency (default: derived from the "
-        "model's horizon and seasonal period; see the README)",
-    )
-    window.add_argument(
-        "--live-window-days",
-        type=float,
-        help="recent window in calendar days instead (the default for a model whose frequency "
-        "is unknown: 7)",
-    )
-    job.add_argument(
-        "--live-margin", type=float, help="relative MASE worsening that counts (default 0.1)"
-    )
+    add_flags(job, Job)
+    # The environment's database counts as given by a flag (it overrides the --config file).
+    p.set_defaults(database_url=setting("database_url"))
     job.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_data_arguments(p, required=False)
     add_config_arguments(p)
@@ -122,7 +72,8 @@ def _jobs(args: argparse.Namespace) -> list[Any]:
     from forecaster import retrain
     from forecaster.retrain.jobs import job_from_settings
 
-    overrides = {**given(args, [*SOURCE_FLAGS, *POLICY_FLAGS, "data"]), **config_flags(args)}
+    policy = [f.name for f in options(Job)]
+    overrides = {**given(args, [*SOURCE_OPTIONS, *policy, "data"]), **config_flags(args)}
     if args.config is not None:
         return retrain.load_jobs(args.config, overrides, only=args.name)
     missing = [f"--{f}" for f in ("data", "registry", "name") if getattr(args, f) is None]

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from forecaster.configs import ConfigError
-    from forecaster.settings import Settings, settings_problem
+    from service.settings import Settings, settings_problem
 
     overrides = {k: getattr(args, k) for k in ("host", "port", "registry", "default_model")}
     try:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
-    from service.limits import ConnectionLimits, http_protocol
+    from service.protocol import ConnectionLimits, http_protocol
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         workers=1,
         loop=_installed("uvloop", "auto"),
         # uvicorn's protocol (httptools, else h11) plus header deadline and size, connection
-        # cap and JSON refusals (service.limits); uvicorn has no header timeout of its own.
+        # cap and JSON refusals (service.protocol); uvicorn has no header timeout of its own.
         http=http_protocol(ConnectionLimits.from_settings(settings)),
         ws="none",  # no websocket routes: refuse upgrades rather than hand them a protocol
         timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works

@@ -37,8 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from forecaster import data
-    from forecaster.artifacts import save_model
-    from forecaster.registry import Registry
+    from forecaster.registry import Registry, save_model
     from forecaster.train import fit
 
     if args.registry and not args.name:

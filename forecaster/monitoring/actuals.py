@@ -27,15 +27,12 @@ from forecaster.data import (
     read_frame,
     read_times,
 )
-from forecaster.histories import beyond, magnitude_rule
+from forecaster.histories import MAX_ABS_VALUE, beyond, magnitude_rule
 from forecaster.isotime import CLOCK_WORDS
 from forecaster.monitoring.times import BadTimestamp, to_utc
 from forecaster.schemas import ID_MAX_LENGTH, id_problem
-from forecaster.settings import Settings
 
 Actuals = list[tuple[str, np.ndarray, list[float]]]
-#: The histories' bound, which actuals from a file are held to (the service uses its setting).
-MAX_ABS_VALUE: float = Settings.model_fields["max_abs_value"].default
 # Bad rows of a file named in its error (the count covers them all).
 _ROWS_NAMED = 5
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from forecaster import metrics
+from forecaster.data import one_line
 from forecaster.monitoring.tables import METHOD_CHARS, SERIES_ID_CHARS
 from forecaster.monitoring.times import BadTimestamp, as_datetimes, to_micros, to_utc
 
@@ -81,7 +82,9 @@ def to_rows(batches: Sequence[RecordBatch]) -> tuple[list[dict[str, Any]], list[
             own = micros[at : at + h] if micros is not None else _all_micros([rec])
             rows.append(_row(batch, rec, own))
         except Exception as exc:  # whatever it is, it is this record's alone
-            rejected.append(Rejected(rec.series_id, batch.model, batch.version, _reason(exc)))
+            rejected.append(
+                Rejected(rec.series_id, batch.model, batch.version, one_line(exc, 200, first=True))
+            )
         at += h
     return rows, rejected
 
@@ -136,11 +139,6 @@ def _check_storable(name: str, text: str, limit: int) -> None:
         raise ValueError(f"{name} is not valid Unicode (a lone surrogate)") from None
     if len(text) > limit:
         raise ValueError(f"{name} is longer than {limit} characters")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text[:200] or type(exc).__name__
 
 
 def score_rows(forecast: Any, times: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from forecaster.data import one_line
 from forecaster.monitoring import tables
 from forecaster.monitoring.accuracy import SUM_FIELDS, Sums, VersionAccuracy, by_version
 from forecaster.monitoring.records import RecordBatch, Rejected, score_rows, to_rows
@@ -559,5 +560,4 @@ def _sums_query() -> sa.Select:
 
 def _brief(exc: BaseException) -> str:
     """The driver's first line, without SQLAlchemy's background links."""
-    orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return one_line(getattr(exc, "orig", None) or exc, first=True)

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from forecaster.configs import ConfigError
 
 SQLITE_FILE = "monitoring.sqlite3"
 
 
-def sqlite_url(registry: Path) -> str:
-    """SQLite in a local registry's directory."""
-    return f"sqlite:///{registry.resolve() / SQLITE_FILE}"
+def monitoring_url(database_url: str | None, registry: str | os.PathLike[str]) -> str:
+    """The monitoring database, the one rule for the service, the commands and retraining:
+    ``database_url`` when given, else SQLite in the registry's directory (``monitoring.sqlite3``).
 
-
-def default_url(registry: str | Path) -> str | None:
-    """:func:`sqlite_url` of a local registry; None for a registry behind a URL."""
-    return None if "://" in str(registry) else sqlite_url(Path(registry))
+    Raises :class:`~forecaster.configs.ConfigError` for a registry behind a URL, which has no
+    directory to hold the file.
+    """
+    if database_url:
+        return database_url
+    if "://" in str(registry):
+        raise ConfigError(
+            f"registry {registry} is not local, so it holds no {SQLITE_FILE}: give a database "
+            "URL (--database-url or FORECASTER_DATABASE_URL; database_url in a retrain config)"
+        )
+    return f"sqlite:///{Path(registry).resolve() / SQLITE_FILE}"
 
 
 def normalise_url(url: str) -> str:

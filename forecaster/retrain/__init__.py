@@ -4,7 +4,8 @@ production model (the champion), publish it, and move ``production`` only when i
 One job, for one model name, under the model's job lock (a second job is refused at once; admin
 actions are not: the registry's writers' lock is taken only to publish and promote):
 
-1. Load the data and the champion (the version ``production`` points at, if any).
+1. Read ``production`` once: the live verdict (``--when degraded``) and the champion are of
+   that version, if any. Load the data and the champion.
 2. Cut the hold-out: the last ``horizon`` points of every series. The challenger trains on the
    points before it only (:func:`forecaster.train.fit` then keeps its own validation split
    inside those), so neither its weights nor its model selection ever see the hold-out.
@@ -12,7 +13,7 @@ actions are not: the registry's writers' lock is taken only to publish and promo
    and are scored on the same targets: sMAPE, MASE, and OWA against Naive2 on this data.
 4. Sanity checks on the challenger (:func:`forecaster.predict.sanity_problems`): finite
    forecasts of fixed probe series and of the backtest, each within ``10 * max|history| + 1``.
-5. Decide (:func:`decide`), then, under the writers' lock, read production again: if someone
+5. Under the writers' lock, read production again and decide (:func:`decide`): if someone
    moved it during the run, a promotion is withdrawn ("superseded": the challenger was not
    compared with what serves now). Publish the challenger with ``report.json`` and
    ``plot.png`` inside the version (hashed with its weights), then move the alias. The alias
@@ -20,13 +21,15 @@ actions are not: the registry's writers' lock is taken only to publish and promo
    unpromoted version remains.
 
 One module per concern: :mod:`.jobs` (config files and flags → jobs), :mod:`.backtest`,
-:mod:`.decision`, :mod:`.report` (report.json and plot.png), :mod:`.run` (the job itself) and
-:mod:`.summary` (the lines and table printed at the end).
+:mod:`.decision`, :mod:`.state` (the job's stages, one frozen record each), :mod:`.run` (the
+functions from one stage to the next), :mod:`.report` (report.json and plot.png, read from the
+stages) and :mod:`.summary` (the lines and table printed at the end).
 """
 
 from forecaster.configs import ConfigError
+from forecaster.job import POLICIES, Policy
 from forecaster.retrain.backtest import Backtest, Holdout, backtest, split_holdout
-from forecaster.retrain.decision import POLICIES, Decision, Policy, Status, decide
+from forecaster.retrain.decision import Decision, Status, decide
 from forecaster.retrain.jobs import Job, load_jobs, read_config_file
 from forecaster.retrain.run import Outcome, RetrainError, failed, run_job
 from forecaster.retrain.summary import describe, summary_table

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.artifacts import LoadedModel
 from forecaster.configs import ModelConfig
 from forecaster.predict import Predictor, score_model
+from forecaster.registry import LoadedModel
 
 
 class RetrainError(RuntimeError):
@@ -50,17 +50,16 @@ def split_holdout(
     return train, Holdout(list(train.ids), list(train.values), targets, seasonality)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Backtest:
-    """Both models' forecasts and scores on one shared hold-out."""
+    """Both models' forecasts and scores on one shared hold-out (no champion: None)."""
 
     holdout: Holdout
     challenger: np.ndarray
     challenger_metrics: dict[str, float]
-    champion: np.ndarray | None = None
-    champion_metrics: dict[str, float] | None = None
-    champion_error: str | None = None
-    naive2_metrics: dict[str, float] = field(default_factory=dict)
+    champion: np.ndarray | None
+    champion_metrics: dict[str, float] | None
+    naive2_metrics: dict[str, float]
 
 
 def backtest(
@@ -82,11 +81,10 @@ def backtest(
     ours, ours_scores = _forecast(Predictor(*challenger), common)
     naive = metrics.naive2(common.histories, horizon, common.seasonality)
     naive_scores = metrics.score(common.histories, common.targets, naive, common.seasonality)
-    result = Backtest(common, ours, ours_scores, naive2_metrics=naive_scores)
+    theirs, their_scores = None, None
     if champion is not None:
-        predictor = Predictor(champion.config, champion.params)
-        result.champion, result.champion_metrics = _forecast(predictor, common)
-    return result
+        theirs, their_scores = _forecast(Predictor(champion.config, champion.params), common)
+    return Backtest(common, ours, ours_scores, theirs, their_scores, naive_scores)
 
 
 def _forecast(predictor: Predictor, holdout: Holdout) -> tuple[np.ndarray, dict[str, float]]:

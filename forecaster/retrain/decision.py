@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
-Policy = Literal["if-better", "always", "never"]
+from forecaster.job import Policy
+
 Status = Literal[
     "promoted", "kept", "rejected", "superseded", "failed", "worker", "skipped", "undecided"
 ]
-POLICIES: tuple[str, ...] = get_args(Policy)
 # Statuses that mean the job reached a decision (exit 0); "undecided" (``--when degraded`` with
 # too few live points to judge by) has its own exit status; anything else is a failure.
 # "superseded": someone else moved production during the run; their choice stands.

@@ -9,81 +9,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from forecaster.artifacts import LoadedModel
-from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_configs, typed_values
+from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_configs, typed_fields
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
-from forecaster.retrain.decision import POLICIES, Policy
-from forecaster.sources import SOURCE_KINDS
+from forecaster.job import Job
+from forecaster.options import options
+from forecaster.registry import LoadedModel
 
-# The JSON kinds of the per-job settings (the defaults of those that have one); the reading
-# options' are DataSource's (SOURCE_KINDS).
-POLICY_KINDS: dict[str, Any] = {"registry": "", "promote": "if-better", "margin": 0.0,
-                                "warm_start": False, "plot_series": 4,
-                                "allow_config_change": False, "when": "always",
-                                "database_url": "", "live_window_steps": 0,
-                                "live_window_days": 0.0, "live_margin": 0.1}  # fmt: skip
-WHEN = ("always", "degraded")
 # Settings a challenger may change only when the user allows it: clients depend on them.
 GUARDED = ("horizon", "quantiles", "freq")
 SECTION_KEYS = frozenset({"model", "train"})
-SHARED_KEYS = frozenset(SOURCE_OPTIONS) | frozenset(POLICY_KINDS) | SECTION_KEYS
+# The per-job settings: the reading options (DataSource's) and the policy (Job's).
+SHARED_KEYS = frozenset(SOURCE_OPTIONS) | frozenset(f.name for f in options(Job)) | SECTION_KEYS
 TOP_KEYS = SHARED_KEYS | {"models"}
 MODEL_KEYS = SHARED_KEYS | {"name", "data"}
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything one retraining of one model needs.
-
-    ``model`` and ``train`` are the configs from the given settings alone; the challenger's
-    are settled once the champion and the data are known (:func:`challenger_configs`), from
-    ``given`` (the settings given by flags or the config file, ``{"model": {...}, "train":
-    {...}}``) over the champion's own configs.
-    """
-
-    name: str
-    registry: str
-    data: DataSource
-    model: ModelConfig
-    train: TrainConfig
-    promote: Policy = "if-better"
-    # Least relative OWA improvement over the champion that earns promotion (0.01 = 1%).
-    margin: float = 0.0
-    warm_start: bool = False
-    plot_series: int = 4
-    allow_config_change: bool = False
-    # "degraded": retrain only when the production version's live accuracy has degraded
-    # (:mod:`forecaster.retrain.live`); the database defaults to the registry's SQLite file.
-    when: str = "always"
-    database_url: str = ""
-    # The recent window: steps of the model's frequency, or calendar days instead; 0 for both:
-    # derived from the model (forecaster.monitoring.health.default_steps).
-    live_window_steps: int = 0
-    live_window_days: float = 0.0
-    live_margin: float = 0.1
-    given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.promote not in POLICIES:
-            raise ConfigError(f"promote must be one of {', '.join(POLICIES)}, not {self.promote!r}")
-        if self.when not in WHEN:
-            raise ConfigError(f"when must be one of {', '.join(WHEN)}, not {self.when!r}")
-        if not self.live_window_steps >= 0 or not self.live_window_days >= 0:
-            raise ConfigError("live_window_steps and live_window_days must not be negative")
-        if self.live_window_steps and self.live_window_days:
-            raise ConfigError("give live_window_steps or live_window_days, not both")
-        if not self.live_margin >= 0:
-            raise ConfigError("live_margin must not be negative")
-        if not 0.0 <= self.margin < 1.0:
-            raise ConfigError(
-                f"margin must be in [0, 1) (a relative improvement), not {self.margin}"
-            )
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -110,8 +53,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def load_jobs(
     path: str | Path, overrides: Mapping[str, Any] | None = None, only: str | None = None
 ) -> list[Job]:
-    """The jobs a config file describes (see the README for the format); ``only`` keeps just
-    the model of that name."""
+    """The jobs a config file describes (docs/operations/retraining.md has the format); ``only``
+    keeps just the model of that name."""
     raw = read_config_file(path)
     _check_keys(raw, TOP_KEYS, "the top level")
     entries = raw.get("models")
@@ -136,8 +79,8 @@ def job_from_settings(settings: Mapping[str, Any], where: str = "the command lin
     keys, and ``model``/``train`` dicts of config fields."""
     given = {"model": dict(settings.get("model", {})), "train": dict(settings.get("train", {}))}
     model_cfg, train_cfg = build_configs(given["model"], given["train"], where)
-    reading = typed_values(SOURCE_KINDS, _pick(settings, SOURCE_KINDS), where)
-    policy = typed_values(POLICY_KINDS, _pick(settings, POLICY_KINDS), where)
+    reading = typed_fields(DataSource, _pick(settings, SOURCE_OPTIONS), where)
+    policy = typed_fields(Job, _pick(settings, [f.name for f in options(Job)]), where)
     source = DataSource(settings["data"], **reading)
     return Job(
         name=settings["name"],
@@ -196,7 +139,7 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _pick(settings: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
+def _pick(settings: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return {k: settings[k] for k in keys if k in settings}
 
 

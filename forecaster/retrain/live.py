@@ -15,11 +15,10 @@ import dataclasses
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from forecaster.artifacts import ArtifactError
+from forecaster.configs import ConfigError
 from forecaster.frequency import frequency_key
-from forecaster.manifest import Manifest
-from forecaster.monitoring.urls import default_url
-from forecaster.registry import Registry, RegistryError
+from forecaster.monitoring.urls import monitoring_url
+from forecaster.registry import ArtifactError, Manifest, Registry, RegistryError
 
 if TYPE_CHECKING:  # the monitoring store's imports (SQLAlchemy) wait until a verdict is asked
     from forecaster.monitoring.health import Window
@@ -57,10 +56,10 @@ def live_accuracy(job: Job, registry: Registry, version: int | None) -> dict[str
     database. ``status`` is ``degraded``, ``not degraded`` or ``undecided`` (too few points)."""
     if version is None:
         return {"version": None, "degraded": False, "reason": "no production version"}
-    url = job.database_url or default_url(job.registry)
-    if url is None:
-        why = "no monitoring database for a registry behind a URL; set database_url"
-        return {"version": version, "degraded": False, "error": why}
+    try:
+        url = monitoring_url(job.database_url, job.registry)
+    except ConfigError as exc:
+        return {"version": version, "degraded": False, "error": str(exc)}
     from forecaster.monitoring import health
     from forecaster.monitoring.store import MonitoringStore, StoreError
 

@@ -7,15 +7,13 @@ import io
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from forecaster import data
 from forecaster.retrain.backtest import Backtest
-
-if TYPE_CHECKING:
-    from forecaster.retrain.run import Run
+from forecaster.retrain.state import Decided
 
 REPORT = "report.json"
 PLOT = "plot.png"
@@ -51,12 +49,12 @@ def plot_png(result: Backtest, labels: tuple[str, str], n: int = 4) -> bytes:
 def _metrics_json(values: Mapping[str, float] | None) -> dict[str, float | None] | None:
     if values is None:
         return None
-    return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in values.items()}
+    return {k: finite_or_none(float(v)) for k, v in values.items()}
 
 
-def build_report(run: Run, version: int) -> dict[str, Any]:
+def build_report(run: Decided, version: int) -> dict[str, Any]:
     """The JSON document stored as ``report.json`` inside the challenger's version."""
-    job, result, decision, champion = run.job, run.result, run.decision, run.champion
+    job, result, decision, champion = run.job, run.backtest, run.decision, run.champion
     before = champion.version
     return {
         "name": job.name,
@@ -83,8 +81,8 @@ def build_report(run: Run, version: int) -> dict[str, Any]:
             "train": dataclasses.asdict(run.train),
             "changes_from_champion": run.changes,
             "metrics": _metrics_json(result.challenger_metrics),
-            "validation": _metrics_json(run.trained.val_metrics),
-            "best_step": run.trained.best_step,
+            "validation": _metrics_json(run.fitted.val_metrics),
+            "best_step": run.fitted.best_step,
             "warm_start": run.warm,
             "sanity": {"passed": not run.problems, "problems": run.problems},
         },
@@ -107,7 +105,7 @@ def build_report(run: Run, version: int) -> dict[str, Any]:
             "production_before": before,
             # Read under the registry's lock as the version was published: someone else's
             # change during the run shows here (and makes a promotion "superseded").
-            "production_after": version if decision.promote else run.production,
+            "production_after": run.production_after(version),
         },
         # The production version's recorded forecasts scored against the actuals.
         "live": run.live,

@@ -1,5 +1,5 @@
-"""One retraining job: train the challenger, backtest it against the champion, decide, publish
-and maybe promote (see the package docstring for the steps and their guarantees)."""
+"""One retraining job as a chain of stages (:mod:`.state`): load, train, evaluate, decide and
+publish, then maybe promote (see the package docstring for the steps and their guarantees)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,30 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from forecaster import data, parallel
-from forecaster.artifacts import ArtifactError, LoadedModel
-from forecaster.configs import ModelConfig, TrainConfig
+from forecaster.configs import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import ModelNotFoundError, Registry
-from forecaster.retrain.backtest import Backtest, RetrainError, backtest, split_holdout
-from forecaster.retrain.decision import DECIDED, Decision, Status, decide, recheck
+from forecaster.registry import ArtifactError, ModelNotFoundError, Registry
+from forecaster.retrain.backtest import RetrainError, backtest, split_holdout
+from forecaster.retrain.decision import DECIDED, Status, decide, recheck
 from forecaster.retrain.jobs import Job, challenger_configs
 from forecaster.retrain.live import live_accuracy
 from forecaster.retrain.report import PLOT, REPORT, build_report, plot_png
-from forecaster.train import TrainResult, fit
+from forecaster.retrain.state import Champion, Decided, Evaluated, Loaded, Published, Trained
+from forecaster.train import fit
 
-__all__ = ["Outcome", "RetrainError", "Run", "failed", "run_job"]
+__all__ = ["Outcome", "RetrainError", "failed", "run_job"]
 T = TypeVar("T")
+S = TypeVar("S", bound=Loaded)
 # Longest a finished job waits for another writer's publish or alias change (seconds each).
 PUBLISH_WAIT_S = 120.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     """What one job did; ``report`` is the JSON stored with the challenger's version."""
 
@@ -50,39 +51,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status in DECIDED
-
-
-@dataclass
-class Champion:
-    """The production version before the job, if any, or why it could not be loaded."""
-
-    version: int | None = None
-    model: LoadedModel | None = None
-    error: str | None = None
-
-
-@dataclass
-class Run:
-    """What one job has found so far; the report is written from it."""
-
-    job: Job
-    series: data.SeriesSet
-    champion: Champion
-    model: ModelConfig
-    train: TrainConfig
-    # {setting: [champion's, challenger's]} for every setting the challenger changes.
-    changes: dict[str, list[Any]]
-    warm: dict[str, Any]
-    trained: TrainResult
-    result: Backtest | None = None
-    problems: list[str] = field(default_factory=list)
-    decision: Decision | None = None
-    version: int | None = None
-    # Production as read under the registry's lock when publishing, this job's promotion included.
-    production: int | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
-    live: dict[str, Any] = field(default_factory=dict)
 
 
 def timed(seconds: dict[str, float], key: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -108,83 +76,108 @@ def run_job(job: Job, *, progress: bool = True) -> Outcome:
     primary = parallel.is_primary()  # in multi-host runs only process 0 touches the registry
     guard = registry.job_lock(job.name, "retraining") if primary else contextlib.nullcontext()
     with guard:
-        live = live_accuracy(job, registry, _production(registry, job.name))
-        if job.when == "degraded" and live["version"] is not None and not live["degraded"]:
+        # Read once: the live verdict and the champion are of this version, whatever moves.
+        production = _production(registry, job.name)
+        live = live_accuracy(job, registry, production)
+        if job.when == "degraded" and production is not None and not live["degraded"]:
             return _not_retrained(job.name, live, time.perf_counter() - started)
-        run = _train(job, registry, progress)
-        run.live = live
+        trained = train(load(job, registry, production, live), progress)
         if not primary:
             return Outcome(job.name, "worker", "trained as a worker of a multi-host run")
-        _evaluate(run)
-        _publish_and_promote(registry, run)
-    return _outcome(run, registry, time.perf_counter() - started)
+        published = decide_and_publish(registry, evaluate(trained))
+    return _outcome(published, registry, time.perf_counter() - started)
 
 
-def _publish_and_promote(registry: Registry, run: Run) -> None:
-    """Publish the challenger and, when decided, promote it, compare-and-set style: under the
-    writers' lock production is read again, and a promotion stands only if it is still the
-    champion the challenger was compared with. What production is when the lock is let go
-    (``run.production``) is what the report and the outcome say."""
-    name = run.job.name
+def _next(stage: type[S], before: Loaded, seconds: Mapping[str, float], **fields: Any) -> S:
+    """``stage`` from the stage ``before`` it: its fields, ``fields`` and the timings."""
+    return stage(**{**vars(before), "seconds": {**before.seconds, **seconds}}, **fields)
+
+
+def load(job: Job, registry: Registry, production: int | None, live: dict[str, Any]) -> Loaded:
+    """Load the data and the champion (``production``, as read once by the job)."""
+    seconds: dict[str, float] = {}
+    series = timed(seconds, "load_s", job.data.load, max_gap=job.train.max_gap)
+    champion = timed(seconds, "champion_s", _load_champion, registry, job.name, production)
+    return Loaded(job, live, series, champion, seconds)
+
+
+def train(loaded: Loaded, progress: bool) -> Trained:
+    """Fit the challenger on all but the hold-out, cut here and nowhere else."""
+    job, champion = loaded.job, loaded.champion
+    model, config, changes = challenger_configs(job, champion.model, loaded.series)
+    train_series, holdout = split_holdout(loaded.series, model.horizon, config.seasonality)
+    warm, initial_params = _warm_start(job, champion, model)
+    seconds: dict[str, float] = {}
+    fitted = timed(seconds, "train_s", fit, train_series, model, config, progress=progress,
+                   initial_params=initial_params)  # fmt: skip
+    # The model with the classical shares chosen on validation.
+    return _next(Trained, loaded, seconds, model=fitted.config, train=config, changes=changes,
+                 warm=warm, holdout=holdout, fitted=fitted)  # fmt: skip
+
+
+def evaluate(trained: Trained) -> Evaluated:
+    """Backtest both models on the hold-out and check the challenger's sanity."""
+    seconds: dict[str, float] = {}
+    challenger = (trained.model, trained.fitted.params)
+    result = timed(seconds, "backtest_s", backtest, trained.holdout, challenger,
+                   trained.champion.model)  # fmt: skip
+    common = result.holdout
+    problems = timed(seconds, "sanity_s", sanity_problems, Predictor(*challenger),
+                     common.histories, common.ids)  # fmt: skip
+    return _next(Evaluated, trained, seconds, backtest=result, problems=problems)
+
+
+def decide_and_publish(registry: Registry, evaluated: Evaluated) -> Published:
+    """Decide and publish the challenger, compare-and-set style: under the writers' lock
+    production is read again, and a promotion stands only if it is still the champion the
+    challenger was compared with."""
+    name = evaluated.job.name
     purpose = "retraining: publishing a challenger"
     with registry.lock(name, timeout=PUBLISH_WAIT_S, purpose=purpose):
-        run.production = _production(registry, name)
-        run.decision = recheck(run.decision, run.champion.version, run.production)
-        run.version = timed(run.seconds, "publish_s", _publish, registry, run)
-        if run.decision.promote:
-            run.production = run.version
+        return _publish(registry, _decide(evaluated, _production(registry, name)))
 
 
-def _train(job: Job, registry: Registry, progress: bool) -> Run:
-    """Load the data and the champion, and fit the challenger on all but the hold-out."""
-    timings: dict[str, float] = {}
-    series = timed(timings, "load_s", job.data.load, max_gap=job.train.max_gap)
-    champion = timed(timings, "champion_s", _load_champion, registry, job.name)
-    model, train, changes = challenger_configs(job, champion.model, series)
-    train_series, _ = split_holdout(series, model.horizon, train.seasonality)
-    warm = _warm_start(job, champion, model)
-    trained = timed(
-        timings,
-        "train_s",
-        fit,
-        train_series,
-        model,
-        train,
-        progress=progress,
-        initial_params=warm.pop("params", None),
-    )
-    model = trained.config  # with the classical shares chosen on validation
-    return Run(job, series, champion, model, train, changes, warm, trained, seconds=timings)
-
-
-def _evaluate(run: Run) -> None:
-    """Backtest both models, check the challenger's sanity and decide."""
-    job = run.job
-    _, holdout = split_holdout(run.series, run.model.horizon, run.train.seasonality)
-    challenger = (run.model, run.trained.params)
-    run.result = timed(run.seconds, "backtest_s", backtest, holdout, challenger, run.champion.model)
-    common = run.result.holdout
-    run.problems = timed(
-        run.seconds,
-        "sanity_s",
-        sanity_problems,
-        Predictor(*challenger),
-        common.histories,
-        common.ids,
-    )
-    champion_owa = (
-        None if run.result.champion_metrics is None else run.result.champion_metrics["owa"]
-    )
-    if run.champion.error is not None:
+def _decide(evaluated: Evaluated, production: int | None) -> Decided:
+    """The decision against ``production`` as it is now (:func:`recheck`)."""
+    job, champion, scores = evaluated.job, evaluated.champion, evaluated.backtest
+    champion_owa = None if scores.champion_metrics is None else scores.champion_metrics["owa"]
+    if champion.error is not None:
         champion_owa = math.nan  # production exists but cannot load: anything sane replaces it
-    run.decision = decide(
-        job.promote,
-        job.margin,
-        run.result.challenger_metrics["owa"],
-        champion_owa,
-        run.problems,
-        run.champion.version,
+    decision = decide(job.promote, job.margin, scores.challenger_metrics["owa"], champion_owa,
+                      evaluated.problems, champion.version)  # fmt: skip
+    decision = recheck(decision, champion.version, production)
+    return _next(Decided, evaluated, {}, decision=decision, production=production)
+
+
+def _publish(registry: Registry, decided: Decided) -> Published:
+    """Publish the challenger with its report and plot inside the version directory (the
+    report, built once the registry has given the version its number, names it)."""
+    job = decided.job
+    reports: dict[int, dict[str, Any]] = {}
+
+    def files(version: int) -> dict[str, bytes]:
+        reports[version] = build_report(decided, version)
+        return {
+            REPORT: json.dumps(reports[version], indent=2, allow_nan=False).encode() + b"\n",
+            PLOT: plot_png(decided.backtest, ("challenger", "champion"), job.plot_series),
+        }
+
+    version = registry.publish(
+        job.name,
+        decided.model,
+        decided.fitted.params,
+        metrics={
+            "validation": decided.fitted.val_metrics,
+            "backtest": decided.backtest.challenger_metrics,
+        },
+        data_fingerprint=data.fingerprint(decided.series),
+        freq=decided.series.freq,
+        seasonality=decided.train.seasonality,
+        training=dataclasses.asdict(decided.train),
+        extra_files=files,
+        promote=decided.decision.promote,
     )
+    return _next(Published, decided, {}, version=version, report=reports[version])
 
 
 def _production(registry: Registry, name: str) -> int | None:
@@ -194,12 +187,8 @@ def _production(registry: Registry, name: str) -> int | None:
         return None
 
 
-def _load_champion(registry: Registry, name: str) -> Champion:
-    """The production model, if any; one that fails to load is reported, not fatal."""
-    try:
-        version = registry.alias(name)
-    except ModelNotFoundError:
-        return Champion()
+def _load_champion(registry: Registry, name: str, version: int | None) -> Champion:
+    """Production's model, if any; one that fails to load is reported, not fatal."""
     if version is None:
         return Champion()
     try:
@@ -208,63 +197,34 @@ def _load_champion(registry: Registry, name: str) -> Champion:
         return Champion(version, error=f"champion v{version} failed to load: {err}")
 
 
-def _warm_start(job: Job, champion: Champion, model: ModelConfig) -> dict[str, Any]:
-    """Initial weights from the champion when asked for and the architecture is identical."""
+def _warm_start(job: Job, champion: Champion, model: ModelConfig) -> tuple[dict[str, Any], Any]:
+    """What the report says of warm starting, and the champion's weights to start from when
+    asked for and the architecture is identical (else None)."""
     if not job.warm_start:
-        return {"requested": False, "used": False}
+        return {"requested": False, "used": False}, None
     if champion.model is None:
-        return {"requested": True, "used": False, "reason": "no loadable champion"}
+        return {"requested": True, "used": False, "reason": "no loadable champion"}, None
     if champion.model.config != model:
-        return {"requested": True, "used": False, "reason": "the champion's config differs"}
-    return {
-        "requested": True,
-        "used": True,
-        "from_version": champion.version,
-        "params": champion.model.params,
-    }
+        return {"requested": True, "used": False, "reason": "the champion's config differs"}, None
+    used = {"requested": True, "used": True, "from_version": champion.version}
+    return used, champion.model.params
 
 
-def _publish(registry: Registry, run: Run) -> int:
-    """Publish the challenger with its report and plot inside the version directory; returns
-    the version the registry gave it (the report, built once that number is known, names it)."""
-    job = run.job
-
-    def files(version: int) -> dict[str, bytes]:
-        run.report = build_report(run, version)
-        return {
-            REPORT: json.dumps(run.report, indent=2, allow_nan=False).encode() + b"\n",
-            PLOT: plot_png(run.result, ("challenger", "champion"), job.plot_series),
-        }
-
-    return registry.publish(
-        job.name,
-        run.model,
-        run.trained.params,
-        metrics={"validation": run.trained.val_metrics, "backtest": run.result.challenger_metrics},
-        data_fingerprint=data.fingerprint(run.series),
-        freq=run.series.freq,
-        seasonality=run.train.seasonality,
-        training=dataclasses.asdict(run.train),
-        extra_files=files,
-        promote=run.decision.promote,
-    )
-
-
-def _outcome(run: Run, registry: Registry, seconds: float) -> Outcome:
-    result, decision = run.result, run.decision
+def _outcome(published: Published, registry: Registry, seconds: float) -> Outcome:
+    scores, decision, version = published.backtest, published.decision, published.version
     return Outcome(
-        name=run.job.name,
+        name=published.job.name,
         status=decision.status,
         reason=decision.reason,
-        challenger_version=run.version,
-        champion_version=run.champion.version,
-        production=run.production,
-        challenger_owa=result.challenger_metrics["owa"],
-        champion_owa=None if result.champion_metrics is None else result.champion_metrics["owa"],
+        challenger_version=version,
+        champion_version=published.champion.version,
+        production=published.production_after(version),
+        challenger_owa=scores.challenger_metrics["owa"],
+        champion_owa=None if scores.champion_metrics is None else scores.champion_metrics["owa"],
         improvement=decision.improvement,
-        report_path=f"{registry.path(run.job.name, run.version)}/{REPORT}",
+        report_path=f"{registry.path(published.job.name, version)}/{REPORT}",
         seconds=seconds,
-        report=run.report,
+        report=published.report,
     )
 
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.security import APIKeyHeader
 
-from forecaster.schemas import NAME_PATTERN, AdminResult, ErrorResponse, PromoteRequest
-from service.store import ModelStore, Swap
+from forecaster.schemas import AdminResult, ErrorResponse, PromoteRequest
+from service.deps import Name, SettingsDep, StoreDep
+from service.store import Swap
 
 API_KEY_HEADER = "X-API-Key"
 key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+Key = Annotated[str | None, Depends(key_header)]
 
-Name = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name.")]
 
-
-async def require_admin(request: Request, key: str | None = Depends(key_header)) -> None:
+async def require_admin(settings: SettingsDep, key: Key) -> None:
     """401 unless the header holds the configured key (compared in constant time)."""
-    expected = request.app.state.settings.admin_api_key.get_secret_value().encode()
+    assert settings.admin_api_key is not None  # this router is mounted only with one
+    expected = settings.admin_api_key.get_secret_value().encode()
     if key is None or not hmac.compare_digest(key.encode(), expected):
         raise HTTPException(401, "missing or wrong API key", {"WWW-Authenticate": API_KEY_HEADER})
 
@@ -43,8 +44,8 @@ router = APIRouter(
 
 
 @router.post("/reload", response_model=AdminResult, summary="Load the production version now.")
-async def reload(name: Name, request: Request) -> AdminResult:
-    return _result(name, await _store(request).reload(name))
+async def reload(name: Name, store: StoreDep) -> AdminResult:
+    return _result(name, await store.reload(name))
 
 
 @router.post(
@@ -52,8 +53,8 @@ async def reload(name: Name, request: Request) -> AdminResult:
     response_model=AdminResult,
     summary="Load and check a version, then point the production alias at it and serve it.",
 )
-async def promote(name: Name, body: PromoteRequest, request: Request) -> AdminResult:
-    return _result(name, await _store(request).promote(name, body.version))
+async def promote(name: Name, body: PromoteRequest, store: StoreDep) -> AdminResult:
+    return _result(name, await store.promote(name, body.version))
 
 
 @router.post(
@@ -61,12 +62,8 @@ async def promote(name: Name, body: PromoteRequest, request: Request) -> AdminRe
     response_model=AdminResult,
     summary="Move the production alias back to its previous version and serve that.",
 )
-async def rollback(name: Name, request: Request) -> AdminResult:
-    return _result(name, await _store(request).rollback(name))
-
-
-def _store(request: Request) -> ModelStore:
-    return request.app.state.store
+async def rollback(name: Name, store: StoreDep) -> AdminResult:
+    return _result(name, await store.rollback(name))
 
 
 def _result(name: str, swap: Swap) -> AdminResult:

@@ -20,9 +20,9 @@ from forecaster.schemas import (
     ErrorResponse,
     ForecastResponse,
 )
-from service.errors import error_response
+from service.deps import services
 from service.forecasting import forecast
-from service.requests import RequestErrors, parse_request
+from service.requests import parse_request
 
 router = APIRouter(tags=["forecast"])
 
@@ -58,12 +58,8 @@ REQUEST_BODY = {
 )
 async def post_forecast(request: Request) -> Response:
     """Forecast one series (`history`) or many (`series`)."""
-    state = request.app.state
-    try:
-        parsed = parse_request(await request.body(), state.settings.max_series)
-        body = await forecast(
-            parsed, state.store, state.batcher, state.settings, state.monitor.record
-        )
-    except RequestErrors as exc:  # every problem, each naming its series
-        return error_response(exc.status, exc.details)
+    found = services(request.app)  # not dependencies: see service.deps
+    assert found.batcher is not None  # requests come after start-up
+    parsed = parse_request(await request.body(), found.settings.max_series)
+    body = await forecast(parsed, found.store, found.batcher, found.settings, found.monitor.record)
     return Response(body, media_type="application/json")

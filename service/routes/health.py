@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from forecaster.schemas import Readiness
 from service.catalog import readiness
+from service.deps import MetricsDep, MonitorDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["health"])
 
@@ -26,13 +27,12 @@ async def healthz() -> Response:
     "what is missing, and whether forecasts are being recorded.",
     responses={503: {"model": Readiness, "description": "Not ready; `detail` says why."}},
 )
-async def readyz(request: Request) -> Response:
-    state = request.app.state
-    ready = state.monitor.readiness(readiness(state.store, state.settings))
+async def readyz(monitor: MonitorDep, store: StoreDep, settings: SettingsDep) -> Response:
+    ready = monitor.readiness(readiness(store, settings))
     status = 200 if ready.status == "ready" else 503
     return Response(ready.model_dump_json(), status, media_type="application/json")
 
 
 @router.get("/metrics", summary="Prometheus metrics.")
-async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

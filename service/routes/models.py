@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Path, Request
-
-from forecaster.schemas import NAME_PATTERN, ErrorResponse, ModelDetail, ModelSummary
+from forecaster.schemas import ErrorResponse, ModelDetail, ModelSummary
 from service import catalog
+from service.deps import Name, SettingsDep, StoreDep
 
 router = APIRouter(tags=["models"])
-
-Name = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name.")]
 
 
 @router.get(
@@ -20,8 +17,8 @@ Name = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name.")]
     summary="Every model in the registry: versions, alias, and the served version's frequency, "
     "window, horizon and quantiles.",
 )
-async def list_models(request: Request) -> list[ModelSummary]:
-    return await catalog.summaries(request.app.state.store, request.app.state.settings)
+async def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelSummary]:
+    return await catalog.summaries(store, settings)
 
 
 @router.get(
@@ -30,5 +27,5 @@ async def list_models(request: Request) -> list[ModelSummary]:
     responses={404: {"model": ErrorResponse}},
     summary="One model: its summary plus the served version's config and metrics.",
 )
-async def get_model(name: Name, request: Request) -> ModelDetail:
-    return await catalog.detail(request.app.state.store, request.app.state.settings, name)
+async def get_model(name: Name, store: StoreDep, settings: SettingsDep) -> ModelDetail:
+    return await catalog.detail(store, settings, name)

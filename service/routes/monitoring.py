@@ -6,20 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from forecaster.schemas import (
-    NAME_PATTERN,
-    AccuracyResponse,
-    ActualsRequest,
-    ActualsResponse,
-    ErrorResponse,
-)
-from service.routes.admin import key_header, require_admin
+from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse, ErrorResponse
+from service.deps import MonitorDep, Name, SettingsDep
+from service.routes.admin import Key, require_admin
 
 router = APIRouter(tags=["monitoring"])
 
-Name = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name.")]
 UNAVAILABLE = {
     503: {
         "model": ErrorResponse,
@@ -29,10 +23,10 @@ UNAVAILABLE = {
 }
 
 
-async def admin_key_if_set(request: Request, key: str | None = Depends(key_header)) -> None:
+async def admin_key_if_set(settings: SettingsDep, key: Key) -> None:
     """401 when an admin key is configured and the request does not carry it."""
-    if request.app.state.settings.admin_api_key is not None:
-        await require_admin(request, key)
+    if settings.admin_api_key is not None:
+        await require_admin(settings, key)
 
 
 @router.post(
@@ -42,8 +36,8 @@ async def admin_key_if_set(request: Request, key: str | None = Depends(key_heade
     responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, **UNAVAILABLE},
     summary="Observed values, matched to recorded forecasts by series id and timestamp.",
 )
-async def post_actuals(body: ActualsRequest, request: Request) -> ActualsResponse:
-    return await asyncio.to_thread(request.app.state.monitor.ingest, body)
+async def post_actuals(body: ActualsRequest, monitor: MonitorDep) -> ActualsResponse:
+    return await asyncio.to_thread(monitor.ingest, body)
 
 
 @router.get(
@@ -54,10 +48,9 @@ async def post_actuals(body: ActualsRequest, request: Request) -> ActualsRespons
 )
 async def get_accuracy(
     name: Name,
-    request: Request,
+    monitor: MonitorDep,
     since: Annotated[str | None, Query(description="Target times from (ISO 8601).")] = None,
     until: Annotated[str | None, Query(description="Target times before (ISO 8601).")] = None,
     version: Annotated[int | None, Query(ge=1, le=999_999_999)] = None,
 ) -> AccuracyResponse:
-    monitor = request.app.state.monitor
     return await monitor.read(monitor.accuracy, name, version, since, until)

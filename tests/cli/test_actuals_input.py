@@ -10,7 +10,7 @@ import pytest
 
 from forecaster.cli import main
 from forecaster.monitoring.store import MonitoringStore
-from forecaster.monitoring.urls import default_url
+from forecaster.monitoring.urls import monitoring_url
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def test_bad_rows_are_named_in_one_line(tmp_path: Path, capsys, rows: str, words
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1, err
     assert "database" not in err
-    store = MonitoringStore(default_url(tmp_path))
+    store = MonitoringStore(monitoring_url(None, tmp_path))
     try:
         assert store.models() == []
     finally:

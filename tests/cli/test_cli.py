@@ -1,6 +1,7 @@
 """The train and evaluate commands end to end on a small hourly file (in-process and as a real
 console script)."""
 
+import ast
 import json
 import os
 import subprocess
@@ -12,10 +13,9 @@ import pandas as pd
 import pytest
 
 from forecaster import classical
-from forecaster.artifacts import load_model
 from forecaster.cli import main
 from forecaster.predict import Predictor
-from forecaster.registry import Registry
+from forecaster.registry import Registry, load_model
 
 DATA = Path(__file__).parents[1] / "data" / "hourly_long.csv"
 TINY = ["--cell", "gru", "--hidden", "8", "--horizon", "24", "--input-size", "48", "--steps", "60",
@@ -181,23 +181,99 @@ def test_evaluate_takes_the_data_options_of_train(
     assert {"smape", "mase", "owa"} <= set(scores)
 
 
-def test_the_library_never_imports_the_command_line_or_the_service() -> None:
-    import ast
+REPO = Path(__file__).resolve().parents[2]
+OURS = ("forecaster", "service", "benchmarks")
 
-    package = Path(__file__).resolve().parents[2] / "forecaster"
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of each import in ``path``: ``import a.b`` is ("a.b", []),
+    ``from a import b, c`` is ("a", ["b", "c"]) (the tree uses no relative imports)."""
+    found: list[tuple[str, list[str]]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", [a.name for a in node.names]))
+    return found
+
+
+def test_the_library_never_imports_the_command_line_the_service_or_pydantic_settings() -> None:
+    """Arrows point down: only the command line imports itself, and only ``forecaster serve``
+    (which starts the service) imports the service and so its settings."""
+    package = REPO / "forecaster"
     offenders = []
     for path in package.rglob("*.py"):
-        if "cli" in path.relative_to(package).parts:
+        where = path.relative_to(package).as_posix()
+        for module, _ in _imports(path):
+            parts = module.split(".")
+            if parts[:2] == ["forecaster", "cli"] and not where.startswith("cli/"):
+                offenders.append(f"{where}: {module}")
+            if parts[0] in ("service", "pydantic_settings") and where != "cli/serve.py":
+                offenders.append(f"{where}: {module}")
+    assert offenders == []
+
+
+def test_the_saved_model_layer_is_used_by_its_public_names() -> None:
+    """Outside ``forecaster/registry/`` (tests aside, which test its insides) the package is
+    imported by the names its ``__init__`` lists, never by its modules."""
+    import forecaster.registry
+
+    offenders = []
+    for top in OURS:
+        for path in (REPO / top).rglob("*.py"):
+            where = path.relative_to(REPO).as_posix()
+            if where.startswith("forecaster/registry/"):
+                continue
+            for module, names in _imports(path):
+                inside = module.startswith("forecaster.registry.")
+                hidden = set(names) - set(forecaster.registry.__all__)
+                if inside or (module == "forecaster.registry" and hidden):
+                    offenders.append(f"{where}: {module} {sorted(hidden)}")
+    assert offenders == []
+
+
+def test_benchmarks_use_public_names_only() -> None:
+    """No private module (``forecaster.cli._options``) and no underscore name of ours, imported
+    or reached through a module (``load_test._wrk``)."""
+    offenders = []
+    for path in (REPO / "benchmarks").glob("*.py"):
+        modules = set()
+        for module, names in _imports(path):
+            if module.split(".")[0] not in OURS:
+                continue
+            private = [p for p in [*module.split("."), *names] if p.startswith("_")]
+            offenders += [f"{path.name}: {module} {p}" for p in private]
+            modules.update(names or [module.split(".")[0]])
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):  # `import a.b as c` binds c
+                modules.update(a.asname for a in node.names if a.asname)
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+                continue
+            private = node.attr.startswith("_") and not node.attr.startswith("__")
+            if node.value.id in modules and private:
+                offenders.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert offenders == []
+
+
+def test_the_settings_variables_are_read_in_one_place() -> None:
+    """``Settings`` reads every ``FORECASTER_*`` setting; in the library only
+    ``forecaster/environment.py`` reads one (for the commands), by a setting's own name."""
+    from forecaster import environment
+    from service.settings import Settings
+
+    assert Settings.model_config.get("env_prefix") == environment.PREFIX
+    variables = {environment.variable(f) for f in Settings.model_fields}
+    offenders = []
+    for path in (REPO / "forecaster").rglob("*.py"):
+        where = path.relative_to(REPO).as_posix()
+        if where == "forecaster/environment.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [
-                f"{path.name}: {n}"
-                for n in names
-                if n.split(".")[:2] == ["forecaster", "cli"] or n.split(".")[0] == "service"
-            ]
+            if isinstance(node, ast.Constant) and node.value in variables:
+                offenders.append(f"{where}:{node.lineno}: {node.value}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setting":
+                field = node.args[0]
+                if not (isinstance(field, ast.Constant) and field.value in Settings.model_fields):
+                    offenders.append(f"{where}:{node.lineno}: setting({ast.unparse(field)})")
     assert offenders == []

@@ -19,7 +19,7 @@ from forecaster.model import init_params
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore
 from forecaster.monitoring.times import to_utc
-from forecaster.monitoring.urls import default_url
+from forecaster.monitoring.urls import monitoring_url
 from forecaster.registry import Registry
 from forecaster.retrain.jobs import job_from_settings
 from forecaster.retrain.live import live_accuracy
@@ -44,7 +44,7 @@ def record_forecasts(root: Path, name: str, version: int, n: int, start: datetim
                      level: float) -> None:  # fmt: skip
     """``n`` forecasts of ``level`` for series ``s0..``, each ``H`` hours after the last, made
     from histories alternating 9 and 11 (seasonal naive is off by 1 against actuals of 10)."""
-    store = MonitoringStore(default_url(root))
+    store = MonitoringStore(monitoring_url(None, root))
     history = np.tile([9.0, 11.0], 12)
     records = [
         ForecastRecord(f"s{k}", "model", stamps(start + timedelta(hours=H * k), H),
@@ -140,7 +140,7 @@ def test_retrain_when_degraded(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     out = capsys.readouterr().out
     assert "demo: not retrained: live accuracy has not degraded: recent MASE 0.100" in out
     assert "skipped" in out.splitlines()[-1]
-    assert MonitoringStore(default_url(root)).accuracy("demo")[0].overall.points == 96
+    assert MonitoringStore(monitoring_url(None, root)).accuracy("demo")[0].overall.points == 96
     assert sorted(p.name for p in (root / "demo").iterdir() if p.name.isdigit()) == ["1"]
 
     # Then a day of forecasts far worse than seasonal naive: retrained, live figures reported.
@@ -190,7 +190,7 @@ def test_retrain_when_degraded_on_a_monthly_model(
     def forecasts_and_actuals(origins: range, level: float) -> None:
         """A forecast of ``level`` made each month of ``origins`` for the next 6; actuals of
         10 up to the month after the last."""
-        store = MonitoringStore(default_url(root))
+        store = MonitoringStore(monitoring_url(None, root))
         records = [
             ForecastRecord("s", "model", [month(o + 1 + j) for j in range(HORIZON)],
                            np.full(HORIZON, level), np.tile([9.0, 11.0], 12))

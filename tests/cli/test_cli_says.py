@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecaster.artifacts import load_model
 from forecaster.cli import build_parser, main
+from forecaster.registry import load_model
 
 DATA = Path(__file__).parents[1] / "data" / "hourly_long.csv"
 SMALL = ["--cell", "gru", "--hidden", "8", "--input-size", "48", "--steps", "4", "--ensemble",

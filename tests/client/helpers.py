@@ -17,11 +17,13 @@ from fastapi import FastAPI
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
-from forecaster.settings import Settings
+from service.settings import Settings
 from tests.helpers.polling import wait_until
 
 MODEL = "tiny"
-CONFIG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=12, quantiles=(0.1, 0.9))
+CONFIG = ModelConfig(
+    ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=12, quantiles=(0.1, 0.9)
+)
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -66,8 +66,9 @@ def test_targets_up_to_a_day_past_the_clock_count(store: MonitoringStore) -> Non
 
 
 def test_every_point_weighs_the_same(store: MonitoringStore) -> None:
-    """The recent MASE is the mean over points, as the README says: 99 good series and one
-    bad one move it by a hundredth of the bad one's error, whatever series they belong to."""
+    """The recent MASE is the mean over points, as docs/operations/retraining.md says: 99 good
+    series and one bad one move it by a hundredth of the bad one's error, whatever series they
+    belong to."""
     for k in range(99):
         forecasts_and_actuals(store, f"s{k}", START, 10.0, 10.0)
     forecasts_and_actuals(store, "bad", START, 110.0, 10.0)

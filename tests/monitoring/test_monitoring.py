@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +17,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from forecaster import metrics
+from forecaster.configs import ConfigError
 from forecaster.monitoring import health
 from forecaster.monitoring.recorder import Recorder
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore, StoreError
 from forecaster.monitoring.tables import metadata
 from forecaster.monitoring.times import BadTimestamp, to_utc
-from forecaster.monitoring.urls import default_url, normalise_url
+from forecaster.monitoring.urls import monitoring_url, normalise_url
 from tests.helpers.polling import wait_until
 
 H, M = 6, 4
@@ -197,8 +199,39 @@ def test_bad_timestamps_name_the_first_bad_one() -> None:
 def test_urls() -> None:
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert default_url("s3://bucket/models") is None
-    assert default_url("/srv/models") == "sqlite:////srv/models/monitoring.sqlite3"
+    assert monitoring_url(None, "/srv/models") == "sqlite:////srv/models/monitoring.sqlite3"
+    assert monitoring_url("", "/srv/models") == "sqlite:////srv/models/monitoring.sqlite3"
+    assert monitoring_url("postgresql://u@h/db", "s3://bucket/models") == "postgresql://u@h/db"
+    with pytest.raises(ConfigError, match="s3://bucket/models is not local"):
+        monitoring_url(None, "s3://bucket/models")
+
+
+def test_the_service_and_the_commands_find_the_same_store_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule (monitoring_url) and one reading of FORECASTER_REGISTRY and
+    FORECASTER_DATABASE_URL: the service's settings and `forecaster monitor` agree on every
+    combination of variables and flags."""
+    from forecaster.cli import build_parser
+    from forecaster.cli._options import store_url
+    from service.settings import Settings
+
+    models, other = tmp_path / "models", tmp_path / "other"
+    monitor = build_parser().parse_args
+    for registry, database in [(None, None), (models, None), (None, "sqlite:///x.db"),
+                               (models, "postgresql://u@h/db"), (models, "")]:  # fmt: skip
+        for name, value in (("REGISTRY", registry), ("DATABASE_URL", database)):
+            if value is None:
+                monkeypatch.delenv(f"FORECASTER_{name}", raising=False)
+            else:
+                monkeypatch.setenv(f"FORECASTER_{name}", str(value))
+        served = Settings().monitoring_url
+        assert store_url(monitor(["monitor"])) == served, (registry, database)
+        flags = ["monitor", "--registry", str(other), "--database-url", "sqlite:///y.db"]
+        assert Settings(registry=other, database_url="sqlite:///y.db").monitoring_url == (
+            store_url(monitor(flags))
+        )
+    assert served == f"sqlite:///{models.resolve() / 'monitoring.sqlite3'}"  # empty is unset
 
 
 # ---------------------------------------------------------------------------- the recorder

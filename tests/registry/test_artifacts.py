@@ -1,4 +1,4 @@
-"""Tests of forecaster.artifacts: round trips, and refusal of every kind of damaged artifact.
+"""Tests of forecaster.registry.artifacts: round trips, and refusal of every kind of damage.
 
 The committed fixtures are only loaded, so a change to the format either keeps old models
 loadable or must refuse them with a clear message: tests/registry/fixtures/gru_h8_v1/ was
@@ -30,14 +30,16 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from forecaster import artifacts as A
-from forecaster import storage
 from forecaster.model import ModelConfig, init_params
+from forecaster.registry import artifacts as A
+from forecaster.registry import storage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gru_h8_v1"
 FIXTURE_V2 = Path(__file__).parent / "fixtures" / "gru_h8_v2"
-FIXTURE_CONFIG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
-CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4, quantiles=(0.1, 0.9))
+FIXTURE_CONFIG = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4)
+CFG = ModelConfig(
+    ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4, quantiles=(0.1, 0.9)
+)
 
 
 def make_params(config: ModelConfig, seed: int = 0) -> dict:
@@ -664,7 +666,7 @@ def test_huge_sparse_file_is_refused_before_reading(artifact: Path, name: str) -
 
 
 def test_weights_cap_follows_the_config(artifact: Path) -> None:
-    from forecaster.weights import max_weights_bytes
+    from forecaster.registry.weights import max_weights_bytes
 
     size = (artifact / "weights.safetensors").stat().st_size
     cap = max_weights_bytes(CFG)
@@ -740,7 +742,7 @@ def test_deeply_nested_weights_header_is_a_format_error(artifact: Path) -> None:
 
 
 def test_json_depth_ignores_brackets_in_strings() -> None:
-    from forecaster.manifest import json_too_deep
+    from forecaster.registry.manifest import json_too_deep
 
     assert not json_too_deep(json.dumps({"note": _deep(1000), "x": [[1]]}).encode())
     assert not json_too_deep(json.dumps({"q": '\\"[[' * 500}).encode())

@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict
 
-from forecaster import artifacts as A
-from forecaster import registry as R
 from forecaster.cli import main as cli_main
 from forecaster.model import ModelConfig, init_params
+from forecaster.registry import artifacts as A
+from forecaster.registry import registry as R
 
 REPO = Path(__file__).resolve().parents[2]
-CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
+CFG = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4)
 SHAPES = jax.eval_shape(lambda: init_params(CFG))
 
 
@@ -285,7 +285,7 @@ import numpy as np
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
 
-CFG = ModelConfig(cell="gru", hidden=8, input_size=48, step=24, horizon=4)
+CFG = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4)
 SHAPES = jax.eval_shape(lambda: init_params(CFG))
 
 def params(seed):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import fcntl
 import json
 import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,11 +19,11 @@ import pandas as pd
 import pytest
 
 from forecaster import data, metrics, retrain
-from forecaster.artifacts import LoadedModel, load_model
 from forecaster.cli import main
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Predictor, sanity_problems
-from forecaster.registry import PublishLockedError, Registry
+from forecaster.registry import LoadedModel, PublishLockedError, Registry, load_model
+from forecaster.retrain.jobs import job_from_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Subprocesses share the project's persistent compilation cache (the service's default
@@ -31,7 +34,7 @@ JAX_CACHE_ENV = {
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
 }
 SEASON, HORIZON, INPUT = 6, 6, 24
-TINY = ModelConfig(cell="gru", hidden=8, input_size=INPUT, horizon=HORIZON, step=SEASON)
+TINY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=INPUT, horizon=HORIZON, step=SEASON)
 FLAGS = ["--cell", "gru", "--ensemble", "1", "--hidden", "8", "--seasonality", "6",
          "--input-size", "24", "--horizon", "6", "--steps", "60", "--batch-size", "16",
          "--eval-every", "60",
@@ -264,6 +267,73 @@ def test_a_retrain_does_not_claim_a_promotion_it_did_not_make(tmp_path: Path, cs
     assert (decision["production_before"], decision["production_after"]) == (1, operators)
 
 
+def test_production_is_read_once_before_the_run(
+    tmp_path: Path, csv: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """An operator promotes v2 after the job has read production (v1) and while it waits for
+    its data: the live verdict, the champion and the backtest are all v1's, so the job's
+    promotion is withdrawn ("superseded"). A job that read production again to load the
+    champion would compare with v2 and promote over the operator's choice."""
+    root = tmp_path / "models"
+    publish_champion(root)
+    registry = Registry(root)
+    operators = registry.publish("demo", TINY, init_params(TINY, 8))  # v2, not promoted
+    fifo = tmp_path / "arriving.csv"
+    os.mkfifo(fifo)  # the job blocks reading it until the test has promoted v2
+    argv = [*job_args(fifo, root), "--promote", "always", "--no-progress"]
+    codes: list[int] = []
+    job = threading.Thread(target=lambda: codes.append(main(["retrain", *argv])))
+    job.start()
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # a writer's open succeeds once the job has opened the data to read it
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as err:  # ENXIO: no reader yet
+                assert err.errno == errno.ENXIO
+            assert job.is_alive() and time.monotonic() < deadline, capsys.readouterr()
+            time.sleep(0.05)
+        assert registry.promote("demo", operators) == 1
+        os.set_blocking(fd, True)
+        os.write(fd, csv.read_bytes())
+        os.close(fd)
+    finally:
+        job.join(timeout=240)
+    out, err = capsys.readouterr()
+
+    assert codes == [0], err[-2000:]
+    assert "demo: published v3, NOT promoted: production is v2: production moved to v2" in out
+    assert registry.alias("demo") == operators
+    report = json.loads((root / "demo" / "3" / "report.json").read_text())
+    assert report["live"]["version"] == report["champion"]["version"] == 1
+    decision = report["decision"]
+    assert decision["status"] == "superseded" and decision["action"] == "keep"
+    assert (decision["production_before"], decision["production_after"]) == (1, operators)
+    assert (report["backtest"]["series"], report["backtest"]["horizon"]) == (5, HORIZON)
+
+
+def test_the_hold_out_is_cut_once(tmp_path: Path, csv: Path) -> None:
+    """The backtest scores the hold-out that training left out (the Trained stage's), never a
+    second cut of the data that could disagree with it."""
+    settings = {"name": "demo", "data": str(csv), "registry": str(tmp_path / "models"),
+                "model": {"cell": "gru", "hidden": 8, "input_size": INPUT, "horizon": HORIZON},
+                "train": {"seasonality": SEASON, "steps": 10, "batch_size": 16,
+                          "eval_every": 10, "warmup_steps": 5}}  # fmt: skip
+    job = job_from_settings(settings)
+    stages = retrain.run
+    trained = stages.train(stages.load(job, Registry(job.registry), None, {}), progress=False)
+    series = data.load_series(csv)
+    tails = np.stack([v[-HORIZON:] for v in series.values])
+    np.testing.assert_array_equal(trained.holdout.targets, tails)
+    assert [len(h) for h in trained.holdout.histories] == [len(v) - HORIZON for v in series.values]
+
+    odd = trained.holdout.select(np.arange(len(series)) % 2 == 1, HORIZON)
+    evaluated = stages.evaluate(dataclasses.replace(trained, holdout=odd))
+    assert evaluated.backtest.holdout.ids == ["s1", "s3"]
+    np.testing.assert_array_equal(evaluated.backtest.holdout.targets, tails[[1, 3]])
+
+
 def test_admin_actions_do_not_wait_for_a_running_job(tmp_path: Path) -> None:
     """A job holds its own lock for its whole run; promote and rollback take the writers' lock
     only, so they go ahead (and a writer holding that lock refuses them at once, by name)."""
@@ -354,7 +424,9 @@ def test_sanity_flags_a_model_that_explodes() -> None:
 
 
 def test_backtest_scores_both_models_on_common_series_and_steps() -> None:
-    champion_cfg = ModelConfig(hidden=8, input_size=36, horizon=3, step=SEASON)
+    champion_cfg = ModelConfig(
+        cell="gru", ensemble=1, hidden=8, input_size=36, horizon=3, step=SEASON
+    )
     lengths = [60, 30, 60]  # the second is too short for the champion's 36-point window
     series = data.SeriesSet(
         ["a", "b", "c"], [50 + 10 * np.sin(np.arange(n) / 2) + i for i, n in enumerate(lengths)]
@@ -438,7 +510,7 @@ def test_a_broken_champion_is_reported_not_fatal(tmp_path: Path) -> None:
     root = tmp_path / "models"
     publish_champion(root)
     (root / "demo" / "1" / "weights.safetensors").write_bytes(b"garbage")
-    champion = retrain.run._load_champion(Registry(root), "demo")
+    champion = retrain.run._load_champion(Registry(root), "demo", 1)
     assert champion.version == 1 and champion.model is None
     assert "champion v1 failed to load" in champion.error
     decision = retrain.decide("if-better", 0.5, 0.9, float("nan"), (), champion.version)

@@ -22,13 +22,15 @@ from fastapi.testclient import TestClient
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
-from forecaster.settings import Settings
 from service.app import create_app
+from service.settings import Settings
 from tests.helpers.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9))
-OTHER = ModelConfig(cell="lstm", hidden=8, input_size=24, horizon=6, step=12)
+TINY = ModelConfig(
+    ensemble=1, cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9)
+)
+OTHER = ModelConfig(ensemble=1, cell="lstm", hidden=8, input_size=24, horizon=6, step=12)
 BATCH_SIZES = (1, 4, 16)
 API_KEY = "test-admin-key"
 

@@ -1,6 +1,6 @@
 """The limit layers in-process, where timing and state can be seen exactly (issue 16, and the
 per-request cost of issue 15): the body deadline of :class:`BodyLimitMiddleware`, its report of
-every answer to the metrics, and the header deadline of :func:`service.limits.http_protocol`,
+every answer to the metrics, and the header deadline of :func:`service.protocol.http_protocol`,
 which arms a timer only for a head that did not arrive whole.
 """
 
@@ -15,7 +15,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from service.limits import BodyLimitMiddleware, ConnectionLimits, http_protocol
+from service.limits import BodyLimitMiddleware
+from service.protocol import ConnectionLimits, http_protocol
 from tests.service.conftest import make_settings, running_client
 
 BODY = b'{"history": [1, 2, 3], "horizon": 1}'

@@ -107,6 +107,28 @@ def test_forecasts_are_recorded_scored_and_exposed(monitored) -> None:
     assert metric(text, "forecaster_actuals_total", outcome="unknown_series") == 2
 
 
+def test_each_series_is_recorded_as_it_was_answered(monitored) -> None:
+    """Model and fallback answers interleaved (the fallback's series shifts the model's rows)
+    are recorded as sent: with each answer's upper band as its actuals, the live error is the
+    answers' own distance from point to band, and every actual lies inside the recorded band."""
+    short = series("short", n=10, seed=4)  # under the model's window: the fallback answers it
+    body = {"series": [series("a", seed=1), short, series("b", seed=2)], "horizon": 6,
+            "quantiles": [0.1, 0.9]}  # fmt: skip
+    answer = monitored.post("/v1/forecast", json=body).json()["forecasts"]
+    assert [f["method"] == "model" for f in answer] == [True, False, True]
+    wait_until(
+        lambda: recorded(monitored) == 3, timeout=20, message="the three answers were not recorded"
+    )
+    actuals = [{"id": f["id"], "timestamps": f["timestamps"], "values": f["quantiles"]["0.9"]}
+               for f in answer]  # fmt: skip
+    r = monitored.post("/v1/actuals", json={"series": actuals}, headers=KEY)
+    assert r.json()["matched"] == 18, r.text
+    [v1] = monitored.get("/v1/models/m4-hourly/accuracy").json()["versions"]
+    gaps = np.concatenate([np.subtract(f["quantiles"]["0.9"], f["forecast"]) for f in answer])
+    assert v1["overall"]["model"]["mae"] == pytest.approx(np.abs(gaps).mean(), rel=1e-12)
+    assert v1["overall"]["coverage"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("entry", "loc"),
     [

@@ -24,7 +24,7 @@ from forecaster.registry import Registry
 from tests.helpers.polling import wait_until
 from tests.service.conftest import ROOT, TINY, free_port, publish, server
 
-DAILY = ModelConfig(cell="gru", hidden=8, input_size=28, horizon=7, step=7)
+DAILY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=28, horizon=7, step=7)
 WATCH = {"FORECASTER_ALIAS_WATCH_INTERVAL_S": "0.2"}
 JSON = {"content-type": "application/json"}
 

@@ -20,8 +20,19 @@ from forecaster.registry import Registry
 from tests.service.conftest import make_settings, publish, running_client
 
 # An unmasked model (the model answers from 48 points) and a masked one (from 6), both hourly.
-FULL = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9))
-MASKED = ModelConfig(hidden=8, input_size=48, step=24, horizon=6, min_input=6, quantiles=(0.1, 0.9))
+FULL = ModelConfig(
+    ensemble=1, cell="gru", hidden=8, input_size=48, horizon=12, step=24, quantiles=(0.1, 0.9)
+)
+MASKED = ModelConfig(
+    cell="gru",
+    ensemble=1,
+    hidden=8,
+    input_size=48,
+    step=24,
+    horizon=6,
+    min_input=6,
+    quantiles=(0.1, 0.9),
+)
 HOURLY = {"freq": "h", "seasonality": 24}
 
 

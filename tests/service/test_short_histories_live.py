@@ -16,7 +16,14 @@ from forecaster.model import ModelConfig
 from tests.service.conftest import Server, publish, server
 
 MASKED = ModelConfig(
-    hidden=8, input_size=48, step=24, horizon=6, min_input=12, quantiles=(0.1, 0.9)
+    cell="gru",
+    ensemble=1,
+    hidden=8,
+    input_size=48,
+    step=24,
+    horizon=6,
+    min_input=12,
+    quantiles=(0.1, 0.9),
 )
 
 

@@ -12,7 +12,7 @@ Layout of an artifact directory::
 One function per verb: :func:`save_model`, :func:`load_model`, :func:`verify`,
 :func:`read_manifest`. Each takes a location: a local path, an fsspec URL
 (``s3://bucket/models/x/3``, ``memory://x`` in tests) or a resolved
-:class:`forecaster.storage.Location`.
+:class:`forecaster.registry.storage.Location`.
 
 Nothing here unpickles or evaluates anything. Loading verifies before it trusts: every file must
 be a regular file (no symlinks, FIFOs or devices) no larger than its cap (1 MiB for the manifest,
@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from forecaster import storage
 from forecaster.configs import ModelConfig
-from forecaster.manifest import (
+from forecaster.registry import storage
+from forecaster.registry.manifest import (
     _FILE_NAME,
     DIGEST_KEY,
     FORMAT_VERSION,
@@ -75,8 +75,8 @@ from forecaster.manifest import (
     parse,
     parse_manifest,
 )
-from forecaster.storage import FAILPOINT_ENV, Location
-from forecaster.weights import (
+from forecaster.registry.storage import FAILPOINT_ENV, Location
+from forecaster.registry.weights import (
     check_params,
     encode_weights,
     few,

@@ -1,7 +1,7 @@
 """The service's settings: one object, read from ``FORECASTER_*`` environment variables.
 
-Every knob of the forecast service lives here so the README's table, ``forecaster serve`` and
-``uvicorn service.app:app`` all agree.
+Every knob of the forecast service lives here so the docs' table (docs/operations/settings.md),
+``forecaster serve`` and ``uvicorn service.app:app`` all agree.
 Example: ``FORECASTER_PORT=9000 FORECASTER_ADMIN_API_KEY=s3cret``.
 """
 
@@ -12,15 +12,16 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Defaults shared with the library (the registry, the predictor, the CLI); defined once here.
-DEFAULT_REGISTRY = "models"
-DEFAULT_BATCH_SIZES = (1, 4, 16, 64, 256)
+from forecaster.environment import DEFAULT_REGISTRY, PREFIX
+from forecaster.histories import MAX_ABS_VALUE
+from forecaster.monitoring.urls import monitoring_url
+from forecaster.predict import DEFAULT_BATCH_SIZES
 
 
 class Settings(BaseSettings):
     """Configuration of the forecast service (env prefix ``FORECASTER_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="FORECASTER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
@@ -63,7 +64,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1, description="Request body limit (413).")
     max_series: int = Field(1000, ge=1, description="Most series in one request.")
     max_history: int = Field(10_000, ge=1, description="Most points in one history.")
-    max_abs_value: float = Field(1e15, gt=0, description="Largest accepted |value| in a history.")
+    max_abs_value: float = Field(
+        MAX_ABS_VALUE, gt=0, description="Largest accepted |value| in a history."
+    )
     admin_api_key: SecretStr | None = Field(
         None, description="Key for the admin routes (X-API-Key header); None turns them off."
     )
@@ -157,9 +160,7 @@ class Settings(BaseSettings):
     @property
     def monitoring_url(self) -> str:
         """Where forecasts are recorded: ``database_url``, else SQLite in the registry."""
-        from forecaster.monitoring.urls import sqlite_url
-
-        return self.database_url or sqlite_url(self.registry)
+        return monitoring_url(self.database_url, self.registry)
 
 
 def settings_problem(err: ValidationError) -> str:

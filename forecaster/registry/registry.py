@@ -2,7 +2,7 @@
 
 Layout under a root (a local path, default ``models/``, or an fsspec URL)::
 
-    <root>/<name>/1/                 an artifact (see :mod:`forecaster.artifacts`)
+    <root>/<name>/1/                 an artifact (see :mod:`forecaster.registry.artifacts`)
     <root>/<name>/2/
     <root>/<name>/aliases.json       {"aliases": {"production": 2},
                                       "history": {"production": [1, 2]}, "log": [...]}
@@ -49,7 +49,7 @@ when it resolves to a directory inside the registry root. One that leaves the ro
 object store) is refused: still listed, so that it is seen, while every use of it raises
 :class:`SymlinkRefusedError`, and the first meeting is logged with where it points. A symlink to
 anything but a directory is skipped, as a file is. Files (manifests, weights, ``aliases.json``)
-are never read through a symlink at all (:func:`forecaster.storage.read_bounded`): they are
+are never read through a symlink at all (:func:`forecaster.registry.storage.read_bounded`): they are
 hash-checked or replaced atomically in place.
 
 Crash testing: with ``FORECASTER_FAILPOINT=<name>`` the process SIGKILLs itself at that step:
@@ -75,8 +75,10 @@ from typing import Any, Literal
 import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt
 
-from forecaster import storage
-from forecaster.artifacts import (
+from forecaster.configs import ModelConfig
+from forecaster.environment import DEFAULT_REGISTRY
+from forecaster.registry import storage
+from forecaster.registry.artifacts import (
     MANIFEST,
     ArtifactError,
     LoadedModel,
@@ -85,15 +87,12 @@ from forecaster.artifacts import (
     read_manifest,
     save_model,
 )
-from forecaster.configs import ModelConfig
-from forecaster.manifest import Manifest
+from forecaster.registry.manifest import Manifest
+from forecaster.registry.storage import TMP_PREFIX, Location, failpoint, fsync_dir
 from forecaster.schemas import NAME_PATTERN
-from forecaster.settings import DEFAULT_REGISTRY
-from forecaster.storage import TMP_PREFIX, Location, failpoint, fsync_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROOT = DEFAULT_REGISTRY
 DEFAULT_ALIAS = "production"
 ALIASES = "aliases.json"
 LOCK = ".lock"
@@ -260,7 +259,7 @@ class Registry:
 
     def __init__(
         self,
-        root: str | os.PathLike = DEFAULT_ROOT,
+        root: str | os.PathLike = DEFAULT_REGISTRY,
         *,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -470,7 +469,7 @@ class Registry:
         ``timeout``) raises :class:`PublishLockedError`, naming the holder and what it is
         doing, instead of waiting for another writer.
 
-        Raises the specific :class:`~forecaster.artifacts.ArtifactError` of a version that
+        Raises the specific :class:`~forecaster.registry.artifacts.ArtifactError` of a version that
         fails validation; the alias is then left unchanged.
         """
         check_version(version)
@@ -593,7 +592,7 @@ class Registry:
     ) -> int:
         """Store a new version of ``name`` and return its number.
 
-        ``save_kwargs`` go to :func:`forecaster.artifacts.save_model` (metrics,
+        ``save_kwargs`` go to :func:`forecaster.registry.artifacts.save_model` (metrics,
         data_fingerprint, freq, seasonality). ``extra_files`` may be a function of the version
         number, called once that number is fixed (under the lock), for files that name their own
         version (the retraining report). With ``promote=True`` the production alias moves to the

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from forecaster.configs import ModelConfig
-from forecaster.manifest import (
+from forecaster.registry.manifest import (
     DTypeError,
     KeyMismatchError,
     ManifestError,
