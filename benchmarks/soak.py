@@ -496,8 +496,7 @@ class FaultShared:
 
 def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
     """The mixed-fault phase (module docstring) on its own server; returns its figures."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import postgres  # the tests' throwaway cluster: one home for starting PostgreSQL
+    from tests.helpers import postgres  # the tests' throwaway cluster: one home for starting it
 
     if not postgres.available():
         return {"skipped": postgres.SKIP_REASON}

@@ -31,7 +31,7 @@ from forecaster.model import ModelConfig, init_params
 from forecaster.registry import artifacts as A
 from forecaster.registry import registry as R
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CFG = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4)
 SHAPES = jax.eval_shape(lambda: init_params(CFG))
 
@@ -315,7 +315,7 @@ for line in sys.stdin:
             os._exit(code)
         pids.append(pid)
     if cmd.get("kill_after") is not None:
-        time.sleep(cmd["kill_after"])
+        time.sleep(cmd["kill_after"])  # the behaviour under test: a kill at a drawn moment
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

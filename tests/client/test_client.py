@@ -19,17 +19,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from client_helpers import (
-    CONFIG,
-    MODEL,
-    SyncASGITransport,
-    free_port,
-    publish_tiny,
-    running_app,
-    service_settings,
-    uvicorn_server,
-)
-from client_stand_ins import Counter, fixed_app, flaky_app
 
 from forecaster.client import (
     AsyncForecastClient,
@@ -48,8 +37,19 @@ from forecaster.client.bodies import as_input
 from forecaster.client.facts import check_frequencies, service_default
 from forecaster.schemas import MinHistory, ModelDetail, ModelSummary
 from service.app import create_app
+from tests.client.helpers import (
+    CONFIG,
+    MODEL,
+    SyncASGITransport,
+    free_port,
+    publish_tiny,
+    running_app,
+    service_settings,
+    uvicorn_server,
+)
+from tests.client.stand_ins import Counter, fixed_app, flaky_app
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 H = CONFIG.horizon
 N = CONFIG.input_size
 LIVE_BODY_LIMIT = 64 * 1024
@@ -604,7 +604,7 @@ def test_connection_errors_are_retried_then_unavailable():
 def slow_url() -> Iterator[str]:
     """A stand-in that takes 2 s over every answer, behind a real socket (timeouts need one)."""
     env = {"STAND_IN_DELAY_S": "2"}
-    with uvicorn_server("client_stand_ins:slow", env, app_dir=TESTS, factory=True) as url:
+    with uvicorn_server("tests.client.stand_ins:slow", env, factory=True) as url:
         yield url
 
 
