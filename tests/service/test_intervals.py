@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, make_settings, running_client
 from fastapi.testclient import TestClient
 
 from forecaster import calibration
 from forecaster.model import ModelConfig, init_params
 from forecaster.predict import Predictor
 from forecaster.registry import Registry
+from tests.service.conftest import TINY, make_settings, running_client
 
 HOURLY = {"freq": "h", "seasonality": 24}
 PLAIN = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24)  # no heads
