@@ -258,13 +258,14 @@ def score_model(
 
     horizon = targets.shape[1]
     forecast = extend.forecast(predictor, histories, horizon)
-    bounds: dict[str, object] = {}
     levels = predictor.config.quantiles
-    if len(levels) >= 2:
-        lo, hi = levels[0], levels[-1]
-        bounds = {"lower": forecast.quantiles[lo], "upper": forecast.quantiles[hi],
-                  "alpha": round(1 - (hi - lo), 6)}  # fmt: skip
-    return forecast, metrics.score(histories, targets, forecast.point, m, **bounds)
+    if len(levels) < 2:
+        return forecast, metrics.score(histories, targets, forecast.point, m)
+    lo, hi = levels[0], levels[-1]
+    return forecast, metrics.score(
+        histories, targets, forecast.point, m, lower=forecast.quantiles[lo],
+        upper=forecast.quantiles[hi], alpha=round(1 - (hi - lo), 6),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ sanity
