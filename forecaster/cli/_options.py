@@ -43,9 +43,11 @@ HELP = {
     "refit": "train again on whole histories for the selected steps (default: by the data)",
     "theta_weights": "shares of the classical forecast (Theta and damped trend) tried on "
     "validation (0: none)",
+    "naive_shrinks": "strengths of the pull toward Naive2 on volatile series tried on "
+    "validation; the strongest within 1%% of the best OWA is kept (0: none)",
 }
 # Set by training, not by flags (``--theta-weights`` chooses among them).
-OUTCOMES = ("theta_weight", "theta_season", "damped_weight")
+OUTCOMES = ("theta_weight", "theta_season", "damped_weight", "naive_shrink")
 # One flag per reading option of DataSource (its fields, with their help).
 SOURCE_FLAGS = SOURCE_OPTIONS
 
