@@ -424,6 +424,8 @@ def _with_classical(
     evenly between Theta and damped trend, then the pull toward Naive2 on volatile series that
     validation keeps (:func:`forecaster.classical.choose_shrink`); ``best``'s scores become
     that forecast's."""
+    if not any(train_cfg.theta_weights) and not any(train_cfg.naive_shrinks):
+        return best.config  # the network alone: no forecast of validation needed
     histories, targets = validation
     forecast = Predictor(best.config, best.params).predict(histories).point
     m = train_cfg.seasonality
