@@ -159,9 +159,10 @@ class ForecastRequest(_Strict):
 METHOD_DESCRIPTION = (
     "`model` (the network), `model+classical` (the network blended with Theta and damped "
     "trend; `classical_share` says how much), `classical` (validation gave Theta and damped "
-    "trend the whole forecast), or the statistical method that answered a history shorter "
-    "than the model reads: `seasonal_blend` (two seasons or more), `seasonal_naive` (one), "
-    "`naive` (or `naive2`)."
+    "trend the whole forecast), each followed by `+naive` when the model pulls the forecasts "
+    "of volatile series toward Naive2 (chosen on validation, for short series without a "
+    "season), or the statistical method that answered a history shorter than the model reads: "
+    "`seasonal_blend` (two seasons or more), `seasonal_naive` (one), `naive` (or `naive2`)."
 )
 EXTENDED_DESCRIPTION = (
     "True when the model forecast beyond its trained `horizon`: the steps after it were made by "
@@ -171,7 +172,7 @@ EXTENDED_DESCRIPTION = (
 )
 SHARE_DESCRIPTION = (
     "Share of the classical forecast (Theta and damped trend) in the point forecast, chosen on "
-    "validation; present with `model+classical` and `classical`."
+    "validation; present with `model+classical` and `classical` (and with `+naive` after them)."
 )
 
 

@@ -442,17 +442,31 @@ def _with_classical(
     best: TrainResult, train_cfg: TrainConfig, validation: tuple[list[np.ndarray], np.ndarray]
 ) -> ModelConfig:
     """``best``'s config with the classical share that scores best on ``validation``, split
-    evenly between Theta and damped trend; ``best``'s scores become that blend's."""
-    if not any(train_cfg.theta_weights):
-        return best.config
+    evenly between Theta and damped trend, then the pull toward Naive2 on volatile series that
+    validation keeps (:func:`forecaster.classical.choose_shrink`); ``best``'s scores become
+    that forecast's."""
+    if not any(train_cfg.theta_weights) and not any(train_cfg.naive_shrinks):
+        return best.config  # the network alone: no forecast of validation needed
     histories, targets = validation
     forecast = Predictor(best.config, best.params).predict(histories).point
     m = train_cfg.seasonality
-    weight, _ = classical.choose_weight(histories, targets, forecast, m, train_cfg.theta_weights)
-    if not weight:
-        return best.config
-    config = replace(best.config, theta_weight=weight / 2, damped_weight=weight / 2, theta_season=m)
-    best.val_metrics = score_model(Predictor(config, best.params), histories, targets, m)[1]
+    config = best.config
+    if any(train_cfg.theta_weights):
+        weight, _ = classical.choose_weight(
+            histories, targets, forecast, m, train_cfg.theta_weights
+        )
+        if weight:
+            config = replace(config, theta_weight=weight / 2, damped_weight=weight / 2,
+                             theta_season=m)  # fmt: skip
+            forecast = Predictor(config, best.params).predict(histories).point
+    if any(train_cfg.naive_shrinks):
+        strength, _ = classical.choose_shrink(
+            histories, targets, forecast, m, train_cfg.naive_shrinks
+        )
+        if strength:
+            config = replace(config, naive_shrink=strength, theta_season=m)
+    if config != best.config:
+        best.val_metrics = score_model(Predictor(config, best.params), histories, targets, m)[1]
     return config
 
 
