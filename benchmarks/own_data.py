@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import classical, data, extend, metrics
-from forecaster.configs import calendar
+from forecaster.frequency import calendar
 from forecaster.predict import Predictor
 from forecaster.registry import load_model
 

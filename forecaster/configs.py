@@ -12,9 +12,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from forecaster.options import ConfigError, option, typed_fields
+
+if TYPE_CHECKING:  # pandas waits: the command line imports this module for its flags
+    from forecaster.frequency import Calendar
 
 CellType = Literal["lstm", "gru", "rnn"]
 # Upper bounds far above any useful model; they keep a hostile or mistyped manifest from making
@@ -225,84 +228,6 @@ class TrainConfig:
         object.__setattr__(self, "theta_weights", tuple(float(w) for w in self.theta_weights))
 
 
-@dataclass(frozen=True)
-class Calendar:
-    """What a sampling frequency implies: its seasonal periods (shortest first; ``(1,)`` when
-    it has none) and the default horizon (M4/M3 conventions)."""
-
-    freq: str | None
-    seasons: tuple[int, ...]
-    horizon: int
-
-    @property
-    def season(self) -> int:
-        return self.seasons[0]
-
-
-# Frequency (pandas' base code) -> seasonal periods and default horizon, for one unit of it.
-CALENDARS: dict[str, tuple[tuple[int, ...], int]] = {
-    "D": ((7,), 14),
-    "B": ((5,), 10),
-    "C": ((5,), 10),
-    "W": ((52,), 13),
-    "SMS": ((24,), 12),
-    "SME": ((24,), 12),
-    "MS": ((12,), 18),
-    "ME": ((12,), 18),
-    "BMS": ((12,), 18),
-    "BME": ((12,), 18),
-    "QS": ((4,), 8),
-    "QE": ((4,), 8),
-    "BQS": ((4,), 8),
-    "BQE": ((4,), 8),
-    "YS": ((1,), 6),
-    "YE": ((1,), 6),
-    "BYS": ((1,), 6),
-    "BYE": ((1,), 6),
-}
-UNKNOWN = Calendar(None, (1,), 12)
-_DAY_NS, _HOUR_NS = 86_400 * 10**9, 3_600 * 10**9
-
-
-def calendar(freq: str | None) -> Calendar:
-    """The :class:`Calendar` of a pandas frequency alias (``h``, ``15min``, ``D``, ``W``,
-    ``MS``, ``QS-OCT``, ``YE``, ...); ``None`` (no timestamps) has period 1.
-
-    Sub-daily frequencies cycle over the day and the week (hourly: 24 and 168, horizon two
-    days); finer than 15 minutes, over the hour and the day. A multiple of a unit (``2MS``)
-    divides the periods that it divides and drops the others.
-    """
-    if freq is None:
-        return UNKNOWN
-    import pandas as pd  # only here: the command line imports this module for its flags
-
-    offset = pd.tseries.frequencies.to_offset(freq)
-    # A step of whole days is read in days, and one of whole weeks in weeks, however it is
-    # spelled: data whose gaps hide the weekday give ``7D`` or ``168h``, not ``W-SAT``.
-    days = offset.n if isinstance(offset, pd.offsets.Day) else None
-    if isinstance(offset, pd.offsets.Tick) and offset.nanos % _DAY_NS == 0:
-        days = int(offset.nanos // _DAY_NS)
-    if isinstance(offset, pd.offsets.Tick) and days is None:
-        return _tick_calendar(offset.freqstr, int(offset.nanos))
-    if days is not None:
-        rule, n = ("W", days // 7) if days % 7 == 0 else ("D", days)
-    else:
-        rule, n = offset.rule_code.split("-")[0], offset.n
-    seasons, horizon = CALENDARS.get(rule, ((1,), UNKNOWN.horizon))
-    n = max(n, 1)
-    kept = tuple(p // n for p in seasons if p % n == 0 and p // n > 1) or (1,)
-    return Calendar(offset.freqstr, kept, max(1, -(-horizon // n)))
-
-
-def _tick_calendar(freq: str, nanos: int) -> Calendar:
-    per_day, per_hour = _DAY_NS // nanos, _HOUR_NS // nanos
-    if _DAY_NS % nanos == 0 and 2 <= per_day <= 96:
-        return Calendar(freq, (per_day, 7 * per_day), 2 * per_day)
-    if _HOUR_NS % nanos == 0 and per_hour >= 2:
-        return Calendar(freq, (per_hour, 24 * per_hour), 2 * per_hour)
-    return Calendar(freq, (1,), UNKNOWN.horizon)
-
-
 # A step (one recurrent input) holds a whole season when the window holds this many of them.
 STEPS_PER_WINDOW = 2
 # Training length: this many passes over the training windows, within these bounds.
@@ -423,7 +348,8 @@ def build_configs(
     lengths: Sequence[int] | None = None,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs from the settings that were given (plain JSON-like values); the rest are
-    derived from the data's frequency (:func:`calendar`) and series ``lengths``:
+    derived from the data's frequency (:func:`forecaster.frequency.calendar`) and series
+    ``lengths``:
 
     - seasonality: the frequency's shortest seasonal period; horizon: the frequency's default;
     - window (``input_size``): :func:`default_window`;
@@ -444,10 +370,12 @@ def build_configs(
     """
     given_model = typed_fields(ModelConfig, model or {}, f"{where}: model")
     given_train = typed_fields(TrainConfig, train or {}, f"{where}: train")
+    from forecaster.frequency import calendar  # pandas only now (TYPE_CHECKING above)
+
     cal = calendar(freq)
     season = given_train.get("seasonality", cal.season)
     if season != cal.season:
-        cal = Calendar(cal.freq, (season,), cal.horizon)
+        cal = dataclasses.replace(cal, seasons=(season,))
     horizon = given_model.get("horizon", cal.horizon)
     window = given_model.get("input_size") or default_window(cal, horizon, lengths)
     step = season if window % season == 0 and window >= STEPS_PER_WINDOW * season else 1

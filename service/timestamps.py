@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecaster.frequency import calendar_frequency, frequency_key, step_frequency
+from forecaster.frequency import DAY_US, infer_frequency, step_frequency, steps_after, usual_step
 from forecaster.isotime import EARLIEST_US, LATEST_US, first_bad, offset_of, plain
 
 # ISO 8601 years have four digits; pandas' and Python's datetimes stop at 9999 as well.
@@ -47,7 +47,7 @@ FORECAST_YEARS = (1900, 2199)
 _FORECAST_FROM = int(np.datetime64(f"{FORECAST_YEARS[0]}-01-01", "us").astype(np.int64))
 _FORECAST_UNTIL = int(np.datetime64(f"{FORECAST_YEARS[1] + 1}-01-01", "us").astype(np.int64))
 # Steps this long or longer may be calendar ones (months differ in length).
-_CALENDAR_US = 28 * 86_400_000_000
+_CALENDAR_US = 28 * DAY_US
 # Stretches of three stamps tried for a calendar frequency when some are skipped (each try is
 # a pandas call: bounded, so a request of odd monthly stamps costs milliseconds per series).
 _CALENDAR_TRIES = 8
@@ -245,7 +245,7 @@ def _timeline(times: np.ndarray, suffix: str) -> Timeline | TimestampError:
         return TimestampError(f"timestamp {k} {what} the one before it; send them oldest first", k)
     if steps.min() == steps.max():
         return Timeline(times, suffix, step_frequency(int(steps[0])))
-    freq = calendar_frequency(times.astype("datetime64[us]"))
+    freq = infer_frequency(times.astype("datetime64[us]"))
     if freq is not None:
         return Timeline(times, suffix, freq)
     return _with_skips(times, suffix, steps)
@@ -255,8 +255,7 @@ def _with_skips(times: np.ndarray, suffix: str, steps: np.ndarray) -> Timeline |
     """A timeline whose stamps lie on a regular grid with some grid points skipped: every step a
     whole number of the most common one, or calendar stamps (steps of four weeks or more) on the
     grid of the frequency pandas finds in their first regular stretch."""
-    values, counts = np.unique(steps, return_counts=True)
-    base = int(values[np.argmax(counts)])
+    base = usual_step(steps)
     if base < _CALENDAR_US:
         off = np.flatnonzero(steps % base)
         if not len(off):
@@ -275,7 +274,7 @@ def _calendar_grid(times: np.ndarray) -> tuple[str, np.ndarray] | TimestampError
     stamps = times.astype("datetime64[us]")
     freq = next(
         (f for k in range(min(len(stamps) - 2, _CALENDAR_TRIES))
-         if (f := calendar_frequency(stamps[k : k + 3])) is not None),
+         if (f := infer_frequency(stamps[k : k + 3])) is not None),
         None,
     )  # fmt: skip
     if freq is None:
@@ -338,20 +337,11 @@ def _future(last: int, freq: str, horizon: int) -> np.ndarray | TimestampError:
 
 
 def _continued(last: int, freq: str, horizon: int) -> np.ndarray | TimestampError:
-    key = frequency_key(freq)
-    if key is not None and key[0] == "us":
-        step = key[1]
-        if (MAX_US - last) // step < horizon:
-            return _past_the_range(last, freq, horizon)
-        return last + step * np.arange(1, horizon + 1, dtype=np.int64)
     try:
-        start = pd.Timestamp(np.datetime64(last, "us"))
-        future = pd.date_range(start, periods=horizon + 1, freq=freq, unit="us")[1:].asi8
-    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        future = steps_after(last, freq, horizon)
+    except OverflowError:
         return _past_the_range(last, freq, horizon)
-    if future.max() > MAX_US:
-        return _past_the_range(last, freq, horizon)
-    return future
+    return _past_the_range(last, freq, horizon) if future.max() > MAX_US else future
 
 
 def _past_the_range(last: int, freq: str, horizon: int) -> TimestampError:
