@@ -58,8 +58,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from forecaster.configs import TrainConfig
 from forecaster.frequency import check_alias, common_frequency
-from forecaster.isotime import CLOCK_WORDS
 from forecaster.sources import SOURCE_OPTIONS, DataSource, Format
+from forecaster.timestamps import CLOCK_WORDS
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

@@ -15,7 +15,7 @@ them, unless ``strict``; a one-series request is refused (422). Checks of the wh
 model, the horizon, the quantiles) still refuse it whole.
 
 Event-loop time: a request of 1,000 series of 168 timestamps holds about 5 MB of JSON. Its
-timestamps are parsed and continued many series per numpy call (:mod:`service.timestamps`), and
+timestamps are parsed and continued many series per numpy call (:mod:`forecaster.timestamps`), and
 above ``OFF_LOOP_POINTS`` points the preparation and the rendering of the answer run on a helper
 thread, in chunks of ``CHUNK`` series that let the GIL go in between (:func:`_chunked`), so the
 loop keeps answering other clients while it works.
@@ -51,12 +51,12 @@ from forecaster.histories import (
 from forecaster.horizons import horizon_problem
 from forecaster.predict import Forecast, Predictor
 from forecaster.schemas import ForecastRequest, MinHistory
+from forecaster.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 from service.batcher import MicroBatcher
 from service.catalog import NoModelChosen, NotServed, choose_model, min_history, season
 from service.requests import Entry, Parsed, Problem, RequestError, RequestErrors
 from service.settings import Settings
 from service.store import ModelStore, ServedModel
-from service.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 
 __all__ = ["RequestError", "check_series", "forecast", "prepare", "render"]
 
