@@ -313,30 +313,31 @@ def cost_budget(lengths: Sequence[int]) -> float:
     return COST_BASE + COST_PER_POINT * float(sum(int(n) for n in lengths))
 
 
-def step_candidates(window: int, season: int) -> list[int]:
-    """Points per recurrent step that can read a ``window``, finest first: the divisors of the
-    window that divide the season or are whole seasons (a step never straddles part of a
-    season), leaving at least ``STEPS_PER_WINDOW`` recurrent steps; one point per step always
-    qualifies."""
+def step_candidates(input_size: int, seasonality: int) -> list[int]:
+    """Points per recurrent step that can read a window of ``input_size`` points, finest first:
+    its divisors that divide ``seasonality`` or are whole multiples of it (a step never straddles
+    part of a season), leaving at least ``STEPS_PER_WINDOW`` recurrent steps; one point per step
+    always qualifies."""
     ok = [
         d
-        for d in range(2, window // STEPS_PER_WINDOW + 1)
-        if window % d == 0 and (season % d == 0 or d % season == 0)
+        for d in range(2, input_size // STEPS_PER_WINDOW + 1)
+        if input_size % d == 0 and (seasonality % d == 0 or d % seasonality == 0)
     ]
     return [1, *ok]
 
 
-def default_window(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -> int:
-    """The window rule: long enough to see the longest season and twice the horizon (rounded up
-    to whole seasons), short enough that at least half of the series give full training windows
-    (window + horizon points before the validation horizon), and never below one horizon."""
-    season = cal.season
-    window = max(max(cal.seasons), 2 * horizon)
-    window = season * -(-window // season)
+def default_input_size(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -> int:
+    """The window rule (``input_size``): long enough to see the longest season and twice the
+    horizon (rounded up to whole seasons), short enough that at least half of the series give
+    full training windows (window + horizon points before the validation horizon), and never
+    below one horizon."""
+    seasonality = cal.seasonality
+    input_size = max(max(cal.seasons), 2 * horizon)
+    input_size = seasonality * -(-input_size // seasonality)
     if lengths is not None and len(lengths):
         fits = int(sorted(lengths)[len(lengths) // 2]) - 2 * horizon
-        window = max(min(window, fits), horizon)
-    return window
+        input_size = max(min(input_size, fits), horizon)
+    return input_size
 
 
 def build_configs(
@@ -352,7 +353,7 @@ def build_configs(
     ``lengths``:
 
     - seasonality: the frequency's shortest seasonal period; horizon: the frequency's default;
-    - window (``input_size``): :func:`default_window`;
+    - window (``input_size``): :func:`default_input_size`;
     - step: one season when the window holds at least ``STEPS_PER_WINDOW`` of them (and is a
       whole number of them), else one point; when that config's :func:`training_cost` exceeds
       the :func:`cost_budget` of ``lengths``: a smaller batch (``COST_BATCHES``, the schedule
@@ -373,13 +374,14 @@ def build_configs(
     from forecaster.frequency import calendar  # pandas only now (TYPE_CHECKING above)
 
     cal = calendar(freq)
-    season = given_train.get("seasonality", cal.season)
-    if season != cal.season:
-        cal = dataclasses.replace(cal, seasons=(season,))
+    seasonality = given_train.get("seasonality", cal.seasonality)
+    if seasonality != cal.seasonality:
+        cal = dataclasses.replace(cal, seasons=(seasonality,))
     horizon = given_model.get("horizon", cal.horizon)
-    window = given_model.get("input_size") or default_window(cal, horizon, lengths)
-    step = season if window % season == 0 and window >= STEPS_PER_WINDOW * season else 1
-    derive = partial(_derive, given_model, given_train, season, horizon, window, lengths)
+    input_size = given_model.get("input_size") or default_input_size(cal, horizon, lengths)
+    whole = input_size % seasonality == 0 and input_size >= STEPS_PER_WINDOW * seasonality
+    step = seasonality if whole else 1
+    derive = partial(_derive, given_model, given_train, seasonality, horizon, input_size, lengths)
     try:
         configs = derive(step)
         if lengths is None or not len(lengths):
@@ -391,7 +393,7 @@ def build_configs(
         # Hourly recipe's 7). On co2, a point a step, batch 64 scored MASE 0.30 for 115
         # CPU-seconds, four points a step (batch 256) 0.45 for 130, the full 0.25 for 430.
         budget = cost_budget(lengths)
-        coarser = [d for d in step_candidates(window, season) if d > step]
+        coarser = [d for d in step_candidates(input_size, seasonality) if d > step]
         steps = [step] if "step" in given_model else [step, *coarser]
         largest = configs[1].batch_size
         batches = [largest] if "batch_size" in given_train else sorted(
@@ -413,22 +415,22 @@ def build_configs(
 def _derive(
     given_model: Mapping[str, Any],
     given_train: Mapping[str, Any],
-    season: int,
+    seasonality: int,
     horizon: int,
-    window: int,
+    input_size: int,
     lengths: Sequence[int] | None,
     step: int,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs for a window read in steps of ``step`` points (see :func:`build_configs`);
     raises ValueError or TypeError for settings that do not make a config."""
-    derived: dict[str, Any] = {"horizon": horizon, "input_size": window}
+    derived: dict[str, Any] = {"horizon": horizon, "input_size": input_size}
     derived["step"] = step
-    if lengths is not None and len(lengths) and min(lengths) < window + 2 * horizon:
-        derived["min_input"] = min(window, step * -(-horizon // step))
+    if lengths is not None and len(lengths) and min(lengths) < input_size + 2 * horizon:
+        derived["min_input"] = min(input_size, step * -(-horizon // step))
     small: dict[str, Any] = {}
-    least = given_model.get("min_input") or derived.get("min_input", window)
+    least = given_model.get("min_input") or derived.get("min_input", input_size)
     windows = training_windows(least, horizon, lengths) if lengths is not None else 0
-    if least < window and 0 < windows < FEW_WINDOWS:  # few windows, some series read masked
+    if least < input_size and 0 < windows < FEW_WINDOWS:  # few windows, some series read masked
         derived |= FEW_MODEL
         small = FEW_TRAIN
     model_cfg = ModelConfig(**{**derived, **given_model})
@@ -438,5 +440,5 @@ def _derive(
         schedule = {**default_steps(model_cfg, batch, lengths), **small}
     if "steps" in given_train:  # evaluate as often relative to the run, however long
         schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
-    train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
+    train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": seasonality})
     return model_cfg, train_cfg

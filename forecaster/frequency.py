@@ -211,7 +211,8 @@ class Calendar:
     horizon: int
 
     @property
-    def season(self) -> int:
+    def seasonality(self) -> int:
+        """The shortest seasonal period (``TrainConfig.seasonality``'s default)."""
         return self.seasons[0]
 
 

@@ -431,12 +431,14 @@ def _with_classical(
         return best.config
     histories, targets = validation
     forecast = Predictor(best.config, best.params).predict(histories).point
-    m = train_cfg.seasonality
-    weight, _ = classical.choose_weight(histories, targets, forecast, m, train_cfg.theta_weights)
+    seasonality, candidates = train_cfg.seasonality, train_cfg.theta_weights
+    weight, _ = classical.choose_weight(histories, targets, forecast, seasonality, candidates)
     if not weight:
         return best.config
-    config = replace(best.config, theta_weight=weight / 2, damped_weight=weight / 2, theta_season=m)
-    best.val_metrics = score_model(Predictor(config, best.params), histories, targets, m)[1]
+    half = weight / 2
+    config = replace(best.config, theta_weight=half, damped_weight=half, theta_season=seasonality)
+    predictor = Predictor(config, best.params)
+    best.val_metrics = score_model(predictor, histories, targets, seasonality)[1]
     return config
 
 

@@ -53,7 +53,7 @@ from forecaster.predict import Forecast, Predictor
 from forecaster.schemas import ForecastRequest, MinHistory
 from forecaster.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 from service.batcher import MicroBatcher
-from service.catalog import NoModelChosen, NotServed, choose_model, min_history, season
+from service.catalog import NoModelChosen, NotServed, choose_model, min_history
 from service.requests import Entry, Parsed, Problem, RequestError, RequestErrors
 from service.settings import Settings
 from service.store import ModelStore, ServedModel
@@ -237,14 +237,14 @@ def _forecast_inputs(
     x, lengths = np.zeros((0, served.config.input_size)), np.zeros(0, np.int64)
     if modelled:
         x, lengths = served.predictor.windows(modelled)
-    period = season(served)
+    seasonality = served.seasonality
     short = [(k, c) for k, c in enumerate(series) if c.method != "model"]
     if not short:
         return Prepared(served, quantiles, series, problems, x, lengths, {})
     forecasts = _chunked(
         short,
         lambda part: [
-            fallback_forecast(c.cleaned.values, request.horizon, period, quantiles, c.method)  # type: ignore[arg-type]
+            fallback_forecast(c.cleaned.values, request.horizon, seasonality, quantiles, c.method)  # type: ignore[arg-type]
             for _, c in part
         ],
     )
@@ -310,7 +310,7 @@ def check_series(
         return Problem(entry, here, str(exc), "no_values")
     except GapTooLong as exc:
         return Problem(entry, (*here, exc.gap.after), _gap_message(entry, exc), "gap_too_long")
-    method = answering_method(len(cleaned.values), least.model, season(served))
+    method = answering_method(len(cleaned.values), least.model, served.seasonality)
     if timeline is not None:
         timeline = dataclasses.replace(timeline, times=timeline.times[: cleaned.last + 1])
     return Checked(entry, cleaned, method, timeline)
