@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import classical, data, extend, metrics
-from forecaster.configs import calendar
+from forecaster.frequency import calendar
 from forecaster.predict import Predictor
 from forecaster.registry import load_model
 
@@ -217,7 +217,7 @@ def auto_ets(history: list[np.ndarray], horizon: int, m: int) -> np.ndarray:
 
 def run_one(ds: DataSet, workdir: Path, flags: list[str]) -> dict:
     cal = calendar(ds.freq)
-    horizon, m = cal.horizon, cal.season
+    horizon, m = cal.horizon, cal.seasonality
     frame = ds.build()
     head, tail = split(ds, frame, horizon)
     history_file = workdir / f"{ds.name}.csv"

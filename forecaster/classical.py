@@ -60,40 +60,39 @@ SHRINK_TOLERANCE = 0.01
 
 
 def forecasts(
-    histories: Sequence[np.ndarray], horizon: int, m: int, methods: Sequence[str]
+    histories: Sequence[np.ndarray], horizon: int, seasonality: int, methods: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Forecasts [n, horizon] of ``histories`` (n arrays of any lengths >= 1) with seasonal
-    period ``m`` by each of ``methods`` (``"theta"``, ``"damped"``, ``"naive2"``: the last
+    period ``seasonality`` by each of ``methods`` (``"theta"``, ``"damped"``, ``"naive2"``: the last
     seasonally adjusted value, M4's Naive2)."""
     # Both methods are linear in the data (their fitted settings are not changed by a scale), so
     # each series is fitted divided by its largest magnitude: squared errors stay in range at any
     # finite scale (1e300 as 1e-300).
     scales = np.array([np.abs(h).max(initial=0.0) or 1.0 for h in histories])[:, None]
-    adjusted, factors = _seasonal_adjustment(
-        [np.asarray(h, np.float64) / s for h, s in zip(histories, scales, strict=True)], horizon, m
-    )
+    scaled = [np.asarray(h, np.float64) / s for h, s in zip(histories, scales, strict=True)]
+    adjusted, factors = _seasonal_adjustment(scaled, horizon, seasonality)
     return {name: _METHODS[name](adjusted, horizon) * factors * scales for name in methods}
 
 
-def theta(histories: Sequence[np.ndarray], horizon: int, m: int) -> np.ndarray:
+def theta(histories: Sequence[np.ndarray], horizon: int, seasonality: int) -> np.ndarray:
     """Theta forecasts [n, horizon] (see :func:`forecasts`)."""
-    return forecasts(histories, horizon, m, ("theta",))["theta"]
+    return forecasts(histories, horizon, seasonality, ("theta",))["theta"]
 
 
-def damped(histories: Sequence[np.ndarray], horizon: int, m: int) -> np.ndarray:
+def damped(histories: Sequence[np.ndarray], horizon: int, seasonality: int) -> np.ndarray:
     """Damped trend forecasts [n, horizon] (see :func:`forecasts`)."""
-    return forecasts(histories, horizon, m, ("damped",))["damped"]
+    return forecasts(histories, horizon, seasonality, ("damped",))["damped"]
 
 
 def _seasonal_adjustment(
-    histories: Sequence[np.ndarray], horizon: int, m: int
+    histories: Sequence[np.ndarray], horizon: int, seasonality: int
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """The histories divided by their seasonal indices, and the indices [n, horizon] of the
     forecast steps (1 where a series is not adjusted)."""
     adjusted, factors = [], np.ones((len(histories), horizon))
     for i, x in enumerate(histories):
-        if np.all(x > 0) and metrics.seasonality_test(x, m):
-            x, factors[i] = metrics.seasonally_adjusted(x, m, horizon)
+        if np.all(x > 0) and metrics.seasonality_test(x, seasonality):
+            x, factors[i] = metrics.seasonally_adjusted(x, seasonality, horizon)
         adjusted.append(x)
     return adjusted, factors
 
@@ -301,16 +300,18 @@ def choose_weight(
     histories: Sequence[np.ndarray],
     targets: np.ndarray,
     network: np.ndarray,
-    m: int,
+    seasonality: int,
     candidates: Sequence[float],
 ) -> tuple[float, dict[float, float]]:
     """The candidate share of the classical forecast (the mean of Theta and damped trend) with
     the lowest validation OWA (ties and undefined scores: the smaller share) and the OWA of each:
     ``histories`` with ``targets`` [n, h], the network's forecasts [n, h]."""
-    both = forecasts(histories, targets.shape[1], m, ("theta", "damped"))
+    both = forecasts(histories, targets.shape[1], seasonality, ("theta", "damped"))
     classical = 0.5 * (both["theta"] + both["damped"])
     scores = {
-        float(w): metrics.score(histories, targets, network + w * (classical - network), m)["owa"]
+        float(w): metrics.score(
+            histories, targets, network + w * (classical - network), seasonality
+        )["owa"]
         for w in sorted(candidates)
     }
     # An undefined score (e.g. Naive2 exact on every series) never wins; all undefined: 0.

@@ -12,9 +12,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from forecaster.options import ConfigError, option, typed_fields
+
+if TYPE_CHECKING:  # pandas waits: the command line imports this module for its flags
+    from forecaster.frequency import Calendar
 
 CellType = Literal["lstm", "gru", "rnn"]
 # Upper bounds far above any useful model; they keep a hostile or mistyped manifest from making
@@ -271,84 +274,6 @@ class TrainConfig:
         object.__setattr__(self, "naive_shrinks", tuple(float(k) for k in self.naive_shrinks))
 
 
-@dataclass(frozen=True)
-class Calendar:
-    """What a sampling frequency implies: its seasonal periods (shortest first; ``(1,)`` when
-    it has none) and the default horizon (M4/M3 conventions)."""
-
-    freq: str | None
-    seasons: tuple[int, ...]
-    horizon: int
-
-    @property
-    def season(self) -> int:
-        return self.seasons[0]
-
-
-# Frequency (pandas' base code) -> seasonal periods and default horizon, for one unit of it.
-CALENDARS: dict[str, tuple[tuple[int, ...], int]] = {
-    "D": ((7,), 14),
-    "B": ((5,), 10),
-    "C": ((5,), 10),
-    "W": ((52,), 13),
-    "SMS": ((24,), 12),
-    "SME": ((24,), 12),
-    "MS": ((12,), 18),
-    "ME": ((12,), 18),
-    "BMS": ((12,), 18),
-    "BME": ((12,), 18),
-    "QS": ((4,), 8),
-    "QE": ((4,), 8),
-    "BQS": ((4,), 8),
-    "BQE": ((4,), 8),
-    "YS": ((1,), 6),
-    "YE": ((1,), 6),
-    "BYS": ((1,), 6),
-    "BYE": ((1,), 6),
-}
-UNKNOWN = Calendar(None, (1,), 12)
-_DAY_NS, _HOUR_NS = 86_400 * 10**9, 3_600 * 10**9
-
-
-def calendar(freq: str | None) -> Calendar:
-    """The :class:`Calendar` of a pandas frequency alias (``h``, ``15min``, ``D``, ``W``,
-    ``MS``, ``QS-OCT``, ``YE``, ...); ``None`` (no timestamps) has period 1.
-
-    Sub-daily frequencies cycle over the day and the week (hourly: 24 and 168, horizon two
-    days); finer than 15 minutes, over the hour and the day. A multiple of a unit (``2MS``)
-    divides the periods that it divides and drops the others.
-    """
-    if freq is None:
-        return UNKNOWN
-    import pandas as pd  # only here: the command line imports this module for its flags
-
-    offset = pd.tseries.frequencies.to_offset(freq)
-    # A step of whole days is read in days, and one of whole weeks in weeks, however it is
-    # spelled: data whose gaps hide the weekday give ``7D`` or ``168h``, not ``W-SAT``.
-    days = offset.n if isinstance(offset, pd.offsets.Day) else None
-    if isinstance(offset, pd.offsets.Tick) and offset.nanos % _DAY_NS == 0:
-        days = int(offset.nanos // _DAY_NS)
-    if isinstance(offset, pd.offsets.Tick) and days is None:
-        return _tick_calendar(offset.freqstr, int(offset.nanos))
-    if days is not None:
-        rule, n = ("W", days // 7) if days % 7 == 0 else ("D", days)
-    else:
-        rule, n = offset.rule_code.split("-")[0], offset.n
-    seasons, horizon = CALENDARS.get(rule, ((1,), UNKNOWN.horizon))
-    n = max(n, 1)
-    kept = tuple(p // n for p in seasons if p % n == 0 and p // n > 1) or (1,)
-    return Calendar(offset.freqstr, kept, max(1, -(-horizon // n)))
-
-
-def _tick_calendar(freq: str, nanos: int) -> Calendar:
-    per_day, per_hour = _DAY_NS // nanos, _HOUR_NS // nanos
-    if _DAY_NS % nanos == 0 and 2 <= per_day <= 96:
-        return Calendar(freq, (per_day, 7 * per_day), 2 * per_day)
-    if _HOUR_NS % nanos == 0 and per_hour >= 2:
-        return Calendar(freq, (per_hour, 24 * per_hour), 2 * per_hour)
-    return Calendar(freq, (1,), UNKNOWN.horizon)
-
-
 # A step (one recurrent input) holds a whole season when the window holds this many of them.
 STEPS_PER_WINDOW = 2
 # Training length: this many passes over the training windows, within these bounds.
@@ -434,30 +359,31 @@ def cost_budget(lengths: Sequence[int]) -> float:
     return COST_BASE + COST_PER_POINT * float(sum(int(n) for n in lengths))
 
 
-def step_candidates(window: int, season: int) -> list[int]:
-    """Points per recurrent step that can read a ``window``, finest first: the divisors of the
-    window that divide the season or are whole seasons (a step never straddles part of a
-    season), leaving at least ``STEPS_PER_WINDOW`` recurrent steps; one point per step always
-    qualifies."""
+def step_candidates(input_size: int, seasonality: int) -> list[int]:
+    """Points per recurrent step that can read a window of ``input_size`` points, finest first:
+    its divisors that divide ``seasonality`` or are whole multiples of it (a step never straddles
+    part of a season), leaving at least ``STEPS_PER_WINDOW`` recurrent steps; one point per step
+    always qualifies."""
     ok = [
         d
-        for d in range(2, window // STEPS_PER_WINDOW + 1)
-        if window % d == 0 and (season % d == 0 or d % season == 0)
+        for d in range(2, input_size // STEPS_PER_WINDOW + 1)
+        if input_size % d == 0 and (seasonality % d == 0 or d % seasonality == 0)
     ]
     return [1, *ok]
 
 
-def default_window(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -> int:
-    """The window rule: long enough to see the longest season and twice the horizon (rounded up
-    to whole seasons), short enough that at least half of the series give full training windows
-    (window + horizon points before the validation horizon), and never below one horizon."""
-    season = cal.season
-    window = max(max(cal.seasons), 2 * horizon)
-    window = season * -(-window // season)
+def default_input_size(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -> int:
+    """The window rule (``input_size``): long enough to see the longest season and twice the
+    horizon (rounded up to whole seasons), short enough that at least half of the series give
+    full training windows (window + horizon points before the validation horizon), and never
+    below one horizon."""
+    seasonality = cal.seasonality
+    input_size = max(max(cal.seasons), 2 * horizon)
+    input_size = seasonality * -(-input_size // seasonality)
     if lengths is not None and len(lengths):
         fits = int(sorted(lengths)[len(lengths) // 2]) - 2 * horizon
-        window = max(min(window, fits), horizon)
-    return window
+        input_size = max(min(input_size, fits), horizon)
+    return input_size
 
 
 def build_configs(
@@ -469,10 +395,11 @@ def build_configs(
     lengths: Sequence[int] | None = None,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs from the settings that were given (plain JSON-like values); the rest are
-    derived from the data's frequency (:func:`calendar`) and series ``lengths``:
+    derived from the data's frequency (:func:`forecaster.frequency.calendar`) and series
+    ``lengths``:
 
     - seasonality: the frequency's shortest seasonal period; horizon: the frequency's default;
-    - window (``input_size``): :func:`default_window`;
+    - window (``input_size``): :func:`default_input_size`;
     - step: one season when the window holds at least ``STEPS_PER_WINDOW`` of them (and is a
       whole number of them), else one point; when that config's :func:`training_cost` exceeds
       the :func:`cost_budget` of ``lengths``: a smaller batch (``COST_BATCHES``, the schedule
@@ -492,14 +419,17 @@ def build_configs(
     """
     given_model = typed_fields(ModelConfig, model or {}, f"{where}: model")
     given_train = typed_fields(TrainConfig, train or {}, f"{where}: train")
+    from forecaster.frequency import calendar  # pandas only now (TYPE_CHECKING above)
+
     cal = calendar(freq)
-    season = given_train.get("seasonality", cal.season)
-    if season != cal.season:
-        cal = Calendar(cal.freq, (season,), cal.horizon)
+    seasonality = given_train.get("seasonality", cal.seasonality)
+    if seasonality != cal.seasonality:
+        cal = dataclasses.replace(cal, seasons=(seasonality,))
     horizon = given_model.get("horizon", cal.horizon)
-    window = given_model.get("input_size") or default_window(cal, horizon, lengths)
-    step = season if window % season == 0 and window >= STEPS_PER_WINDOW * season else 1
-    derive = partial(_derive, given_model, given_train, season, horizon, window, lengths)
+    input_size = given_model.get("input_size") or default_input_size(cal, horizon, lengths)
+    whole = input_size % seasonality == 0 and input_size >= STEPS_PER_WINDOW * seasonality
+    step = seasonality if whole else 1
+    derive = partial(_derive, given_model, given_train, seasonality, horizon, input_size, lengths)
     try:
         configs = derive(step)
         if lengths is None or not len(lengths):
@@ -511,7 +441,7 @@ def build_configs(
         # Hourly recipe's 7). On co2, a point a step, batch 64 scored MASE 0.30 for 115
         # CPU-seconds, four points a step (batch 256) 0.45 for 130, the full 0.25 for 430.
         budget = cost_budget(lengths)
-        coarser = [d for d in step_candidates(window, season) if d > step]
+        coarser = [d for d in step_candidates(input_size, seasonality) if d > step]
         steps = [step] if "step" in given_model else [step, *coarser]
         largest = configs[1].batch_size
         batches = [largest] if "batch_size" in given_train else sorted(
@@ -533,22 +463,22 @@ def build_configs(
 def _derive(
     given_model: Mapping[str, Any],
     given_train: Mapping[str, Any],
-    season: int,
+    seasonality: int,
     horizon: int,
-    window: int,
+    input_size: int,
     lengths: Sequence[int] | None,
     step: int,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs for a window read in steps of ``step`` points (see :func:`build_configs`);
     raises ValueError or TypeError for settings that do not make a config."""
-    derived: dict[str, Any] = {"horizon": horizon, "input_size": window}
+    derived: dict[str, Any] = {"horizon": horizon, "input_size": input_size}
     derived["step"] = step
-    if lengths is not None and len(lengths) and min(lengths) < window + 2 * horizon:
-        derived["min_input"] = min(window, step * -(-horizon // step))
+    if lengths is not None and len(lengths) and min(lengths) < input_size + 2 * horizon:
+        derived["min_input"] = min(input_size, step * -(-horizon // step))
     small: dict[str, Any] = {}
-    least = given_model.get("min_input") or derived.get("min_input", window)
+    least = given_model.get("min_input") or derived.get("min_input", input_size)
     windows = training_windows(least, horizon, lengths) if lengths is not None else 0
-    if least < window and 0 < windows < FEW_WINDOWS:  # few windows, some series read masked
+    if least < input_size and 0 < windows < FEW_WINDOWS:  # few windows, some series read masked
         derived |= FEW_MODEL
         small = FEW_TRAIN
     model_cfg = ModelConfig(**{**derived, **given_model})
@@ -558,11 +488,11 @@ def _derive(
         schedule = {**default_steps(model_cfg, batch, lengths), **small}
     if "steps" in given_train:  # evaluate as often relative to the run, however long
         schedule["eval_every"] = max(1, given_train["steps"] // EVALUATIONS)
-    if season == 1 and least < window:
+    if seasonality == 1 and least < input_size:
         # Short series without a season: validation chooses how strongly volatile ones are
         # pulled toward Naive2 (forecaster.classical), which cut M3 Yearly's runaway forecasts.
         # Not with a season: on M3 Quarterly the pull validation preferred lost on the hold-out
         # (sMAPE 8.81 against 8.66), whose APE already beat naive's and Naive2's everywhere.
         schedule["naive_shrinks"] = NAIVE_SHRINKS
-    train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": season})
+    train_cfg = TrainConfig(**{**schedule, **given_train, "seasonality": seasonality})
     return model_cfg, train_cfg

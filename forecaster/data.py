@@ -34,15 +34,15 @@ Error positions: long format gives the timestamp and the 0-based data row; wide 
 index among the value columns (the position in the series, as M4 has no leading padding) and the
 column name.
 
-Frequency: ``pd.infer_freq`` per series (or the ``freq`` argument); all series must agree. A series
-too short or too gappy to infer from takes the frequency the others agree on.
+Frequency: inferred per series (or the ``freq`` argument); all series must agree. A series too
+short or too gappy to infer from takes the frequency the others agree on
+(:func:`forecaster.frequency.common_frequency`).
 
 Windows are cut in :mod:`forecaster.windows`; scaling in :mod:`forecaster.scaling`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import re
@@ -57,13 +57,12 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from forecaster.configs import TrainConfig
-from forecaster.frequency import check_alias, step_frequency
-from forecaster.isotime import CLOCK_WORDS
+from forecaster.frequency import check_alias, common_frequency
 from forecaster.sources import SOURCE_OPTIONS, DataSource, Format
+from forecaster.timestamps import CLOCK_WORDS
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
-_INFER_FREQ_OFFSET = "future.infer_freq_returns_offset"
 
 __all__ = [
     "MAX_GAP",
@@ -412,53 +411,6 @@ def _check_order(sid: str, times: pd.DatetimeIndex, rows: I64) -> None:
     raise DataError(f"series {sid!r}: {what} {times[k]} (data row {rows[k]})")
 
 
-def _infer_freq_opt_in() -> contextlib.AbstractContextManager[Any]:
-    # pandas >= 3.1 warns that infer_freq will return an offset instead of a string; opt in to the
-    # offset where the option exists (older pandas returns the string and has no such option).
-    try:
-        pd.get_option(_INFER_FREQ_OFFSET)
-    except (KeyError, pd.errors.OptionError):
-        return contextlib.nullcontext()
-    return pd.option_context(_INFER_FREQ_OFFSET, True)
-
-
-def _infer_freq(times: pd.DatetimeIndex) -> str | None:
-    """Offset alias of a regular index (e.g. "h", "MS"), None if irregular or < 3 points."""
-    if len(times) < 3:
-        return None
-    try:
-        with _infer_freq_opt_in():
-            found = pd.infer_freq(times)
-    except (ValueError, TypeError):
-        return None
-    return None if found is None else pd.tseries.frequencies.to_offset(found).freqstr
-
-
-def _common_freq(ids: list[str], times: list[pd.DatetimeIndex]) -> str | None:
-    """The one frequency all inferable series share; disagreement raises, naming two series.
-
-    When no series is regular enough for ``pd.infer_freq`` (say every one skips a timestamp),
-    the most common step is used, so skipped rows become gaps and stray timestamps are refused.
-    """
-    found = [(sid, f) for sid, t in zip(ids, times, strict=True) if (f := _infer_freq(t))]
-    for sid, f in found[1:]:
-        if f != found[0][1]:
-            raise DataError(
-                f"inconsistent frequencies: series {found[0][0]!r} is {found[0][1]!r}, "
-                f"series {sid!r} is {f!r}"
-            )
-    if found:
-        return found[0][1]
-    # Via datetime64[ns]: asi8 is in the index's own unit, which pandas 3 no longer fixes to ns.
-    steps = np.concatenate(
-        [np.diff(t.values.astype("datetime64[ns]").astype(np.int64)) for t in times]
-    )
-    if steps.size == 0:
-        return None  # single-point series only: nothing to infer from
-    values, counts = np.unique(steps, return_counts=True)
-    return step_frequency(int(values[np.argmax(counts)]) // 1000)
-
-
 def _on_grid(sid: str, times: pd.DatetimeIndex, values: F64, freq: str) -> tuple[F64, Any]:
     """Values on the regular grid ``[len(grid)]`` (nan for skipped timestamps) and the grid."""
     grid = pd.date_range(times[0], times[-1], freq=freq)
@@ -497,7 +449,10 @@ def _load_long(
     per_times = [times[r] for r in rows]
     for sid, t, r in zip(series_ids, per_times, rows, strict=True):
         _check_order(sid, t, r)
-    freq = _validate_freq(freq) if freq else _common_freq(series_ids, per_times)
+    try:
+        freq = check_alias(freq) if freq else common_frequency(series_ids, per_times)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     out, ends, before, gaps = [], [], {}, []
     for sid, t, r in zip(series_ids, per_times, rows, strict=True):
         full, grid = _on_grid(sid, t, values[r], freq) if freq else (values[r], t)

@@ -120,18 +120,18 @@ class Predictor:
         """Each history's last ``input_size`` points, [n, input_size] float64, and how many of
         them are real, [n]; shorter histories (down to ``min_input``) are padded on the left
         with their mean (:func:`forecaster.windows.pad_left`)."""
-        size, least = self.config.input_size, self.config.min_input
-        if all(len(h) >= size for h in histories):  # whole windows: nothing to pad
+        input_size, least = self.config.input_size, self.config.min_input
+        if all(len(h) >= input_size for h in histories):  # whole windows: nothing to pad
             # One np.array call: a quarter of np.stack's cost for a one-series request.
-            x = np.array([h[-size:] for h in histories], np.float64)
-            return x, np.full(len(histories), size)
-        x = np.zeros((len(histories), size))
+            x = np.array([h[-input_size:] for h in histories], np.float64)
+            return x, np.full(len(histories), input_size)
+        x = np.zeros((len(histories), input_size))
         lengths = np.zeros(len(histories), np.int64)
         for i, h in enumerate(histories):
             if len(h) < least:
                 raise HistoryTooShort(i, len(h), least)
-            lengths[i] = min(len(h), size)
-            x[i, size - lengths[i] :] = np.asarray(h[-size:], np.float64)
+            lengths[i] = min(len(h), input_size)
+            x[i, input_size - lengths[i] :] = np.asarray(h[-input_size:], np.float64)
         return pad_left(x, lengths), lengths
 
     def predict(self, histories: Sequence[np.ndarray], horizon: int | None = None) -> Forecast:
@@ -255,7 +255,7 @@ def _seconds(fn: Callable[..., object], *args: object) -> float:
 
 
 def score_model(
-    predictor: Predictor, histories: Sequence[np.ndarray], targets: np.ndarray, m: int
+    predictor: Predictor, histories: Sequence[np.ndarray], targets: np.ndarray, seasonality: int
 ) -> tuple[Forecast, dict[str, float]]:
     """Forecast ``targets`` [n, h] from ``histories`` and score them (:func:`metrics.score`:
     sMAPE, MASE, OWA against Naive2 on this data, MAE, RMSE; MSIS and coverage of the widest
@@ -268,10 +268,10 @@ def score_model(
     forecast = extend.forecast(predictor, histories, horizon)
     levels = predictor.config.quantiles
     if len(levels) < 2:
-        return forecast, metrics.score(histories, targets, forecast.point, m)
+        return forecast, metrics.score(histories, targets, forecast.point, seasonality)
     lo, hi = levels[0], levels[-1]
     return forecast, metrics.score(
-        histories, targets, forecast.point, m, lower=forecast.quantiles[lo],
+        histories, targets, forecast.point, seasonality, lower=forecast.quantiles[lo],
         upper=forecast.quantiles[hi], alpha=round(1 - (hi - lo), 6),
     )  # fmt: skip
 
@@ -279,11 +279,11 @@ def score_model(
 # ------------------------------------------------------------------------------------ sanity
 
 
-def probe_series(length: int, season: int) -> dict[str, np.ndarray]:
+def probe_series(length: int, seasonality: int) -> dict[str, np.ndarray]:
     """Fixed awkward histories [length] every servable model must forecast finitely and within
     range: seasonal, constant, all-zero, trending, huge (1e9) and negative."""
     t = np.arange(length, dtype=np.float64)
-    wave = np.sin(2 * np.pi * t / max(season, 1))
+    wave = np.sin(2 * np.pi * t / max(seasonality, 1))
     return {
         "seasonal": 100 + 10 * wave,
         "constant": np.full(length, 7.0),

@@ -449,24 +449,26 @@ def _with_classical(
         return best.config  # the network alone: no forecast of validation needed
     histories, targets = validation
     forecast = Predictor(best.config, best.params).predict(histories).point
-    m = train_cfg.seasonality
+    seasonality = train_cfg.seasonality
     config = best.config
     if any(train_cfg.theta_weights):
         weight, _ = classical.choose_weight(
-            histories, targets, forecast, m, train_cfg.theta_weights
+            histories, targets, forecast, seasonality, train_cfg.theta_weights
         )
         if weight:
             config = replace(config, theta_weight=weight / 2, damped_weight=weight / 2,
-                             theta_season=m)  # fmt: skip
+                             theta_season=seasonality)  # fmt: skip
             forecast = Predictor(config, best.params).predict(histories).point
     if any(train_cfg.naive_shrinks):
         strength, _ = classical.choose_shrink(
-            histories, targets, forecast, m, train_cfg.naive_shrinks
+            histories, targets, forecast, seasonality, train_cfg.naive_shrinks
         )
         if strength:
-            config = replace(config, naive_shrink=strength, theta_season=m)
+            config = replace(config, naive_shrink=strength, theta_season=seasonality)
     if config != best.config:
-        best.val_metrics = score_model(Predictor(config, best.params), histories, targets, m)[1]
+        best.val_metrics = score_model(
+            Predictor(config, best.params), histories, targets, seasonality
+        )[1]
     return config
 
 

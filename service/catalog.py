@@ -135,17 +135,11 @@ def resolve(store: ModelStore, ref: str) -> ServedModel:
     return served
 
 
-def season(served: ServedModel) -> int:
-    """The seasonal period of ``served``'s data (1 when its manifest records none): the
-    statistical fallback's season."""
-    return served.loaded.manifest.seasonality or 1
-
-
 def min_history(served: ServedModel) -> MinHistory:
     """Fewest points for each path: the model's ``min_input``; one for the fallback; after a long
     gap, enough for the model or a seasonal fallback (one season)."""
     least = served.config.min_input
-    return MinHistory(model=least, fallback=1, after_gap=min(least, season(served)))
+    return MinHistory(model=least, fallback=1, after_gap=min(least, served.seasonality))
 
 
 # ------------------------------------------------------------------------------ readiness

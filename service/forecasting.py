@@ -21,7 +21,7 @@ calibration serves only what its trained quantile heads (or the fallback's own b
 levels) give, and says so (``"calibrated": false``).
 
 Event-loop time: a request of 1,000 series of 168 timestamps holds about 5 MB of JSON. Its
-timestamps are parsed and continued many series per numpy call (:mod:`service.timestamps`), and
+timestamps are parsed and continued many series per numpy call (:mod:`forecaster.timestamps`), and
 above ``OFF_LOOP_POINTS`` points the preparation and the rendering of the answer run on a helper
 thread, in chunks of ``CHUNK`` series that let the GIL go in between (:func:`_chunked`), so the
 loop keeps answering other clients while it works.
@@ -59,12 +59,12 @@ from forecaster.histories import (
 from forecaster.horizons import horizon_problem
 from forecaster.predict import Forecast, Predictor
 from forecaster.schemas import ForecastRequest, MinHistory
+from forecaster.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 from service.batcher import MicroBatcher
-from service.catalog import NoModelChosen, NotServed, choose_model, min_history, season
+from service.catalog import NoModelChosen, NotServed, choose_model, min_history
 from service.requests import Entry, Parsed, Problem, RequestError, RequestErrors
 from service.settings import Settings
 from service.store import ModelStore, ServedModel
-from service.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 
 __all__ = ["RequestError", "check_series", "forecast", "prepare", "render"]
 
@@ -274,7 +274,7 @@ def _forecast_inputs(
     x, lengths = np.zeros((0, served.config.input_size)), np.zeros(0, np.int64)
     if modelled:
         x, lengths = served.predictor.windows(modelled)
-    period = season(served)
+    seasonality = served.seasonality
     short = [(k, c) for k, c in enumerate(series) if c.method != "model"]
     if not short:
         return Prepared(served, wanted, series, problems, x, lengths, {})
@@ -286,7 +286,7 @@ def _forecast_inputs(
                 cal,
                 c.cleaned.values,
                 request.horizon,
-                period,
+                seasonality,
                 wanted.probs,
                 c.method,  # type: ignore[arg-type]
             )
@@ -356,7 +356,7 @@ def check_series(
         return Problem(entry, here, str(exc), "no_values")
     except GapTooLong as exc:
         return Problem(entry, (*here, exc.gap.after), _gap_message(entry, exc), "gap_too_long")
-    method = answering_method(len(cleaned.values), least.model, season(served))
+    method = answering_method(len(cleaned.values), least.model, served.seasonality)
     if timeline is not None:
         timeline = dataclasses.replace(timeline, times=timeline.times[: cleaned.last + 1])
     return Checked(entry, cleaned, method, timeline)

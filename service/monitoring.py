@@ -32,7 +32,7 @@ from forecaster.predict import Forecast
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError
 from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse, Readiness
 from service.batcher import Overloaded
-from service.catalog import NotServed, StartupError, season
+from service.catalog import NotServed, StartupError
 from service.forecasting import Prepared, RequestError
 from service.metrics import ServiceMetrics
 from service.settings import Settings
@@ -140,7 +140,9 @@ class Monitor:
             )
         if records:
             served = prepared.served
-            batch = RecordBatch(served.name, served.version, season(served), time.time(), records)
+            batch = RecordBatch(
+                served.name, served.version, served.seasonality, time.time(), records
+            )
             self.recorder.submit(batch)
 
     # --------------------------------------------------------------------------- actuals

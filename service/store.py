@@ -77,6 +77,12 @@ class ServedModel:
         return self.loaded.manifest.freq
 
     @property
+    def seasonality(self) -> int:
+        """The seasonal period of the training data (1 when the manifest records none): the
+        statistical fallback's."""
+        return self.loaded.manifest.seasonality or 1
+
+    @property
     def max_gap(self) -> int:
         """Longest run of missing points interpolated in a history: the one the model was
         trained with (``--max-gap``), so serving reads a history as training read its data."""

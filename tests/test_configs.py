@@ -10,13 +10,13 @@ from forecaster.configs import (
     ModelConfig,
     TrainConfig,
     build_configs,
-    calendar,
     cost_budget,
     step_candidates,
     step_cost,
     training_cost,
     typed_fields,
 )
+from forecaster.frequency import calendar
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from forecaster.cli import main
-from forecaster.configs import Calendar, TrainConfig, calendar
+from forecaster.configs import TrainConfig
 from forecaster.data import SeriesSet, series_from_frame, train_val_split
+from forecaster.frequency import Calendar, calendar
 from forecaster.histories import clean_history
 from forecaster.model import ModelConfig
 from forecaster.registry import load_model

@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     actual = np.stack([v[:horizon] for v in test.values])
-    m = args.seasonality or model.manifest.seasonality or model.config.step
+    seasonality = args.seasonality or model.manifest.seasonality or model.config.step
     predictor = Predictor(model.config, model.params)
     try:
-        _, scores = score_model(predictor, history.values, actual, m)
+        _, scores = score_model(predictor, history.values, actual, seasonality)
     except HistoryTooShort as err:
         raise DataError(
             f"series {history.ids[err.index]!r} has {err.length} points in {args.data}; the "

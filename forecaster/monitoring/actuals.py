@@ -28,9 +28,9 @@ from forecaster.data import (
     read_times,
 )
 from forecaster.histories import MAX_ABS_VALUE, beyond, magnitude_rule
-from forecaster.isotime import CLOCK_WORDS
 from forecaster.monitoring.times import BadTimestamp, to_utc
 from forecaster.schemas import ID_MAX_LENGTH, id_problem
+from forecaster.timestamps import CLOCK_WORDS
 
 Actuals = list[tuple[str, np.ndarray, list[float]]]
 # Bad rows of a file named in its error (the count covers them all).

@@ -43,18 +43,18 @@ Status = Literal["degraded", "not degraded", "undecided"]
 
 def default_steps(
     horizon: int,
-    season: int | None,
+    seasonality: int | None,
     min_points: int = MIN_POINTS,
     step: timedelta | None = None,
 ) -> int:
     """The recent window's length in steps for a model of ``horizon`` and seasonal period
-    ``season``: one horizon (every step of a forecast is in it), at least one season (so no
+    ``seasonality``: one horizon (every step of a forecast is in it), at least one season (so no
     season is left out), at least ``min_points / horizon`` steps, in which one series
     forecast at every step is scored ``min_points`` times (a yearly model of horizon 6: 8), and,
     for a fixed ``step`` (hours, days), at least the ``DEFAULT_DAYS`` the window spanned before it
     was counted in steps (an hourly model keeps its week: 168 steps, not two days)."""
     days = math.ceil(timedelta(days=DEFAULT_DAYS) / step) if step else 1
-    return max(horizon, season or 1, math.ceil(min_points / max(horizon, 1)), days)
+    return max(horizon, seasonality or 1, math.ceil(min_points / max(horizon, 1)), days)
 
 
 @dataclass(frozen=True)

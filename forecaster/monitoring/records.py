@@ -43,7 +43,7 @@ class RecordBatch:
 
     model: str
     version: int
-    season: int
+    seasonality: int
     made_at: float  # Unix seconds
     records: list[ForecastRecord]
 
@@ -107,20 +107,20 @@ def _row(batch: RecordBatch, rec: ForecastRecord, micros: np.ndarray) -> dict[st
     bands = [np.asarray(rec.quantiles[q], np.float64)[:h] for q in levels]
     if point.ndim != 1 or point.size < h or any(b.shape != (h,) for b in bands):
         raise ValueError(f"{h} target timestamps but forecast values of another length")
-    scale = float(metrics.scale([rec.history], batch.season)[0])
+    scale = float(metrics.scale([rec.history], batch.seasonality)[0])
     return {
         "series_id": rec.series_id,
         "model": batch.model,
         "version": batch.version,
         "made_at": datetime.fromtimestamp(batch.made_at, UTC).replace(tzinfo=None),
         "method": rec.method,
-        "season": batch.season,
+        "season": batch.seasonality,
         "scale": scale if np.isfinite(scale) else None,
         "first_target": _datetime(micros[0]),
         "last_target": _datetime(micros[h - 1]),
         "targets": pack(micros, I8),
         "point": pack(point[:h]),
-        "seasonal_naive": pack(metrics.seasonal_naive([rec.history], h, batch.season)[0]),
+        "seasonal_naive": pack(metrics.seasonal_naive([rec.history], h, batch.seasonality)[0]),
         "quantile_levels": levels or None,
         "lower_level": levels[0] if levels else None,
         "upper_level": levels[-1] if levels else None,

@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from forecaster.isotime import EARLIEST, LATEST, NOT_ISO, first_bad, plain
+from forecaster.timestamps import EARLIEST, LATEST, NOT_ISO, first_bad, first_unreadable, plain
 
 
 class BadTimestamp(ValueError):
@@ -24,7 +24,7 @@ def to_utc(stamps: Sequence[str]) -> np.ndarray:
     """ISO 8601 strings as ``datetime64[us]`` [n]: those with an offset brought to UTC, those
     without kept as written (the service writes forecast stamps in the zone the history used,
     so actuals in that convention match). Every stamp is held to
-    :mod:`forecaster.isotime`'s grammar first (``now``, ``today``, other suffixes and offsets
+    :mod:`forecaster.timestamps`' grammar first (``now``, ``today``, other suffixes and offsets
     beyond ±23:59 are refused, naming the first). One vectorised parse for the whole list:
     numpy's when the stamps are spelled alike without offsets (about 0.2 µs a stamp), else
     pandas' (about 1.5 µs)."""
@@ -42,7 +42,7 @@ def to_utc(stamps: Sequence[str]) -> np.ndarray:
     try:
         parsed = pd.to_datetime(pd.Series(stamps, dtype=object), format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError):
-        index = _first_bad(stamps)
+        index = first_unreadable(stamps) or 0
         raise BadTimestamp(_message(stamps[index], NOT_ISO), index) from None
     if parsed.isna().any():
         index = int(np.argmax(parsed.isna().to_numpy()))
@@ -62,15 +62,6 @@ def _in_range(times: np.ndarray, stamps: Sequence[str]) -> np.ndarray:
         index = int(np.argmax(bad))
         raise BadTimestamp(f"not a timestamp in years 1-9999: {str(stamps[index])[:40]!r}", index)
     return times
-
-
-def _first_bad(stamps: Sequence[str]) -> int:
-    for i, stamp in enumerate(stamps):
-        try:
-            pd.to_datetime(pd.Series([stamp], dtype=object), format="ISO8601", utc=True)
-        except (ValueError, TypeError, OverflowError):
-            return i
-    return 0
 
 
 def as_datetimes(times: np.ndarray) -> list:

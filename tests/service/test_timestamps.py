@@ -1,4 +1,4 @@
-"""Timestamps of many series at once (service.timestamps) and frequency names
+"""Timestamps of many series at once (forecaster.timestamps) and frequency names
 (forecaster.frequency): parsing, checks and forecast stamps, against pandas one series at a time."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from forecaster.frequency import index_frequency, same_frequency, step_frequency
-from service.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
+from forecaster.timestamps import Timeline, TimestampError, future_stamps, parse_timelines
 
 
 def iso(index: pd.DatetimeIndex) -> list[str]:

@@ -1,13 +1,30 @@
-"""Timestamps of many series at once: parsed, checked, and continued into the future.
+"""Timestamps, their one home: the ISO 8601 grammar every stamp is held to, the years a forecast
+may name, UTC offsets, and the timestamps of many series parsed, checked and continued.
 
-A request may carry a thousand series of hundreds of ISO 8601 strings each. Parsing them one
-series at a time with pandas cost about 2 s of event-loop time for 1,000 x 168 stamps; here every
-string of every series is parsed by one numpy call, each series' steps are checked with a few
+The grammar. A stamp is a date (``2024``, ``2024-01``, ``2024-01-15``, ``2024-1-5``, ``20240115``;
+the year has four digits), optionally ``T`` or a space and a time (``05``, ``05:30``,
+``05:30:00``, ``05:30:00.25``, or ``0530``), and after a time optionally a UTC offset: ``Z``,
+``+HH:MM``, ``+HHMM`` or ``+HH``, within ±23:59. Anything else is refused naming the stamp before
+numpy or pandas reads it: other suffixes (``X``, ``z``, `` UTC``, ``+1``, ``+01:00:00``), control
+characters, offsets like ``+24:00``, and ``now`` or ``today`` (numpy reads those as the clock).
+A series' stamps all carry an offset or none do.
+
+Why a grammar of our own: numpy reads an offset by warning and then converting to UTC, and any
+other text after the time by warning and then failing. Turning that warning into an error took
+``warnings.catch_warnings``, which changes process-wide state and is not thread-safe (issue 29):
+concurrent requests left the global filter at "error". Here nothing reaches numpy that it would
+warn about, so no request touches the warnings filters. Checking costs one vectorised pass when
+the stamps are spelled alike (:func:`plain`: the same length, digits where the first has digits,
+its other characters elsewhere), which is how a program writes them; stamps spelled differently
+from each other are matched one by one.
+
+Many series at once (:func:`parse_timelines`, :func:`future_stamps`): a request may carry a
+thousand series of hundreds of ISO 8601 strings each. Parsing them one series at a time with
+pandas cost about 2 s of event-loop time for 1,000 x 168 stamps; here every string of every
+series is parsed by one numpy call, each series' steps are checked with a few
 array operations, and the forecast stamps of all series are formatted by one numpy call. pandas
 is only the fallback for spellings numpy does not read (``20240101T0500``, offsets that change
-within a series) and for calendar frequencies (months, quarters). Every stamp is held to
-:mod:`forecaster.isotime`'s grammar first (one vectorised check when they are spelled alike), so
-numpy never meets a stamp it would warn about, and no request touches the warnings filters.
+within a series) and for calendar frequencies (months, quarters).
 
 A skipped timestamp is a missing point, not an error: when the steps are whole multiples of the
 most common one (or, for calendar frequencies, land on the grid of the frequency found in the first
@@ -25,17 +42,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from forecaster.frequency import calendar_frequency, frequency_key, step_frequency
-from forecaster.isotime import EARLIEST_US, LATEST_US, first_bad, offset_of, plain
+from forecaster.frequency import DAY_US, infer_frequency, step_frequency, steps_after, usual_step
 
-# ISO 8601 years have four digits; pandas' and Python's datetimes stop at 9999 as well.
-MIN_US, MAX_US = EARLIEST_US, LATEST_US
+# What numpy, pandas, Python's datetime and the databases can all hold: years 1 to 9999.
+EARLIEST = np.datetime64("0001-01-01T00:00:00", "us")
+LATEST = np.datetime64("9999-12-31T23:59:59.999999", "us")
+EARLIEST_US, LATEST_US = int(EARLIEST.astype(np.int64)), int(LATEST.astype(np.int64))
 _ECHO = 40  # characters of a bad timestamp quoted back
 # The years the forecast's own timestamps must lie in. Forecasts are recorded and scored against
 # actuals as they arrive: a target before 1900 or after 2199 is a typo (0024 for 2024) or a
@@ -46,8 +65,92 @@ _ECHO = 40  # characters of a bad timestamp quoted back
 FORECAST_YEARS = (1900, 2199)
 _FORECAST_FROM = int(np.datetime64(f"{FORECAST_YEARS[0]}-01-01", "us").astype(np.int64))
 _FORECAST_UNTIL = int(np.datetime64(f"{FORECAST_YEARS[1] + 1}-01-01", "us").astype(np.int64))
+
+_DATE = r"\d{4}(?:-\d{1,2}(?:-\d{1,2})?|\d{4})?"
+_TIME = r"\d{1,2}(?::?\d\d(?::?\d\d(?:\.\d{1,9})?)?)?"
+OFFSET = r"(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)"
+_NAIVE = re.compile(rf"{_DATE}(?:[T ]{_TIME})?")
+_AWARE = re.compile(rf"{_DATE}[T ]{_TIME}{OFFSET}")
+# What numpy reads without a warning: the extended form with two-digit fields and no offset.
+_PLAIN = re.compile(r"\d{4}(?:-\d\d(?:-\d\d(?:[T ]\d\d(?::\d\d(?::\d\d(?:\.\d{1,9})?)?)?)?)?)?")
+# An offset of the right shape whose hours or minutes are out of range (+24:00, +99:99).
+_OFFSET_SHAPED = re.compile(rf"{_DATE}[T ]{_TIME}[+-]\d\d(?::?\d\d)?")
+_ZERO = ord("0")
+
+NOT_ISO = "is not ISO 8601"
+#: Words numpy or pandas read as the current time (lower case): never a stamp of ours.
+CLOCK_WORDS = ("now", "today")
+
+
+def offset_of(stamp: str) -> str | None:
+    """The UTC offset ``stamp`` ends with, as written (``Z``, ``+01:00``, ``+0100``, ``+01``);
+    None when it has none (or is not a stamp of the grammar)."""
+    if _AWARE.fullmatch(stamp) is None:
+        return None
+    found = re.search(rf"{OFFSET}$", stamp)
+    return None if found is None else found.group(0)
+
+
+def plain(stamps: Sequence[str], *, each: bool = True) -> bool:
+    """Whether every stamp is in the form numpy reads without a warning (no offset, two-digit
+    fields): checked once for all when they are spelled alike, else one by one (``each=False``:
+    not one by one, False instead)."""
+    if not stamps:
+        return True
+    if not isinstance(stamps[0], str) or _PLAIN.fullmatch(stamps[0]) is None:
+        return False
+    if _alike(stamps):
+        return True
+    return each and all(isinstance(s, str) and _PLAIN.fullmatch(s) for s in stamps)
+
+
+def _alike(stamps: Sequence[str]) -> bool:
+    """Every stamp the length of the first, with digits where it has digits and its other
+    characters elsewhere (vectorised over the bytes of the stamps joined by newlines)."""
+    width = len(stamps[0])
+    try:
+        raw = ("\n".join(stamps) + "\n").encode("ascii")
+    except (TypeError, UnicodeEncodeError):
+        return False
+    if len(raw) != len(stamps) * (width + 1):
+        return False
+    grid = np.frombuffer(raw, np.uint8).reshape(len(stamps), width + 1)
+    first = grid[0]
+    digit = (first - _ZERO) < 10  # uint8: characters below "0" wrap around to large values
+    digits, others = np.flatnonzero(digit), np.flatnonzero(~digit)
+    # The first has no newline but its last (it matched the grammar), so neither has any.
+    return bool((grid[:, others] == first[others]).all() and ((grid[:, digits] - _ZERO) < 10).all())
+
+
+def first_bad(stamps: Sequence[str], offset: bool | None = None) -> tuple[int, str] | None:
+    """The position of the first stamp outside the grammar and why (a phrase: "is not ISO
+    8601", ...); None when all are stamps. ``offset``: True when each must carry a UTC offset,
+    False when none may, None when either will do (the stamps of one series: the first's
+    kind, so the phrase can say which)."""
+    want = [_NAIVE, _AWARE] if offset is None else [_AWARE if offset else _NAIVE]
+    for i, stamp in enumerate(stamps):
+        if not isinstance(stamp, str):
+            return i, NOT_ISO
+        if any(p.fullmatch(stamp) for p in want):
+            continue
+        return i, _why(stamp, offset)
+    return None
+
+
+def _why(stamp: str, offset: bool | None) -> str:
+    if offset is not None and (_NAIVE if offset else _AWARE).fullmatch(stamp):
+        return (
+            "has no UTC offset but the series' first timestamp has one"
+            if offset
+            else "has a UTC offset but the series' first timestamp has none"
+        ) + "; write every timestamp of a series alike"
+    if _OFFSET_SHAPED.fullmatch(stamp):
+        return "has a UTC offset beyond ±23:59"
+    return NOT_ISO
+
+
 # Steps this long or longer may be calendar ones (months differ in length).
-_CALENDAR_US = 28 * 86_400_000_000
+_CALENDAR_US = 28 * DAY_US
 # Stretches of three stamps tried for a calendar frequency when some are skipped (each try is
 # a pandas call: bounded, so a request of odd monthly stamps costs milliseconds per series).
 _CALENDAR_TRIES = 8
@@ -85,7 +188,7 @@ class Timeline:
 def parse_timelines(stamps: Sequence[Sequence[str]]) -> list[Timeline | TimestampError]:
     """Each series' :class:`Timeline`, or the error that describes what is wrong with it.
 
-    Every stamp is held to :mod:`forecaster.isotime`'s grammar, and a series' stamps all carry
+    Every stamp is held to the grammar, and a series' stamps all carry
     a UTC offset or none do; only stamps numpy reads without a warning reach numpy."""
     split = [_split_offset(s) for s in stamps]
     fast = [i for i, part in enumerate(split) if part is not None]
@@ -157,10 +260,10 @@ def _parse_with_numpy(
 
 
 def _numpy_times(strings: list[str]) -> np.ndarray:
-    """[n] int64 microseconds of stamps :func:`~forecaster.isotime.plain` has passed (numpy
+    """[n] int64 microseconds of stamps :func:`plain` has passed (numpy
     reads those without a warning); ValueError if numpy cannot read one or one is out of range."""
     times = np.array(strings, dtype="datetime64[us]").astype(np.int64)
-    if len(times) and (times.min() < MIN_US or times.max() > MAX_US):
+    if len(times) and (times.min() < EARLIEST_US or times.max() > LATEST_US):
         raise ValueError("year outside 1..9999")
     return times
 
@@ -186,7 +289,7 @@ def _parse_with_pandas(strings: Sequence[str]) -> tuple[np.ndarray, str] | Times
     try:
         index = _to_datetime(strings)
     except (ValueError, TypeError, OverflowError):
-        i = _first_unreadable(strings)
+        i = first_unreadable(strings)
         what = "timestamps are not" if i is None else f"timestamp {_echo(strings[i])} is not"
         return TimestampError(f"{what} ISO 8601", i)
     suffix = ""
@@ -194,7 +297,7 @@ def _parse_with_pandas(strings: Sequence[str]) -> tuple[np.ndarray, str] | Times
         suffix = _canonical_offset(_written_offset(index[0].utcoffset()))
         index = index.tz_localize(None)  # wall-clock time in that (fixed) offset
     times = index.as_unit("us").asi8
-    if len(times) and (times.min() < MIN_US or times.max() > MAX_US):
+    if len(times) and (times.min() < EARLIEST_US or times.max() > LATEST_US):
         return TimestampError("timestamps must lie in the years 1 to 9999")
     return times, suffix
 
@@ -215,7 +318,8 @@ def _written_offset(offset: object) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}"
 
 
-def _first_unreadable(strings: Sequence[str]) -> int | None:
+def first_unreadable(strings: Sequence[str]) -> int | None:
+    """The position of the first stamp pandas cannot read (None: it reads each alone)."""
     for i, s in enumerate(strings):
         try:
             pd.to_datetime([s], format="ISO8601", utc=True)
@@ -245,7 +349,7 @@ def _timeline(times: np.ndarray, suffix: str) -> Timeline | TimestampError:
         return TimestampError(f"timestamp {k} {what} the one before it; send them oldest first", k)
     if steps.min() == steps.max():
         return Timeline(times, suffix, step_frequency(int(steps[0])))
-    freq = calendar_frequency(times.astype("datetime64[us]"))
+    freq = infer_frequency(times.astype("datetime64[us]"))
     if freq is not None:
         return Timeline(times, suffix, freq)
     return _with_skips(times, suffix, steps)
@@ -255,8 +359,7 @@ def _with_skips(times: np.ndarray, suffix: str, steps: np.ndarray) -> Timeline |
     """A timeline whose stamps lie on a regular grid with some grid points skipped: every step a
     whole number of the most common one, or calendar stamps (steps of four weeks or more) on the
     grid of the frequency pandas finds in their first regular stretch."""
-    values, counts = np.unique(steps, return_counts=True)
-    base = int(values[np.argmax(counts)])
+    base = usual_step(steps)
     if base < _CALENDAR_US:
         off = np.flatnonzero(steps % base)
         if not len(off):
@@ -275,7 +378,7 @@ def _calendar_grid(times: np.ndarray) -> tuple[str, np.ndarray] | TimestampError
     stamps = times.astype("datetime64[us]")
     freq = next(
         (f for k in range(min(len(stamps) - 2, _CALENDAR_TRIES))
-         if (f := calendar_frequency(stamps[k : k + 3])) is not None),
+         if (f := infer_frequency(stamps[k : k + 3])) is not None),
         None,
     )  # fmt: skip
     if freq is None:
@@ -338,20 +441,11 @@ def _future(last: int, freq: str, horizon: int) -> np.ndarray | TimestampError:
 
 
 def _continued(last: int, freq: str, horizon: int) -> np.ndarray | TimestampError:
-    key = frequency_key(freq)
-    if key is not None and key[0] == "us":
-        step = key[1]
-        if (MAX_US - last) // step < horizon:
-            return _past_the_range(last, freq, horizon)
-        return last + step * np.arange(1, horizon + 1, dtype=np.int64)
     try:
-        start = pd.Timestamp(np.datetime64(last, "us"))
-        future = pd.date_range(start, periods=horizon + 1, freq=freq, unit="us")[1:].asi8
-    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        future = steps_after(last, freq, horizon)
+    except OverflowError:
         return _past_the_range(last, freq, horizon)
-    if future.max() > MAX_US:
-        return _past_the_range(last, freq, horizon)
-    return future
+    return _past_the_range(last, freq, horizon) if future.max() > LATEST_US else future
 
 
 def _past_the_range(last: int, freq: str, horizon: int) -> TimestampError:
