@@ -47,6 +47,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(MKDOCS) build --strict --quiet
 	$(BIN)/python -m pytest
 

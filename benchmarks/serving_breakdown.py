@@ -129,8 +129,8 @@ def _serve(args: argparse.Namespace) -> None:
 
         MicroBatcher.submit = submit  # type: ignore[method-assign]
     if args.serve == "no-forward":
-        Predictor.dispatch = lambda self, x, *_: Running([], [len(x)], None, 0)  # type: ignore
-        Predictor.collect = lambda self, r: constant(self, r.rows[0])  # type: ignore
+        Predictor.dispatch = lambda self, x, *_: Running([], [len(x)], None, 0)  # type: ignore[method-assign,arg-type]
+        Predictor.collect = lambda self, r: constant(self, r.rows[0])  # type: ignore[method-assign,assignment]
     ns = argparse.Namespace(host=None, port=args.port, registry=args.registry, default_model=None)
     serve.run(ns)
 

@@ -13,11 +13,12 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from forecaster import data, metrics
-from forecaster.fallback import answering_method, choose_method, fallback_forecast
+from forecaster.fallback import Method, answering_method, choose_method, fallback_forecast
 from forecaster.predict import Predictor
 from forecaster.registry import LoadedModel, Registry, load_model
 
@@ -82,16 +83,18 @@ def served(
         out[rows] = predictor.blend(modelled, predictor.predict_windows(x, lengths, horizon)).point
     for i, method in enumerate(methods):
         if method != "model":
-            out[i] = fallback_forecast(histories[i], horizon, season, (), method).point  # type: ignore[arg-type]
+            out[i] = fallback_forecast(
+                histories[i], horizon, season, (), cast(Method, method)
+            ).point
     return out, {m: methods.count(m) for m in sorted(set(methods))}
 
 
 def rule(
-    histories: Sequence[np.ndarray], horizon: int, season: int, method: str | None = None
+    histories: Sequence[np.ndarray], horizon: int, season: int, method: Method | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``method``'s (None: the rule's) forecasts ``[n, horizon]`` of each history, and the
     bounds ``[n, horizon]`` of their 80% bands (levels 0.1 and 0.9)."""
-    found = [fallback_forecast(h, horizon, season, (0.1, 0.9), method) for h in histories]  # type: ignore[arg-type]
+    found = [fallback_forecast(h, horizon, season, (0.1, 0.9), method) for h in histories]
     point = np.stack([f.point for f in found])
     lo, hi = (np.stack([f.quantiles[q] for f in found]) for q in (0.1, 0.9))
     return point, lo, hi

@@ -284,15 +284,15 @@ def _scale_lag(method: Method, season: int) -> int:
     return season if method == "seasonal_blend" else 1
 
 
-def _fallback_lengths(season: int, min_input: int) -> dict[str, list[int]]:
+def _fallback_lengths(season: int, min_input: int) -> dict[Method, list[int]]:
     """Cut lengths for each fallback method answering below ``min_input``: up to
     ``FALLBACK_LENGTHS`` spread evenly over the lengths it answers (:func:`choose_method`)."""
-    by_method: dict[str, list[int]] = {}
+    by_method: dict[Method, list[int]] = {}
     # From SHORTEST_CUT points: the scale of 2 or 3 (one or two differences) is mostly luck, and its
     # wild scaled errors would widen every short history's tails.
     for n in range(min(SHORTEST_CUT, min_input - 1), min_input):
         by_method.setdefault(fallback.choose_method(n, season), []).append(n)
-    out = {}
+    out: dict[Method, list[int]] = {}
     for method, lengths in by_method.items():
         picks = np.linspace(0, len(lengths) - 1, min(FALLBACK_LENGTHS, len(lengths)))
         out[method] = sorted({lengths[round(float(k))] for k in picks})
@@ -341,10 +341,10 @@ def calibrate_fallback(
             keep = np.sort(rng.choice(len(hist), MAX_FALLBACK_ROWS, replace=False))
             hist, targets = [hist[k] for k in keep], targets[keep]
         rows = [fallback.fallback_forecast(h, horizon, season).point for h in hist]
-        lag = _scale_lag(method, season)  # type: ignore[arg-type]
+        lag = _scale_lag(method, season)
         errors = _scaled_errors(hist, targets, np.asarray(rows), lag, window)
         if np.isfinite(errors).any(axis=0).all():
-            out[method] = conformal_table(errors)  # type: ignore[index]
+            out[method] = conformal_table(errors)
     return out
 
 

@@ -191,10 +191,10 @@ def parse_timelines(stamps: Sequence[Sequence[str]]) -> list[Timeline | Timestam
     Every stamp is held to the grammar, and a series' stamps all carry
     a UTC offset or none do; only stamps numpy reads without a warning reach numpy."""
     split = [_split_offset(s) for s in stamps]
-    fast = [i for i, part in enumerate(split) if part is not None]
+    fast = [(i, part) for i, part in enumerate(split) if part is not None]
     parsed: dict[int, tuple[np.ndarray, str] | TimestampError] = {}
     if fast:
-        parsed |= _parse_with_numpy([split[i] for i in fast], fast, stamps)  # type: ignore[misc]
+        parsed |= _parse_with_numpy([part for _, part in fast], [i for i, _ in fast], stamps)
     for i, part in enumerate(split):
         if part is None:  # offsets that differ from stamp to stamp
             parsed[i] = _checked(stamps[i], True) or _parse_with_pandas(stamps[i])
@@ -459,4 +459,5 @@ def _past_the_range(last: int, freq: str, horizon: int) -> TimestampError:
 def _format(times: np.ndarray) -> np.ndarray:
     """Int64 microseconds as ISO 8601 strings, to the second unless some have fractions."""
     unit = "s" if not (times % 1_000_000).any() else "us"
-    return np.datetime_as_string(times.astype("datetime64[us]"), unit=unit)
+    stamps: np.ndarray = np.datetime_as_string(times.astype("datetime64[us]"), unit=unit)  # type: ignore[call-overload]  # astype by name gives dtype[Any], which its overloads refuse
+    return stamps

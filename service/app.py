@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.admin_api_key is not None:
         app.include_router(admin.router)
     errors.install(app, settings.retry_after_s)
+    # FastAPI's documented way to extend the document: replace the app's openapi method.
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Added last = outermost. One layer for the body limits and the metrics (each ASGI layer
     # costs every request): it refuses oversize or non-JSON bodies before anything parses them,

@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pydantic_core
@@ -44,7 +44,7 @@ import pydantic_core
 from forecaster import calibration
 from forecaster.calibration import DEFAULT_LEVELS, level_key, level_quantiles
 from forecaster.extend import Roll
-from forecaster.fallback import Fallback, answering_method
+from forecaster.fallback import Fallback, Method, answering_method
 from forecaster.frequency import same_frequency
 from forecaster.histories import (
     Cleaned,
@@ -288,7 +288,7 @@ def _forecast_inputs(
                 request.horizon,
                 seasonality,
                 wanted.probs,
-                c.method,  # type: ignore[arg-type]
+                cast(Method, c.method),  # ``short`` holds only the fallbacks' series
             )
             for _, c in part
         ],
@@ -395,13 +395,13 @@ def _with_futures(
 ) -> tuple[list[Checked], list[Problem]]:
     """The series with the forecast timestamps of the timestamped ones (at their frequency, else
     the model's), and the problems of those whose future cannot be told or written."""
-    timed = [k for k, c in enumerate(series) if c.timeline is not None]
+    timed = {k: c.timeline for k, c in enumerate(series) if c.timeline is not None}
     if not timed:
         return series, []
     problems = []
     freqs: dict[int, str] = {}
-    for k in timed:
-        freq = series[k].timeline.freq or served.freq  # type: ignore[union-attr]
+    for k, timeline in timed.items():
+        freq = timeline.freq or served.freq
         if freq is None:
             msg = "cannot tell the frequency from fewer than three timestamps"
             problems.append(Problem(series[k].entry, (*series[k].entry.loc, "timestamps"), msg))
@@ -409,8 +409,8 @@ def _with_futures(
             freqs[k] = freq
     order = list(freqs)
     stamps = _chunked(
-        [(series[k].timeline, freqs[k]) for k in order],
-        lambda part: future_stamps([t for t, _ in part], [f for _, f in part], horizon),  # type: ignore[misc]
+        [(timed[k], freqs[k]) for k in order],
+        lambda part: future_stamps([t for t, _ in part], [f for _, f in part], horizon),
     )
     out = list(series)
     for k, future in zip(order, stamps, strict=True):

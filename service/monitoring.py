@@ -64,7 +64,7 @@ class Monitor:
         self.read_limit = settings.accuracy_concurrency
         self.recorder: Recorder | None = None
         if settings.recording:
-            self.recorder = Recorder(
+            recorder = self.recorder = Recorder(
                 self.store,
                 capacity=settings.record_queue,
                 flush_s=settings.record_flush_s,
@@ -74,7 +74,7 @@ class Monitor:
                 on_write=metrics.recorded.inc,
                 on_drop=lambda reason, n: metrics.record_dropped.labels(reason).inc(n),
             )
-            metrics.record_queue.set_function(lambda: self.recorder.queued)  # type: ignore[union-attr]
+            metrics.record_queue.set_function(lambda: recorder.queued)
             metrics.recording_up.set_function(lambda: self.recording()[0] == "ok")
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

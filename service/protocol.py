@@ -72,6 +72,8 @@ class _Limited:
     ``send_timeout_s``, the buffer dropped (``abort``: ``close`` would wait to send it first).
     """
 
+    # The ``super()`` calls below carry ``type: ignore[misc]``: this mixin has no base of its own
+    # to type them against; at run time they reach the uvicorn protocol it is mixed into.
     limits: ClassVar[ConnectionLimits]
     cycle: Any
     transport: asyncio.Transport

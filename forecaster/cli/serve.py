@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         ws="none",  # no websocket routes: refuse upgrades rather than hand them a protocol
         timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
         h11_max_incomplete_event_size=settings.max_header_bytes,
-        timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]  # likewise
         access_log=False,
         proxy_headers=False,  # bound to loopback by default; no proxy headers to trust
     )

@@ -252,7 +252,7 @@ def actuals_bodies(inputs: Sequence[tuple[Any, Input]], max_series: int) -> list
     bodies = []
     for start in range(0, len(series), max_series):
         try:
-            request = ActualsRequest(series=series[start : start + max_series])  # type: ignore[arg-type]
+            request = ActualsRequest.model_validate({"series": series[start : start + max_series]})
         except pydantic.ValidationError as exc:
             raise client_side_error(exc) from None
         bodies.append(request.model_dump_json().encode())

@@ -14,12 +14,14 @@ import contextlib
 import logging
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import sqlalchemy as sa
@@ -30,6 +32,10 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from forecaster.data import one_line
+
+if TYPE_CHECKING:
+    import psycopg
+    from sqlalchemy.pool import ConnectionPoolEntry
 from forecaster.monitoring import tables
 from forecaster.monitoring.accuracy import SUM_FIELDS, Sums, VersionAccuracy, by_version
 from forecaster.monitoring.records import RecordBatch, Rejected, score_rows, to_rows
@@ -107,10 +113,10 @@ def _engine(url: str, timeout_s: float) -> sa.Engine:
 
 
 def _sqlite_connect(timeout_s: float) -> Callable[..., None]:
-    def connect(dbapi_connection: object, record: object) -> None:
+    def connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
         # WAL: readers (accuracy) never wait for the writer; NORMAL sync is durable across
         # crashes of the process (not of the machine), which is the bound the service states.
-        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -118,10 +124,8 @@ def _sqlite_connect(timeout_s: float) -> Callable[..., None]:
         # SQLite has no statement timeout: a progress handler cancels a statement that runs
         # past the deadline set as it starts (_sqlite_deadline).
         deadline = [math.inf]
-        record.info["deadline"] = deadline  # type: ignore[attr-defined]
-        dbapi_connection.set_progress_handler(  # type: ignore[attr-defined]
-            lambda: int(time.monotonic() > deadline[0]), 10_000
-        )
+        record.info["deadline"] = deadline
+        dbapi_connection.set_progress_handler(lambda: int(time.monotonic() > deadline[0]), 10_000)
 
     return connect
 
@@ -139,12 +143,12 @@ def _sqlite_deadline(timeout_s: float) -> Callable[..., None]:
 
 
 def _postgres_timeout(timeout_s: float) -> Callable[..., None]:
-    def connect(dbapi_connection: object, _record: object) -> None:
+    def connect(dbapi_connection: psycopg.Connection[Any], _record: object) -> None:
         # Set per session rather than as a startup option, which poolers such as PgBouncer
         # refuse; it bounds lock waits too (a table locked by another client).
         ms = max(1, int(timeout_s * 1000))
-        dbapi_connection.execute(f"SET statement_timeout = {ms}")  # type: ignore[attr-defined]
-        dbapi_connection.commit()  # type: ignore[attr-defined]
+        dbapi_connection.execute(f"SET statement_timeout = {ms}")
+        dbapi_connection.commit()
 
     return connect
 
@@ -179,7 +183,7 @@ class MonitoringStore:
         self._schema_lock = threading.Lock()
         database = self.engine.url.database
         local = self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
-        self._file = Path(database).absolute() if local else None  # type: ignore[arg-type]
+        self._file = Path(database).absolute() if local and database else None
         self._file_identity: tuple[int, int] | None = None
         self._wal_identity: tuple[int, int] | None = None  # the last seen of our file's WAL
 
@@ -288,7 +292,7 @@ class MonitoringStore:
         except StoreError as exc:
             if not _refused_a_row(exc.__cause__):
                 raise
-            return _brief(exc.__cause__)  # type: ignore[arg-type]
+            return _brief(exc.__cause__)
         except (ValueError, TypeError) as exc:  # the driver could not send a value
             return _brief(exc)
 
@@ -471,7 +475,7 @@ def _refuse_newer_schema(conn: sa.Connection, script: ScriptDirectory) -> None:
         raise SchemaTooNew(msg, "monitoring database unavailable (its schema is newer)")
 
 
-def _refused_a_row(exc: BaseException | None) -> bool:
+def _refused_a_row(exc: BaseException | None) -> TypeGuard[BaseException]:
     """Whether ``exc`` is the database refusing a value (not the database being down)."""
     return isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)) or (
         isinstance(exc, sa.exc.StatementError) and not isinstance(exc, sa.exc.DBAPIError)

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import pydantic
 from pydantic import (
@@ -42,7 +42,7 @@ FORMAT_VERSION = 3
 SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3})
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
-NORMALIZATION = "log-mean-ratio"
+NORMALIZATION: Final = "log-mean-ratio"
 # Key of the safetensors metadata entry holding the manifest's content digest (format 2).
 DIGEST_KEY = "manifest_sha256"
 

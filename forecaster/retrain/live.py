@@ -34,7 +34,8 @@ def live_window(job: Job, manifest: Manifest) -> Window:
     if job.live_window_days:
         return Window(days=job.live_window_days)
     freq = manifest.freq
-    if freq is None or frequency_key(freq) is None:
+    key = None if freq is None else frequency_key(freq)
+    if freq is None or key is None:
         if job.live_window_steps:
             raise ValueError(
                 f"live_window_steps needs the model's frequency, and its manifest records "
@@ -42,7 +43,6 @@ def live_window(job: Job, manifest: Manifest) -> Window:
                 "give live_window_days instead"
             )
         return Window(days=DEFAULT_DAYS)
-    key = frequency_key(freq)
     step = timedelta(microseconds=key[1]) if key[0] == "us" else None
     steps = job.live_window_steps or default_steps(
         manifest.config.horizon, manifest.seasonality, step=step
