@@ -245,15 +245,15 @@ def _naive2(series: list[np.ndarray], horizon: int) -> np.ndarray:
 _METHODS = {"theta": _theta, "damped": _damped, "naive2": _naive2}
 
 
-def volatility(histories: Sequence[np.ndarray], m: int) -> np.ndarray:
+def volatility(histories: Sequence[np.ndarray], seasonality: int) -> np.ndarray:
     """[n] the spread (standard deviation) of each history's changes over one season (over one
-    step where the history holds fewer than two seasonal differences, and where ``m`` is 1),
-    over its mean magnitude: 0 for a constant or a straight line, about 0.1 for a typical M3
-    yearly series, above 0.5 for one whose level jumps or collapses."""
+    step where the history holds fewer than two seasonal differences, and where
+    ``seasonality`` is 1), over its mean magnitude: 0 for a constant or a straight line, about
+    0.1 for a typical M3 yearly series, above 0.5 for one whose level jumps or collapses."""
     out = np.zeros(len(histories))
     for i, h in enumerate(histories):
         x = np.asarray(h, np.float64)
-        lag = m if x.size > m + 1 else 1
+        lag = seasonality if x.size > seasonality + 1 else 1
         if x.size <= lag:
             continue
         size = np.abs(x).mean()
@@ -262,12 +262,16 @@ def volatility(histories: Sequence[np.ndarray], m: int) -> np.ndarray:
 
 
 def toward_naive(
-    histories: Sequence[np.ndarray], point: np.ndarray, naive2: np.ndarray, m: int, strength: float
+    histories: Sequence[np.ndarray],
+    point: np.ndarray,
+    naive2: np.ndarray,
+    seasonality: int,
+    strength: float,
 ) -> np.ndarray:
     """``point`` [n, h] pulled toward ``naive2`` [n, h] (:func:`forecasts`' Naive2 of
     ``histories``) by ``strength`` times each history's :func:`volatility`:
     ``naive2 + (point - naive2) / (1 + strength * volatility)``."""
-    keep = 1.0 / (1.0 + strength * volatility(histories, m))
+    keep = 1.0 / (1.0 + strength * volatility(histories, seasonality))
     return naive2 + keep[:, None] * (point - naive2)
 
 
@@ -275,17 +279,17 @@ def choose_shrink(
     histories: Sequence[np.ndarray],
     targets: np.ndarray,
     point: np.ndarray,
-    m: int,
+    seasonality: int,
     candidates: Sequence[float],
 ) -> tuple[float, dict[float, float]]:
     """The strongest candidate pull toward Naive2 (:func:`toward_naive`) whose validation OWA
     is within ``SHRINK_TOLERANCE`` of the best candidate's, and the OWA of each: ``histories``
     with ``targets`` [n, h], the model's forecasts ``point`` [n, h]. Undefined scores never
     win; all undefined: 0."""
-    naive2 = forecasts(histories, targets.shape[1], m, ("naive2",))["naive2"]
+    naive2 = forecasts(histories, targets.shape[1], seasonality, ("naive2",))["naive2"]
     scores = {
         float(k): metrics.score(
-            histories, targets, toward_naive(histories, point, naive2, m, k), m
+            histories, targets, toward_naive(histories, point, naive2, seasonality, k), seasonality
         )["owa"]
         for k in sorted(candidates)
     }
