@@ -9,6 +9,7 @@ follow the seasonality). Nothing here imports JAX, so the command line stays fas
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -17,6 +18,8 @@ from typing import Any, Literal
 from forecaster.options import ConfigError, option, typed_fields
 
 CellType = Literal["lstm", "gru", "rnn"]
+# forecaster.scaling.SCALINGS (not imported: this module stays free of numpy for --help).
+ScalingType = Literal["log", "standard", "arcsinh"]
 # Upper bounds far above any useful model; they keep a hostile or mistyped manifest from making
 # the loader trace or allocate something enormous.
 LIMITS = {"hidden": 8192, "layers": 16, "input_size": 100_000, "horizon": 10_000,
@@ -64,6 +67,13 @@ class ModelConfig:
         "fewest history points the network reads (0: the whole window)", 0, shown="derived "
         "from the data: the window, or about one horizon when some series are shorter"
     )  # fmt: skip
+    # Log ratios make multiplicative seasonality additive (M4, M3); prices that go negative and
+    # spike are read standardised, through arcsinh (forecaster.scaling, docs/results/epf.md).
+    scaling: ScalingType = option(
+        "how each window is scaled: log ratios to its mean, standardised, or arcsinh of "
+        "standardised", "log", shown="derived from the data: log, or arcsinh when some value "
+        "is negative"
+    )  # fmt: skip
     # Set by training, from ``TrainConfig.theta_weights`` on the validation split
     # (forecaster.classical).
     theta_weight: float = option("share of the Theta method's forecast", 0.0, flag=False)
@@ -75,6 +85,8 @@ class ModelConfig:
             object.__setattr__(self, "min_input", self.input_size)
         if self.cell not in ("lstm", "gru", "rnn"):
             raise ValueError(f"cell must be lstm, gru or rnn, got {self.cell!r}")
+        if self.scaling not in typing.get_args(ScalingType):
+            raise ValueError(f"scaling must be log, standard or arcsinh, got {self.scaling!r}")
         for name, most in LIMITS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 < value <= most:
@@ -145,12 +157,15 @@ class ModelConfig:
         return 1 + len(self.quantiles)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; ``min_input`` only when it is not the whole window, and each
-        classical share only when it is not 0 (``theta_season`` only with one of them), so the
-        manifests of models without them read as before (and in older versions)."""
+        """JSON-ready fields; ``min_input`` only when it is not the whole window, ``scaling``
+        only when it is not ``"log"``, and each classical share only when it is not 0
+        (``theta_season`` only with one of them), so the manifests of models without them read
+        as before (and in older versions)."""
         out = dataclasses.asdict(self) | {"quantiles": list(self.quantiles)}
         if not self.masked:
             del out["min_input"]
+        if self.scaling == "log":
+            del out["scaling"]
         for name in ("theta_weight", "damped_weight"):
             if not out[name]:
                 del out[name]
@@ -414,6 +429,28 @@ def default_window(cal: Calendar, horizon: int, lengths: Sequence[int] | None) -
     return window
 
 
+# The scaling of data that go negative, chosen on the EPF markets' validation splits
+# (docs/results/epf.md): arcsinh of the standardised window.
+NEGATIVE_SCALING: ScalingType = "arcsinh"
+
+
+def default_scaling(lowest: float | None) -> ScalingType:
+    """The scaling rule: log ratios (the M4 and M3 recipe) unless the data's ``lowest`` value
+    is negative, where a window's log ratios would hang on its most negative point; then
+    ``NEGATIVE_SCALING``. Zeros stay on the log path (forecaster.scaling shifts such windows),
+    and so does unknown data (``None``)."""
+    return NEGATIVE_SCALING if lowest is not None and lowest < 0 else "log"
+
+
+def data_facts(series: Any) -> dict[str, Any]:
+    """What :func:`build_configs` derives settings from, of a loaded
+    :class:`~forecaster.data.SeriesSet`: its frequency, its series' lengths and its lowest value
+    (the segments before long gaps included)."""
+    parts = [*series.values, *(p for ps in series.before_gaps.values() for p in ps)]
+    lowest = min((float(p.min()) for p in parts if len(p)), default=None)
+    return {"freq": series.freq, "lengths": series.lengths, "lowest": lowest}
+
+
 def build_configs(
     model: Mapping[str, Any] | None = None,
     train: Mapping[str, Any] | None = None,
@@ -421,6 +458,7 @@ def build_configs(
     *,
     freq: str | None = None,
     lengths: Sequence[int] | None = None,
+    lowest: float | None = None,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs from the settings that were given (plain JSON-like values); the rest are
     derived from the data's frequency (:func:`calendar`) and series ``lengths``:
@@ -434,6 +472,7 @@ def build_configs(
       the first that fits (else the cheapest of them);
     - ``min_input``: the whole window when every series is long enough for it, else one
       horizon (shorter histories are read masked);
+    - scaling: :func:`default_scaling` of the data's ``lowest`` value;
     - training steps and evaluation interval: :func:`default_steps`;
     - short series (read masked) giving fewer than ``FEW_WINDOWS`` training windows:
       ``FEW_MODEL`` and ``FEW_TRAIN`` (a smaller network, weight averaging, early stopping, a
@@ -451,7 +490,8 @@ def build_configs(
     horizon = given_model.get("horizon", cal.horizon)
     window = given_model.get("input_size") or default_window(cal, horizon, lengths)
     step = season if window % season == 0 and window >= STEPS_PER_WINDOW * season else 1
-    derive = partial(_derive, given_model, given_train, season, horizon, window, lengths)
+    derive = partial(_derive, given_model, given_train, season, horizon, window, lengths,
+                     default_scaling(lowest))  # fmt: skip
     try:
         configs = derive(step)
         if lengths is None or not len(lengths):
@@ -489,11 +529,12 @@ def _derive(
     horizon: int,
     window: int,
     lengths: Sequence[int] | None,
+    scaling: ScalingType,
     step: int,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs for a window read in steps of ``step`` points (see :func:`build_configs`);
     raises ValueError or TypeError for settings that do not make a config."""
-    derived: dict[str, Any] = {"horizon": horizon, "input_size": window}
+    derived: dict[str, Any] = {"horizon": horizon, "input_size": window, "scaling": scaling}
     derived["step"] = step
     if lengths is not None and len(lengths) and min(lengths) < window + 2 * horizon:
         derived["min_input"] = min(window, step * -(-horizon // step))
