@@ -1,5 +1,5 @@
 """Per-window normalisation, inverted on output: by default the log of the window divided by its
-mean; for data that go negative, the window standardised (optionally through arcsinh).
+mean; for data that go negative, the window standardised (or arcsinh of it, robustly).
 
 Scaling each input window as ``log(x / mean(x))`` puts every series on one scale and turns
 multiplicative seasonality into additive patterns the network learns once for all series.
@@ -15,19 +15,18 @@ the range :func:`denormalize` can produce, so every finite series gives a finite
 whose targets the scale does express are normalised exactly as inputs are.
 
 Prices go negative and spike (electricity: -200 to 3,000 within a week). Shifting such a window to
-be positive puts its log ratios on the scale of its most negative point, so a model's ``scaling``
+be positive reads its log ratios around its most negative point, so a model's ``scaling``
 (:data:`SCALINGS`) may instead be ``"standard"`` (``(x - mean) / std``) or ``"arcsinh"``: the
 variance-stabilising transform of electricity price forecasting (Uniejewski, Weron and Ziel,
-2018), ``arcsinh((x - median) / MAD)``, linear near the median and logarithmic in the spikes. The
-median and the MAD ignore a spike, so the day's shape keeps its size; a standard deviation taken
-over one 3,000 among prices of 50 shrinks everything else to a few hundredths, and so does the
-log path's shift past the most negative point.
+2018), ``arcsinh((x - median) / MAD)``, linear near the median and logarithmic in the spikes.
 :func:`forecaster.configs.build_configs` picks one from the data (``"log"`` unless some value is
-negative); every function here takes it as ``kind``, and its default ``"log"`` runs exactly the
-code it ran before the other kinds existed.
+negative, then the one that validation chose: ``configs.NEGATIVE_SCALING``); every function here
+takes it as ``kind``, and its default ``"log"`` runs exactly the code it ran before the other
+kinds existed.
 
-Scale-free: nothing here has an absolute size (the only floor is the dtype's smallest normal
-number, for all-zero windows), so ``c * x`` is forecast as ``c`` times the forecast of ``x``.
+Scale-free: nothing here has an absolute size (the only floors are the dtype's smallest normal
+number, for all-zero windows, and a standardised window's ``MIN_SPREAD`` of its own magnitude), so
+``c * x`` is forecast as ``c`` times the forecast of ``x``.
 """
 
 from __future__ import annotations

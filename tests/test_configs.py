@@ -102,11 +102,11 @@ def test_positive_data_keep_the_log_scaling_and_manifests_that_do_not_name_it(
 
 def test_data_that_go_negative_are_scaled_by_the_rule_and_the_manifest_says_so() -> None:
     model, _ = build_configs({"horizon": 24}, freq="h", lengths=[30_000], lowest=-150.0)
-    assert model.scaling == default_scaling(-150.0) == "arcsinh"
-    assert model.to_dict()["scaling"] == "arcsinh"
+    assert model.scaling == default_scaling(-150.0) == "standard"
+    assert model.to_dict()["scaling"] == "standard"
     assert ModelConfig.from_dict(model.to_dict()) == model
-    given, _ = build_configs({"scaling": "standard"}, freq="h", lengths=[900], lowest=-1.0)
-    assert given.scaling == "standard"
+    given, _ = build_configs({"scaling": "arcsinh"}, freq="h", lengths=[900], lowest=-1.0)
+    assert given.scaling == "arcsinh"
     with pytest.raises(ConfigError, match="scaling"):
         build_configs({"scaling": "cube-root"})
     assert typing.get_args(ScalingType) == SCALINGS  # the config's choices are the kinds there are
