@@ -1,5 +1,6 @@
-"""EPF day-ahead prices: train once before the test period, forecast every test day, score by the
-paper's protocol and by fev-bench's. One JSON line per market.
+"""EPF day-ahead prices: train once before the test period, score every test day's forecast.
+
+By the paper's protocol and by fev-bench's; one JSON line per market.
 
     python -m benchmarks.epf [--markets NP PJM BE] [--steps N] [--in-process]
         [--validation-days N] [--no-covariates] [--no-calendar] [model and training flags]
@@ -32,13 +33,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecaster import data
 from forecaster.cli import add_config_arguments, config_flags
-from forecaster.configs import build_configs, data_facts
+from forecaster.configs import ModelConfig, build_configs, data_facts
 from forecaster.predict import Predictor
 from forecaster.train import fit
 
@@ -108,7 +110,7 @@ def fev_mase(values: np.ndarray, starts: np.ndarray, forecast: np.ndarray) -> fl
 
 def train_market(
     market: str, frame: pd.DataFrame, end: int, args: argparse.Namespace
-) -> tuple[object, object, dict]:
+) -> tuple[ModelConfig, Any, dict[str, Any]]:
     """Train on ``frame``'s first ``end`` rows; returns the config, weights and the run's facts.
 
     Univariate for now. Once the covariate model lands (issue 31), the covariates enter here and
@@ -137,8 +139,8 @@ def train_market(
     return result.config, result.params, facts
 
 
-def in_process(config: object, params: object) -> Forecaster:
-    predictor = Predictor(config, params)  # type: ignore[arg-type]
+def in_process(config: ModelConfig, params: Any) -> Forecaster:
+    predictor = Predictor(config, params)
     return lambda histories: predictor.predict(histories).point
 
 
@@ -148,7 +150,7 @@ def forecast_days(forecaster: Forecaster, values: np.ndarray, starts: np.ndarray
     return np.asarray(forecaster(histories), np.float64)[:, :DAY]
 
 
-def run_market(market: str, args: argparse.Namespace, tmp: Path) -> dict:
+def run_market(market: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     frame = load_market(args.data / f"{market}.csv")
     values, times = frame["value"].to_numpy(np.float64), frame.index
     test_start = len(values) - TEST_DAYS * DAY
@@ -159,7 +161,7 @@ def run_market(market: str, args: argparse.Namespace, tmp: Path) -> dict:
         end = test_start
         starts = np.arange(test_start, len(values), DAY)
     config, params, facts = train_market(market, frame, end, args)
-    line: dict = {"benchmark": "epf", "market": market, "period": "validation"
+    line: dict[str, Any] = {"benchmark": "epf", "market": market, "period": "validation"
                   if args.validation_days else "test", "days": len(starts),
                   "covariates": "none (univariate: the covariate model has not landed)",
                   "train_until": str(times[end - 1]), **facts}  # fmt: skip
@@ -182,7 +184,7 @@ def run_market(market: str, args: argparse.Namespace, tmp: Path) -> dict:
 
 
 def over_http(
-    market: str, config: object, params: object, values: np.ndarray, starts: np.ndarray,
+    market: str, config: ModelConfig, params: Any, values: np.ndarray, starts: np.ndarray,
     tmp: Path,
 ) -> np.ndarray:  # fmt: skip
     """Publish the model to a throwaway registry, serve it, and ask for every day's forecast."""
@@ -192,8 +194,7 @@ def over_http(
 
     name = f"epf-{market.lower()}"
     registry = tmp / "registry"
-    Registry(registry).publish(name, config, params, promote=True, freq="h",  # type: ignore[arg-type]
-                               seasonality=DAY)  # fmt: skip
+    Registry(registry).publish(name, config, params, promote=True, freq="h", seasonality=DAY)
     server, url, _log = start_server(registry, name, tmp, name=f"server-{market}")
     try:
         with ForecastClient(url, model=name, timeout=300) as client:

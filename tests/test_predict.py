@@ -5,7 +5,7 @@ import pytest
 
 from forecaster import classical
 from forecaster.model import ModelConfig, init_params
-from forecaster.predict import HistoryTooShort, Predictor, chunk_plans
+from forecaster.predict import HistoryTooShort, Predictor, chunk_plans, sanity_problems
 
 CFG = ModelConfig(
     cell="gru", ensemble=1, hidden=8, input_size=48, step=24, horizon=6, quantiles=(0.1, 0.9)
@@ -159,3 +159,20 @@ def test_forecasts_are_scale_free(predictor: Predictor, unit: float, blended: bo
     np.testing.assert_allclose(scaled.point / unit, plain.point, rtol=1e-6)
     for q, band in plain.quantiles.items():
         np.testing.assert_allclose(scaled.quantiles[q] / unit, band, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["standard", "arcsinh"])
+def test_a_standardised_model_forecasts_shifted_prices_shifted_and_passes_the_probes(
+    kind: str,
+) -> None:
+    # Prices read standardised (ModelConfig.scaling, chosen for data that go negative): a level
+    # moved by -100 (into negative prices) moves the forecast by exactly that, where log ratios
+    # would read the window around its new, negative, lowest point.
+    cfg = dataclasses.replace(CFG, scaling=kind)
+    p = Predictor(cfg, init_params(cfg))
+    x = 40 + np.random.default_rng(3).normal(0, 10, 48)
+    moved = p.predict([x - 100.0])
+    np.testing.assert_allclose(moved.point, p.predict([x]).point - 100.0, atol=1e-4)
+    log = Predictor(CFG, init_params(CFG)).predict([x - 100.0]).point
+    assert np.abs(log - (Predictor(CFG, init_params(CFG)).predict([x]).point - 100)).max() > 0.1
+    assert sanity_problems(p) == []
