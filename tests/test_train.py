@@ -301,3 +301,18 @@ def test_prices_that_go_negative_and_spike_train_finitely_and_forecast_on_their_
     # came out at 42.5: the day's shape, a few hundredths of a unit there, was not learnt.
     shape = 40 + 10 * np.sin(2 * np.pi * np.arange(400, 404) / 4)
     assert np.abs(forecast - shape).max() < 5.0
+
+
+def test_positive_series_train_and_forecast_as_before_the_scaling_kinds() -> None:
+    # The log path, which M4 Hourly, M3 and every positive series take, computed these numbers
+    # before ModelConfig.scaling existed (commit 8591ae4; bit for bit on this project's CPU, the
+    # tolerance only absorbs another machine's float rounding).
+    cfg = dataclasses.replace(FEW_STEPS, steps=20, eval_every=10)
+    t = np.arange(80)
+    values = [50 + 10 * k + 8 * np.sin(2 * np.pi * t / 4) + np.cos(t) for k in range(2)]
+    result = fit(SeriesSet(["a", "b"], values), SMALL, cfg, progress=False)
+    forecast = Predictor(result.config, result.params).predict(values).point
+    assert result.config.scaling == "log"
+    np.testing.assert_allclose(result.history[-1]["loss"], 0.04618553817272186, rtol=1e-4)
+    np.testing.assert_allclose(forecast[[0, 1], [0, 3]], [50.09813001155211, 60.19108999308945],
+                               rtol=1e-6)  # fmt: skip
