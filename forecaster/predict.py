@@ -174,8 +174,9 @@ class Predictor:
         horizon = self.config.horizon if horizon is None else horizon
         if not 0 < horizon <= self.config.horizon:
             raise ValueError(f"horizon must be between 1 and {self.config.horizon}, got {horizon}")
-        scale = fit_scale(x)
-        z = normalize(x, scale).astype(np.float32)
+        kind = self.config.scaling
+        scale = fit_scale(x, kind=kind)
+        z = normalize(x, scale, kind=kind).astype(np.float32)
         chunks, rows = [], []
         start = 0
         for size in self._chunk_sizes(len(z)):
@@ -198,7 +199,8 @@ class Predictor:
         """The forecasts of a batch from :meth:`dispatch` (waits for the device if need be)."""
         parts = [np.asarray(out)[:n] for out, n in zip(running.outputs, running.rows, strict=True)]
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        out = denormalize(out.astype(np.float64), running.scale)[:, : running.horizon]
+        out = denormalize(out.astype(np.float64), running.scale, kind=self.config.scaling)
+        out = out[:, : running.horizon]
         # Quantile heads are trained independently; sorting keeps the bands from crossing.
         qs = np.sort(out[:, :, 1:], axis=-1)
         quantiles = {q: qs[:, :, k] for k, q in enumerate(self.config.quantiles)}

@@ -111,15 +111,16 @@ def pinball(pred: jax.Array, target: jax.Array, q: jax.Array) -> jax.Array:
 
 
 def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.Array:
-    """Mean pinball loss of every member on its own windows, in normalised (log-ratio) units.
+    """Mean pinball loss of every member on its own windows, in normalised units (log ratios,
+    or standard deviations: ``ModelConfig.scaling``).
 
     batch: ``x`` [ensemble, batch, input_size] and ``y`` [ensemble, batch, horizon], raw values,
     and for a masked model ``lengths`` [ensemble, batch] (the real points at the end of ``x``).
     """
     cfg = state.config
-    scale = fit_scale(batch["x"], jnp)
-    z = normalize(batch["x"], scale, jnp)
-    target = normalize_targets(batch["y"], scale, jnp)
+    scale = fit_scale(batch["x"], jnp, cfg.scaling)
+    z = normalize(batch["x"], scale, jnp, cfg.scaling)
+    target = normalize_targets(batch["y"], scale, jnp, cfg.scaling)
     out = cast(  # [ensemble, batch, horizon, outputs]; no ``mutable``: the output alone
         jax.Array,
         Forecaster(cfg, training=True).apply(
@@ -280,7 +281,10 @@ def train_steps(
         )
         # Only on the first bad step, so the check costs the loop nothing otherwise.
         diverged = jax.lax.cond(
-            first, partial(_divergence, state.step, metrics), lambda _: diverged, batch
+            first,
+            partial(_divergence, state.step, metrics, kind=state.config.scaling),
+            lambda _: diverged,
+            batch,
         )
         return state, key, metrics, diverged
 
@@ -288,17 +292,20 @@ def train_steps(
     metrics = jax.eval_shape(train_step, state, batch)[1]
     zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), metrics)
     none = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
-                        jax.eval_shape(_divergence, jnp.int32(0), zeros, batch))  # fmt: skip
+                        jax.eval_shape(partial(_divergence, kind=state.config.scaling),
+                                      jnp.int32(0), zeros, batch))  # fmt: skip
     none["step"] = jnp.int32(-1)
     state, key, metrics, diverged = jax.lax.fori_loop(0, n, body, (state, key, zeros, none))
     return state, key, {**metrics, "diverged": diverged}
 
 
-def _divergence(step: jax.Array, metrics: dict[str, jax.Array], batch: dict) -> dict[str, Any]:
+def _divergence(
+    step: jax.Array, metrics: dict[str, jax.Array], batch: dict, *, kind: str
+) -> dict[str, Any]:
     """What :func:`train_steps` records of a step whose loss or gradient is not finite."""
-    scale = fit_scale(batch["x"], jnp)
-    scaled = jnp.isfinite(normalize(batch["x"], scale, jnp)).all(-1) & jnp.isfinite(
-        normalize_targets(batch["y"], scale, jnp)
+    scale = fit_scale(batch["x"], jnp, kind)
+    scaled = jnp.isfinite(normalize(batch["x"], scale, jnp, kind)).all(-1) & jnp.isfinite(
+        normalize_targets(batch["y"], scale, jnp, kind)
     ).all(-1)
     step = jnp.asarray(step, jnp.int32)
     return {"step": step, "loss": metrics["loss"], "grad_norm": metrics["grad_norm"],

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from forecaster.configs import (
     NAIVE_SHRINKS,
     ConfigError,
     ModelConfig,
+    ScalingType,
     TrainConfig,
     build_configs,
     cost_budget,
+    data_facts,
+    default_scaling,
     step_candidates,
     step_cost,
     training_cost,
     typed_fields,
 )
 from forecaster.frequency import calendar
+from forecaster.scaling import SCALINGS
 
 
 @pytest.mark.parametrize(
@@ -81,6 +87,41 @@ def test_hourly_defaults_are_the_shipped_recipe() -> None:
                                 ensemble=5)  # fmt: skip
     assert train == TrainConfig(steps=12_000, eval_every=1_000, seasonality=24)
     assert (train.ema, train.refit, train.patience) == (0.0, False, 0)
+
+
+@pytest.mark.parametrize("lowest", [None, 0.0, 1e-9, 35.0])
+def test_positive_data_keep_the_log_scaling_and_manifests_that_do_not_name_it(
+    lowest: float | None,
+) -> None:
+    # M4, M3 and every series without a negative value: the configs (so the compiled programs
+    # and the manifests) are those of a call that knows nothing of the data's values.
+    as_before = build_configs({"horizon": 48}, freq="h", lengths=M4_HOURLY)
+    configs = build_configs({"horizon": 48}, freq="h", lengths=M4_HOURLY, lowest=lowest)
+    assert configs == as_before and configs[0].scaling == "log"
+    assert "scaling" not in configs[0].to_dict()
+
+
+def test_data_that_go_negative_are_scaled_by_the_rule_and_the_manifest_says_so() -> None:
+    model, _ = build_configs({"horizon": 24}, freq="h", lengths=[30_000], lowest=-150.0)
+    assert model.scaling == default_scaling(-150.0) == "standard"
+    assert model.to_dict()["scaling"] == "standard"
+    assert ModelConfig.from_dict(model.to_dict()) == model
+    given, _ = build_configs({"scaling": "arcsinh"}, freq="h", lengths=[900], lowest=-1.0)
+    assert given.scaling == "arcsinh"
+    with pytest.raises(ConfigError, match="scaling"):
+        build_configs({"scaling": "cube-root"})
+    assert typing.get_args(ScalingType) == SCALINGS  # the config's choices are the kinds there are
+
+
+def test_data_facts_find_the_lowest_value_before_gaps_too() -> None:
+    import numpy as np
+
+    from forecaster.data import SeriesSet
+
+    series = SeriesSet(["a", "b"], [np.array([3.0, 4.0]), np.array([5.0, 1.0])], freq="h",
+                       before_gaps={"a": [np.array([-2.0, 8.0])]})  # fmt: skip
+    facts = data_facts(series)
+    assert facts["lowest"] == -2.0 and facts["freq"] == "h" and list(facts["lengths"]) == [2, 2]
 
 
 def test_few_windows_of_short_series_get_a_smaller_averaged_model_refit_on_whole_histories() -> (

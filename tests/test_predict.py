@@ -5,7 +5,7 @@ import pytest
 
 from forecaster import classical
 from forecaster.model import ModelConfig, init_params
-from forecaster.predict import HistoryTooShort, Predictor, chunk_plans
+from forecaster.predict import HistoryTooShort, Predictor, chunk_plans, sanity_problems
 
 CFG = ModelConfig(
     cell="gru", ensemble=1, hidden=8, input_size=48, step=24, horizon=6, quantiles=(0.1, 0.9)
@@ -185,3 +185,20 @@ def test_a_short_series_whose_level_collapsed_is_forecast_near_its_level() -> No
     for q in cfg.quantiles:
         np.testing.assert_allclose(after.quantiles[q], before.quantiles[q] + shift)
     assert shrunk.method == "classical+naive" and classical_only.method == "classical"
+
+
+@pytest.mark.parametrize("kind", ["standard", "arcsinh"])
+def test_a_standardised_model_forecasts_shifted_prices_shifted_and_passes_the_probes(
+    kind: str,
+) -> None:
+    # Prices read standardised (ModelConfig.scaling, chosen for data that go negative): a level
+    # moved by -100 (into negative prices) moves the forecast by exactly that, where log ratios
+    # would read the window around its new, negative, lowest point.
+    cfg = dataclasses.replace(CFG, scaling=kind)
+    p = Predictor(cfg, init_params(cfg))
+    x = 40 + np.random.default_rng(3).normal(0, 10, 48)
+    moved = p.predict([x - 100.0])
+    np.testing.assert_allclose(moved.point, p.predict([x]).point - 100.0, atol=1e-4)
+    log = Predictor(CFG, init_params(CFG)).predict([x - 100.0]).point
+    assert np.abs(log - (Predictor(CFG, init_params(CFG)).predict([x]).point - 100)).max() > 0.1
+    assert sanity_problems(p) == []

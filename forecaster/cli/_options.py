@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from forecaster.configs import ModelConfig, TrainConfig, build_configs
+from forecaster.configs import ModelConfig, TrainConfig, build_configs, data_facts
 from forecaster.options import add_flags, options
 from forecaster.sources import SOURCE_OPTIONS, DataSource
 
@@ -49,9 +49,9 @@ def configs_from_args(
     args: argparse.Namespace, series: Any = None
 ) -> tuple[ModelConfig, TrainConfig]:
     """Both configs from the flags, the rest derived by :func:`build_configs` from the data's
-    frequency and lengths (a :class:`~forecaster.data.SeriesSet`, when loaded)."""
+    frequency, lengths and lowest value (a :class:`~forecaster.data.SeriesSet`, when loaded)."""
     flags = config_flags(args)
-    facts = {} if series is None else {"freq": series.freq, "lengths": series.lengths}
+    facts = {} if series is None else data_facts(series)
     return build_configs(flags["model"], flags["train"], "the command line", **facts)
 
 

@@ -13,7 +13,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from forecaster.configs import ConfigError, ModelConfig, TrainConfig, build_configs, typed_fields
+from forecaster.configs import (
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    build_configs,
+    data_facts,
+    typed_fields,
+)
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
 from forecaster.job import Job
@@ -104,9 +111,9 @@ def challenger_configs(
     """
     where = f"model {job.name!r}"
     model, train = dict(job.given.get("model", {})), dict(job.given.get("train", {}))
-    lengths = series.lengths.tolist()
+    facts = data_facts(series)
     if champion is None:
-        return (*build_configs(model, train, where, freq=series.freq, lengths=lengths), {})
+        return (*build_configs(model, train, where, **facts), {})
     before_model, before_train = champion.config.to_dict(), dict(champion.manifest.training or {})
     if champion.manifest.seasonality and "seasonality" not in before_train:
         before_train["seasonality"] = champion.manifest.seasonality
@@ -114,8 +121,7 @@ def challenger_configs(
         {**before_model, **model},
         {**before_train, **train},
         where,
-        freq=series.freq,
-        lengths=lengths,
+        **facts,
     )
     after = {**model_cfg.to_dict(), **dataclasses.asdict(train_cfg), "freq": series.freq}
     before = {**before_model, **before_train, "freq": champion.manifest.freq}
