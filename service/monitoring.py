@@ -131,12 +131,15 @@ class Monitor:
         if self.recorder is None:
             return
         records = []
+        levels = prepared.wanted.levels
         for k, c in enumerate(prepared.series):
             if c.entry.id is None or c.future is None:
                 continue
             point, bands = prepared.forecast(k, result, horizon)
             records.append(
-                ForecastRecord(c.entry.id, c.method, c.future, point, c.cleaned.values, bands)
+                ForecastRecord(
+                    c.entry.id, c.method, c.future, point, c.cleaned.values, bands, levels
+                )
             )
         if records:
             served = prepared.served
@@ -234,6 +237,10 @@ class Monitor:
                 ):
                     if value is not None:
                         gauge.labels(*labels).set(value)
+                for key, c in o.levels.items():
+                    if c.coverage is not None:
+                        m.interval_coverage.labels(*labels, key).set(c.coverage)
+                    m.interval_points.labels(*labels, key).set(c.points)
 
 
 def _instant(name: str, text: str | None) -> datetime | None:
