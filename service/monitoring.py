@@ -131,14 +131,15 @@ class Monitor:
         if self.recorder is None:
             return
         records = []
-        levels = prepared.wanted.levels
+        wanted = prepared.wanted
+        intervals = dict(zip(wanted.levels, wanted.bounds, strict=True))  # as served
         for k, c in enumerate(prepared.series):
             if c.entry.id is None or c.future is None:
                 continue
             point, bands = prepared.forecast(k, result, horizon)
             records.append(
                 ForecastRecord(
-                    c.entry.id, c.method, c.future, point, c.cleaned.values, bands, levels
+                    c.entry.id, c.method, c.future, point, c.cleaned.values, bands, intervals
                 )
             )
         if records:

@@ -48,12 +48,14 @@ def record_forecasts(root: Path, name: str, version: int, n: int, start: datetim
     store = MonitoringStore(monitoring_url(None, root))
     history = np.tile([9.0, 11.0], 12)
     bands: dict[float, np.ndarray] = {}
+    intervals: dict[float, tuple[float, float]] = {}
     for L, half in (halves or {}).items():
-        bands[round((1 - L / 100) / 2, 9)] = np.full(H, level - half)
-        bands[round((1 + L / 100) / 2, 9)] = np.full(H, level + half)
+        intervals[L] = (round((1 - L / 100) / 2, 9), round((1 + L / 100) / 2, 9))
+        bands[intervals[L][0]] = np.full(H, level - half)
+        bands[intervals[L][1]] = np.full(H, level + half)
     records = [
         ForecastRecord(f"s{k}", "model", stamps(start + timedelta(hours=H * k), H),
-                       np.full(H, level), history, bands, tuple(halves or ()))
+                       np.full(H, level), history, bands, intervals)
         for k in range(n)
     ]  # fmt: skip
     store.write([RecordBatch(name, version, 6, time.time(), records)])

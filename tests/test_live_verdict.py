@@ -188,7 +188,8 @@ def test_coverage_short_of_nominal_is_degraded(store: MonitoringStore) -> None:
         start = START + timedelta(hours=H * k)
         point = np.full(H, 10.0)
         bands = {0.025: point - 2, 0.1: point - 1, 0.9: point + 1, 0.975: point + 2}
-        record = ForecastRecord(f"s{k}", "model", stamps(start), point, flat, bands, (80, 95))
+        levels = {80: (0.1, 0.9), 95: (0.025, 0.975)}
+        record = ForecastRecord(f"s{k}", "model", stamps(start), point, flat, bands, levels)
         store.write([RecordBatch("m", 1, 2, time.time(), [record])])
         store.ingest([(f"s{k}", to_utc(stamps(start)), point + offsets)])
     window = health.Window(days=10)

@@ -96,7 +96,7 @@ def leveled(sid: str, start: datetime, seed: int) -> ForecastRecord:
     point = 10 + rng.normal(size=H)
     bands = {0.025: point - 2.0, 0.1: point - 1.0, 0.9: point + 1.0, 0.975: point + 2.0}
     return ForecastRecord(sid, "model", stamps(start, H), point, 10 + rng.normal(size=20), bands,
-                          (80.0, 95.0))  # fmt: skip
+                          {80.0: (0.1, 0.9), 95.0: (0.025, 0.975)})  # fmt: skip
 
 
 def test_coverage_is_scored_per_level_and_step(store: MonitoringStore) -> None:
@@ -128,6 +128,20 @@ def test_coverage_is_scored_per_level_and_step(store: MonitoringStore) -> None:
     assert late.overall.levels["80"].points == 5
 
 
+def test_a_level_is_scored_on_the_band_it_was_served_with(store: MonitoringStore) -> None:
+    """An 80% interval read at other probabilities (0.05 and 0.95: widened, as an online
+    adjustment would) is scored on that band, not on the 0.1 and 0.9 quantiles beside it."""
+    point = np.full(H, 10.0)
+    bands = {0.05: point - 2.0, 0.1: point - 1.0, 0.9: point + 1.0, 0.95: point + 2.0}
+    rec = ForecastRecord("a", "model", stamps(START, H), point, np.arange(20.0), bands,
+                         {80.0: (0.05, 0.95)})  # fmt: skip
+    store.write([batch(rec)])
+    store.ingest([("a", to_utc(stamps(START, H)), point + 1.5)])  # outside +-1, inside +-2
+    [v1] = store.accuracy("m")
+    assert list(v1.overall.levels) == ["80"]
+    assert v1.overall.levels["80"].coverage == 1.0
+
+
 def test_rows_recorded_before_levels_were_score_symmetric_quantile_pairs(
     database_url: str,
 ) -> None:
@@ -140,7 +154,7 @@ def test_rows_recorded_before_levels_were_score_symmetric_quantile_pairs(
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
     [row], _ = to_rows([batch(leveled("old", START, 1))])
-    del row["interval_levels"]
+    del row["intervals"]
     with engine.begin() as conn:
         old = sa.Table("forecasts", sa.MetaData(), autoload_with=conn)  # as 0001 made it
         conn.execute(sa.insert(old), [row])

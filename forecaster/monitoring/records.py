@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from forecaster import metrics
-from forecaster.calibration import level_quantiles
 from forecaster.data import one_line
 from forecaster.monitoring.tables import METHOD_CHARS, SERIES_ID_CHARS
 from forecaster.monitoring.times import BadTimestamp, as_datetimes, to_micros, to_utc
@@ -30,7 +29,9 @@ EPOCH = datetime(1970, 1, 1)
 class ForecastRecord:
     """One series' forecast: ``times`` [h] its target stamps (as answered), ``point`` [h],
     ``quantiles`` level -> [h], ``history`` [n] the (cleaned) history it was made from, and
-    ``levels`` the interval levels answered (percent), each bounded by two of ``quantiles``."""
+    ``intervals``: each interval level answered (percent) -> the two of ``quantiles`` that
+    bounded it as served (usually ``(1 -+ level / 100) / 2``; others when the probabilities a
+    level is read at are adjusted)."""
 
     series_id: str
     method: str
@@ -38,7 +39,7 @@ class ForecastRecord:
     point: np.ndarray
     history: np.ndarray
     quantiles: dict[float, np.ndarray] = field(default_factory=dict)
-    levels: Sequence[float] = ()
+    intervals: dict[float, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,25 +130,37 @@ def _row(batch: RecordBatch, rec: ForecastRecord, micros: np.ndarray) -> dict[st
         "lower_level": levels[0] if levels else None,
         "upper_level": levels[-1] if levels else None,
         "quantiles": pack(np.stack(bands)) if bands else None,
-        "interval_levels": [L for L, _, _ in level_bounds(levels, rec.levels)] if bands else None,
+        "intervals": _intervals(levels, rec.intervals) if bands else None,
     }
 
 
-def level_bounds(
-    quantile_levels: Sequence[float], levels: Sequence[float] | None
-) -> list[tuple[float, int, int]]:
-    """``(level, lower, upper)``: each interval level (percent, ascending) and the positions of
-    its bounding quantiles ``(1 -+ level / 100) / 2`` in ``quantile_levels``, for the ``levels``
-    whose two quantiles are there; ``levels`` None (a row recorded before levels were): every
-    symmetric pair of quantiles."""
-    if levels is None:
-        levels = [100 * (1 - 2 * q) for q in quantile_levels if q < 0.5]
+def _intervals(
+    quantile_levels: Sequence[float], intervals: dict[float, tuple[float, float]]
+) -> list[list[float]] | None:
+    """``[[level, lower, upper], ...]`` ascending by level, of the ``intervals`` whose bounds
+    are among ``quantile_levels`` (as those name them)."""
     out = []
-    for level in sorted({round(float(L), 9) for L in levels}):
-        ((lo, hi),) = level_quantiles([level])
-        at = [_position(q, quantile_levels) for q in (lo, hi)]
+    for level in sorted(intervals):
+        at = [_position(q, quantile_levels) for q in intervals[level]]
         if at[0] is not None and at[1] is not None:
-            out.append((level, at[0], at[1]))
+            out.append([float(level), quantile_levels[at[0]], quantile_levels[at[1]]])
+    return out
+
+
+def level_bounds(
+    quantile_levels: Sequence[float], intervals: Sequence[Sequence[float]] | None
+) -> list[tuple[float, int, int]]:
+    """``(level, lower, upper)``: each recorded interval's level (percent) and the positions
+    of its bounding quantiles in ``quantile_levels``; ``intervals`` None (a row recorded before
+    they were, schema revision 0001): every symmetric pair of quantiles, ``q`` and ``1 - q``
+    making the level ``100 (1 - 2q)``."""
+    if intervals is None:
+        intervals = [[round(100 * (1 - 2 * q), 9), q, 1 - q] for q in quantile_levels if q < 0.5]
+    out = []
+    for level, lower, upper in intervals:
+        at = [_position(q, quantile_levels) for q in (lower, upper)]
+        if at[0] is not None and at[1] is not None:
+            out.append((float(level), at[0], at[1]))
     return out
 
 
@@ -192,7 +205,7 @@ def score_rows(
     if forecast.quantiles is not None:
         bands = unpack(forecast.quantiles).reshape(len(forecast.quantile_levels), -1)
         inside = ((actual >= bands[0, steps]) & (actual <= bands[-1, steps])).tolist()
-        for level, lo, hi in level_bounds(forecast.quantile_levels, forecast.interval_levels):
+        for level, lo, hi in level_bounds(forecast.quantile_levels, forecast.intervals):
             within = (actual >= bands[lo, steps]) & (actual <= bands[hi, steps])
             covered += [
                 {"forecast_id": forecast.id, "step": int(k) + 1, "level": level, "inside": i}

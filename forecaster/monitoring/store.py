@@ -54,7 +54,7 @@ ACTUALS_PER_TRANSACTION = 5_000
 # What scoring reads of a recorded forecast.
 SCORING = [tables.forecasts.c[n] for n in ("id", "scale", "targets", "point", "seasonal_naive",
                                            "quantile_levels", "quantiles",
-                                           "interval_levels")]  # fmt: skip
+                                           "intervals")]  # fmt: skip
 
 
 class StoreError(RuntimeError):

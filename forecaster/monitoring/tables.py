@@ -59,10 +59,10 @@ forecasts = Table(
     # The widest interval scored for coverage: the lowest and highest level.
     Column("lower_level", Float, nullable=True),
     Column("upper_level", Float, nullable=True),
-    # The interval levels answered (percent, ascending), each bounded by the quantiles
-    # ``(1 -+ level / 100) / 2`` of ``quantiles``; None (rows before revision 0002): every
-    # symmetric pair of recorded quantiles is taken for an interval.
-    Column("interval_levels", JSON, nullable=True),
+    # The intervals answered, ascending by level: [[level (percent), lower, upper], ...], the
+    # bounds being the quantile levels that bounded it as served (usually (1 -+ level/100) / 2).
+    # None (rows before revision 0002): every symmetric pair of quantiles is taken for one.
+    Column("intervals", JSON, nullable=True),
     Index("ix_forecasts_series_last_target", "series_id", "last_target"),
     Index("ix_forecasts_model_version", "model", "version"),
     Index("ix_forecasts_made_at", "made_at"),

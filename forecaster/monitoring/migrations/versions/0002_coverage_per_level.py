@@ -1,4 +1,4 @@
-"""Interval coverage per level: the levels each forecast answered, and a row per point and level.
+"""Interval coverage per level: the intervals each forecast answered, and a row per point and level.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,7 +19,7 @@ ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 def upgrade() -> None:
     # A nullable column: both SQLite and PostgreSQL add it in place, the rows untouched.
-    op.add_column("forecasts", sa.Column("interval_levels", sa.JSON, nullable=True))
+    op.add_column("forecasts", sa.Column("intervals", sa.JSON, nullable=True))
     op.create_table(
         "coverage",
         sa.Column(
@@ -37,4 +37,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("coverage")
     with op.batch_alter_table("forecasts") as batch:  # SQLite drops a column by copying
-        batch.drop_column("interval_levels")
+        batch.drop_column("intervals")
