@@ -42,8 +42,9 @@ class Job:
     )
     when: Literal["always", "degraded"] = option(
         "degraded: only when the production version's live accuracy over the recent window has "
-        "worsened by --live-margin, or is worse than seasonal naive (too few points: undecided, "
-        "exit 3)", "always"
+        "worsened by --live-margin, is worse than seasonal naive, or an interval level's coverage "
+        "falls short of nominal by --coverage-margin points (too few points: undecided, exit 3)",
+        "always"
     )  # fmt: skip
     database_url: str = option(
         "monitoring database", "", shown="$FORECASTER_DATABASE_URL, else the registry's "
@@ -59,6 +60,9 @@ class Job:
         "unknown: 7"
     )  # fmt: skip
     live_margin: float = option("relative MASE worsening that counts", 0.1)
+    coverage_margin: float = option(
+        "points an interval level's recent live coverage may fall short of nominal", 5.0
+    )
     given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +73,10 @@ class Job:
             raise ConfigError("give live_window_steps or live_window_days, not both")
         if not self.live_margin >= 0:
             raise ConfigError("live_margin must not be negative")
+        if not 0 <= self.coverage_margin < 100:
+            raise ConfigError(
+                f"coverage_margin must be in [0, 100) (points), not {self.coverage_margin}"
+            )
         if not 0.0 <= self.margin < 1.0:
             raise ConfigError(
                 f"margin must be in [0, 1) (a relative improvement), not {self.margin}"

@@ -400,6 +400,17 @@ class ErrorFigures(BaseModel):
     mae: float | None = None
 
 
+class LevelCoverage(BaseModel):
+    """Live coverage of one interval level: the share of actuals inside its band."""
+
+    level: float = Field(..., description="The nominal level, in percent.")
+    points: int = Field(..., description="Matched points recorded with this level's interval.")
+    coverage: float | None = Field(None, description="Share of them inside the interval.")
+    shortfall: float | None = Field(
+        None, description="Nominal level less the measured coverage, in points (negative: above)."
+    )
+
+
 class AccuracyFigures(BaseModel):
     """Accuracy over some matched points, with the seasonal naive forecast of the same
     histories on the same points as the reference."""
@@ -407,8 +418,14 @@ class AccuracyFigures(BaseModel):
     points: int
     model: ErrorFigures
     seasonal_naive: ErrorFigures
-    coverage: float | None = Field(None, description="Share of actuals inside the interval.")
+    coverage: float | None = Field(
+        None, description="Share of actuals inside the widest interval recorded."
+    )
     interval_points: int = Field(0, description="Matched points recorded with an interval.")
+    levels: dict[str, LevelCoverage] = Field(
+        default_factory=dict,
+        description="Coverage per interval level answered, keyed by the level in percent (`80`).",
+    )
 
 
 class StepAccuracy(AccuracyFigures):

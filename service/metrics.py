@@ -102,7 +102,22 @@ class ServiceMetrics:
             registry=r,
         )
         self.live_coverage = Gauge(
-            "forecaster_live_coverage", "Share of actuals inside the interval.", live, registry=r
+            "forecaster_live_coverage",
+            "Share of actuals inside the widest interval recorded.",
+            live,
+            registry=r,
+        )
+        self.interval_coverage = Gauge(
+            "forecaster_interval_coverage",
+            "Share of actuals inside the interval of each level (nominal, percent).",
+            [*live, "level"],
+            registry=r,
+        )
+        self.interval_points = Gauge(
+            "forecaster_interval_points",
+            "Recorded forecast points with an actual and the interval of each level.",
+            [*live, "level"],
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -131,12 +131,16 @@ class Monitor:
         if self.recorder is None:
             return
         records = []
+        wanted = prepared.wanted
+        intervals = dict(zip(wanted.levels, wanted.bounds, strict=True))  # as served
         for k, c in enumerate(prepared.series):
             if c.entry.id is None or c.future is None:
                 continue
             point, bands = prepared.forecast(k, result, horizon)
             records.append(
-                ForecastRecord(c.entry.id, c.method, c.future, point, c.cleaned.values, bands)
+                ForecastRecord(
+                    c.entry.id, c.method, c.future, point, c.cleaned.values, bands, intervals
+                )
             )
         if records:
             served = prepared.served
@@ -236,6 +240,10 @@ class Monitor:
                 ):
                     if value is not None:
                         gauge.labels(*labels).set(value)
+                for key, c in o.levels.items():
+                    if c.coverage is not None:
+                        m.interval_coverage.labels(*labels, key).set(c.coverage)
+                    m.interval_points.labels(*labels, key).set(c.points)
 
 
 def _instant(name: str, text: str | None) -> datetime | None:

@@ -104,6 +104,12 @@ def test_retrain_flags_and_config_keys_are_the_job_fields() -> None:
         {"name": "m", "data": "x.csv", "registry": "r", "when": "degraded", "live_margin": 1}
     )
     assert (job.when, job.live_margin) == ("degraded", 1.0)
+    assert job.coverage_margin == 5.0  # points of coverage below nominal
+    base = {"name": "m", "data": "x.csv", "registry": "r"}
+    assert job_from_settings(base | {"coverage_margin": 2.5}).coverage_margin == 2.5
+    for bad in (-1, 100):
+        with pytest.raises(ConfigError, match=r"coverage_margin must be in \[0, 100\)"):
+            job_from_settings(base | {"coverage_margin": bad})
     with pytest.raises(ConfigError, match="when must be one of always, degraded, not 'often'"):
         job_from_settings({"name": "m", "data": "x.csv", "registry": "r", "when": "often"})
     with pytest.raises(ConfigError, match="`plot_series` has the wrong type"):

@@ -2,7 +2,8 @@
 
 Reads the monitoring database the service records into: each version's recorded forecasts that
 have actuals, scored by sMAPE, MASE (scaled by each history's seasonal naive error), MAE and
-interval coverage, beside the seasonal naive forecast on the same points.
+interval coverage (of the widest interval, and per level answered: "cov 80" is the share of
+actuals inside the 80% intervals), beside the seasonal naive forecast on the same points.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from forecaster.cli._options import add_monitoring_arguments, store_url
 
 if TYPE_CHECKING:
-    pass
+    from forecaster.monitoring.accuracy import Figures
 
 HEADER = ("model", "version", "step", "points", "sMAPE", "MASE", "MAE", "coverage",
           "naive sMAPE", "naive MASE")  # fmt: skip
@@ -61,26 +62,32 @@ def _monitor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({m: [as_dict(v) for v in vs] for m, vs in found.items()}, indent=2))
         return 0
-    rows: list[tuple[str, ...]] = [HEADER]
+    levels = sorted(
+        {(c.level, key) for vs in found.values() for v in vs for key, c in v.overall.levels.items()}
+    )
+    keys = [key for _, key in levels]
+    rows: list[tuple[str, ...]] = [(*HEADER, *(f"cov {key}" for key in keys))]
     for model, versions in found.items():
         for v in versions:
-            rows.append(_row(model, v.version, "all", v.overall))
+            rows.append(_row(model, v.version, "all", v.overall, keys))
             if args.by_step:
-                rows += [_row(model, v.version, str(k), f) for k, f in v.steps.items()]
+                rows += [_row(model, v.version, str(k), f, keys) for k, f in v.steps.items()]
     if len(rows) == 1:
         print("no recorded forecast has an actual yet")
         return 0
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         cells = zip(r, widths, strict=True)
         print("  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in enumerate(cells)))
     return 0
 
 
-def _row(model: str, version: int, step: str, f) -> tuple[str, ...]:
+def _row(model: str, version: int, step: str, f: Figures, keys: list[str]) -> tuple[str, ...]:
     def num(x: float | None, fmt: str = ".3f") -> str:
         return "-" if x is None else format(x, fmt)
 
+    per_level = [num(f.levels[k].coverage if k in f.levels else None, ".1%") for k in keys]
     return (model, f"v{version}", step, str(f.points), num(f.model.smape, ".2f"),
             num(f.model.mase), num(f.model.mae), num(f.coverage, ".1%"),
-            num(f.seasonal_naive.smape, ".2f"), num(f.seasonal_naive.mase))  # fmt: skip
+            num(f.seasonal_naive.smape, ".2f"), num(f.seasonal_naive.mase),
+            *per_level)  # fmt: skip

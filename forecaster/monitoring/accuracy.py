@@ -3,7 +3,9 @@
 The store adds up, in SQL, each matched point's errors (:data:`SUM_FIELDS`); here those sums
 become sMAPE (M4's definition, in percent), MASE (each point's absolute error over its history's
 seasonal-naive scale, :func:`forecaster.metrics.scale`), MAE and interval coverage, for the
-forecasts and for the seasonal naive forecast of the same histories on the same points.
+forecasts and for the seasonal naive forecast of the same histories on the same points. Coverage
+is reported per interval level answered (the share of actuals inside that level's band, beside
+its nominal level), and, as before, for the widest interval recorded (``coverage``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from forecaster.calibration import level_key
 
 #: The sums the store returns per (version, step), in this order.
 SUM_FIELDS = (
@@ -62,6 +66,22 @@ def _values(sums: Sums) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
+class LevelCoverage:
+    """The share of ``points`` actuals inside the interval of nominal ``level`` (percent)."""
+
+    level: float
+    points: int
+    covered: int
+
+    @property
+    def coverage(self) -> float | None:
+        return self.covered / self.points if self.points else None
+
+    def __add__(self, other: LevelCoverage) -> LevelCoverage:
+        return LevelCoverage(self.level, self.points + other.points, self.covered + other.covered)
+
+
+@dataclass(frozen=True)
 class Errors:
     """Mean errors over ``points`` matched points (None where undefined)."""
 
@@ -74,16 +94,18 @@ class Errors:
 @dataclass(frozen=True)
 class Figures:
     """Accuracy over some points: the forecasts', the seasonal naive's on the same points, and
-    the share of actuals inside the recorded interval (``interval_points`` of them)."""
+    the share of actuals inside the widest recorded interval (``interval_points`` of them), and
+    per interval level (``levels``, keyed as answers key them: ``80``)."""
 
     points: int
     model: Errors
     seasonal_naive: Errors
     coverage: float | None
     interval_points: int
+    levels: dict[str, LevelCoverage] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, s: Sums) -> Figures:
+    def of(cls, s: Sums, levels: dict[float, LevelCoverage] | None = None) -> Figures:
         return cls(
             points=s.points,
             model=_errors(s.points, s.smape, s.scaled, s.scaled_points, s.abs_error),
@@ -92,6 +114,7 @@ class Figures:
             ),
             coverage=s.covered / s.interval_points if s.interval_points else None,
             interval_points=s.interval_points,
+            levels={level_key(L): c for L, c in sorted((levels or {}).items())},
         )
 
 
@@ -120,22 +143,33 @@ class VersionAccuracy:
 
 
 def by_version(
-    rows: list[tuple[int, int, Sums]], intervals: dict[int, tuple[float, float]]
+    rows: list[tuple[int, int, Sums]],
+    intervals: dict[int, tuple[float, float]],
+    covered: Sequence[tuple[int, int, float, int, int]] = (),
 ) -> list[VersionAccuracy]:
-    """Rows of ``(version, step, sums)`` as each version's figures, newest version first."""
+    """Rows of ``(version, step, sums)`` and of ``(version, step, level, points, inside)`` as
+    each version's figures, newest version first."""
     per_version: dict[int, dict[int, Sums]] = {}
     for version, step, sums in rows:
         steps = per_version.setdefault(version, {})
         steps[step] = steps.get(step, Sums()) + sums
+    per_level: dict[tuple[int, int], dict[float, LevelCoverage]] = {}
+    for version, step, level, points, inside in covered:
+        at = per_level.setdefault((version, step), {})
+        at[level] = at.get(level, LevelCoverage(level, 0, 0)) + LevelCoverage(level, points, inside)
     out = []
     for version in sorted(per_version, reverse=True):
         steps = per_version[version]
         total = sum(steps.values(), Sums())
+        overall: dict[float, LevelCoverage] = {}
+        for k in steps:
+            for level, c in per_level.get((version, k), {}).items():
+                overall[level] = overall.get(level, LevelCoverage(level, 0, 0)) + c
         out.append(
             VersionAccuracy(
                 version=version,
-                overall=Figures.of(total),
-                steps={k: Figures.of(steps[k]) for k in sorted(steps)},
+                overall=Figures.of(total, overall),
+                steps={k: Figures.of(steps[k], per_level.get((version, k))) for k in sorted(steps)},
                 interval=intervals.get(version),
             )
         )
@@ -146,4 +180,16 @@ def as_dict(accuracy: VersionAccuracy) -> dict:
     """Plain JSON-able form (the API's and ``forecaster monitor --json``'s)."""
     out = dataclasses.asdict(accuracy)
     out["steps"] = [{"step": k, **v} for k, v in out["steps"].items()]
+    for figures, source in [
+        (out["overall"], accuracy.overall),
+        *((s, accuracy.steps[s["step"]]) for s in out["steps"]),
+    ]:
+        figures["levels"] = {key: _level_dict(c) for key, c in source.levels.items()}
     return out
+
+
+def _level_dict(c: LevelCoverage) -> dict[str, Any]:
+    """A level's coverage, with how far it falls short of nominal (points; negative: above)."""
+    coverage = c.coverage
+    short = None if coverage is None else round(c.level - 100 * coverage, 9)
+    return {"level": c.level, "points": c.points, "coverage": coverage, "shortfall": short}

@@ -8,7 +8,9 @@ A window of calendar days once kept monthly and yearly models from ever deciding
 one monthly target at most (issue 34). The baseline is every earlier matched point of the same
 version. MASE is the mean over matched points: each point weighs the same, whichever series it
 belongs to. The version is degraded when its recent MASE is worse than the baseline's by more
-than ``margin`` (relative), or worse than the seasonal naive forecast's on the same recent points.
+than ``margin`` (relative), or worse than the seasonal naive forecast's on the same recent points,
+or when an interval level's recent coverage falls short of nominal by more than
+``coverage_margin`` points (a level with fewer than ``min_points`` recent points is not judged).
 Fewer than ``min_points`` recent points decide nothing: the verdict is ``undecided`` (never "not
 degraded"), and says how many of the points it needs it has.
 
@@ -127,6 +129,7 @@ def check(
     *,
     window: Window | None = None,
     margin: float = 0.1,
+    coverage_margin: float = 5.0,
     min_points: int = MIN_POINTS,
     now: datetime | None = None,
 ) -> Verdict:
@@ -159,7 +162,22 @@ def check(
     if mase is not None and before is not None and mase > before * (1 + margin):
         why = f"recent MASE {mase:.3f} is worse than {before:.3f} before by more than {margin:.0%}"
         return Verdict(model, version, "degraded", why, *found)
+    # (level, coverage in percent, points) of the levels with enough recent points to judge.
+    judged = [
+        (c.level, 100 * c.covered / c.points, c.points)
+        for c in recent.levels.values()
+        if c.points >= min_points
+    ]
+    for level, covered, points in judged:
+        if covered < level - coverage_margin:
+            why = (
+                f"recent coverage of the {level:g}% interval is {covered:.1f}% over {points} "
+                f"points, short of nominal by more than {coverage_margin:g} points"
+            )
+            return Verdict(model, version, "degraded", why, *found)
     why = f"recent MASE {_text(mase)} (before: {_text(before)}, seasonal naive: {_text(naive)})"
+    if judged:
+        why += "; coverage " + ", ".join(f"{L:g}%: {c:.1f}%" for L, c, _ in judged)
     return Verdict(model, version, "not degraded", why, *found)
 
 

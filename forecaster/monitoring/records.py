@@ -8,6 +8,7 @@ the arrays packed as binary (:func:`pack`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,10 @@ EPOCH = datetime(1970, 1, 1)
 @dataclass(frozen=True)
 class ForecastRecord:
     """One series' forecast: ``times`` [h] its target stamps (as answered), ``point`` [h],
-    ``quantiles`` level -> [h], and ``history`` [n] the (cleaned) history it was made from."""
+    ``quantiles`` level -> [h], ``history`` [n] the (cleaned) history it was made from, and
+    ``intervals``: each interval level answered (percent) -> the two of ``quantiles`` that
+    bounded it as served (usually ``(1 -+ level / 100) / 2``; others when the probabilities a
+    level is read at are adjusted)."""
 
     series_id: str
     method: str
@@ -35,6 +39,7 @@ class ForecastRecord:
     point: np.ndarray
     history: np.ndarray
     quantiles: dict[float, np.ndarray] = field(default_factory=dict)
+    intervals: dict[float, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,43 @@ def _row(batch: RecordBatch, rec: ForecastRecord, micros: np.ndarray) -> dict[st
         "lower_level": levels[0] if levels else None,
         "upper_level": levels[-1] if levels else None,
         "quantiles": pack(np.stack(bands)) if bands else None,
+        "intervals": _intervals(levels, rec.intervals) if bands else None,
     }
+
+
+def _intervals(
+    quantile_levels: Sequence[float], intervals: dict[float, tuple[float, float]]
+) -> list[list[float]] | None:
+    """``[[level, lower, upper], ...]`` ascending by level, of the ``intervals`` whose bounds
+    are among ``quantile_levels`` (as those name them)."""
+    out = []
+    for level in sorted(intervals):
+        at = [_position(q, quantile_levels) for q in intervals[level]]
+        if at[0] is not None and at[1] is not None:
+            out.append([float(level), quantile_levels[at[0]], quantile_levels[at[1]]])
+    return out
+
+
+def level_bounds(
+    quantile_levels: Sequence[float], intervals: Sequence[Sequence[float]] | None
+) -> list[tuple[float, int, int]]:
+    """``(level, lower, upper)``: each recorded interval's level (percent) and the positions
+    of its bounding quantiles in ``quantile_levels``; ``intervals`` None (a row recorded before
+    they were, schema revision 0001): every symmetric pair of quantiles, ``q`` and ``1 - q``
+    making the level ``100 (1 - 2q)``."""
+    if intervals is None:
+        intervals = [[round(100 * (1 - 2 * q), 9), q, 1 - q] for q in quantile_levels if q < 0.5]
+    out = []
+    for level, lower, upper in intervals:
+        at = [_position(q, quantile_levels) for q in (lower, upper)]
+        if at[0] is not None and at[1] is not None:
+            out.append((float(level), at[0], at[1]))
+    return out
+
+
+def _position(q: float, quantile_levels: Sequence[float]) -> int | None:
+    found = (i for i, o in enumerate(quantile_levels) if math.isclose(o, q, abs_tol=1e-9))
+    return next(found, None)
 
 
 def _check_storable(name: str, text: str, limit: int) -> None:
@@ -141,27 +182,37 @@ def _check_storable(name: str, text: str, limit: int) -> None:
         raise ValueError(f"{name} is longer than {limit} characters")
 
 
-def score_rows(forecast: Any, times: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
+def score_rows(
+    forecast: Any, times: np.ndarray, values: np.ndarray
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``scores`` rows of one stored ``forecast`` row against actuals ``values`` [n] at
-    ``times`` [n] (int64 µs): one per forecast point with an actual."""
+    ``times`` [n] (int64 µs), one per forecast point with an actual; and its ``coverage`` rows,
+    one per such point and interval level."""
     if not times.size:
-        return []
+        return [], []
     targets = unpack(forecast.targets, I8)
     order = np.argsort(times, kind="stable")
     times, values = times[order], values[order]
     where = np.minimum(np.searchsorted(times, targets), times.size - 1)
     steps = np.flatnonzero(times[where] == targets)
     if not steps.size:
-        return []
+        return [], []
     actual = values[where[steps]]
     point = unpack(forecast.point)[steps]
     naive = unpack(forecast.seasonal_naive)[steps]
     inside: list[bool | None] = [None] * steps.size
+    covered: list[dict[str, Any]] = []
     if forecast.quantiles is not None:
         bands = unpack(forecast.quantiles).reshape(len(forecast.quantile_levels), -1)
         inside = ((actual >= bands[0, steps]) & (actual <= bands[-1, steps])).tolist()
+        for level, lo, hi in level_bounds(forecast.quantile_levels, forecast.intervals):
+            within = (actual >= bands[lo, steps]) & (actual <= bands[hi, steps])
+            covered += [
+                {"forecast_id": forecast.id, "step": int(k) + 1, "level": level, "inside": i}
+                for k, i in zip(steps, within.tolist(), strict=True)
+            ]
     model, sn = _errors(actual, point, forecast.scale), _errors(actual, naive, forecast.scale)
-    return [
+    scored = [
         {"forecast_id": forecast.id, "step": int(k) + 1, "target_time": t, "actual": a,
          "abs_error": e, "smape": s, "scaled": c, "sn_abs_error": ne, "sn_smape": ns,
          "sn_scaled": nc, "inside": i}
@@ -170,6 +221,7 @@ def score_rows(forecast: Any, times: np.ndarray, values: np.ndarray) -> list[dic
             *model, *sn, inside, strict=True,
         )
     ]  # fmt: skip
+    return scored, covered
 
 
 def _datetime(micros: np.int64) -> datetime:

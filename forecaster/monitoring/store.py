@@ -59,7 +59,8 @@ ACTUALS_PER_TRANSACTION = 5_000
 
 # What scoring reads of a recorded forecast.
 SCORING = [tables.forecasts.c[n] for n in ("id", "scale", "targets", "point", "seasonal_naive",
-                                           "quantile_levels", "quantiles")]  # fmt: skip
+                                           "quantile_levels", "quantiles",
+                                           "intervals")]  # fmt: skip
 
 
 class StoreError(RuntimeError):
@@ -321,9 +322,12 @@ class MonitoringStore:
             ]
             with self._begin() as conn:
                 conn.execute(self._upsert(tables.actuals, ["series_id", "time"]), rows)
-                scored = self._score(conn, part)
+                scored, covered = self._score(conn, part)
                 if scored:
                     conn.execute(self._upsert(tables.scores, ["forecast_id", "step"]), scored)
+                if covered:
+                    key = ["forecast_id", "step", "level"]
+                    conn.execute(self._upsert(tables.coverage, key), covered)
             stored, matched = stored + len(rows), matched + len(scored)
         return Ingested(stored, matched, [i for i in ids if i not in known])
 
@@ -338,10 +342,12 @@ class MonitoringStore:
 
     def _score(
         self, conn: sa.Connection, given: list[tuple[str, np.ndarray, np.ndarray]]
-    ) -> list[dict]:
-        """``scores`` rows of the recorded forecasts whose targets the actuals ``given`` hit."""
+    ) -> tuple[list[dict], list[dict]]:
+        """``scores`` and ``coverage`` rows of the recorded forecasts whose targets the actuals
+        ``given`` hit."""
         f = tables.forecasts
         out: list[dict] = []
+        covered: list[dict] = []
         for sid, times, values in given:
             if not times.size:
                 continue
@@ -350,8 +356,10 @@ class MonitoringStore:
             query = sa.select(*SCORING).where(*overlapping)
             micros = to_micros(times)
             for forecast in conn.execute(query):
-                out += score_rows(forecast, micros, values)
-        return out
+                scored, inside = score_rows(forecast, micros, values)
+                out += scored
+                covered += inside
+        return out, covered
 
     def _upsert(self, table: sa.Table, key: list[str]) -> sa.Insert:
         from sqlalchemy.dialects import postgresql, sqlite
@@ -364,9 +372,10 @@ class MonitoringStore:
     def purge(self, before: datetime) -> tuple[int, int]:
         """Delete forecasts made (with their scores) and actuals received before ``before``
         (naive UTC): the retention setting. Returns ``(forecasts, actuals)`` deleted."""
-        f, sc, a = tables.forecasts, tables.scores, tables.actuals
+        f, sc, a, cov = tables.forecasts, tables.scores, tables.actuals, tables.coverage
         old = sa.select(f.c.id).where(f.c.made_at < before)
         with self._begin() as conn:
+            conn.execute(sa.delete(cov).where(cov.c.forecast_id.in_(old)))
             conn.execute(sa.delete(sc).where(sc.c.forecast_id.in_(old)))
             gone = conn.execute(sa.delete(f).where(f.c.made_at < before)).rowcount
             actual = conn.execute(sa.delete(a).where(a.c.received_at < before)).rowcount
@@ -398,13 +407,16 @@ class MonitoringStore:
         """Live accuracy of ``model`` per version (newest first) over the scored points whose
         target time is in ``[since, until)`` (naive UTC). Raises :class:`StoreError`."""
         f, sc = tables.forecasts, tables.scores
-        query = _sums_query().where(f.c.model == model)
+        query, per_level = _sums_query().where(f.c.model == model), _coverage_query(model)
         if version is not None:
             query = query.where(f.c.version == version)
+            per_level = per_level.where(f.c.version == version)
         if since is not None:
             query = query.where(sc.c.target_time >= since)
+            per_level = per_level.where(sc.c.target_time >= since)
         if until is not None:
             query = query.where(sc.c.target_time < until)
+            per_level = per_level.where(sc.c.target_time < until)
         levels = (
             sa.select(f.c.version, f.c.lower_level, f.c.upper_level)
             .where(f.c.model == model, f.c.lower_level.is_not(None))
@@ -413,7 +425,9 @@ class MonitoringStore:
         with self._begin() as conn:
             rows = conn.execute(query).all()
             intervals = {v: (lo, hi) for v, lo, hi in conn.execute(levels)}
-        return by_version([(r[0], r[1], Sums.from_row(r[2:])) for r in rows], intervals)
+            covered = [(v, k, L, n, int(c or 0)) for v, k, L, n, c in conn.execute(per_level)]
+        sums = [(r[0], r[1], Sums.from_row(r[2:])) for r in rows]
+        return by_version(sums, intervals, covered)
 
     def last_actual(self, model: str, *, before: datetime | None = None) -> datetime | None:
         """The latest scored target time of ``model`` (for windows of recent points), of those
@@ -559,6 +573,23 @@ def _sums_query() -> sa.Select:
         .select_from(sc.join(f, f.c.id == sc.c.forecast_id))
         .group_by(f.c.version, sc.c.step)
     )
+
+
+def _coverage_query(model: str) -> sa.Select:
+    """Per (version, step, level) of ``model``: points scored, and those inside the level's
+    band (joined to ``scores`` for the target time the window filters on)."""
+    f, sc, cov = tables.forecasts, tables.scores, tables.coverage
+    return (
+        sa.select(f.c.version, cov.c.step, cov.c.level, sa.func.count(),
+                  sa.func.sum(sa.case((cov.c.inside, 1), else_=0)))
+        .select_from(
+            cov.join(f, f.c.id == cov.c.forecast_id).join(
+                sc, (sc.c.forecast_id == cov.c.forecast_id) & (sc.c.step == cov.c.step)
+            )
+        )
+        .where(f.c.model == model)
+        .group_by(f.c.version, cov.c.step, cov.c.level)
+    )  # fmt: skip
 
 
 def _brief(exc: BaseException) -> str:

@@ -59,6 +59,10 @@ forecasts = Table(
     # The widest interval scored for coverage: the lowest and highest level.
     Column("lower_level", Float, nullable=True),
     Column("upper_level", Float, nullable=True),
+    # The intervals answered, ascending by level: [[level (percent), lower, upper], ...], the
+    # bounds being the quantile levels that bounded it as served (usually (1 -+ level/100) / 2).
+    # None (rows before revision 0002): every symmetric pair of quantiles is taken for one.
+    Column("intervals", JSON, nullable=True),
     Index("ix_forecasts_series_last_target", "series_id", "last_target"),
     Index("ix_forecasts_model_version", "model", "version"),
     Index("ix_forecasts_made_at", "made_at"),
@@ -91,4 +95,14 @@ scores = Table(
     Column("sn_scaled", Float, nullable=True),
     Column("inside", Boolean, nullable=True),  # within the widest interval; None: no interval
     Index("ix_scores_target_time", "target_time"),
+)
+
+# One row per scored point and interval level: whether the actual fell inside that level's band.
+coverage = Table(
+    "coverage",
+    metadata,
+    Column("forecast_id", ID, ForeignKey("forecasts.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("level", Float, primary_key=True),  # nominal, in percent
+    Column("inside", Boolean, nullable=False),
 )

@@ -69,7 +69,14 @@ def live_accuracy(job: Job, registry: Registry, version: int | None) -> dict[str
         return {"version": version, "degraded": False, "error": str(exc)}
     store = MonitoringStore(url)
     try:
-        verdict = health.check(store, job.name, version, window=window, margin=job.live_margin)
+        verdict = health.check(
+            store,
+            job.name,
+            version,
+            window=window,
+            margin=job.live_margin,
+            coverage_margin=job.coverage_margin,
+        )
     except StoreError as exc:
         return {"version": version, "degraded": False, "error": str(exc)}
     finally:
@@ -85,6 +92,7 @@ def live_accuracy(job: Job, registry: Registry, version: int | None) -> dict[str
         "points": verdict.points,
         "min_points": health.MIN_POINTS,
         "margin": job.live_margin,
+        "coverage_margin": job.coverage_margin,
         "recent": _plain(verdict.recent),
         "before": _plain(verdict.baseline),
     }

@@ -41,14 +41,21 @@ def _no_reexec(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def record_forecasts(root: Path, name: str, version: int, n: int, start: datetime,
-                     level: float) -> None:  # fmt: skip
+                     level: float, halves: dict[float, float] | None = None) -> None:  # fmt: skip
     """``n`` forecasts of ``level`` for series ``s0..``, each ``H`` hours after the last, made
-    from histories alternating 9 and 11 (seasonal naive is off by 1 against actuals of 10)."""
+    from histories alternating 9 and 11 (seasonal naive is off by 1 against actuals of 10);
+    ``halves``: interval level (percent) -> the half width of its band around ``level``."""
     store = MonitoringStore(monitoring_url(None, root))
     history = np.tile([9.0, 11.0], 12)
+    bands: dict[float, np.ndarray] = {}
+    intervals: dict[float, tuple[float, float]] = {}
+    for L, half in (halves or {}).items():
+        intervals[L] = (round((1 - L / 100) / 2, 9), round((1 + L / 100) / 2, 9))
+        bands[intervals[L][0]] = np.full(H, level - half)
+        bands[intervals[L][1]] = np.full(H, level + half)
     records = [
         ForecastRecord(f"s{k}", "model", stamps(start + timedelta(hours=H * k), H),
-                       np.full(H, level), history)
+                       np.full(H, level), history, bands, intervals)
         for k in range(n)
     ]  # fmt: skip
     store.write([RecordBatch(name, version, 6, time.time(), records)])
@@ -89,6 +96,24 @@ def test_ingest_then_monitor(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
                  "--until", stamps(START, 3)[2]]) == 0  # fmt: skip
     body = json.loads(capsys.readouterr().out)
     assert body["demo"][0]["overall"]["points"] == 2  # the first two hours of s0
+
+
+def test_monitor_reports_coverage_per_level(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "models"
+    # Off by 0.5 everywhere: outside the 80% band (+-0.25), inside the 95% one (+-1).
+    record_forecasts(root, "demo", 1, 4, START, level=10.5, halves={80: 0.25, 95: 1.0})
+    csv = actuals_csv(tmp_path / "actuals.csv", 4, START)
+    assert main(["actuals", "ingest", str(csv), "--registry", str(root), *COLS]) == 0
+    capsys.readouterr()
+    assert main(["monitor", "--registry", str(root), "--by-step"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines[0][-4:] == ["cov", "80", "cov", "95"]
+    assert [row[-2:] for row in lines[1:]] == [["0.0%", "100.0%"]] * (1 + H)
+    assert main(["monitor", "demo", "--registry", str(root), "--json"]) == 0
+    [v1] = json.loads(capsys.readouterr().out)["demo"]
+    assert v1["overall"]["levels"]["80"] == {"level": 80.0, "points": 24, "coverage": 0.0,
+                                             "shortfall": 80.0}  # fmt: skip
+    assert [s["levels"]["95"]["coverage"] for s in v1["steps"]] == [1.0] * H
 
 
 def test_ingest_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -158,6 +183,31 @@ def test_retrain_when_degraded(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "worse than seasonal naive" in live["reason"]
     assert live["recent"]["model"]["mase"] > live["recent"]["seasonal_naive"]["mase"]
     assert live["before"]["points"] > 0 and "backtest" in report
+
+
+def test_retrain_when_degraded_on_coverage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Point forecasts as good as before, but the 80% interval holds none of the actuals."""
+    root = tmp_path / "models"
+    data = write_long_csv(tmp_path / "hourly.csv")
+    publish_champion(root)
+    argv = ["retrain", "--data", str(data), "--registry", str(root), "--name", "demo",
+            "--when", "degraded", "--live-window-days", "2", *FLAGS]  # fmt: skip
+    record_forecasts(root, "demo", 1, 16, START, level=10.2, halves={80: 0.1, 95: 1.0})
+    assert main(["actuals", "ingest", str(actuals_csv(tmp_path / "a.csv", 16, START)),
+                 "--registry", str(root), *COLS]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main([*argv, "--coverage-margin", "90"]) == 0  # 0% is within 90 points of 80%
+    out = capsys.readouterr().out
+    assert "not retrained: live accuracy has not degraded" in out
+    assert "coverage 80%: 0.0%, 95%: 100.0%" in out
+    assert main(argv) == 0
+    capsys.readouterr()
+    live = json.loads((root / "demo" / "2" / "report.json").read_text())["live"]
+    assert live["degraded"] is True and live["coverage_margin"] == 5.0
+    assert live["reason"] == (
+        "recent coverage of the 80% interval is 0.0% over 48 points, short of nominal by more "
+        "than 5 points"
+    )
 
 
 def test_retrain_when_degraded_fails_loudly_without_its_database(

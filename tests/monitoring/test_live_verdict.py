@@ -177,3 +177,34 @@ def test_the_default_window_lets_one_series_decide() -> None:
         health.Window(steps=3, freq="monthly")
     with pytest.raises(ValueError):
         health.Window(steps=3, freq="MS", days=7)
+
+
+def test_coverage_short_of_nominal_is_degraded(store: MonitoringStore) -> None:
+    """The 80% interval holds 60% of the actuals (constant histories: no MASE, so only the
+    coverage rule can decide)."""
+    flat = np.full(24, 10.0)
+    offsets = np.tile([0.5, 0.5, 0.5, 1.5, 1.5], 10)[:H]  # 80% band is +-1: 60% inside
+    for k in range(4):
+        start = START + timedelta(hours=H * k)
+        point = np.full(H, 10.0)
+        bands = {0.025: point - 2, 0.1: point - 1, 0.9: point + 1, 0.975: point + 2}
+        levels = {80: (0.1, 0.9), 95: (0.025, 0.975)}
+        record = ForecastRecord(f"s{k}", "model", stamps(start), point, flat, bands, levels)
+        store.write([RecordBatch("m", 1, 2, time.time(), [record])])
+        store.ingest([(f"s{k}", to_utc(stamps(start)), point + offsets)])
+    window = health.Window(days=10)
+    now = START + timedelta(days=8)
+    verdict = health.check(store, "m", 1, window=window, now=now)
+    assert verdict.degraded, verdict.reason
+    covered = 100 * float(np.mean(offsets <= 1))
+    assert verdict.reason.startswith(
+        f"recent coverage of the 80% interval is {covered:.1f}% over {4 * H} points"
+    )
+    assert "short of nominal by more than 5 points" in verdict.reason
+    # A margin wider than the shortfall lets it pass, and the reason still shows the coverage.
+    lenient = health.check(store, "m", 1, window=window, coverage_margin=25, now=now)
+    assert lenient.status == "not degraded"
+    assert f"80%: {covered:.1f}%" in lenient.reason and "95%: 100.0%" in lenient.reason
+    # A level with fewer points than the rule needs is not judged.
+    few = health.check(store, "m", 1, window=window, min_points=4 * H + 1, now=now)
+    assert few.status == "undecided"

@@ -13,15 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from forecaster import metrics
 from forecaster.configs import ConfigError
 from forecaster.monitoring import health
+from forecaster.monitoring.accuracy import as_dict
 from forecaster.monitoring.recorder import Recorder
-from forecaster.monitoring.records import ForecastRecord, RecordBatch
-from forecaster.monitoring.store import MonitoringStore, StoreError
+from forecaster.monitoring.records import ForecastRecord, RecordBatch, to_rows
+from forecaster.monitoring.store import MIGRATIONS, MonitoringStore, StoreError
 from forecaster.monitoring.tables import metadata
 from forecaster.monitoring.times import BadTimestamp, to_utc
 from forecaster.monitoring.urls import monitoring_url, normalise_url
@@ -86,6 +89,90 @@ def test_accuracy_matches_the_definitions(store: MonitoringStore) -> None:
     step1 = v1.steps[1]
     assert step1.points == 2
     assert step1.model.mae == pytest.approx(np.mean(np.abs(y[:, 0] - f[:, 0])))
+
+
+def leveled(sid: str, start: datetime, seed: int) -> ForecastRecord:
+    """A forecast answering the 80% (point +- 1) and 95% (point +- 2) intervals."""
+    rng = np.random.default_rng(seed)
+    point = 10 + rng.normal(size=H)
+    bands = {0.025: point - 2.0, 0.1: point - 1.0, 0.9: point + 1.0, 0.975: point + 2.0}
+    return ForecastRecord(sid, "model", stamps(start, H), point, 10 + rng.normal(size=20), bands,
+                          {80.0: (0.1, 0.9), 95.0: (0.025, 0.975)})  # fmt: skip
+
+
+def test_coverage_is_scored_per_level_and_step(store: MonitoringStore) -> None:
+    records = [leveled(f"s{k}", START, k) for k in range(5)]
+    store.write([batch(*records)])
+    rng = np.random.default_rng(3)
+    # Errors growing with the step: the first steps fall inside both bands, the last outside.
+    errors = rng.uniform(-1, 1, size=(5, H)) * np.linspace(0.5, 3.0, H)
+    store.ingest([(r.series_id, to_utc(stamps(START, H)), r.point + e)
+                  for r, e in zip(records, errors, strict=True)])  # fmt: skip
+    [v1] = store.accuracy("m")
+    assert list(v1.overall.levels) == ["80", "95"]
+    for key, half in (("80", 1.0), ("95", 2.0)):
+        inside = np.abs(errors) <= half
+        got = v1.overall.levels[key]
+        assert (got.level, got.points) == (float(key), 5 * H)
+        assert got.coverage == pytest.approx(inside.mean())
+        for k in range(1, H + 1):
+            assert v1.steps[k].levels[key].coverage == pytest.approx(inside[:, k - 1].mean())
+    assert v1.steps[1].levels["80"].coverage != v1.steps[H].levels["80"].coverage
+    # The widest interval's coverage (as before) is the 95% one's.
+    assert v1.overall.coverage == pytest.approx(v1.overall.levels["95"].coverage)
+    plain = as_dict(v1)
+    level = plain["overall"]["levels"]["80"]
+    assert level["shortfall"] == pytest.approx(80 - 100 * level["coverage"])
+    assert plain["steps"][0]["levels"]["95"]["points"] == 5
+    # A time window applies to the levels too.
+    [late] = store.accuracy("m", since=START + timedelta(hours=H - 1))
+    assert late.overall.levels["80"].points == 5
+
+
+def test_a_level_is_scored_on_the_band_it_was_served_with(store: MonitoringStore) -> None:
+    """An 80% interval read at other probabilities (0.05 and 0.95: widened, as an online
+    adjustment would) is scored on that band, not on the 0.1 and 0.9 quantiles beside it."""
+    point = np.full(H, 10.0)
+    bands = {0.05: point - 2.0, 0.1: point - 1.0, 0.9: point + 1.0, 0.95: point + 2.0}
+    rec = ForecastRecord("a", "model", stamps(START, H), point, np.arange(20.0), bands,
+                         {80.0: (0.05, 0.95)})  # fmt: skip
+    store.write([batch(rec)])
+    store.ingest([("a", to_utc(stamps(START, H)), point + 1.5)])  # outside +-1, inside +-2
+    [v1] = store.accuracy("m")
+    assert list(v1.overall.levels) == ["80"]
+    assert v1.overall.levels["80"].coverage == 1.0
+
+
+def test_rows_recorded_before_levels_were_score_symmetric_quantile_pairs(
+    database_url: str,
+) -> None:
+    """A database at revision 0001 holding a forecast upgrades in place, and that forecast's
+    intervals are scored per level once its actuals arrive."""
+    engine = sa.create_engine(normalise_url(database_url))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    [row], _ = to_rows([batch(leveled("old", START, 1))])
+    del row["intervals"]
+    with engine.begin() as conn:
+        old = sa.Table("forecasts", sa.MetaData(), autoload_with=conn)  # as 0001 made it
+        conn.execute(sa.insert(old), [row])
+    engine.dispose()
+    store = MonitoringStore(database_url)
+    try:
+        store.migrate()
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        point = leveled("old", START, 1).point
+        errors = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5])
+        store.ingest([("old", to_utc(stamps(START, H)), point + errors)])
+        [v1] = store.accuracy("m")
+        assert v1.overall.levels["80"].coverage == pytest.approx(2 / H)
+        assert v1.overall.levels["95"].coverage == pytest.approx(4 / H)
+    finally:
+        store.close()
 
 
 def test_actuals_are_idempotent_replaced_and_unknown_series_ignored(

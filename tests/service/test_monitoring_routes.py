@@ -15,7 +15,11 @@ import httpx
 import numpy as np
 import pytest
 
+from forecaster import calibration
+from forecaster.model import ModelConfig, init_params
 from forecaster.monitoring.store import MonitoringStore
+from forecaster.predict import Predictor
+from forecaster.registry import Registry
 from tests.helpers.polling import wait_until
 from tests.service.conftest import API_KEY, make_settings, running_client, server
 
@@ -127,6 +131,70 @@ def test_each_series_is_recorded_as_it_was_answered(monitored) -> None:
     gaps = np.concatenate([np.subtract(f["quantiles"]["0.9"], f["forecast"]) for f in answer])
     assert v1["overall"]["model"]["mae"] == pytest.approx(np.abs(gaps).mean(), rel=1e-12)
     assert v1["overall"]["coverage"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def calibrated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry whose m4-hourly is calibrated: it answers any interval level."""
+    root = tmp_path_factory.mktemp("calibrated-registry")
+    config = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24)
+    params = init_params(config, 0)
+    histories = [np.asarray(series(None, n=120, seed=k)["history"]) for k in range(40)]
+    cal = calibration.calibrate(Predictor(config, params), histories, 24, origins=2)
+    Registry(root).publish("m4-hourly", config, params, promote=True, calibration=cal,
+                           freq="h", seasonality=24)  # fmt: skip
+    return root
+
+
+def test_live_coverage_per_level_and_step_over_a_real_server(
+    calibrated_root: Path, tmp_path: Path
+) -> None:
+    """Each level answered is scored on its own, overall and per step, in the accuracy body and
+    as a Prometheus gauge per level."""
+    env = {"FORECASTER_DATABASE_URL": f"sqlite:///{tmp_path / 'monitoring.sqlite3'}",
+           "FORECASTER_RECORD_FLUSH_S": "0.05"}  # fmt: skip
+    with server(calibrated_root, tmp_path, **env) as s:
+        body = {"series": [series(f"s{k}", seed=k) for k in range(4)], "horizon": 6,
+                "levels": [50, 80, 95]}  # fmt: skip
+        r = httpx.post(s.url + "/v1/forecast", json=body, timeout=30)
+        assert r.status_code == 200, r.text
+        answer = r.json()["forecasts"]
+
+        def count(name: str, **labels: str) -> float | None:
+            return metric(httpx.get(s.url + "/metrics", timeout=10).text, name, **labels)
+
+        wait_until(lambda: count("forecaster_forecasts_recorded_total") == 4)
+        rng = np.random.default_rng(5)
+        actuals, inside = [], {"50": [], "80": [], "95": []}
+        for f in answer:
+            half = np.subtract(f["intervals"]["80"]["upper"], f["intervals"]["80"]["lower"]) / 2
+            y = np.array(f["forecast"]) + rng.normal(scale=1.5, size=6) * half
+            actuals.append({"id": f["id"], "timestamps": f["timestamps"], "values": y.tolist()})
+            for key, band in inside.items():
+                lo, hi = f["intervals"][key]["lower"], f["intervals"][key]["upper"]
+                band.append((y >= lo) & (y <= hi))
+        r = httpx.post(s.url + "/v1/actuals", json={"series": actuals}, headers=KEY, timeout=30)
+        assert r.json()["matched"] == 24, r.text
+        [v1] = httpx.get(s.url + "/v1/models/m4-hourly/accuracy", timeout=30).json()["versions"]
+        levels = v1["overall"]["levels"]
+        assert list(levels) == ["50", "80", "95"]
+        for key, band in inside.items():
+            got = np.stack(band)
+            assert levels[key]["points"] == 24 and levels[key]["level"] == float(key)
+            assert levels[key]["coverage"] == pytest.approx(got.mean())
+            assert levels[key]["shortfall"] == pytest.approx(float(key) - 100 * got.mean())
+            for k, step in enumerate(v1["steps"]):
+                assert step["levels"][key]["coverage"] == pytest.approx(got[:, k].mean())
+        assert v1["overall"]["coverage"] == pytest.approx(levels["95"]["coverage"])
+
+        def gauge(level: str) -> float | None:
+            # The exposition orders labels by name.
+            return count("forecaster_interval_coverage", level=level, model="m4-hourly",
+                         version="1")  # fmt: skip
+
+        wait_until(lambda: gauge("80") is not None)
+        for key, band in inside.items():
+            assert gauge(key) == pytest.approx(np.mean(band))
 
 
 @pytest.mark.parametrize(
