@@ -106,7 +106,7 @@ def build_served(
 ) -> ServedModel:
     """Load ``name@version``, compile every batch shape and check it forecasts sanely."""
     loaded = registry.load(name, version)
-    predictor = Predictor(loaded.config, loaded.params, batch_sizes)
+    predictor = Predictor(loaded.config, loaded.params, batch_sizes, covariates=loaded.covariates)
     predictor.warmup()
     _validate(predictor)
     return ServedModel(name, version, predictor, loaded)
