@@ -71,9 +71,9 @@ def _calendar_values(name: str, times: pd.DatetimeIndex) -> F64:
     if name == "hour":
         return np.asarray(times.hour + times.minute / 60.0, np.float64)
     if name == "weekday":
-        return np.asarray(times.dayofweek, np.float64)
+        return np.asarray(times.day_of_week, np.float64)
     if name == "yearday":
-        return np.asarray(times.dayofyear - 1, np.float64)
+        return np.asarray(times.day_of_year - 1, np.float64)
     return np.asarray(times.month - 1, np.float64)
 
 

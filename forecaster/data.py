@@ -867,6 +867,8 @@ def series_from_frame(
         # numeric columns would otherwise read them as series.
         covariate = {n for names in named.values() for n in names}
         values = tuple(c for c in layout.value_cols if c not in covariate)
+        if not values:
+            raise DataError(f"the value column {layout.value_cols[0]!r} cannot be a covariate")
         layout = dataclasses.replace(layout, value_cols=values)
     roles = _covariate_columns(frame, layout, named)
     if layout.format == "long":
