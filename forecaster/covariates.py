@@ -328,9 +328,10 @@ class CovariateSpec:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def series_features(
-        self, lengths: Sequence[int], values: CovariateValues, ends: Sequence[Any] | None
+        self, lengths: ArrayLike, values: CovariateValues, ends: Sequence[Any] | None
     ) -> tuple[list[F32], F32]:
         """Training inputs: per series [len_i, past_width] and the statics [n, static_width]."""
+        lengths = np.asarray(lengths, np.int64).reshape(-1)
         dynamic = []
         for i, n in enumerate(lengths):
             times = self._times(ends[i] if ends else None, int(n), 0, i) if self.timed else None

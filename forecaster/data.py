@@ -508,9 +508,11 @@ def _load_long(
     # Without an id column every value column is a series over the same rows (long_columns).
     tiled = {name: pd.concat([frame[name]] * (len(ids) // max(len(frame), 1)), ignore_index=True)
               for names in roles.values() for name in names}  # fmt: skip
-    dynamic = {name: _to_numeric(tiled[name],
-                                 lambda i, n=name: f"covariate {n!r}: series {ids.iloc[i]!r} at "
-                                 f"{times[i]} (data row {i})")
+
+    def where(name: str) -> Callable[[int], str]:
+        return lambda i: f"covariate {name!r}: series {ids.iloc[i]!r} at {times[i]} (data row {i})"
+
+    dynamic = {name: _to_numeric(tiled[name], where(name))
                for role in ("past", "future") for name in roles.get(role, ())}  # fmt: skip
     covariates = CovariateValues({n: [] for n in roles.get("past", ())},
                                  {n: [] for n in roles.get("future", ())},

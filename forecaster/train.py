@@ -464,7 +464,13 @@ def fit(
         inputs = series_inputs(len(series), train.covariates, train.end, ahead)
     validation = Validation(train.values, val_targets, inputs, spec)
     # The network is trained and selected alone (a champion's classical share is chosen afresh).
-    model_cfg = replace(model_cfg.network, **spec.widths())
+    widths = spec.widths()
+    model_cfg = replace(
+        model_cfg.network,
+        past_features=widths["past_features"],
+        future_features=widths["future_features"],
+        static_features=widths["static_features"],
+    )
     features: dict[str, Any] = {}
     if spec:
         dynamic, static = spec.series_features(series.lengths, series.covariates, series.end)

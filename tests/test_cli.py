@@ -286,7 +286,7 @@ def test_train_and_evaluate_with_covariates(tmp_path: Path, capsys: pytest.Captu
     frame = pd.concat(
         pd.DataFrame({"id": sid, "timestamp": times, "value": 10 + 3 * x[i], "x": x[i]})
         for i, sid in enumerate(["a", "b"])
-    )
+    ).reset_index(drop=True)
     last = frame.groupby("id").tail(24).index
     history, test = tmp_path / "history.csv", tmp_path / "test.csv"
     frame.drop(index=last).to_csv(history, index=False)
