@@ -24,12 +24,8 @@ import hypothesis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
-from benchmarks.soak import start_server, stop_server
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the strategies live beside the test that uses them
-
-from fuzzing import (  # noqa: E402
+from benchmarks.soak import ROOT, start_server, stop_server
+from tests.helpers.fuzzing import (  # the strategies the fuzz test runs with a small budget
     accuracy_queries,
     actuals_bodies,
     forecast_bodies,

@@ -222,10 +222,10 @@ def run_wrk(
     cpu = cpu_seconds(pid)
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(pid) - cpu
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    requests = int(_found(r"(\d+) requests in", out)[0])
     return {
         "cpu_us": round(cpu / max(requests, 1) * 1e6, 1),
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "rps": float(_found(r"Requests/sec:\s+([\d.]+)", out)[0]),
         "p50_ms": _latency(out, "50%"),
         "p99_ms": _latency(out, "99%"),
         "errors": _errors(out),
@@ -260,24 +260,24 @@ def _recording_cost(args: argparse.Namespace, tmp: Path) -> dict:
         for _, server in servers.values():
             server.terminate()
             server.wait(timeout=30)
-    on, off = _combine(runs[True]), _combine(runs[False])
+    rec, norec = _combine(runs[True]), _combine(runs[False])
 
     def counter(name: str) -> float:
         found = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics, re.M)
         return sum(float(v) for v in found)
 
     return {
-        "recording_rps_32": on["rps"],
-        "not_recording_rps_32": off["rps"],
-        "recording_vs_not_32": round(on["rps"] / off["rps"], 3),
-        "recording_cpu_us_32": on["cpu_us"],
-        "not_recording_cpu_us_32": off["cpu_us"],
-        "recording_p99_ms_32": on["p99_ms"],
-        "not_recording_p99_ms_32": off["p99_ms"],
+        "recording_rps_32": rec["rps"],
+        "not_recording_rps_32": norec["rps"],
+        "recording_vs_not_32": round(rec["rps"] / norec["rps"], 3),
+        "recording_cpu_us_32": rec["cpu_us"],
+        "not_recording_cpu_us_32": norec["cpu_us"],
+        "recording_p99_ms_32": rec["p99_ms"],
+        "not_recording_p99_ms_32": norec["p99_ms"],
         "recorded": counter("forecaster_forecasts_recorded_total"),
         "record_dropped": counter("forecaster_forecasts_record_dropped_total"),
-        "errors": on["errors"] + off["errors"],
-        "goals_met": on["rps"] >= 0.9 * off["rps"] and on["errors"] + off["errors"] == 0,
+        "errors": rec["errors"] + norec["errors"],
+        "goals_met": rec["rps"] >= 0.9 * norec["rps"] and rec["errors"] + norec["errors"] == 0,
         "duration_s": args.duration,
         "command": " ".join(sys.argv),
     }
@@ -364,8 +364,16 @@ def cpu_seconds(pid: int, task: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _found(pattern: str, out: str) -> tuple[str, ...]:
+    """The groups of ``pattern``'s first match in wrk's report (which always prints them)."""
+    match = re.search(pattern, out)
+    if match is None:
+        raise RuntimeError(f"wrk's report lacks {pattern!r}:\n{out}")
+    return match.groups()
+
+
 def _latency(out: str, pct: str) -> float:
-    value, unit = re.search(rf"{pct}\s+([\d.]+)(us|ms|s)", out).groups()
+    value, unit = _found(rf"{pct}\s+([\d.]+)(us|ms|s)", out)
     return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 2)
 
 

@@ -179,7 +179,7 @@ def run_set(args: argparse.Namespace, name: str) -> list[dict]:
         train_info: dict = {"loaded": str(args.load / name)}
     else:
         model_cfg, train_cfg = build_configs(
-            flags["model"], flags["train"], freq=cut.freq, lengths=cut.lengths
+            flags["model"], flags["train"], freq=cut.freq, lengths=cut.lengths.tolist()
         )
         result = fit(cut, model_cfg, train_cfg, progress=not args.no_progress)
         model_cfg, params, m = result.config, result.params, train_cfg.seasonality
@@ -188,6 +188,8 @@ def run_set(args: argparse.Namespace, name: str) -> list[dict]:
         if args.save:
             save_model(args.save / name, model_cfg, params, freq=cut.freq, seasonality=m,
                        metrics={"validation": result.val_metrics})  # fmt: skip
+    if m is None:  # derived in training; only a manifest from before seasonal periods lacks it
+        raise SystemExit(f"{name}: the model states no seasonal period")
     predictor = Predictor(model_cfg, params)
     lines = []
     for horizon in asked:

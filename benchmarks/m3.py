@@ -45,7 +45,7 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
     model_flags = {**({"horizon": TASK_HORIZON[subset]} if subset in TASK_HORIZON else {}),
                    **flags["model"]}  # fmt: skip
     model_cfg, train_cfg = build_configs(
-        model_flags, flags["train"], freq=train_series.freq, lengths=train_series.lengths
+        model_flags, flags["train"], freq=train_series.freq, lengths=train_series.lengths.tolist()
     )
     result = fit(train_series, model_cfg, train_cfg, progress=not args.no_progress)
     model_cfg = result.config  # with the classical shares chosen on validation

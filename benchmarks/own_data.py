@@ -229,9 +229,9 @@ def run_one(ds: DataSet, workdir: Path, flags: list[str]) -> dict:
     line |= train(history_file, workdir / ds.name, flags)
     # The histories as the model reads them (ids and gaps as `forecaster train` read them; gaps
     # interpolated however long, so every method forecasts from the same values).
-    read = dict(id_col=ds.id_col or "id", time_col=ds.time_col, value_col=ds.value_col,
-                date_format=ds.date_format, max_gap=10**6)  # fmt: skip
-    series = data.load_series(history_file, **read)
+    series = data.load_series(history_file, id_col=ds.id_col or "id", time_col=ds.time_col,
+                              value_col=ds.value_col, date_format=ds.date_format,
+                              max_gap=10**6)  # fmt: skip
     history = [np.asarray(v, np.float64) for v in series.values]
     groups = tail.groupby(ds.id_col, sort=False) if ds.id_col else [(None, tail)]
     by_id = {str(k): rows[ds.value_col].to_numpy(np.float64) for k, rows in groups}

@@ -289,6 +289,8 @@ def _swapper(registry: Path, model: str, every_s: float, shared: Shared) -> None
     """Move ``production`` every ``every_s``: to a fresh copy of the weights, then back."""
     reg = Registry(registry)
     original = reg.alias(model)
+    if original is None:
+        raise RuntimeError(f"{model} has no production version to swap")
     for n in itertools.count(1):
         if shared.stop.wait(every_s):
             return
@@ -494,8 +496,7 @@ class FaultShared:
 
 def _fault_phase(args: argparse.Namespace, registry: Path, tmp: Path) -> dict:
     """The mixed-fault phase (module docstring) on its own server; returns its figures."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import postgres  # the tests' throwaway cluster: one home for starting PostgreSQL
+    from tests.helpers import postgres  # the tests' throwaway cluster: one home for starting it
 
     if not postgres.available():
         return {"skipped": postgres.SKIP_REASON}
@@ -610,7 +611,8 @@ def _stored_rows(database: str) -> int:
     import psycopg
 
     with psycopg.connect(database) as conn:
-        return conn.execute("SELECT count(*) FROM forecasts").fetchone()[0]
+        (count,) = conn.execute("SELECT count(*) FROM forecasts").fetchall()[0]
+        return int(count)
 
 
 def _fault_report(

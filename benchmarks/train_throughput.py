@@ -17,7 +17,7 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -92,7 +92,8 @@ def jax_runner(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Callab
             if args.impl == "flax":
                 cells = {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell, "rnn": nn.SimpleCell}
                 for _ in range(args.layers):
-                    x = nn.RNN(cells[args.cell](args.hidden), unroll=args.unroll)(x)
+                    layer = nn.RNN(cells[args.cell](args.hidden), unroll=args.unroll)
+                    x = cast(jax.Array, layer(x))  # no return_carry: the outputs alone
             else:
                 rec = StackedRecurrent(args.cell, args.hidden, args.layers, unroll=args.unroll)
                 x, _ = rec(x)
@@ -106,18 +107,18 @@ def jax_runner(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Callab
     if args.forward_only:
         predict = jax.jit(lambda p, x: net.apply({"params": p}, x))
 
-        def run(n: int) -> None:
+        def forward(n: int) -> None:
             for _ in range(n):
                 out = predict(params, xj)
             out.block_until_ready()
 
-        return run
+        return forward
 
     opt = optax.adam(1e-3)
     state = {"params": params, "opt": opt.init(params)}
 
     def loss_fn(p: Any) -> jax.Array:
-        pred = net.apply({"params": p}, xj).astype(jnp.float32)
+        pred = cast(jax.Array, net.apply({"params": p}, xj)).astype(jnp.float32)
         return jnp.mean((pred - yj) ** 2)
 
     # donating params and optimiser state lets XLA update them in place
@@ -161,13 +162,13 @@ def torch_runner(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Call
         rnn.eval()
         head.eval()
 
-        def run(n: int) -> None:
+        def forward(n: int) -> None:
             with torch.inference_mode():
                 for _ in range(n):
                     out, _ = rnn(xt)
                     head(out[:, -1])
 
-        return run
+        return forward
 
     params = [*rnn.parameters(), *head.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3)

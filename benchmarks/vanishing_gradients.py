@@ -11,7 +11,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -19,23 +19,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from forecaster.recurrent import RecurrentLayer
+from forecaster.configs import CellType
+from forecaster.recurrent import RecurrentLayer, hidden_state
 
-CELLS = ("lstm", "gru", "rnn")
+CELLS: tuple[CellType, ...] = ("lstm", "gru", "rnn")
 MEAN_BASELINE_MSE = 1.0 / 6.0  # variance of the sum of two U(0, 1)
 
 
 class Regressor(nn.Module):
     """Recurrent layer + dense head on the final hidden state: [B, T, 2] -> [B]."""
 
-    cell: str
+    cell: CellType
     hidden: int
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         _, carry = RecurrentLayer(self.cell, self.hidden, name="rec")(x)
-        h = carry[1] if self.cell == "lstm" else carry
-        return nn.Dense(1)(h)[:, 0]
+        return nn.Dense(1)(hidden_state(self.cell, carry))[:, 0]
 
 
 def adding_batch(key: jax.Array, batch: int, steps: int) -> tuple[jax.Array, jax.Array]:
@@ -53,8 +53,8 @@ def jacobian_norms(model: Regressor, params: Any, x: jax.Array) -> np.ndarray:
     rec = RecurrentLayer(model.cell, model.hidden)
 
     def final_h(x: jax.Array) -> jax.Array:
-        _, carry = rec.apply({"params": params["rec"]}, x)
-        return carry[1] if model.cell == "lstm" else carry  # [B, H]
+        _, carry = cast(tuple[jax.Array, Any], rec.apply({"params": params["rec"]}, x))
+        return hidden_state(model.cell, carry)  # [B, H]
 
     h, vjp = jax.vjp(final_h, x)
     eye = jnp.eye(h.shape[-1])
@@ -75,7 +75,8 @@ def train(
         x, y = adding_batch(key, args.batch, args.steps)
 
         def loss_fn(p: Any) -> jax.Array:
-            return jnp.mean((model.apply({"params": p}, x) - y) ** 2)
+            pred = cast(jax.Array, model.apply({"params": p}, x))
+            return jnp.mean((pred - y) ** 2)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         grads = optax.clip_by_global_norm(1.0).update(grads, None)[0]

@@ -19,6 +19,17 @@ and re-seasonalise their forecasts:
   least-squares line gives the drift.
 - Damped trend as R's ``ets(x, "AAN", damped=TRUE)`` fitted by least squares: level weight,
   trend weight and damping from a grid, initial level and trend in closed form.
+
+Trends that run away: on a volatile short series (a level that jumps or collapses from one
+period to the next) neither the network nor the trend methods can tell a trend from noise, and
+the few series whose level collapsed got forecasts several times their actuals. So the blended
+forecast ``f`` is pulled toward Naive2 ``a`` (the last seasonally adjusted value, re-seasonalised)
+as ``a + (f - a) / (1 + k v)``, ``v`` the series' volatility (the spread of its seasonal
+differences over its mean magnitude, :func:`volatility`) and ``k`` the model's
+``naive_shrink``: a smooth series keeps its forecast, a jumpy one moves toward its last level.
+Training tries each ``k`` of ``TrainConfig.naive_shrinks`` and keeps the strongest whose
+validation OWA is within ``SHRINK_TOLERANCE`` of the best (:func:`choose_shrink`): where
+validation cannot tell them apart the damped forecast is the safer one.
 """
 
 from __future__ import annotations
@@ -43,13 +54,17 @@ _DAMPED_LEAST = 3
 # Damped trend is fitted to at most this many of a series' last points: its cost grows with the
 # length, and its state forgets the past at the rate of its level weight (0.95^1000 ~ 1e-22).
 DAMPED_HISTORY = 1_000
+# Strengths of the pull toward Naive2 whose validation OWA is within this share of the best
+# count as equal (about the seed-to-seed spread of a short data set's OWA), the strongest wins.
+SHRINK_TOLERANCE = 0.01
 
 
 def forecasts(
     histories: Sequence[np.ndarray], horizon: int, m: int, methods: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Forecasts [n, horizon] of ``histories`` (n arrays of any lengths >= 1) with seasonal
-    period ``m`` by each of ``methods`` (``"theta"``, ``"damped"``)."""
+    period ``m`` by each of ``methods`` (``"theta"``, ``"damped"``, ``"naive2"``: the last
+    seasonally adjusted value, M4's Naive2)."""
     # Both methods are linear in the data (their fitted settings are not changed by a scale), so
     # each series is fitted divided by its largest magnitude: squared errors stay in range at any
     # finite scale (1e300 as 1e-300).
@@ -223,7 +238,63 @@ def _least_squares_start(
     return np.where(ok, l0, 0.0), np.where(ok, b0, 0.0), np.where(ok, sse, np.inf)
 
 
-_METHODS = {"theta": _theta, "damped": _damped}
+def _naive2(series: list[np.ndarray], horizon: int) -> np.ndarray:
+    """The last value of each (seasonally adjusted) series, [n, horizon]."""
+    return np.repeat(np.array([x[-1] for x in series])[:, None], horizon, axis=1)
+
+
+_METHODS = {"theta": _theta, "damped": _damped, "naive2": _naive2}
+
+
+def volatility(histories: Sequence[np.ndarray], m: int) -> np.ndarray:
+    """[n] the spread (standard deviation) of each history's changes over one season (over one
+    step where the history holds fewer than two seasonal differences, and where ``m`` is 1),
+    over its mean magnitude: 0 for a constant or a straight line, about 0.1 for a typical M3
+    yearly series, above 0.5 for one whose level jumps or collapses."""
+    out = np.zeros(len(histories))
+    for i, h in enumerate(histories):
+        x = np.asarray(h, np.float64)
+        lag = m if x.size > m + 1 else 1
+        if x.size <= lag:
+            continue
+        size = np.abs(x).mean()
+        out[i] = np.std(x[lag:] - x[:-lag]) / size if size > 0 else 0.0
+    return out
+
+
+def toward_naive(
+    histories: Sequence[np.ndarray], point: np.ndarray, naive2: np.ndarray, m: int, strength: float
+) -> np.ndarray:
+    """``point`` [n, h] pulled toward ``naive2`` [n, h] (:func:`forecasts`' Naive2 of
+    ``histories``) by ``strength`` times each history's :func:`volatility`:
+    ``naive2 + (point - naive2) / (1 + strength * volatility)``."""
+    keep = 1.0 / (1.0 + strength * volatility(histories, m))
+    return naive2 + keep[:, None] * (point - naive2)
+
+
+def choose_shrink(
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    point: np.ndarray,
+    m: int,
+    candidates: Sequence[float],
+) -> tuple[float, dict[float, float]]:
+    """The strongest candidate pull toward Naive2 (:func:`toward_naive`) whose validation OWA
+    is within ``SHRINK_TOLERANCE`` of the best candidate's, and the OWA of each: ``histories``
+    with ``targets`` [n, h], the model's forecasts ``point`` [n, h]. Undefined scores never
+    win; all undefined: 0."""
+    naive2 = forecasts(histories, targets.shape[1], m, ("naive2",))["naive2"]
+    scores = {
+        float(k): metrics.score(
+            histories, targets, toward_naive(histories, point, naive2, m, k), m
+        )["owa"]
+        for k in sorted(candidates)
+    }
+    finite = [s for s in scores.values() if np.isfinite(s)]
+    if not finite:
+        return 0.0, scores
+    best = min(finite)
+    return max(k for k, s in scores.items() if s <= best * (1 + SHRINK_TOLERANCE)), scores
 
 
 def choose_weight(

@@ -50,6 +50,10 @@ differences of the seasonally adjusted series for Naive2. On M4 Hourly the rule'
 85.4%; ``fallback_choice`` in the benchmark), 81-84% on M3 Monthly from 24 points; at exactly one
 season of M3 Monthly (lag-1 spread, 18 months ahead) only 60%. A one-point history has no error to
 measure: its quantiles equal its point forecast.
+
+These bands are what a model saved without calibration serves (``"calibrated": false``). A
+calibrated model's manifest holds a table per method, made from cuts of its training data
+(:mod:`forecaster.calibration`), and the service serves those instead, at any level.
 """
 
 from __future__ import annotations

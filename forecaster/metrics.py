@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -81,7 +82,9 @@ def _as_series(insample: Sequence[ArrayLike] | ArrayLike) -> list[F64]:
     """List of 1-D float64 histories; a 1-D array is one series, a 2-D array one per row."""
     if isinstance(insample, np.ndarray) and insample.ndim == 1:
         return [insample.astype(np.float64)]
-    return [np.asarray(x, dtype=np.float64).ravel() for x in insample]
+    # A 2-D array iterates over its rows, a sequence over its items.
+    rows = cast(Sequence[ArrayLike], insample)
+    return [np.asarray(x, dtype=np.float64).ravel() for x in rows]
 
 
 def _check_pair(y_true: F64, y_pred: F64) -> None:
@@ -269,7 +272,8 @@ def seasonal_naive(insample: Sequence[ArrayLike], horizon: int, m: int) -> F64:
 
 def acf(x: ArrayLike, max_lag: int) -> F64:
     """Sample autocorrelations at lags ``1..max_lag``, ``[max_lag]`` (R's ``acf`` estimator)."""
-    d = np.asarray(x, dtype=np.float64) - np.mean(x)
+    values = np.asarray(x, dtype=np.float64)
+    d = values - values.mean()
     denom = float(d @ d)
     n = d.size
     lags = np.arange(1, max_lag + 1)

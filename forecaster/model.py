@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -132,7 +134,9 @@ def forward(
         lengths = jnp.broadcast_to(lengths, (config.ensemble, *lengths.shape))
     if cov is not None:
         cov = {k: jnp.broadcast_to(v, (config.ensemble, *v.shape)) for k, v in cov.items()}
-    return combine(Forecaster(config).apply({"params": params}, stacked, lengths, True, cov))
+    # Without ``mutable``, flax's apply returns the output alone (its annotation admits both).
+    out = cast(jax.Array, Forecaster(config).apply({"params": params}, stacked, lengths, True, cov))
+    return combine(out)
 
 
 def dummy_covariates(config: ModelConfig, batch: int) -> dict[str, jax.Array] | None:

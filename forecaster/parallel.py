@@ -20,7 +20,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, Mesh, NamedSharding, PartitionSpec
 
 BATCH_AXIS = "batch"
 # Environment read by initialize_distributed; JAX itself only reads the coordinator address.
@@ -48,12 +48,13 @@ def batch_sharding(mesh: Mesh, batch_dim: int = 1) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(*([None] * batch_dim), BATCH_AXIS))
 
 
-def replicated(mesh: Mesh) -> NamedSharding:
+def replicated(mesh: Mesh | AbstractMesh) -> NamedSharding:
     """A full copy on every device of ``mesh``."""
     return NamedSharding(mesh, PartitionSpec())
 
 
-def replicate(tree: Any, mesh: Mesh) -> Any:
+def replicate(tree: Any, mesh: Mesh | AbstractMesh) -> Any:
+    # AbstractMesh: what a NamedSharding's ``.mesh`` is typed as; a sampler's mesh is concrete.
     """``tree``'s arrays copied onto every device of ``mesh`` (PRNG keys included)."""
     return jax.device_put(tree, replicated(mesh))
 

@@ -125,8 +125,9 @@ class Predictor:
 
     @property
     def blends(self) -> bool:
-        """Whether :meth:`blend` changes forecasts (the model has a classical share)."""
-        return self.config.blended
+        """Whether :meth:`blend` changes forecasts (the model has a classical share or pulls
+        volatile series toward Naive2)."""
+        return self.config.blended or self.config.shrinks
 
     @property
     def min_history(self) -> int:
@@ -181,17 +182,24 @@ class Predictor:
 
     def blend(self, histories: Sequence[np.ndarray], forecast: Forecast) -> Forecast:
         """The network's ``forecast`` of ``histories`` blended with the classical methods' by
-        the model's ``theta_weight`` and ``damped_weight`` (:mod:`forecaster.classical`); the
-        quantiles move with the point. Without a share, ``forecast`` itself."""
+        the model's ``theta_weight`` and ``damped_weight``, then pulled toward Naive2 on
+        volatile series by its ``naive_shrink`` (:mod:`forecaster.classical`); the quantiles
+        move with the point. Without either, ``forecast`` itself."""
         if not self.blends:
             return forecast
         cfg, point = self.config, forecast.point
         shares = {"theta": cfg.theta_weight, "damped": cfg.damped_weight}
         shares = {name: w for name, w in shares.items() if w}
-        methods = classical.forecasts(histories, point.shape[1], cfg.theta_season, list(shares))
-        shift = sum(w * (methods[name] - point) for name, w in shares.items())
+        names = [*shares, *(["naive2"] if cfg.shrinks else [])]
+        methods = classical.forecasts(histories, point.shape[1], cfg.theta_season, names)
+        blended = point + sum(w * (methods[name] - point) for name, w in shares.items())
+        if cfg.shrinks:
+            blended = classical.toward_naive(
+                histories, blended, methods["naive2"], cfg.theta_season, cfg.naive_shrink
+            )
+        shift = blended - point
         quantiles = {q: v + shift for q, v in forecast.quantiles.items()}
-        return Forecast(point=forecast.point + shift, quantiles=quantiles)
+        return Forecast(point=blended, quantiles=quantiles)
 
     def predict_windows(
         self,
@@ -324,13 +332,14 @@ def score_model(
 
     horizon = targets.shape[1]
     forecast = extend.forecast(predictor, histories, horizon, inputs)
-    bounds: dict[str, object] = {}
     levels = predictor.config.quantiles
-    if len(levels) >= 2:
-        lo, hi = levels[0], levels[-1]
-        bounds = {"lower": forecast.quantiles[lo], "upper": forecast.quantiles[hi],
-                  "alpha": round(1 - (hi - lo), 6)}  # fmt: skip
-    return forecast, metrics.score(histories, targets, forecast.point, m, **bounds)
+    if len(levels) < 2:
+        return forecast, metrics.score(histories, targets, forecast.point, m)
+    lo, hi = levels[0], levels[-1]
+    return forecast, metrics.score(
+        histories, targets, forecast.point, m, lower=forecast.quantiles[lo],
+        upper=forecast.quantiles[hi], alpha=round(1 - (hi - lo), 6),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ sanity

@@ -19,6 +19,20 @@ Value = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # A history point: a finite number, or null for a missing one.
 Point = Value | None
 Quantile = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
+# An interval's level in percent: 80 is the interval between the quantiles 0.1 and 0.9.
+Level = Annotated[float, Field(strict=True, gt=0.0, lt=100.0)]
+#: Most interval levels one request may ask for (and most quantiles: 99, the percentiles).
+MAX_LEVELS = 20
+MAX_QUANTILES = 99
+
+
+def _distinct(values: list[float] | None) -> list[float] | None:
+    if values is not None and len(set(values)) < len(values):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        raise ValueError(f"each value may appear once; repeated: {repeated}")
+    return values
+
+
 # A model name: one safe path component (the registry compiles its NAME_RE from this).
 NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 NAME_PATTERN = rf"^{NAME}$"
@@ -112,8 +126,18 @@ class ForecastRequest(_Strict):
         description="`name` or `name@version`. Absent: the served model whose frequency "
         "matches the timestamps when exactly one does, else the default model.",
     )
-    quantiles: list[Quantile] | None = Field(
-        None, description="Quantile levels wanted; only those the model was trained with."
+    levels: Annotated[list[Level] | None, AfterValidator(_distinct)] = Field(
+        None,
+        max_length=MAX_LEVELS,
+        description="Interval levels wanted, in percent, each in (0, 100), e.g. `[50, 80, 95]` "
+        "(absent: 80 and 95; `[]`: none). A calibrated model serves any level; an uncalibrated "
+        "one only those its trained quantiles bound.",
+    )
+    quantiles: Annotated[list[Quantile] | None, AfterValidator(_distinct)] = Field(
+        None,
+        max_length=MAX_QUANTILES,
+        description="Quantile levels wanted, each in (0, 1). A calibrated model serves any; an "
+        "uncalibrated one only those it was trained with.",
     )
     strict: bool = Field(
         False,
@@ -135,9 +159,10 @@ class ForecastRequest(_Strict):
 METHOD_DESCRIPTION = (
     "`model` (the network), `model+classical` (the network blended with Theta and damped "
     "trend; `classical_share` says how much), `classical` (validation gave Theta and damped "
-    "trend the whole forecast), or the statistical method that answered a history shorter "
-    "than the model reads: `seasonal_blend` (two seasons or more), `seasonal_naive` (one), "
-    "`naive` (or `naive2`)."
+    "trend the whole forecast), each followed by `+naive` when the model pulls the forecasts "
+    "of volatile series toward Naive2 (chosen on validation, for short series without a "
+    "season), or the statistical method that answered a history shorter than the model reads: "
+    "`seasonal_blend` (two seasons or more), `seasonal_naive` (one), `naive` (or `naive2`)."
 )
 EXTENDED_DESCRIPTION = (
     "True when the model forecast beyond its trained `horizon`: the steps after it were made by "
@@ -147,7 +172,7 @@ EXTENDED_DESCRIPTION = (
 )
 SHARE_DESCRIPTION = (
     "Share of the classical forecast (Theta and damped trend) in the point forecast, chosen on "
-    "validation; present with `model+classical` and `classical`."
+    "validation; present with `model+classical` and `classical` (and with `+naive` after them)."
 )
 
 
@@ -163,6 +188,21 @@ class Gap(BaseModel):
     )
 
 
+CALIBRATED_DESCRIPTION = (
+    "Whether `intervals` and `quantiles` are calibrated: from the model's conformal "
+    "calibration on backtests of its training data, at every horizon step. False: the model's "
+    "trained quantile heads or the fallback's own bands, served as they are (a model saved "
+    "without calibration). Absent when the answer carries neither."
+)
+
+
+class Interval(BaseModel):
+    """One interval's bounds at each forecast step."""
+
+    lower: list[float]
+    upper: list[float]
+
+
 class _Answer(BaseModel):
     """What every forecast says (optional keys appear only when they apply)."""
 
@@ -173,6 +213,10 @@ class _Answer(BaseModel):
     filled: int = Field(0, description="Missing points interpolated in the history used.")
     timestamps: list[str] | None = None
     quantiles: dict[str, list[float]] | None = None
+    intervals: dict[str, Interval] | None = Field(
+        None, description="Each asked level's interval, keyed by the level in percent (`80`)."
+    )
+    calibrated: bool | None = Field(None, description=CALIBRATED_DESCRIPTION)
     gap: Gap | None = None
 
 
@@ -227,7 +271,11 @@ class ModelSummary(BaseModel):
         description="Most steps a request may ask: beyond `horizon` the model is rolled forward "
         f"on its own forecasts, {RULE}.",
     )
-    quantiles: list[float] | None = Field(None, description="Quantile levels it offers.")
+    quantiles: list[float] | None = Field(None, description="Quantile levels of its trained heads.")
+    calibrated: bool | None = Field(
+        None, description="Whether its intervals are calibrated: then any level or quantile "
+        "may be asked; else only `quantiles`."
+    )  # fmt: skip
     method: str | None = Field(
         None, description="What makes its forecasts: `model`, `model+classical` or `classical`."
     )

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,7 @@ from flax import struct
 from tqdm.auto import tqdm
 
 from forecaster import classical, data, parallel, windows
+from forecaster.calibration import Calibration, NotCalibrated, calibrate
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.covariates import CovariateSpec, SeriesInputs, learn, series_inputs
 from forecaster.model import Forecaster, init_params
@@ -68,6 +69,8 @@ class TrainResult:
     config: ModelConfig
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    # The chosen model's interval calibration (None with ``calibration_origins=0``).
+    calibration: Calibration | None = None
     covariates: CovariateSpec = field(default_factory=CovariateSpec)
 
 
@@ -151,14 +154,13 @@ def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.
     z = normalize(batch["x"], scale, jnp)
     target = normalize_targets(batch["y"], scale, jnp)
     cov = {k: batch[k] for k in ("past", "future", "static")} if cfg.covariates else None
-    out = Forecaster(cfg, training=True).apply(
-        {"params": params},
-        z,
-        batch.get("lengths"),
-        cfg.dropout == 0.0,
-        cov,
-        rngs={"dropout": key},
-    )  # [ensemble, batch, horizon, outputs]
+    out = cast(  # [ensemble, batch, horizon, outputs]; no ``mutable``: the output alone
+        jax.Array,
+        Forecaster(cfg, training=True).apply(
+            {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, cov,
+            rngs={"dropout": key},
+        ),
+    )  # fmt: skip
     levels = jnp.asarray((0.5, *cfg.quantiles), jnp.float32)
     per_member = pinball(out, target[..., None], levels).mean(axis=(1, 2, 3))
     return per_member.sum()  # members share no parameters: each gets its own loss's gradient
@@ -251,13 +253,16 @@ class WindowSampler:
             )
         # The drawn windows first, in their order; those ending in held-out points after them.
         series_idx, start = (np.concatenate([a[drawn], a[~drawn]]) for a in (series_idx, start))
-        arrays = tuple(map(jnp.asarray, (padded, series_idx, start, np.int32(count))))
+        arrays = [jnp.asarray(a) for a in (padded, series_idx, start, np.int32(count))]
         extra = None if static is None else jnp.asarray(static, jnp.float32)
-        if mesh is None:
-            return cls(*arrays, input_size, horizon, least, extra, future_features)
-        arrays, extra = parallel.replicate((arrays, extra), mesh)
-        return cls(*arrays, input_size, horizon, least, extra, future_features,
-                   parallel.batch_sharding(mesh))  # fmt: skip
+        sharding = None
+        if mesh is not None:
+            arrays = parallel.replicate(arrays, mesh)
+            extra = None if extra is None else parallel.replicate(extra, mesh)
+            sharding = parallel.batch_sharding(mesh)
+        padded_d, series_d, start_d, count_d = arrays
+        return cls(padded_d, series_d, start_d, count_d, input_size, horizon, least, extra,
+                   future_features, sharding)  # fmt: skip
 
     def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
         """A batch of ``shape`` windows: x [*shape, input_size], y [*shape, horizon] (and
@@ -422,7 +427,7 @@ def usable_series(series: data.SeriesSet, model_cfg: ModelConfig) -> data.Series
             f"e.g. {first}: {needs}",
             stacklevel=3,
         )
-        series = series.select(np.flatnonzero(series.lengths >= least))
+        series = series.select(np.flatnonzero(series.lengths >= least).tolist())
     return series
 
 
@@ -443,8 +448,11 @@ def fit(
     number of steps, and those weights are returned (with the selection run's scores).
 
     With several devices the batches are split over all of them (:mod:`forecaster.parallel`);
-    ``initial_params`` warm-starts from earlier weights of the same config. A series cut by long
-    gaps (``series.before_gaps``) trains on every segment and is validated on its last.
+    ``initial_params`` warm-starts from earlier weights of the same config. Last, the chosen
+    model's intervals are calibrated on rolling backtests of the training series
+    (:func:`forecaster.calibration.calibrate`, ``train_cfg.calibration_origins`` origins). A
+    series cut by long gaps (``series.before_gaps``) trains on every segment and is validated
+    on its last.
     Raises TrainingDivergedError when the loss stops being finite.
     """
     started = time.perf_counter()
@@ -501,6 +509,20 @@ def fit(
         final = _train(samplers(), names, model_cfg, train_cfg, initial_params, progress,
                        until=best.best_step)  # fmt: skip
         best.params = final.params
+    if train_cfg.calibration_origins and spec:
+        # Its rolling backtests would need each origin's covariates, not threaded through yet.
+        warnings.warn("the model's intervals are not calibrated: calibration does not read "
+                      "covariates yet", stacklevel=2)  # fmt: skip
+    elif train_cfg.calibration_origins:
+        try:
+            best.calibration = calibrate(
+                Predictor(best.config, best.params),
+                series.values,
+                train_cfg.seasonality,
+                origins=train_cfg.calibration_origins,
+            )
+        except NotCalibrated as err:  # the model stands; only its intervals are unvouched
+            warnings.warn(f"the model's intervals are not calibrated: {err}", stacklevel=2)
     best.seconds = time.perf_counter() - started
     best.covariates = spec
     return best
@@ -510,19 +532,34 @@ def _with_classical(
     best: TrainResult, train_cfg: TrainConfig, validation: Validation
 ) -> ModelConfig:
     """``best``'s config with the classical share that scores best on ``validation``, split
-    evenly between Theta and damped trend; ``best``'s scores become that blend's."""
-    if not any(train_cfg.theta_weights):
-        return best.config
+    evenly between Theta and damped trend, then the pull toward Naive2 on volatile series that
+    validation keeps (:func:`forecaster.classical.choose_shrink`); ``best``'s scores become
+    that forecast's."""
+    if not any(train_cfg.theta_weights) and not any(train_cfg.naive_shrinks):
+        return best.config  # the network alone: no forecast of validation needed
     histories, targets, inputs, spec = validation
     predictor = Predictor(best.config, best.params, covariates=spec)
     forecast = predictor.predict(histories, inputs=inputs).point
     m = train_cfg.seasonality
-    weight, _ = classical.choose_weight(histories, targets, forecast, m, train_cfg.theta_weights)
-    if not weight:
-        return best.config
-    config = replace(best.config, theta_weight=weight / 2, damped_weight=weight / 2, theta_season=m)
-    blend = Predictor(config, best.params, covariates=spec)
-    best.val_metrics = score_model(blend, histories, targets, m, inputs)[1]
+    config = best.config
+    if any(train_cfg.theta_weights):
+        weight, _ = classical.choose_weight(
+            histories, targets, forecast, m, train_cfg.theta_weights
+        )
+        if weight:
+            config = replace(config, theta_weight=weight / 2, damped_weight=weight / 2,
+                             theta_season=m)  # fmt: skip
+            blend = Predictor(config, best.params, covariates=spec)
+            forecast = blend.predict(histories, inputs=inputs).point
+    if any(train_cfg.naive_shrinks):
+        strength, _ = classical.choose_shrink(
+            histories, targets, forecast, m, train_cfg.naive_shrinks
+        )
+        if strength:
+            config = replace(config, naive_shrink=strength, theta_season=m)
+    if config != best.config:
+        chosen = Predictor(config, best.params, covariates=spec)
+        best.val_metrics = score_model(chosen, histories, targets, m, inputs)[1]
     return config
 
 

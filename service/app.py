@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -50,7 +51,7 @@ def _add_docs(app: FastAPI) -> None:
         )
 
 
-def _openapi(app: FastAPI) -> dict:
+def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document plus ForecastRequest, whose body the forecast route parses itself."""
     if app.openapi_schema is None:
         schema = get_openapi(

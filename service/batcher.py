@@ -123,7 +123,8 @@ class MicroBatcher:
         self._pending += n
         self._wakeup.set()
         try:
-            return await future
+            result: Forecast = await future
+            return result
         finally:
             self._pending -= n
 

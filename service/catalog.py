@@ -15,7 +15,7 @@ missing and why.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from forecaster.frequency import same_frequency
 from forecaster.horizons import horizon_limit
@@ -158,23 +158,18 @@ def readiness(store: ModelStore, settings: Settings) -> Readiness:
     wanted = dict.fromkeys([*store.known(), *required])
     missing = {n: public_problem(store, n) or "loading" for n in wanted if n not in served}
     blocking = [n for n in required if n not in served]
+    status: Literal["ready", "loading", "not_ready"] = "not_ready"
     if not store.started:
-        status, detail = (
-            "loading",
-            "loading models: " + (", ".join(missing) or "listing the registry"),
-        )
+        status = "loading"
+        detail = "loading models: " + (", ".join(missing) or "listing the registry")
     elif blocking:
-        status = "not_ready"
         detail = "waiting for " + "; ".join(f"model {n!r}: {missing[n]}" for n in blocking)
     elif not served:
-        status = "not_ready"
         detail = "no model of the registry can be served"
         detail += f" ({len(missing)} failed)" if missing else " (none has a production version)"
     else:
-        status, detail = (
-            "ready",
-            "serving " + ", ".join(f"{n}@{m.version}" for n, m in served.items()),
-        )
+        status = "ready"
+        detail = "serving " + ", ".join(f"{n}@{m.version}" for n, m in served.items())
     return Readiness(
         status=status,
         detail=detail,
@@ -250,6 +245,7 @@ async def _summary_fields(store: ModelStore, settings: Settings, name: str) -> d
             "horizon": cfg.horizon,
             "max_horizon": horizon_limit(cfg.horizon),
             "quantiles": list(cfg.quantiles),
+            "calibrated": served.calibration is not None,
             "method": cfg.method,
             "classical_share": cfg.stated_share,
         }

@@ -12,7 +12,13 @@ through the micro-batcher, queued behind whatever arrived meanwhile (as a big re
 are), and the answer says ``"extended": true``. A series that cannot be forecast gets its own
 :class:`Problem`: in a ``series`` request the others are answered and the problems listed beside
 them, unless ``strict``; a one-series request is refused (422). Checks of the whole request (the
-model, the horizon, the quantiles) still refuse it whole.
+model, the horizon, the levels and quantiles) still refuse it whole.
+
+Intervals: every answer carries the ``levels`` asked (80% and 95% when the request names none)
+and the ``quantiles`` asked. A calibrated model (:mod:`forecaster.calibration`) serves any of them,
+from its model's table or, for a short history, its fallback method's; a model saved without
+calibration serves only what its trained quantile heads (or the fallback's own bands at those
+levels) give, and says so (``"calibrated": false``).
 
 Event-loop time: a request of 1,000 series of 168 timestamps holds about 5 MB of JSON. Its
 timestamps are parsed and continued many series per numpy call (:mod:`service.timestamps`), and
@@ -35,8 +41,10 @@ from typing import Any, TypeVar
 import numpy as np
 import pydantic_core
 
+from forecaster import calibration
+from forecaster.calibration import DEFAULT_LEVELS, level_key, level_quantiles
 from forecaster.extend import Roll
-from forecaster.fallback import Fallback, answering_method, fallback_forecast
+from forecaster.fallback import Fallback, answering_method
 from forecaster.frequency import same_frequency
 from forecaster.histories import (
     Cleaned,
@@ -83,18 +91,43 @@ class Checked:
 
 
 @dataclass(frozen=True)
+class Wanted:
+    """The intervals a request gets: its ``levels`` (percent), each bounded by the quantiles
+    ``bounds`` (as the model names them), its explicit ``quantiles``, and whether the model's
+    calibration serves them (else its trained heads do)."""
+
+    levels: list[float]
+    bounds: list[tuple[float, float]]
+    quantiles: list[float]
+    calibrated: bool
+
+    @property
+    def probs(self) -> list[float]:
+        """Every quantile level the answer needs."""
+        return sorted({*self.quantiles, *(q for pair in self.bounds for q in pair)})
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """A request every check has passed: its model, quantile levels, the series to forecast and
-    the problems of the others; the model's input windows (``x`` [m, input_size], ``lengths``
-    [m]) of the series it answers, in order, and the fallback forecasts of the rest."""
+    """A request every check has passed: its model, the intervals wanted, the series to
+    forecast and the problems of the others; the model's input windows (``x`` [m, input_size],
+    ``lengths`` [m]) of the series it answers, in order, and the fallback forecasts of the rest
+    (whose positions are in ``calibrated_fallbacks`` when their bands are calibrated)."""
 
     served: ServedModel
-    quantiles: list[float]
+    wanted: Wanted
     series: list[Checked]
     problems: list[Problem]
     x: np.ndarray
     lengths: np.ndarray
     fallbacks: dict[int, Fallback]  # position in ``series`` -> its forecast
+    calibrated_fallbacks: frozenset[int] = frozenset()
+
+    def calibrated(self, k: int) -> bool:
+        """Whether series ``k``'s intervals and quantiles are calibrated."""
+        return self.wanted.calibrated and (
+            k not in self.fallbacks or k in self.calibrated_fallbacks
+        )
 
     def modelled(self) -> list[np.ndarray]:
         """The histories the model answers, in the order of its windows."""
@@ -105,14 +138,16 @@ class Prepared:
         """Each series' row in the model's result (meaningless for fallback answers)."""
         if not self.fallbacks:
             return range(len(self.series))
-        return (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+        rows: list[int] = (np.cumsum([c.method == "model" for c in self.series]) - 1).tolist()
+        return rows
 
     def forecast(
         self, k: int, result: Forecast | None, horizon: int
     ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
         """Series ``k``'s answer, as sent and as recorded: its point forecast [horizon] and
-        bands (level -> [horizon]; every level the model offers, the fallback's those asked
-        for) from the model's ``result`` for the whole request, or its fallback's."""
+        bands (level -> [horizon]; the model's heads, or every level :attr:`wanted` needs when
+        calibrated; the fallback's those wanted) from the model's ``result`` for the whole
+        request, or its fallback's."""
         fallback = self.fallbacks.get(k)
         if fallback is not None:
             return fallback.point, fallback.quantiles
@@ -156,6 +191,9 @@ async def forecast(
         result = await _network(batcher, predictor, prepared, request.horizon, heavy)
         if predictor.blends:  # else no thread hop for a heavy request's no-op
             result = await _run(heavy, predictor.blend, prepared.modelled(), result)
+        cal, probs = prepared.served.calibration, prepared.wanted.probs
+        if prepared.wanted.calibrated and cal is not None and probs:
+            result = await _run(heavy, calibration.bands, cal, prepared.modelled(), result, probs)
     body = await _run(heavy, render, request, prepared, result, problems)
     if on_answer is not None:
         on_answer(prepared, result, request.horizon)
@@ -210,7 +248,7 @@ def prepare(
     too_far = horizon_problem(request.horizon, cfg.horizon)
     if too_far is not None:
         raise RequestError(422, ("body", "horizon"), too_far)
-    quantiles = _pick_quantiles(request.quantiles, cfg.quantiles)
+    wanted = _wanted(request, served)
     todo = [(i, e) for i, e in enumerate(entries) if i not in problems]
     least = min_history(served)
     outcomes = _chunked(
@@ -221,12 +259,12 @@ def prepare(
     problems |= {i: p for (i, _), p in zip(todo, outcomes, strict=True) if isinstance(p, Problem)}
     checked, late = _with_futures(checked, served, request.horizon)
     series = sorted(checked, key=lambda c: c.entry.index or 0)
-    return _forecast_inputs(served, quantiles, series, [*problems.values(), *late], request)
+    return _forecast_inputs(served, wanted, series, [*problems.values(), *late], request)
 
 
 def _forecast_inputs(
     served: ServedModel,
-    quantiles: list[float],
+    wanted: Wanted,
     series: list[Checked],
     problems: list[Problem],
     request: ForecastRequest,
@@ -239,16 +277,25 @@ def _forecast_inputs(
     period = season(served)
     short = [(k, c) for k, c in enumerate(series) if c.method != "model"]
     if not short:
-        return Prepared(served, quantiles, series, problems, x, lengths, {})
+        return Prepared(served, wanted, series, problems, x, lengths, {})
+    cal = served.calibration if wanted.calibrated else None
     forecasts = _chunked(
         short,
         lambda part: [
-            fallback_forecast(c.cleaned.values, request.horizon, period, quantiles, c.method)  # type: ignore[arg-type]
+            calibration.fallback_forecast(
+                cal,
+                c.cleaned.values,
+                request.horizon,
+                period,
+                wanted.probs,
+                c.method,  # type: ignore[arg-type]
+            )
             for _, c in part
         ],
     )
-    fallbacks = {k: f for (k, _), f in zip(short, forecasts, strict=True)}
-    return Prepared(served, quantiles, series, problems, x, lengths, fallbacks)
+    fallbacks = {k: f for (k, _), (f, _) in zip(short, forecasts, strict=True)}
+    calibrated = frozenset(k for (k, _), (_, ok) in zip(short, forecasts, strict=True) if ok)
+    return Prepared(served, wanted, series, problems, x, lengths, fallbacks, calibrated)
 
 
 def _timelines(entries: list[Entry]) -> tuple[dict[int, Timeline], dict[int, Problem]]:
@@ -374,13 +421,45 @@ def _with_futures(
     return [c for c in out if c.timeline is None or c.future is not None], problems
 
 
+def _wanted(request: ForecastRequest, served: ServedModel) -> Wanted:
+    """The levels (80 and 95 unless the request names its own) and quantiles to answer with:
+    any, from a calibrated model; else only those its quantile heads give, and asking for
+    another is refused (422 naming it) while a default level it cannot give is left out."""
+    levels = list(DEFAULT_LEVELS) if request.levels is None else list(request.levels)
+    quantiles = list(request.quantiles or ())
+    if served.calibration is not None:
+        return Wanted(levels, level_quantiles(levels), quantiles, True)
+    offered = served.config.quantiles
+    picked = _pick_quantiles(quantiles, offered)
+    kept, bounds = [], []
+    for i, (level, pair) in enumerate(zip(levels, level_quantiles(levels), strict=True)):
+        found = [_match(q, offered) for q in pair]
+        if found[0] is not None and found[1] is not None:
+            kept.append(level)
+            bounds.append((found[0], found[1]))
+        elif request.levels is not None:
+            msg = (
+                f"level {level:g} needs the quantiles {pair[0]:g} and {pair[1]:g}; the model is "
+                f"not calibrated and offers {list(offered) or 'none'}"
+            )
+            raise RequestError(422, ("body", "levels", i), msg)
+    return Wanted(kept, bounds, picked, False)
+
+
+def _match(q: float, offered: tuple[float, ...]) -> float | None:
+    return next((o for o in offered if math.isclose(o, q, abs_tol=1e-9)), None)
+
+
 def _pick_quantiles(wanted: list[float] | None, offered: tuple[float, ...]) -> list[float]:
     """The model's quantile levels matching ``wanted``; 422 naming what is offered otherwise."""
     picked = []
     for i, q in enumerate(wanted or ()):
-        match = next((o for o in offered if math.isclose(o, q, abs_tol=1e-9)), None)
+        match = _match(q, offered)
         if match is None:
-            msg = f"quantile {q} is not offered; the model offers {list(offered) or 'none'}"
+            msg = (
+                f"quantile {q} is not offered; the model is not calibrated and offers "
+                f"{list(offered) or 'none'}"
+            )
             raise RequestError(422, ("body", "quantiles", i), msg)
         picked.append(match)
     return picked
@@ -419,8 +498,9 @@ def render(
 
 def _answer(prepared: Prepared, k: int, result: Forecast | None, horizon: int) -> dict[str, Any]:
     series, cfg, fallback = prepared.series[k], prepared.served.config, prepared.fallbacks.get(k)
+    wanted = prepared.wanted
     point, offered = prepared.forecast(k, result, horizon)
-    bands = {q: offered[q] for q in prepared.quantiles}
+    bands = {q: offered[q] for q in wanted.probs}
     method, share = (cfg.method, cfg.stated_share) if fallback is None else (fallback.method, None)
     if not all(np.isfinite(a).all() for a in [point, *bands.values()]):
         raise RuntimeError(f"the {method} method produced non-finite forecasts")
@@ -432,8 +512,15 @@ def _answer(prepared: Prepared, k: int, result: Forecast | None, horizon: int) -
     answer["filled"] = series.cleaned.filled
     if series.future is not None:
         answer["timestamps"] = series.future
-    if bands:
-        answer["quantiles"] = {str(q): v.tolist() for q, v in bands.items()}
+    if wanted.quantiles:
+        answer["quantiles"] = {str(q): bands[q].tolist() for q in wanted.quantiles}
+    if wanted.levels:
+        answer["intervals"] = {
+            level_key(level): {"lower": bands[lo].tolist(), "upper": bands[hi].tolist()}
+            for level, (lo, hi) in zip(wanted.levels, wanted.bounds, strict=True)
+        }
+    if wanted.quantiles or wanted.levels:
+        answer["calibrated"] = prepared.calibrated(k)
     if series.cleaned.gap is not None:
         answer["gap"] = _gap(series.cleaned.gap, series.entry)
     return answer

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import jax
 from fastapi import FastAPI
@@ -32,10 +32,12 @@ def configure_compilation_cache(settings: Settings) -> None:
     """Persist compiled shapes on disk so a restart skips most of XLA's work."""
     if settings.compilation_cache_dir is None:
         return
-    jax.config.update("jax_compilation_cache_dir", str(settings.compilation_cache_dir))
+    # jax.config.update is untyped; the options are set by name, as jax documents them.
+    update: Callable[[str, object], None] = jax.config.update
+    update("jax_compilation_cache_dir", str(settings.compilation_cache_dir))
     # The defaults cache only compilations over a second; ours take a fraction each.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 async def _load_then_watch(store: ModelStore, interval_s: float) -> None:

@@ -77,7 +77,7 @@ class Monitor:
             metrics.record_queue.set_function(lambda: self.recorder.queued)  # type: ignore[union-attr]
             metrics.recording_up.set_function(lambda: self.recording()[0] == "ok")
         self._refresh = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Prepare the schema, then start recording. A schema newer than this code fails

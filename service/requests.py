@@ -116,7 +116,7 @@ def _lenient(body: bytes, exc: ValidationError, max_series: int) -> Parsed:
     errors = exc.errors(include_input=False, include_url=False)
     raw = _raw(body) if any(_in_series(e["loc"]) for e in errors) else None
     items = raw.get("series") if isinstance(raw, dict) else None
-    if not isinstance(items, list):
+    if not isinstance(raw, dict) or not isinstance(items, list):
         raise RequestErrors(422, [_detail(e, None) for e in errors])
     if not all(_in_series(e["loc"]) for e in errors):
         raise RequestErrors(422, [_detail(e, items) for e in errors])

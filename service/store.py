@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import fsspec
 
 from forecaster import data
+from forecaster.calibration import Calibration
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import (
@@ -64,6 +65,11 @@ class ServedModel:
     @property
     def config(self) -> ModelConfig:
         return self.predictor.config
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The model's interval calibration; None: an older or uncalibrated model."""
+        return self.loaded.manifest.calibration
 
     @property
     def freq(self) -> str | None:
@@ -316,7 +322,13 @@ class ModelStore:
             pass
 
     async def _build(
-        self, name: str, version: int, files: tuple, *, record: bool, again: bool
+        self,
+        name: str,
+        version: int,
+        files: tuple[tuple[Any, ...], ...],
+        *,
+        record: bool,
+        again: bool,
     ) -> ServedModel:
         """Load, compile and check ``name@version``; a failure is logged, counted and (when
         ``record``: the alias names it) kept as the model's problem."""

@@ -1,13 +1,14 @@
 """Fixtures shared by every test package: the monitoring databases (SQLite, and a real
-PostgreSQL cluster started for the session: :mod:`tests.postgres`)."""
+PostgreSQL cluster started for the session: :mod:`tests.helpers.postgres`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import postgres
 import pytest
+
+from tests.helpers import postgres
 
 
 @pytest.fixture(scope="session")

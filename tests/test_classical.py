@@ -170,3 +170,58 @@ def test_any_finite_histories_get_finite_forecasts(
     for forecast in classical.forecasts(series, horizon, m, ["theta", "damped"]).values():
         assert forecast.shape == (len(series), horizon)
         assert np.isfinite(forecast).all()
+
+
+def test_volatility_is_the_spread_of_seasonal_changes_over_the_level() -> None:
+    line, wave = 10.0 + 2.0 * np.arange(20), 100.0 * np.tile([0.8, 1.0, 1.3, 0.9], 5)
+    jumpy = np.array([1000.0, 4000, 1500, 5000, 900, 4500, 1200, 300])
+    v = classical.volatility([np.full(9, 3.0), line, wave, jumpy, np.zeros(5), np.ones(1)], 4)
+    # A constant, a line (its yearly changes are all equal), a pure season: nothing to doubt.
+    np.testing.assert_allclose(v[[0, 1, 2, 4, 5]], 0.0, atol=1e-12)
+    assert v[3] > 0.5
+    assert classical.volatility([wave], 1)[0] > 0.1  # at lag 1 the season reads as noise
+
+
+def test_toward_naive_keeps_smooth_series_and_pulls_volatile_ones() -> None:
+    smooth = 100.0 + 5 * np.arange(12)
+    collapsed = np.array([3000.0, 4000, 5000, 6000, 7000, 8000, 9000, 800])
+    histories = [smooth, collapsed]
+    runaway = np.array([[160.0, 165, 170], [9500, 9800, 10100]])
+    naive2 = classical.forecasts(histories, 3, 1, ("naive2",))["naive2"]
+    np.testing.assert_allclose(naive2, [[155.0] * 3, [800.0] * 3])
+    pulled = classical.toward_naive(histories, runaway, naive2, 1, 4.0)
+    np.testing.assert_allclose(pulled[0], runaway[0])  # a straight line keeps its trend
+    keep = 1 / (1 + 4.0 * classical.volatility([collapsed], 1)[0])
+    np.testing.assert_allclose(pulled[1], 800 + keep * (runaway[1] - 800))
+    assert (pulled[1] - 800 < 0.3 * (runaway[1] - 800)).all()  # the departure cut by 70%
+
+
+def test_choose_shrink_keeps_the_strongest_pull_validation_cannot_tell_from_the_best() -> None:
+    rng = np.random.default_rng(5)
+    candidates = (0.0, 1.0, 4.0)
+    # Volatile series whose level stays where it last was: a runaway forecast is pulled back.
+    histories = [rng.uniform(500, 1500, 10) for _ in range(6)]
+    targets = np.stack([np.full(4, h[-1]) for h in histories]) * rng.uniform(0.9, 1.1, (6, 4))
+    runaway = targets * 3.0
+    strength, owa = classical.choose_shrink(histories, targets, runaway, 1, candidates)
+    assert strength == 4.0 and owa[4.0] < owa[1.0] < owa[0.0]
+    # Noisy trends that go on: the network's forecast is right and Naive2 far behind.
+    histories = [100 + 20 * np.arange(20) + rng.normal(0, 20, 20) for _ in range(6)]
+    targets = np.stack([h[-1] + 20 * np.arange(1, 5) for h in histories])
+    strength, owa = classical.choose_shrink(histories, targets, targets, 1, candidates)
+    assert strength == 0.0 and owa[0.0] == 0.0
+    # Where the candidates score within SHRINK_TOLERANCE of each other (nearly smooth series:
+    # the pull barely moves them), the strongest wins.
+    histories = [100 + 20 * np.arange(20) + rng.normal(0, 1e-3, 20) for _ in range(6)]
+    targets = np.stack([h[-1] + 20 * np.arange(1, 5) for h in histories])
+    off = targets * rng.uniform(0.95, 1.05, targets.shape)
+    strength, owa = classical.choose_shrink(histories, targets, off, 1, candidates)
+    assert max(owa.values()) <= min(owa.values()) * (1 + classical.SHRINK_TOLERANCE)
+    assert strength == 4.0
+
+
+def test_choose_shrink_with_undefined_scores_is_none() -> None:
+    histories = [np.full(12, 5.0) for _ in range(3)]
+    targets = np.full((3, 4), 5.0)
+    strength, owa = classical.choose_shrink(histories, targets, targets + 1.0, 1, (0.0, 2.0))
+    assert strength == 0.0 and not any(np.isfinite(v) for v in owa.values())

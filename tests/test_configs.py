@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from forecaster.configs import (
+    NAIVE_SHRINKS,
     ConfigError,
     ModelConfig,
     TrainConfig,
@@ -239,3 +240,17 @@ def test_the_summary_line_says_when_the_budget_chose_smaller_batches() -> None:
     )
     hourly = build_configs({"horizon": 48}, freq="h", lengths=M4_HOURLY)
     assert "batches of" not in choices(*hourly, args)
+
+
+def test_the_pull_toward_naive2_is_tried_on_short_series_without_a_season() -> None:
+    yearly = [14, 15, 19, 30, 41] * 129  # M3 Yearly's lengths: some read masked
+    assert build_configs(freq="YS", lengths=yearly)[1].naive_shrinks == NAIVE_SHRINKS
+    no_freq = build_configs({"horizon": 6}, lengths=[14, 20, 30] * 50)[1]
+    assert no_freq.naive_shrinks == NAIVE_SHRINKS
+    quarterly = [24, 30, 44, 72] * 189  # a season: the hold-out lost with the pull
+    assert build_configs(freq="QS", lengths=quarterly)[1].naive_shrinks == (0.0,)
+    assert build_configs(freq="YS", lengths=[300])[1].naive_shrinks == (0.0,)  # whole windows
+    assert build_configs(freq="h", lengths=[900] * 4)[1].naive_shrinks == (0.0,)
+    assert TrainConfig().naive_shrinks == (0.0,)
+    given = build_configs({}, {"naive_shrinks": [0, 3]}, freq="h", lengths=[900] * 4)[1]
+    assert given.naive_shrinks == (0.0, 3.0)

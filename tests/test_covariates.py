@@ -206,7 +206,7 @@ def test_save_and_load_keep_what_the_model_reads(trained, tmp_path: Path) -> Non
     where = save_model(tmp_path / "m", with_cov.config, with_cov.params, freq=series.freq,
                        covariates=with_cov.covariates)  # fmt: skip
     raw = json.loads((where / "manifest.json").read_text())
-    assert raw["format_version"] == 3
+    assert raw["format_version"] == 4
     columns = {c["name"]: c for c in raw["covariates"]["columns"]}
     assert columns["x"]["role"] == "future" and columns["x"]["kind"] == "numeric"
     assert columns["region"] == {
@@ -231,11 +231,11 @@ def test_save_and_load_keep_what_the_model_reads(trained, tmp_path: Path) -> Non
     assert sanity_problems(after) == []
 
 
-def test_a_model_without_covariates_is_still_saved_as_format_2(trained, tmp_path: Path) -> None:
+def test_a_model_without_covariates_is_still_saved_as_format_3(trained, tmp_path: Path) -> None:
     _, _, alone = trained
     where = save_model(tmp_path / "m", alone.config, alone.params, covariates=alone.covariates)
     raw = json.loads((where / "manifest.json").read_text())
-    assert raw["format_version"] == 2 and "covariates" not in raw
+    assert raw["format_version"] == 3 and "covariates" not in raw
     assert not load_model(where).covariates
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
+from tests.helpers.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses share the project's persistent compilation cache (the service's default
@@ -182,17 +183,18 @@ def live(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _wait_ready(url: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if server.poll() is not None:
             pytest.fail(f"the server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the server was not ready in {timeout}s:\n{log.read_text()[-3000:]}")
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+
+    wait_until(
+        ready,
+        timeout=timeout,
+        interval=0.2,
+        message=lambda: f"the server was not ready:\n{log.read_text()[-3000:]}",
+        ignoring=(httpx.TransportError,),
+    )
 
 
 class Load:
@@ -220,11 +222,6 @@ class Load:
                 else:
                     self.versions.append(response.json()["version"])
                 time.sleep(0.005)  # leave the two CPUs some room for the training job
-
-    def wait_for(self, version: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while version not in self.versions[-5:] and time.monotonic() < deadline:
-            time.sleep(0.05)
 
     def finish(self) -> None:
         self.stop.set()
@@ -257,8 +254,11 @@ def test_retrain_is_picked_up_by_the_running_service(
         )
         assert job.returncode == 0, job.stderr[-3000:]
         assert "demo: promoted v2 to production" in job.stdout
-        load.wait_for(2, timeout=60)
-        time.sleep(0.5)  # keep the load on a little after the swap
+        wait_until(
+            lambda: 2 in load.versions[-5:], timeout=60, message="version 2 was never served"
+        )
+        swapped = len(load.versions)  # the load goes on a little after the swap
+        wait_until(lambda: len(load.versions) >= swapped + 10, message="the load stopped")
     finally:
         load.finish()
 

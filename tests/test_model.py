@@ -29,11 +29,28 @@ def test_the_classical_shares_are_in_the_dict_only_when_there_are_some() -> None
     assert ModelConfig.from_dict(theta_only.to_dict()) == theta_only
 
 
+def test_the_pull_toward_naive2_is_in_the_dict_and_the_method_only_when_set() -> None:
+    assert "naive_shrink" not in ModelConfig().to_dict()
+    pulled = ModelConfig(naive_shrink=4.0)
+    fields = pulled.to_dict()
+    assert (fields["naive_shrink"], fields["theta_season"]) == (4.0, 1)
+    assert ModelConfig.from_dict(fields) == pulled
+    assert pulled.shrinks and not pulled.blended and pulled.stated_share is None
+    assert pulled.network == ModelConfig()
+    methods = [
+        ModelConfig(theta_weight=w / 2, damped_weight=w / 2, naive_shrink=k).method
+        for w, k in ((0, 0), (0, 4), (0.4, 4), (1, 4), (1, 0))
+    ]
+    assert methods == ["model", "model+naive", "model+classical+naive", "classical+naive",
+                       "classical"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "bad",
     [{"cell": "transformer"}, {"hidden": 0}, {"input_size": 100, "step": 24}, {"dropout": 1.0},
      {"quantiles": (0.0,)}, {"ensemble": 0}, {"theta_weight": 1.5}, {"theta_weight": -0.1},
-     {"theta_season": 0}, {"damped_weight": 1.5}, {"theta_weight": 0.6, "damped_weight": 0.6}],
+     {"theta_season": 0}, {"damped_weight": 1.5}, {"theta_weight": 0.6, "damped_weight": 0.6},
+     {"naive_shrink": -1.0}, {"naive_shrink": float("nan")}, {"naive_shrink": float("inf")}],
 )  # fmt: skip
 def test_config_refuses_invalid_values(bad: dict) -> None:
     with pytest.raises(ValueError):

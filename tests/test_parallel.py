@@ -120,6 +120,7 @@ def _child_result(four_devices: dict) -> dict:
     return four_devices["result"]
 
 
+@pytest.mark.slow  # both tests of the four-device subprocess: it trains in a fresh JAX
 def test_four_devices_train_like_one(four_devices: dict) -> None:
     series, model, train = problem()
     losses: list[float] = []
@@ -138,6 +139,7 @@ def test_four_devices_train_like_one(four_devices: dict) -> None:
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batches_are_split_over_the_batch_axis(four_devices: dict) -> None:
     child = _child_result(four_devices)
     assert child["batch_devices"] == DEVICES

@@ -159,3 +159,29 @@ def test_forecasts_are_scale_free(predictor: Predictor, unit: float, blended: bo
     np.testing.assert_allclose(scaled.point / unit, plain.point, rtol=1e-6)
     for q, band in plain.quantiles.items():
         np.testing.assert_allclose(scaled.quantiles[q] / unit, band, rtol=1e-6)
+
+
+def test_a_short_series_whose_level_collapsed_is_forecast_near_its_level() -> None:
+    """Issue 34 item 10: a short yearly history that rose for years and then collapsed. Theta
+    and damped trend (here the whole forecast, as validation chooses on short yearly data) read
+    the years of growth and forecast several times the last value; pulled toward Naive2 by the
+    strength M3 Yearly's validation chose (4), the forecast's departure from the last value is
+    cut by more than half and stays within a few times where the series now is."""
+    cfg = ModelConfig(hidden=8, input_size=7, step=1, horizon=6, min_input=6,
+                      quantiles=(0.1, 0.9))  # fmt: skip
+    classical_only = dataclasses.replace(cfg, theta_weight=0.5, damped_weight=0.5)
+    shrunk = dataclasses.replace(classical_only, naive_shrink=4.0)
+    history = [np.array([2000.0, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 900])]
+    params = init_params(cfg)
+    before = Predictor(classical_only, params, batch_sizes=(1,)).predict(history)
+    after = Predictor(shrunk, params, batch_sizes=(1,)).predict(history)
+    last = history[0][-1]
+    assert before.point.min() > 8 * last  # what the blend alone serves
+    assert (after.point < 3.5 * last).all() and (
+        after.point - last < 0.4 * (before.point - last)
+    ).all()
+    assert (after.point >= last).all()  # pulled toward the level, not below it
+    shift = after.point - before.point
+    for q in cfg.quantiles:
+        np.testing.assert_allclose(after.quantiles[q], before.quantiles[q] + shift)
+    assert shrunk.method == "classical+naive" and classical_only.method == "classical"

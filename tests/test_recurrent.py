@@ -70,6 +70,7 @@ def _close(a, b, tol: float = 1e-5) -> None:
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol * scale)
 
 
+@pytest.mark.slow  # 24 compiled value-and-grad pairs: most of this file's time
 @pytest.mark.parametrize("unroll", [1, None])  # None: whole, so the plain input product
 @pytest.mark.parametrize("use_lengths", [False, True])
 @pytest.mark.parametrize("layers", [1, 2])

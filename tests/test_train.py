@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from forecaster import classical
+from forecaster import calibration, classical
 from forecaster.data import SeriesSet
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor
@@ -94,6 +94,22 @@ def test_train_steps_runs_train_step_on_fresh_batches_in_one_program() -> None:
     np.testing.assert_array_equal(jax.random.key_data(looped_key), jax.random.key_data(key))
 
 
+def test_the_pull_toward_naive2_is_chosen_on_validation_after_the_share() -> None:
+    series = seasonal_series()
+    cfg = TrainConfig(steps=20, eval_every=20, warmup_steps=5, theta_weights=(0.0, 0.5),
+                      seasonality=24, naive_shrinks=(0.0, 2.0, 8.0))  # fmt: skip
+    result = fit(series, CFG, cfg, progress=False)
+    plain = fit(series, CFG, dataclasses.replace(cfg, naive_shrinks=(0.0,)), progress=False)
+    jax.tree.map(np.testing.assert_array_equal, result.params, plain.params)  # same network
+    histories = [v[:-12] for v in series.values]
+    targets = np.stack([v[-12:] for v in series.values])
+    served = Predictor(plain.config, plain.params).predict(histories).point
+    strength, owa = classical.choose_shrink(histories, targets, served, 24, cfg.naive_shrinks)
+    expected = dataclasses.replace(plain.config, naive_shrink=strength, theta_season=24)
+    assert result.config == expected
+    assert result.val_metrics["owa"] == pytest.approx(owa[strength])
+
+
 def test_fit_is_reproducible_and_selects_on_validation() -> None:
     series = seasonal_series()
     cfg = TrainConfig(steps=40, eval_every=20, warmup_steps=5, theta_weights=(0.0,))
@@ -137,6 +153,20 @@ def test_the_classical_share_is_chosen_on_validation_and_scored() -> None:
     expected = dataclasses.replace(CFG, theta_weight=half, damped_weight=half, theta_season=24)
     assert result.config == expected
     assert result.val_metrics["owa"] == pytest.approx(owa[weight])
+
+
+def test_the_chosen_model_is_calibrated_as_it_is_served_blend_included() -> None:
+    series = seasonal_series()
+    cfg = TrainConfig(steps=20, eval_every=20, warmup_steps=5, theta_weights=(0.0, 0.5, 1.0))
+    result = fit(series, CFG, cfg, progress=False)
+    cal = result.calibration
+    assert cal is not None and cal.origins == 8 and cal.season == 24
+    assert len(cal.model.values) == CFG.horizon and set(cal.fallback) == {"naive", "seasonal_naive"}
+    # The same backtests of the served (blended) model give the same table.
+    again = calibration.calibrate(Predictor(result.config, result.params), series.values, 24)
+    assert again.model == cal.model and result.config.blended
+    off = fit(series, CFG, dataclasses.replace(cfg, calibration_origins=0), progress=False)
+    assert off.calibration is None
 
 
 def test_refit_trains_on_whole_histories_for_the_selected_steps() -> None:

@@ -114,7 +114,7 @@ def check_no_overlap(history: Any, test: Any, where: str) -> None:
     step = pd.tseries.frequencies.to_offset(history.freq) if timed else None
     for i, sid in enumerate(test.ids):
         past, future = history.values[i], test.values[i]
-        if timed:
+        if step is not None:
             first = test.end[i] - (len(future) - 1) * step
             if history.end[i] >= first:
                 raise DataError(

@@ -66,7 +66,9 @@ def _list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no models in registry {registry.root}")
         return 0
-    rows = [("NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED (UTC)", "METHOD", "METRICS")]
+    rows: list[tuple[str, ...]] = [
+        ("NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED (UTC)", "METHOD", "METRICS")
+    ]
     for name in names:
         rows.append(_row(registry.describe(name)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -112,11 +114,13 @@ def _row(info: dict[str, Any]) -> tuple[str, ...]:
 def _method(version: dict[str, Any]) -> str:
     """What makes the version's forecasts, as the service's models routes name it (the
     registry's ``method``, from ``ModelConfig.method``), with the classical share of a blend:
-    ``model``, ``model+classical(0.35)``, ``classical``."""
+    ``model``, ``model+classical(0.35)``, ``classical``, ``model+classical(0.8)+naive``."""
     method, share = version.get("method"), version.get("classical_share")
     if method is None:
         return "?"
-    return f"{method}({share:.2g})" if method == "model+classical" and share is not None else method
+    if share is None or not method.startswith("model+classical"):
+        return method
+    return method.replace("model+classical", f"model+classical({share:.2g})", 1)
 
 
 def _summary(metrics: dict[str, Any]) -> str:

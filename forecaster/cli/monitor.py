@@ -61,7 +61,7 @@ def _monitor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({m: [as_dict(v) for v in vs] for m, vs in found.items()}, indent=2))
         return 0
-    rows = [HEADER]
+    rows: list[tuple[str, ...]] = [HEADER]
     for model, versions in found.items():
         for v in versions:
             rows.append(_row(model, v.version, "all", v.overall))

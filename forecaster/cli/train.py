@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forecaster.cli._options import (
     add_config_arguments,
@@ -60,13 +60,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"forecaster train: covariates: {reads.described()}", file=sys.stderr)
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)
     model_cfg = result.config  # with the classical shares chosen on validation
-    saved = {
+    saved: dict[str, Any] = {
         "covariates": result.covariates,
         "metrics": {"validation": result.val_metrics},
         "data_fingerprint": data.fingerprint(series),
         "freq": series.freq,
         "seasonality": train_cfg.seasonality,
         "training": dataclasses.asdict(train_cfg),
+        "calibration": result.calibration,
     }
     if args.out:
         where = str(save_model(args.out, model_cfg, result.params, **saved))

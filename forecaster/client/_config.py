@@ -56,6 +56,7 @@ class ClientConfig:
         model: str | None,
         quantiles: Sequence[float] | None,
         errors: OnErrors,
+        levels: Sequence[float] | None = None,
     ) -> Plan:
         if errors not in ("raise", "return"):
             raise ValueError(f'errors must be "raise" or "return", got {errors!r}')
@@ -67,6 +68,7 @@ class ClientConfig:
             max_series=self.max_series_per_request,
             max_body_bytes=self.max_body_bytes,
             errors=errors,
+            levels=levels,
         )
 
 

@@ -105,11 +105,13 @@ class AsyncForecastClient:
         horizon: int | None = None,
         model: str | None = None,
         quantiles: Sequence[float] | None = None,
+        *,
+        levels: Sequence[float] | None = None,
     ) -> pd.DataFrame:
         """See :meth:`ForecastClient.forecast`."""
         series = as_input(history)
         horizon = await self._checked_horizon([(None, series)], horizon, model)
-        body = single_body(series, horizon, model or self._cfg.model, quantiles)
+        body = single_body(series, horizon, model or self._cfg.model, quantiles, levels)
         answer = parse(ForecastResponse, await self._send("POST", FORECAST_PATH, body))
         return single_frame(answer, series)
 
@@ -120,6 +122,7 @@ class AsyncForecastClient:
         model: str | None = None,
         quantiles: Sequence[float] | None = None,
         *,
+        levels: Sequence[float] | None = None,
         id_col: str = "id",
         time_col: str = "timestamp",
         value_col: str = "value",
@@ -129,7 +132,7 @@ class AsyncForecastClient:
         so a big job never floods the service's queue into 503s)."""
         inputs = inputs_of(data, id_col, time_col, value_col)
         horizon = await self._checked_horizon(inputs, horizon, model)
-        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors)
+        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors, levels)
         answers = [
             parse(BatchForecastResponse, await self._send("POST", FORECAST_PATH, c.body))
             for c in plan.chunks

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from forecaster.schemas import (
     SeriesInput,
 )
 
-History = Sequence[float | None] | np.ndarray | pd.Series
+History: TypeAlias = Sequence[float | None] | np.ndarray | pd.Series
 #: What ``forecast_many`` does with series the service could not forecast.
 OnErrors = Literal["raise", "return"]
 # Room for the envelope of a many-series body (horizon, model, quantiles, brackets).
@@ -49,17 +49,17 @@ def as_input(history: History) -> Input:
     """A list, NumPy array or pandas Series of observations, oldest first."""
     if isinstance(history, pd.DataFrame):
         raise InvalidRequest("history must be one series; use forecast_many for a DataFrame")
-    is_series = isinstance(history, pd.Series)
+    index = None
     try:
-        if is_series:
+        if isinstance(history, pd.Series):
             values = history.to_numpy(dtype=np.float64, na_value=np.nan)
+            index = history.index
         else:
             values = np.asarray(history, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"history must be numbers: {exc}") from None
     if values.ndim != 1:
         raise InvalidRequest(f"history must be one-dimensional, got shape {values.shape}")
-    index = history.index if is_series else None
     if not isinstance(index, pd.DatetimeIndex):
         return Input(_with_nulls(values), None, None)
     return Input(_with_nulls(values), _iso(index), index)
@@ -112,7 +112,11 @@ def _split_long(
 
 
 def single_body(
-    series: Input, horizon: int, model: str | None, quantiles: Sequence[float] | None
+    series: Input,
+    horizon: int,
+    model: str | None,
+    quantiles: Sequence[float] | None,
+    levels: Sequence[float] | None = None,
 ) -> bytes:
     """The JSON body forecasting one series, checked against the shared schema first."""
     try:
@@ -122,6 +126,7 @@ def single_body(
             horizon=horizon,
             model=model,
             quantiles=_levels(quantiles),
+            levels=_levels(levels),
         )
     except pydantic.ValidationError as exc:
         raise client_side_error(exc) from None
@@ -171,6 +176,7 @@ def plan_chunks(
     max_series: int,
     max_body_bytes: int,
     errors: OnErrors = "raise",
+    levels: Sequence[float] | None = None,
 ) -> Plan:
     """Bodies of at most ``max_series`` series and about ``max_body_bytes`` each, in order.
 
@@ -191,7 +197,7 @@ def plan_chunks(
     sizes = [len(e.model_dump_json(exclude_none=True)) + 1 for e in entries]
     chunks, start = [], 0
     for stop in _boundaries(sizes, max_series, max_body_bytes - _ENVELOPE_BYTES):
-        body = _many_body(entries[start:stop], horizon, model, quantiles)
+        body = _many_body(entries[start:stop], horizon, model, quantiles, levels)
         chunks.append(Chunk(positions[start:stop], body))
         start = stop
     return Plan(chunks, refused)
@@ -214,10 +220,15 @@ def _many_body(
     horizon: int,
     model: str | None,
     quantiles: Sequence[float] | None,
+    levels: Sequence[float] | None = None,
 ) -> bytes:
     try:
         request = ForecastRequest(
-            series=entries, horizon=horizon, model=model, quantiles=_levels(quantiles)
+            series=entries,
+            horizon=horizon,
+            model=model,
+            quantiles=_levels(quantiles),
+            levels=_levels(levels),
         )
     except pydantic.ValidationError as exc:
         raise client_side_error(exc) from None

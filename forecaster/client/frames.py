@@ -24,19 +24,35 @@ def quantile_column(level: str) -> str:
     return f"q{level}"
 
 
+def interval_columns(level: str) -> tuple[str, str]:
+    """Column names of an interval's bounds as the service names its level: ``"80"`` ->
+    ``("lower_80", "upper_80")``."""
+    return f"lower_{level}", f"upper_{level}"
+
+
+def _band_columns(answer: SeriesForecast | ForecastResponse) -> dict[str, list[float]]:
+    columns = {}
+    for level, values in (answer.quantiles or {}).items():
+        columns[quantile_column(level)] = values
+    for level, interval in (answer.intervals or {}).items():
+        lower, upper = interval_columns(level)
+        columns[lower], columns[upper] = interval.lower, interval.upper
+    return columns
+
+
 def single_frame(answer: ForecastResponse, series: Input) -> pd.DataFrame:
-    """One forecast as a DataFrame: ``forecast`` and ``q<level>`` columns.
+    """One forecast as a DataFrame: ``forecast``, ``q<level>`` and ``lower_<level>`` /
+    ``upper_<level>`` (each interval's bounds) columns.
 
     Indexed by the forecast timestamps when the history had a DatetimeIndex, else by step 1..h.
     How it was made is in ``frame.attrs``: ``method`` (``model``, ``model+classical``,
     ``classical``, ``seasonal_naive``, ``naive``...), ``classical_share`` (the classical
     methods' share of a model's forecast, or None), ``extended`` (whether the model was
     rolled forward on its own forecasts beyond its trained horizon), ``filled`` (missing points
-    interpolated) and ``gap`` (the long gap the history was cut after, as a dict, or None).
+    interpolated), ``gap`` (the long gap the history was cut after, as a dict, or None) and
+    ``calibrated`` (whether the intervals and quantiles are calibrated; None: there are none).
     """
-    columns = {"forecast": answer.forecast}
-    for level, values in (answer.quantiles or {}).items():
-        columns[quantile_column(level)] = values
+    columns = {"forecast": answer.forecast, **_band_columns(answer)}
     index = _future_index(answer.timestamps, series.index, len(answer.forecast))
     frame = pd.DataFrame(columns, index=index)
     gap = None if answer.gap is None else answer.gap.model_dump()
@@ -46,6 +62,7 @@ def single_frame(answer: ForecastResponse, series: Input) -> pd.DataFrame:
         extended=bool(answer.extended),
         filled=answer.filled,
         gap=gap,
+        calibrated=answer.calibrated,
     )
     return frame
 
@@ -83,7 +100,9 @@ def many_frame(
     got none and ``errors="raise"``.
 
     Columns: ``id_col``, ``step`` (1..h), ``time_col`` when any history had timestamps,
-    ``forecast``, one ``q<level>`` per quantile, ``method`` (how each forecast was made:
+    ``forecast``, one ``q<level>`` per quantile, ``lower_<level>`` and ``upper_<level>`` per
+    interval level, ``calibrated`` (whether that series' intervals are calibrated; None: it has
+    none), ``method`` (how each forecast was made:
     ``model``, ``model+classical``, ``classical``, ``seasonal_naive``, ``naive``...),
     ``filled`` (missing points interpolated in that series' history) and ``gap`` (the long gap
     its history was cut after, as a dict, or None); ``frame.attrs["classical_share"]`` is the
@@ -152,8 +171,8 @@ def _series_rows(answer: SeriesForecast, key: Any, series: Input) -> pd.DataFram
     if answer.timestamps is not None and series.index is not None:
         columns["timestamp"] = _parse_stamps(answer.timestamps, series.index)
     columns["forecast"] = answer.forecast
-    for level, values in (answer.quantiles or {}).items():
-        columns[quantile_column(level)] = values
+    columns |= _band_columns(answer)
+    columns["calibrated"] = answer.calibrated
     columns["method"] = answer.method
     columns["filled"] = answer.filled
     columns["gap"] = [None if answer.gap is None else answer.gap.model_dump()] * horizon

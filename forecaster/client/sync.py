@@ -115,15 +115,20 @@ class ForecastClient:
         horizon: int | None = None,
         model: str | None = None,
         quantiles: Sequence[float] | None = None,
+        *,
+        levels: Sequence[float] | None = None,
     ) -> pd.DataFrame:
         """Forecast one series ``horizon`` steps ahead (the model's full horizon if None).
 
-        Returns a DataFrame with a ``forecast`` column and a ``q<level>`` column per quantile,
-        indexed by timestamp when ``history`` is a Series with a DatetimeIndex, else by step.
+        Returns a DataFrame with a ``forecast`` column, a ``q<level>`` column per quantile and
+        ``lower_<level>``/``upper_<level>`` columns per interval level (``levels`` in percent;
+        None: the service's default, 80 and 95; ``[]``: none), indexed by timestamp when
+        ``history`` is a Series with a DatetimeIndex, else by step; ``frame.attrs["calibrated"]``
+        says whether the intervals are calibrated.
         """
         series = as_input(history)
         horizon = self._checked_horizon([(None, series)], horizon, model)
-        body = single_body(series, horizon, model or self._cfg.model, quantiles)
+        body = single_body(series, horizon, model or self._cfg.model, quantiles, levels)
         answer = parse(ForecastResponse, self._send("POST", FORECAST_PATH, body))
         return single_frame(answer, series)
 
@@ -134,6 +139,7 @@ class ForecastClient:
         model: str | None = None,
         quantiles: Sequence[float] | None = None,
         *,
+        levels: Sequence[float] | None = None,
         id_col: str = "id",
         time_col: str = "timestamp",
         value_col: str = "value",
@@ -152,7 +158,7 @@ class ForecastClient:
         """
         inputs = inputs_of(data, id_col, time_col, value_col)
         horizon = self._checked_horizon(inputs, horizon, model)
-        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors)
+        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors, levels)
         answers = [
             parse(BatchForecastResponse, self._send("POST", FORECAST_PATH, c.body))
             for c in plan.chunks

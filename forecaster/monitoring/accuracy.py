@@ -12,6 +12,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 #: The sums the store returns per (version, step), in this order.
 SUM_FIELDS = (
@@ -46,11 +47,14 @@ class Sums:
     @classmethod
     def from_row(cls, row: Sequence[object]) -> Sums:
         """From the store's SQL sums (None, an empty sum, is 0)."""
-        kinds = [type(getattr(cls(), f)) for f in SUM_FIELDS]
-        return cls(*(kind(value or 0) for kind, value in zip(kinds, row, strict=True)))
+        empty = cls()
+        sums: dict[str, Any] = {
+            f: type(getattr(empty, f))(value or 0) for f, value in zip(SUM_FIELDS, row, strict=True)
+        }
+        return cls(**sums)
 
     def __add__(self, other: Sums) -> Sums:
-        return Sums(*(a + b for a, b in zip(_values(self), _values(other), strict=True)))
+        return Sums.from_row([a + b for a, b in zip(_values(self), _values(other), strict=True)])
 
 
 def _values(sums: Sums) -> tuple[float, ...]:

@@ -350,11 +350,10 @@ class MonitoringStore:
         return out
 
     def _upsert(self, table: sa.Table, key: list[str]) -> sa.Insert:
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table)
         others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
         return stmt.on_conflict_do_update(index_elements=key, set_=others)
 
@@ -510,9 +509,9 @@ def _merge(
     out = {}
     for sid, parts in given.items():
         times = np.concatenate([t for t, _ in parts]) if len(parts) > 1 else parts[0][0]
-        values = np.concatenate([np.asarray(v, np.float64) for _, v in parts])
+        merged = np.concatenate([np.asarray(v, np.float64) for _, v in parts])
         reverse_unique, first = np.unique(times[::-1], return_index=True)
-        out[sid] = (sid, reverse_unique, values[::-1][first])
+        out[sid] = (sid, reverse_unique, merged[::-1][first])
     return out
 
 

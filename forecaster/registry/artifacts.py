@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pydantic
 
+from forecaster.calibration import Calibration
 from forecaster.configs import ModelConfig
 from forecaster.covariates import CovariateSpec
 from forecaster.registry import storage
@@ -208,8 +209,8 @@ def _prepare_dir(loc: Location) -> None:
 
 
 def _manifest_content(config: ModelConfig, **fields: Any) -> dict[str, Any]:
-    """The manifest's JSON content without ``files``, schema-checked (format 3 with covariates,
-    else format 2, which older versions read)."""
+    """The manifest's JSON content without ``files``, schema-checked (format 4 with covariates,
+    else format 3, which older versions read)."""
     covariates = fields.get("covariates")
     try:
         manifest = Manifest(
@@ -243,7 +244,7 @@ def _write_artifact(
         **{k: bytes(v) for k, v in extra_files.items()},
     }
     files = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
-    # A manifest without covariates reads as format 2 did: no key for them.
+    # A manifest without covariates reads as format 3 did: no key for them.
     bare = None if content.get("covariates") else {"covariates"}
     text = Manifest.model_validate({**content, "files": files}).model_dump_json(
         indent=2, exclude=bare
@@ -269,15 +270,18 @@ def save_model(
     freq: str | None = None,
     seasonality: int | None = None,
     training: Mapping[str, Any] | None = None,
+    calibration: Calibration | None = None,
     extra_files: dict[str, bytes] | None = None,
     covariates: CovariateSpec | None = None,
 ) -> Path | str:
     """Write a model artifact into ``where`` (created; must be empty if it exists).
 
     ``training`` is the training config (a :class:`~forecaster.configs.TrainConfig` as a dict),
-    recorded so that a retraining starts from the same settings. ``covariates``: what the
-    model reads besides the target (:attr:`TrainResult.covariates
-    <forecaster.train.TrainResult>`), whose widths must match the config's.
+    recorded so that a retraining starts from the same settings; ``calibration`` is the
+    model's interval calibration (:func:`forecaster.calibration.calibrate`; None: its intervals
+    are served uncalibrated); ``covariates``: what the model reads besides the target
+    (:attr:`TrainResult.covariates <forecaster.train.TrainResult>`), whose widths must match
+    the config's.
 
     The parameters are checked against the config before anything is written, so a broken
     model is refused at save time rather than at serving time. The manifest is written last:
@@ -296,6 +300,7 @@ def save_model(
         data_fingerprint=data_fingerprint,
         metrics=_jsonable(metrics or {}),
         training=None if training is None else _jsonable(dict(training)),
+        calibration=calibration,
         covariates=Covariates.of(covariates) if covariates else None,
     )
     _write_artifact(loc, content, flat, extra_files)

@@ -4,10 +4,11 @@ The manifest vouches for an artifact directory: format version, model config, fr
 normalisation, metrics, provenance, and the sha256 of every other file. Format 2 also binds the
 manifest to the weights: :func:`content_digest` of everything but ``files`` is recorded in the
 weights' safetensors metadata, which ``files`` hashes, so editing any field (say
-``config.input_size``) without re-exporting the model fails verification. Format 1 artifacts
-(no binding) are still read. Format 3 is format 2 with ``covariates``: the columns the model
-reads with their roles, kinds and training normalisation, and its calendar features
-(:class:`forecaster.covariates.CovariateSpec`).
+``config.input_size``) without re-exporting the model fails verification. Format 3 adds the
+model's interval calibration (:mod:`forecaster.calibration`); formats 1 and 2 (no calibration:
+their intervals are served uncalibrated) are still read, format 1 without the binding. Format 4
+is format 3 with ``covariates``: the columns the model reads with their roles, kinds and
+training normalisation, and its calendar features (:class:`forecaster.covariates.CovariateSpec`).
 
 Parsing is bounded: at most :data:`MAX_MANIFEST_BYTES` and :data:`MAX_JSON_DEPTH` levels of
 nesting, checked before the JSON parser runs.
@@ -35,15 +36,16 @@ from pydantic import (
     PositiveInt,
 )
 
+from forecaster.calibration import Calibration
 from forecaster.configs import ConfigError, ModelConfig, typed_fields
 from forecaster.covariates import CALENDAR_PERIODS, Column, CovariateSpec
 from forecaster.scaling import MAX_LOG_RATIO
 
-FORMAT_VERSION = 2
-# Format 3 adds ``covariates`` (what the model reads besides the target). Models without them
-# are still written as format 2, so versions of forecaster that predate covariates read them.
-COVARIATES_FORMAT_VERSION = 3
-SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3})
+FORMAT_VERSION = 3
+# Format 4 adds ``covariates`` (what the model reads besides the target). Models without them
+# are still written as format 3, so versions of forecaster that predate covariates read them.
+COVARIATES_FORMAT_VERSION = 4
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3, 4})
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 NORMALIZATION = "log-mean-ratio"
@@ -168,7 +170,7 @@ class CovariateColumn(BaseModel):
 
 
 class Covariates(BaseModel):
-    """What the model reads besides the target (format 3; see :mod:`forecaster.covariates`)."""
+    """What the model reads besides the target (format 4; see :mod:`forecaster.covariates`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     columns: list[CovariateColumn] = Field(default_factory=list, max_length=1_000)
@@ -199,7 +201,8 @@ class Covariates(BaseModel):
 
 
 class Manifest(BaseModel):
-    """The parsed manifest.json of an artifact (format version 1 or 2; same fields)."""
+    """The parsed manifest.json of an artifact (format version 1 to 4; same fields, and only
+    format 3 and 4 hold a ``calibration``, only format 4 ``covariates``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -212,10 +215,12 @@ class Manifest(BaseModel):
     normalization: Normalization = Field(default_factory=Normalization)
     data_fingerprint: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # Per-step conformal calibration of the intervals; None: older or uncalibrated model.
+    calibration: Calibration | None = None
     created_at: AwareDatetime
     library_versions: dict[str, str] = Field(default_factory=dict)
     files: Annotated[dict[str, str], AfterValidator(_check_files)]
-    # Format 3 only; None: the model reads the target alone.
+    # Format 4 only; None: the model reads the target alone.
     covariates: Covariates | None = None
 
     @pydantic.model_validator(mode="after")

@@ -281,7 +281,7 @@ class Registry:
     def _join(self, *parts: str | int) -> str:
         return self._at(*parts).path
 
-    def _entries(self, path: str) -> dict[str, str]:
+    def _entries(self, path: str) -> dict[str, storage.Kind]:
         """{basename: kind} of a directory (symlinks not followed); empty if it is missing."""
         if not self._local:
             self._fs.invalidate_cache(path)  # object-store listings are cached by fsspec
@@ -434,7 +434,12 @@ class Registry:
         return model
 
     def _move_alias(
-        self, name: str, alias: str, version: int, action: str, data: _AliasFile | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        action: Literal["promote", "rollback"],
+        data: _AliasFile | None = None,
     ) -> int | None:
         """Point ``alias`` at ``version`` (caller holds the lock); return its previous target."""
         data = data or self._read_aliases(name)
@@ -607,12 +612,13 @@ class Registry:
             if callable(extra_files):
                 extra_files = extra_files(version)
             save_kwargs["extra_files"] = extra_files
+            model: LoadedModel | None
             if self._local:
                 model = self._publish_local(name, version, config, params, save_kwargs)
             else:
                 save_model(self._at(name, version), config, params, **save_kwargs)
                 model = load_model(self._at(name, version)) if promote else None
-            if promote:
+            if promote and model is not None:  # loaded whenever promote is asked
                 check_forecasts(model)
                 self._move_alias(name, DEFAULT_ALIAS, version, "promote")
         return version

@@ -104,14 +104,18 @@ def challenger_configs(
     """
     where = f"model {job.name!r}"
     model, train = dict(job.given.get("model", {})), dict(job.given.get("train", {}))
-    facts = {"freq": series.freq, "lengths": series.lengths}
+    lengths = series.lengths.tolist()
     if champion is None:
-        return (*build_configs(model, train, where, **facts), {})
+        return (*build_configs(model, train, where, freq=series.freq, lengths=lengths), {})
     before_model, before_train = champion.config.to_dict(), dict(champion.manifest.training or {})
     if champion.manifest.seasonality and "seasonality" not in before_train:
         before_train["seasonality"] = champion.manifest.seasonality
     model_cfg, train_cfg = build_configs(
-        {**before_model, **model}, {**before_train, **train}, where, **facts
+        {**before_model, **model},
+        {**before_train, **train},
+        where,
+        freq=series.freq,
+        lengths=lengths,
     )
     after = {**model_cfg.to_dict(), **dataclasses.asdict(train_cfg), "freq": series.freq}
     before = {**before_model, **before_train, "freq": champion.manifest.freq}

@@ -174,6 +174,7 @@ def _publish(registry: Registry, decided: Decided) -> Published:
         freq=decided.series.freq,
         seasonality=decided.train.seasonality,
         training=dataclasses.asdict(decided.train),
+        calibration=decided.fitted.calibration,
         extra_files=files,
         promote=decided.decision.promote,
     )

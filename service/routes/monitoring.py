@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -14,7 +14,7 @@ from service.routes.admin import Key, require_admin
 
 router = APIRouter(tags=["monitoring"])
 
-UNAVAILABLE = {
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {
         "model": ErrorResponse,
         "description": "The monitoring database is down or timed out, or (accuracy) too many "

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
 from service.app import create_app
 from service.settings import Settings
+from tests.helpers.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(
@@ -73,18 +73,19 @@ def running_client(settings: Settings) -> Iterator[TestClient]:
 
 
 def wait_ready(status: Callable[[], int], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if status() == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    # Never ready: a start-up hang or nothing loaded (see service/lifespan.py) tell apart only
-    # by where the threads stood: their stacks go to the test's captured stderr.
-    faulthandler.dump_traceback(all_threads=True)
-    raise TimeoutError("the service did not become ready")
+    """Until ``status`` (a probe's status code) is 200; TimeoutError if it never is."""
+    try:
+        wait_until(
+            lambda: status() == 200,
+            timeout=timeout,
+            message="the service did not become ready",
+            ignoring=(httpx.TransportError,),  # not listening yet
+        )
+    except AssertionError as never:
+        # Never ready: a start-up hang or nothing loaded (see service/lifespan.py) tell apart
+        # only by where the threads stood: their stacks go to the test's captured stderr.
+        faulthandler.dump_traceback(all_threads=True)
+        raise TimeoutError(str(never)) from None
 
 
 @pytest.fixture(scope="module")

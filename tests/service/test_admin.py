@@ -9,10 +9,10 @@ import os
 
 import httpx
 import pytest
-from conftest import API_KEY, TINY, make_settings, publish, running_client, server
 
 from forecaster.model import init_params
 from forecaster.registry import Registry
+from tests.service.conftest import API_KEY, TINY, make_settings, publish, running_client, server
 
 KEY = {"X-API-Key": API_KEY}
 HISTORY = {"history": [float(i % 24) for i in range(48)], "horizon": 2}

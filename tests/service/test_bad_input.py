@@ -128,7 +128,7 @@ def test_unknown_route_and_method(client):
 
 
 def test_oversize_body_is_413_before_parsing(registry_root):
-    from conftest import make_settings, running_client
+    from tests.service.conftest import make_settings, running_client
 
     with running_client(make_settings(registry_root, max_body_bytes=1000)) as c:
         big = json.dumps({"history": GOOD * 10, "horizon": 1}).encode()

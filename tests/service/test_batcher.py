@@ -8,11 +8,11 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from conftest import make_settings
 
 from forecaster.predict import Forecast
 from service.app import create_app
 from service.batcher import MicroBatcher, Overloaded
+from tests.service.conftest import make_settings
 
 
 class FakePredictor:

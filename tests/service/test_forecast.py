@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import OTHER, TINY, make_settings, publish, running_client
 
 from forecaster.predict import Predictor
 from forecaster.registry import Registry
+from tests.service.conftest import OTHER, TINY, make_settings, publish, running_client
 
 HISTORY = [100 + 10 * math.sin(2 * math.pi * t / 24) for t in range(72)]
 

@@ -10,7 +10,6 @@ import asyncio
 import json
 
 import pytest
-from conftest import make_settings, running_client
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -18,6 +17,7 @@ from uvicorn.server import ServerState
 
 from service.limits import BodyLimitMiddleware
 from service.protocol import ConnectionLimits, http_protocol
+from tests.service.conftest import make_settings, running_client
 
 BODY = b'{"history": [1, 2, 3], "horizon": 1}'
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"37")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,9 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import API_KEY, Server, server
+
+from tests.helpers.polling import wait_until
+from tests.service.conftest import API_KEY, Server, server
 
 KEY = {"X-API-Key": API_KEY}
 START = datetime(2024, 5, 1)
@@ -185,14 +186,18 @@ def test_good_series_beside_bad_ones_are_recorded_and_none_dropped(live):
     assert r.status_code == 200 and len(r.json()["forecasts"]) == 20
     engine = sa.create_engine(live.database_url)
     query = sa.text("SELECT series_id FROM forecasts WHERE series_id LIKE 'rec-%'")
+
+    def stored() -> list[str]:
+        with engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with engine.connect() as conn:
-                ids = sorted(conn.execute(query).scalars())
-            if len(ids) >= 20 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(stored()) >= 20,
+            timeout=20,
+            message=lambda: f"only {stored()} of the 20 good series are stored",
+        )
+        ids = stored()
     finally:
         engine.dispose()
     assert ids == sorted(f"rec-g{k}" for k in range(20))
@@ -241,11 +246,14 @@ def test_a_nul_id_never_reaches_postgresql(registry_root, tmp_path, pg_cluster):
         assert r.status_code == 200 and len(r.json()["forecasts"]) == 5
         actual = {"series": [{"id": f"s{k}", "timestamps": stamps(2, START + timedelta(hours=N)),
                               "values": [1.0, 2.0]} for k in range(5)]}  # fmt: skip
-        deadline = datetime.now() + timedelta(seconds=20)
-        while True:  # the five are matched once the writer has flushed them
+
+        def sent() -> dict | None:
             done = post(s, "/v1/actuals", actual)
             assert done.status_code == 200, done.text
-            if done.json()["matched"] == 10 or datetime.now() > deadline:
-                break
-        assert done.json() == {"stored": 10, "matched": 10, "unknown_series": 0,
-                               "unknown_ids": []}  # fmt: skip
+            return done.json() if done.json()["matched"] == 10 else None
+
+        answer = wait_until(  # the five are matched once the writer has flushed them
+            sent, timeout=20, message="the actuals of the five series were never matched"
+        )
+        assert answer == {"stored": 10, "matched": 10, "unknown_series": 0,
+                          "unknown_ids": []}  # fmt: skip

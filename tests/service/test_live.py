@@ -9,9 +9,10 @@ import threading
 import time
 
 import httpx
-from conftest import TINY, publish, server
 
 from forecaster.model import ModelConfig
+from tests.helpers.polling import wait_until
+from tests.service.conftest import TINY, publish, server
 
 BODY = {"history": [float(i % 24) + 1 for i in range(96)], "horizon": 4}
 
@@ -76,7 +77,7 @@ def test_sigterm_finishes_the_request_in_flight(registry_root, tmp_path):
 
         caller = threading.Thread(target=call)
         caller.start()
-        time.sleep(0.5)
+        time.sleep(0.5)  # not a poll: nothing outside shows a request in the batch wait
         s.terminate()
         caller.join(20)
         assert result["response"].status_code == 200
@@ -112,13 +113,18 @@ def test_hot_swap_under_load(tmp_path):
         threads = [threading.Thread(target=load, args=(v,)) for v in seen]
         for t in threads:
             t.start()
-        time.sleep(0.5)
+        wait_until(lambda: all(seen), message="not every client was answered by version 1")
         # A different architecture, so the new version must also compile while v1 serves.
         publish(root, "m4-hourly", ModelConfig(**{**TINY.to_dict(), "hidden": 16}), seed=1)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(v and v[-1] == 2 for v in seen):
-            time.sleep(0.1)
-        time.sleep(0.3)
+        wait_until(
+            lambda: all(v[-1] == 2 for v in seen),
+            message="not every client was answered by version 2",
+        )
+        swapped = [len(v) for v in seen]  # the load goes on a little after the swap
+        wait_until(
+            lambda: all(len(v) >= n + 3 for v, n in zip(seen, swapped, strict=True)),
+            message="the load stopped after the swap",
+        )
         stop.set()
         for t in threads:
             t.join(30)

@@ -9,13 +9,13 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY, make_settings, publish, running_client
 from fastapi.testclient import TestClient
 
 from forecaster import extend
 from forecaster.horizons import horizon_limit
 from forecaster.predict import Predictor
 from forecaster.registry import Registry
+from tests.service.conftest import TINY, make_settings, publish, running_client
 
 H = TINY.horizon  # 12
 HISTORY = [100 + 10 * math.sin(2 * math.pi * t / 24) + 0.05 * t for t in range(72)]

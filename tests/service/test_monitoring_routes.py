@@ -8,16 +8,16 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from conftest import API_KEY, make_settings, running_client, server
 
 from forecaster.monitoring.store import MonitoringStore
+from tests.helpers.polling import wait_until
+from tests.service.conftest import API_KEY, make_settings, running_client, server
 
 KEY = {"X-API-Key": API_KEY}
 START = datetime(2024, 5, 1)
@@ -41,13 +41,6 @@ def metric(text: str, name: str, **labels: str) -> float | None:
     return float(found[1]) if found else None
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def monitored(registry_root: Path, tmp_path: Path):
     settings = make_settings(
@@ -59,15 +52,22 @@ def monitored(registry_root: Path, tmp_path: Path):
         yield client
 
 
+RECORDED = "forecaster_forecasts_recorded_total"
+
+
 def recorded(client) -> float:
-    return metric(client.get("/metrics").text, "forecaster_forecasts_recorded_total") or 0.0
+    return metric(client.get("/metrics").text, RECORDED) or 0.0
 
 
 def test_forecasts_are_recorded_scored_and_exposed(monitored) -> None:
     body = {"series": [series("a", seed=1), series("b", seed=2), series(None, seed=3)],
             "horizon": 12, "quantiles": [0.1, 0.9]}  # fmt: skip
     answer = monitored.post("/v1/forecast", json=body).json()
-    wait_for(lambda: recorded(monitored) == 2)  # the series without an id is not recorded
+    wait_until(
+        lambda: recorded(monitored) == 2,
+        timeout=20,
+        message="the two forecasts with an id were not recorded",  # the one without is not
+    )
 
     rng = np.random.default_rng(9)
     actuals, errors, inside = [], [], []
@@ -101,7 +101,7 @@ def test_forecasts_are_recorded_scored_and_exposed(monitored) -> None:
         text = monitored.get("/metrics").text
         return metric(text, "forecaster_live_mae", model="m4-hourly", version="1")
 
-    wait_for(lambda: gauge() is not None)
+    wait_until(lambda: gauge() is not None, timeout=20, message="no live MAE gauge for version 1")
     assert gauge() == pytest.approx(np.mean(errors))
     text = monitored.get("/metrics").text
     assert metric(text, "forecaster_actuals_total", outcome="unknown_series") == 2
@@ -116,7 +116,9 @@ def test_each_series_is_recorded_as_it_was_answered(monitored) -> None:
             "quantiles": [0.1, 0.9]}  # fmt: skip
     answer = monitored.post("/v1/forecast", json=body).json()["forecasts"]
     assert [f["method"] == "model" for f in answer] == [True, False, True]
-    wait_for(lambda: recorded(monitored) == 3)
+    wait_until(
+        lambda: recorded(monitored) == 3, timeout=20, message="the three answers were not recorded"
+    )
     actuals = [{"id": f["id"], "timestamps": f["timestamps"], "values": f["quantiles"]["0.9"]}
                for f in answer]  # fmt: skip
     r = monitored.post("/v1/actuals", json={"series": actuals}, headers=KEY)
@@ -201,7 +203,7 @@ def test_recording_off_records_nothing(registry_root: Path, tmp_path: Path) -> N
                              database_url=f"sqlite:///{tmp_path / 'm.sqlite3'}")  # fmt: skip
     with running_client(settings) as client:
         f = client.post("/v1/forecast", json={"series": [series("a")], "horizon": 3}).json()
-        time.sleep(0.3)
+        time.sleep(0.3)  # the behaviour under test: a pause in which nothing may be recorded
         body = {"series": [{"id": "a", "timestamps": f["forecasts"][0]["timestamps"],
                             "values": [1.0, 2.0, 3.0]}]}  # fmt: skip
         assert client.post("/v1/actuals", json=body, headers=KEY).json()["unknown_series"] == 1
@@ -221,7 +223,10 @@ def test_sigkill_loses_at_most_the_unflushed_queue(registry_root: Path, tmp_path
     with server(registry_root, tmp_path, **env) as s:
         for k in range(20):
             assert forecast_one(s.url, f"s{k}").status_code == 200
-        time.sleep(1.0)  # five flush intervals: everything answered is written
+        wait_until(
+            lambda: metric(httpx.get(s.url + "/metrics").text, RECORDED) == 20,
+            message="the first 20 forecasts were not written",
+        )
         for k in range(20, 25):  # these may still be queued when the process dies
             assert forecast_one(s.url, f"s{k}").status_code == 200
         os.kill(s.process.pid, signal.SIGKILL)
@@ -258,12 +263,20 @@ def test_database_restarted_mid_run_loses_no_forecast(
             return sum(float(v) for v in found)
 
         assert forecast_one(s.url, "before").status_code == 200
-        wait_for(lambda: count("forecaster_forecasts_recorded_total") == 1)
+        wait_until(
+            lambda: count("forecaster_forecasts_recorded_total") == 1,
+            timeout=20,
+            message="the first forecast was not recorded",
+        )
         assert readiness().json()["recording"] == "ok" and count("forecaster_recording_up") == 1
         pg_cluster.stop()
         try:
             assert forecast_one(s.url, "down0").status_code == 200
-            wait_for(lambda: readiness().json()["recording"] == "down")
+            wait_until(
+                lambda: readiness().json()["recording"] == "down",
+                timeout=20,
+                message="readiness never said recording is down",
+            )
             ready = readiness()
             assert ready.status_code == 200
             assert "recording is down: monitoring database unavailable" in ready.json()["detail"]
@@ -277,7 +290,11 @@ def test_database_restarted_mid_run_loses_no_forecast(
         finally:
             pg_cluster.start()
         assert forecast_one(s.url, "after").status_code == 200
-        wait_for(lambda: count("forecaster_forecasts_recorded_total") == 7, timeout=60)
+        wait_until(
+            lambda: count("forecaster_forecasts_recorded_total") == 7,
+            timeout=60,
+            message="the forecasts queued in the outage were not recorded",
+        )
         assert dropped() == 0
         assert readiness().json()["recording"] == "ok" and count("forecaster_recording_up") == 1
         log = s.log.read_text()
@@ -300,7 +317,9 @@ def test_the_client_sends_actuals_and_reads_accuracy(monitored) -> None:
 
     body = {"series": [series("c", seed=4)], "horizon": 12}
     answer = monitored.post("/v1/forecast", json=body).json()["forecasts"][0]
-    wait_for(lambda: recorded(monitored) == 1)
+    wait_until(
+        lambda: recorded(monitored) == 1, timeout=20, message="the forecast was not recorded"
+    )
     index = pd.DatetimeIndex(answer["timestamps"])
     truth = pd.Series(np.array(answer["forecast"]) + 1.0, index=index)
     truth.iloc[3] = np.nan  # left out, not sent as a value

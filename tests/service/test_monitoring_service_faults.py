@@ -16,10 +16,11 @@ import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, free_port, server
-from test_monitoring_routes import forecast_one, metric, wait_for
 
 from forecaster.monitoring.store import MonitoringStore
+from tests.helpers.polling import wait_until
+from tests.service.conftest import ROOT, free_port, server
+from tests.service.test_monitoring_routes import forecast_one, metric
 
 
 def _cli(*argv: str, **env: str) -> subprocess.CompletedProcess:
@@ -98,12 +99,12 @@ def test_recording_down_shows_in_readyz_and_a_gauge_and_the_address_stays_in_the
             return metric(httpx.get(s.url + "/metrics", timeout=10).text, "forecaster_recording_up")
 
         assert forecast_one(s.url, "before").status_code == 200
-        wait_for(lambda: up() == 1.0)
+        wait_until(lambda: up() == 1.0, timeout=20, message="recording never (again) up")
         assert readyz()["recording"] == "ok"
         pg_cluster.stop()
         try:
             assert forecast_one(s.url, "down").status_code == 200
-            wait_for(lambda: up() == 0.0, timeout=60)
+            wait_until(lambda: up() == 0.0, timeout=60, message="recording never down")
             body = readyz()
             assert body["recording"] == "down" and "recording is down" in body["detail"]
             r = httpx.get(s.url + "/v1/models/m4-hourly/accuracy", timeout=30)
@@ -113,7 +114,7 @@ def test_recording_down_shows_in_readyz_and_a_gauge_and_the_address_stays_in_the
         finally:
             pg_cluster.start()
         assert forecast_one(s.url, "after").status_code == 200
-        wait_for(lambda: up() == 1.0, timeout=60)
+        wait_until(lambda: up() == 1.0, timeout=60, message="recording never (again) up")
         assert readyz()["recording"] == "ok"
         log = s.log.read_text()
     assert str(pg_cluster.port) in log  # the operator still learns where it failed
@@ -138,7 +139,11 @@ def test_accuracy_queries_are_bounded_and_never_starve_the_other_routes(
                      timeout=60))) for _ in range(2)]  # fmt: skip
             for t in stuck:
                 t.start()
-            wait_for(lambda: _waiting_on_locks(url) == 2)
+            wait_until(
+                lambda: _waiting_on_locks(url) == 2,
+                timeout=20,
+                message="the two accuracy queries never waited on the lock",
+            )
             extra = httpx.get(accuracy, timeout=30)
             assert extra.status_code == 503 and extra.headers["Retry-After"]
             assert "accuracy queries are running" in extra.json()["detail"]

@@ -5,25 +5,17 @@ inside the registry root, refused and logged outside it)."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, OTHER, TINY, make_settings, publish, running_client
 
 from forecaster.model import init_params
 from forecaster.registry import Registry
+from tests.helpers.polling import wait_until
+from tests.service.conftest import API_KEY, OTHER, TINY, make_settings, publish, running_client
 
 KEY = {"X-API-Key": API_KEY}
 HISTORY = {"history": [float(i % 24) for i in range(48)], "horizon": 2}
-
-
-def poll(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not in time"
-        time.sleep(0.05)
 
 
 def test_a_model_directory_replaced_by_a_symlink(
@@ -48,10 +40,16 @@ def test_a_model_directory_replaced_by_a_symlink(
         # A promote through the link reaches the service (the watcher used to skip the model).
         registry = Registry(root)
         registry.publish("m4-hourly", TINY, init_params(TINY, 1), promote=True)
-        poll(lambda: c.post("/v1/forecast", json=HISTORY).json()["version"] == 2)
+        wait_until(
+            lambda: c.post("/v1/forecast", json=HISTORY).json()["version"] == 2,
+            message="version 2 was never served",
+        )
         assert c.get("/v1/models/m4-hourly").json()["loaded_version"] == 2
 
-        poll(lambda: c.get("/v1/models/other").json()["problem"] is not None)
+        wait_until(
+            lambda: c.get("/v1/models/other").json()["problem"] is not None,
+            message="the model list never named other's problem",
+        )
         other = c.get("/v1/models/other").json()
         assert "symlink" in other["problem"] and str(elsewhere) not in str(other)
         assert other["versions"] == [] and other["production"] is None

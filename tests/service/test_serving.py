@@ -12,16 +12,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY, free_port, publish, server
 
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
+from tests.helpers.polling import wait_until
+from tests.service.conftest import ROOT, TINY, free_port, publish, server
 
 DAILY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=28, horizon=7, step=7)
 WATCH = {"FORECASTER_ALIAS_WATCH_INTERVAL_S": "0.2"}
@@ -30,13 +31,6 @@ JSON = {"content-type": "application/json"}
 
 def stamps(n: int, freq: str, start: str = "2024-01-01") -> list[str]:
     return [t.isoformat() for t in pd.date_range(start, periods=n, freq=freq)]
-
-
-def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def lines(log: Path, pattern: str) -> list[str]:
@@ -188,7 +182,10 @@ def test_waiting_for_an_absent_default_names_it_until_it_arrives(tmp_path, jax_c
     publish(root, "shop-daily", DAILY, freq="D", seasonality=7)
     env = {"FORECASTER_DEFAULT_MODEL": "later", "FORECASTER_WAIT_FOR_MODELS": "true", **WATCH}
     with start(root, tmp_path, jax_cache, ready=False, **env) as s:
-        eventually(lambda: httpx.get(s.url + "/readyz").json()["status"] != "loading")
+        wait_until(
+            lambda: httpx.get(s.url + "/readyz").json()["status"] != "loading",
+            message="the service never finished loading",
+        )
         r = httpx.get(s.url + "/readyz")
         assert r.status_code == 503
         body = r.json()
@@ -196,7 +193,10 @@ def test_waiting_for_an_absent_default_names_it_until_it_arrives(tmp_path, jax_c
         assert "'later'" in body["detail"] and "not in the registry" in body["detail"]
         assert body["models"] == {"shop-daily": 1}
         publish(root, "later", DAILY, freq="D", seasonality=7)
-        eventually(lambda: httpx.get(s.url + "/readyz").status_code == 200)
+        wait_until(
+            lambda: httpx.get(s.url + "/readyz").status_code == 200,
+            message="the service never became ready",
+        )
         r = httpx.post(s.url + "/v1/forecast", json={"history": [1.0] * 28, "horizon": 1})
         assert r.json()["model"] == "later"
 
@@ -253,13 +253,17 @@ def test_a_corrupt_alias_file_at_start_up_is_skipped_then_picked_up(tmp_path, ja
         assert forecast_version(s.url, "good") == 1
         models = {m["name"]: m for m in httpx.get(s.url + "/v1/models").json()}
         assert models["bad"]["production"] is None and "aliases.json" in models["bad"]["problem"]
-        time.sleep(1.0)  # several watcher polls meet the same broken file
+        # The behaviour under test: five watcher polls meet the same broken file, one line.
+        time.sleep(1.0)
         (line,) = lines(s.log, r"model bad:")
         assert "aliases.json" in line and "corrupt" in line
         assert failures(s.url, "bad") == 1.0
 
         replace(root / "bad" / "aliases.json", good_aliases)
-        eventually(lambda: httpx.get(s.url + "/readyz").json()["models"] == {"good": 1, "bad": 1})
+        wait_until(
+            lambda: httpx.get(s.url + "/readyz").json()["models"] == {"good": 1, "bad": 1},
+            message="the mended model was never picked up",
+        )
         assert httpx.get(s.url + "/readyz").json()["missing"] == {}
         assert lines(s.log, r"model bad: serving version 1")
         assert "Traceback" not in s.log.read_text()
@@ -273,7 +277,10 @@ def test_corrupt_files_at_run_time_and_their_retries(tmp_path, jax_cache):
     with start(root, tmp_path, jax_cache, FORECASTER_DEFAULT_MODEL="other", **WATCH) as s:
         # An unreadable alias file: the version already loaded serves on; nothing else moves.
         saved = corrupt_aliases(root, "good")
-        eventually(lambda: bool(lines(s.log, r"model good: .*aliases")))
+        wait_until(
+            lambda: bool(lines(s.log, r"model good: .*aliases")),
+            message="the broken aliases file was never logged",
+        )
         assert forecast_version(s.url, "good") == 1 and forecast_version(s.url, "other") == 1
         model = httpx.get(s.url + "/v1/models/good").json()
         assert model["loaded_version"] == 1 and "aliases.json" in model["problem"]
@@ -286,19 +293,30 @@ def test_corrupt_files_at_run_time_and_their_retries(tmp_path, jax_cache):
         intact = weights.read_bytes()
         replace(weights, b"corrupt")
         move_alias(root, "good", v2)
-        eventually(lambda: bool(lines(s.log, rf"model good: version {v2} failed to load")))
-        time.sleep(1.0)
+        wait_until(
+            lambda: bool(lines(s.log, rf"model good: version {v2} failed to load")),
+            message="the broken version was never logged",
+        )
+        time.sleep(1.0)  # the behaviour under test: more polls, and still that one line
         assert len(lines(s.log, rf"model good: version {v2} failed")) == 1
         assert forecast_version(s.url, "good") == 1
         # ... tried again when the alias moves again (here to a good version, v3) ...
         v3 = registry.publish("good", TINY, init_params(TINY, 3), promote=True)
-        eventually(lambda: forecast_version(s.url, "good") == v3)
+        wait_until(
+            lambda: forecast_version(s.url, "good") == v3, message="version 3 was never served"
+        )
         move_alias(root, "good", v2)  # back to the broken one: a new attempt, a new line
-        eventually(lambda: len(lines(s.log, rf"model good: version {v2} failed")) == 2)
+        wait_until(
+            lambda: len(lines(s.log, rf"model good: version {v2} failed")) == 2,
+            message="the second attempt was never logged",
+        )
         assert forecast_version(s.url, "good") == v3
         # ... and when its files change: repaired, it is picked up without a restart.
         replace(weights, intact)
-        eventually(lambda: forecast_version(s.url, "good") == v2)
+        wait_until(
+            lambda: forecast_version(s.url, "good") == v2,
+            message="the mended version 2 was never served",
+        )
         assert failures(s.url, "good") == 3.0  # the alias file once, version 2 twice
         assert lines(s.log, rf"model good: serving version {v2} \(was version {v3}\)")
         assert "Traceback" not in s.log.read_text()
@@ -311,7 +329,10 @@ def test_readyz_waits_for_a_broken_model_only_when_asked_for(tmp_path, jax_cache
     corrupt_aliases(root, "bad")
     env = {"FORECASTER_MODELS": '["good", "bad"]'}
     with start(root, tmp_path, jax_cache, ready=False, **env) as s:
-        eventually(lambda: httpx.get(s.url + "/readyz").json()["status"] != "loading")
+        wait_until(
+            lambda: httpx.get(s.url + "/readyz").json()["status"] != "loading",
+            message="the service never finished loading",
+        )
         r = httpx.get(s.url + "/readyz")
         assert r.status_code == 503
         assert "'bad'" in r.json()["detail"] and "aliases.json" in r.json()["detail"]

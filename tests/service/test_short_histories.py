@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_settings, publish, running_client
 from fastapi.testclient import TestClient
 
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor
 from forecaster.registry import Registry
+from tests.service.conftest import make_settings, publish, running_client
 
 # An unmasked model (the model answers from 48 points) and a masked one (from 6), both hourly.
 FULL = ModelConfig(

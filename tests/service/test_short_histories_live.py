@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Server, publish, server
 
 from forecaster.model import ModelConfig
+from tests.service.conftest import Server, publish, server
 
 MASKED = ModelConfig(
     cell="gru",

@@ -1,10 +1,10 @@
 """Tests of forecaster.registry.artifacts: round trips, and refusal of every kind of damage.
 
 The committed fixtures are only loaded, so a change to the format either keeps old models
-loadable or must refuse them with a clear message: tests/fixtures/gru_h8_v1/ was written in
-format 1 (no manifest binding) by an earlier forecaster and must keep loading;
-tests/fixtures/gru_h8_v2/ is written by :func:`write_fixture` (``python tests/test_artifacts.py``)
-in the current format.
+loadable or must refuse them with a clear message: tests/registry/fixtures/gru_h8_v1/ was
+written in format 1 (no manifest binding) by an earlier forecaster and must keep loading;
+tests/registry/fixtures/gru_h8_v2/ is written by :func:`write_fixture`
+(``python -m tests.registry.test_artifacts``) in the current format.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 from flax.traverse_util import flatten_dict, unflatten_dict
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from forecaster.model import ModelConfig, init_params
@@ -111,7 +111,7 @@ def test_round_trip_local(artifact: Path) -> None:
     assert set(m.files) == {"weights.safetensors", "report.json"}
     assert A.verify(artifact) == m
     raw = json.loads((artifact / "manifest.json").read_text())
-    assert raw["config"] == CFG.to_dict() and raw["format_version"] == A.FORMAT_VERSION == 2
+    assert raw["config"] == CFG.to_dict() and raw["format_version"] == A.FORMAT_VERSION == 3
 
 
 def test_round_trip_fsspec_memory() -> None:
@@ -421,20 +421,70 @@ JSON = st.recursive(
 )
 @given(
     field=st.sampled_from([*CFG.to_dict(), "format_version", "created_at", "files", "metrics"]),
-    value=JSON,
+    data=st.data(),
 )
-def test_fuzzed_manifest_raises_only_artifact_errors(artifact: Path, field: str, value) -> None:
-    def mutate(manifest: dict) -> None:
-        target = manifest if field in manifest else manifest["config"]
-        target[field] = value
-
+def test_fuzzed_manifest_is_refused_unless_unchanged(
+    artifact: Path, field: str, data: st.DataObject
+) -> None:
+    """Any edit is refused, each with its documented error: a manifest the schema refuses is a
+    ManifestError naming manifest.json; a well-formed edit breaks the binding to the weights
+    (ManifestMismatchError), unless an edited config no longer fits the weights, which their
+    own checks say first. Only a draw equal to the saved value (as JSON) loads."""
     original = (artifact / "manifest.json").read_text()
+    edited = json.loads(original)
+    target = edited if field in edited else edited["config"]
+    target[field] = data.draw(JSON | _like(target[field]), label="value")
+    unchanged = _canonical(edited) == _canonical(json.loads(original))
     try:
-        _edit_manifest(artifact, mutate)
-        with contextlib.suppress(A.ArtifactError):  # loading may succeed if the value is valid
+        (artifact / "manifest.json").write_text(json.dumps(edited))
+        if unchanged:
+            assert A.load_model(artifact).config == CFG
+            event("unchanged: loads")
+            return
+        try:
+            A.read_manifest(artifact)
+        except A.ManifestError as err:
+            with pytest.raises(A.ManifestError) as refused:
+                A.load_model(artifact)
+            assert str(refused.value) == str(err) and "manifest.json" in str(err)
+            event("refused by the schema")
+            return
+        with pytest.raises(A.ArtifactError) as refused:
             A.load_model(artifact)
+        if isinstance(refused.value, A.ManifestMismatchError):
+            assert "edited after the model was saved" in str(refused.value)
+            event("well-formed: refused by the binding")
+        else:  # checks that run before the binding's: the listed files, and the weights an
+            # edited config asks for
+            assert field in {*CFG.to_dict(), "files"}, refused.value
+            assert isinstance(refused.value, A.IntegrityError | A.KeyMismatchError | A.ShapeError)
+            event(f"well-formed: refused with {type(refused.value).__name__}")
     finally:
         (artifact / "manifest.json").write_text(original)
+
+
+def _like(saved: object) -> st.SearchStrategy:
+    """Values of the saved one's JSON type (itself included), so that many draws pass the schema
+    and reach the checks behind it."""
+    if isinstance(saved, bool):
+        return st.booleans()
+    if isinstance(saved, int):
+        return st.integers(min_value=-1, max_value=2 * saved + 2)
+    if isinstance(saved, float):
+        return st.just(saved) | st.floats(min_value=-1.0, max_value=2 * saved + 2)
+    if isinstance(saved, str):
+        return st.just(saved) | st.text(max_size=8)
+    if isinstance(saved, list):
+        items = _like(saved[0]) if saved else JSON
+        return st.just(saved) | st.lists(items, max_size=len(saved) + 1)
+    if isinstance(saved, dict):
+        keys = st.sampled_from(sorted(saved)) if saved else st.text(max_size=8)
+        return st.just(saved) | st.dictionaries(keys | st.text(max_size=8), JSON, max_size=3)
+    return JSON
+
+
+def _canonical(manifest: dict) -> str:
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"))
 
 
 @settings(
@@ -479,24 +529,27 @@ def test_fixture_with_future_format_version_is_refused(tmp_path: Path) -> None:
     _edit_manifest(copy, lambda m: m.update(format_version=999))
     with pytest.raises(A.FormatVersionError, match="format version") as info:
         A.load_model(copy)
-    assert "999" in str(info.value) and "[1, 2, 3]" in str(info.value)
+    assert "999" in str(info.value) and "[1, 2, 3, 4]" in str(info.value)
 
 
 def test_committed_v2_fixture_loads() -> None:
     loaded = A.load_model(FIXTURE_V2)
     assert loaded.config == FIXTURE_CONFIG and loaded.manifest.format_version == 2
+    assert loaded.manifest.calibration is None  # older models load, uncalibrated
     assert (loaded.manifest.freq, loaded.manifest.seasonality) == ("h", 24)
     _assert_params_equal(loaded.params, make_params(FIXTURE_CONFIG, seed=0))
 
 
 # The data section (every float, in order) of the shipped model's weights.safetensors when it was
 # format 1; re-exported as format 2 only its safetensors metadata changed.
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "m4-hourly" / "1"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "m4-hourly" / "1"
 SHIPPED_DATA_SHA256 = "da0ba3ea117cfac3c5514eea1f516cf792999451a6a12cefbd10384d39401391"
 
 
 def test_shipped_model_is_bound_and_keeps_its_weights() -> None:
-    assert A.verify(SHIPPED).format_version == 2
+    # Format 3: re-saved with its calibration (benchmarks/calibrate_model.py), same weights.
+    manifest = A.verify(SHIPPED)
+    assert manifest.format_version == 3 and manifest.calibration is not None
     data = (SHIPPED / "weights.safetensors").read_bytes()
     size = int.from_bytes(data[:8], "little")
     assert hashlib.sha256(data[8 + size :]).hexdigest() == SHIPPED_DATA_SHA256

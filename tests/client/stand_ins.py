@@ -2,7 +2,7 @@
 
 They answer 503 before answering, answer late, or refuse, so the client's retry, timeout and
 error paths meet real HTTP; forecasting itself is always tested against the real service. Nothing
-here imports JAX, so ``uvicorn client_stand_ins:slow`` starts in a moment.
+here imports JAX, so ``uvicorn tests.client.stand_ins:slow`` starts in a moment.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from forecaster.monitoring.store import MonitoringStore, StoreError
 from forecaster.monitoring.tables import metadata
 from forecaster.monitoring.times import BadTimestamp, to_utc
 from forecaster.monitoring.urls import monitoring_url, normalise_url
+from tests.helpers.polling import wait_until
 
 H, M = 6, 4
 START = datetime(2024, 3, 1)
@@ -283,16 +284,20 @@ def test_database_down_longer_than_stuck_s_drops_and_counts_then_recording_resum
     try:
         with caplog.at_level(logging.WARNING, "forecaster.monitoring"):
             rec.submit(batch(record("a", START, 1)))
-            _wait(lambda: written == [1])
+            wait_until(lambda: written == [1], timeout=20, message="the first forecast unwritten")
             pg_cluster.stop()
             try:
                 for k in range(3):
                     rec.submit(batch(record(f"down{k}", START, k)))
-                    _wait(lambda k=k: sum(n for _, n in dropped) == k + 1)
+                    wait_until(
+                        lambda k=k: sum(n for _, n in dropped) == k + 1,
+                        timeout=20,
+                        message=f"forecast down{k} not dropped after stuck_s",
+                    )
             finally:
                 pg_cluster.start()
             rec.submit(batch(record("b", START, 2)))
-            _wait(lambda: sum(written) == 2, timeout=30)
+            wait_until(lambda: sum(written) == 2, message="recording did not resume")
         assert dropped == [("store_error", 1)] * 3
         messages = [r.getMessage() for r in caplog.records]
         assert len([m for m in messages if "dropping records" in m]) == 1
@@ -310,13 +315,6 @@ def test_a_store_that_cannot_be_reached_raises_store_error(tmp_path) -> None:
     store = MonitoringStore("postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(StoreError, match="unavailable"):
         store.accuracy("m")
-
-
-def _wait(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------- degradation

@@ -7,12 +7,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from test_retrain import TINY, write_long_csv
-
 from forecaster.configs import TrainConfig
 from forecaster.model import init_params
 from forecaster.registry import Registry
 from forecaster.retrain.jobs import challenger_configs, job_from_settings
+from tests.retrain.test_retrain import TINY, write_long_csv
 
 
 def test_a_champion_trained_with_the_same_settings_has_no_changes(tmp_path: Path) -> None:

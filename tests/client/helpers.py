@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +18,13 @@ from fastapi import FastAPI
 from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
 from service.settings import Settings
+from tests.helpers.polling import wait_until
 
 MODEL = "tiny"
 CONFIG = ModelConfig(
     ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=12, quantiles=(0.1, 0.9)
 )
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def publish_tiny(root: Path) -> Path:
@@ -112,12 +112,15 @@ def uvicorn_server(
 
 
 def _wait_listening(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(f"{url}/healthz", timeout=1.0)
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not start listening on {url}")
+        httpx.get(f"{url}/healthz", timeout=1.0)  # any answer will do
+        return True
+
+    wait_until(
+        listening,
+        timeout=timeout,
+        message=f"uvicorn did not start listening on {url}",
+        ignoring=(httpx.TransportError,),
+    )

@@ -19,17 +19,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from client_helpers import (
-    CONFIG,
-    MODEL,
-    SyncASGITransport,
-    free_port,
-    publish_tiny,
-    running_app,
-    service_settings,
-    uvicorn_server,
-)
-from client_stand_ins import Counter, fixed_app, flaky_app
 
 from forecaster.client import (
     AsyncForecastClient,
@@ -48,8 +37,19 @@ from forecaster.client.bodies import as_input
 from forecaster.client.facts import check_frequencies, service_default
 from forecaster.schemas import MinHistory, ModelDetail, ModelSummary
 from service.app import create_app
+from tests.client.helpers import (
+    CONFIG,
+    MODEL,
+    SyncASGITransport,
+    free_port,
+    publish_tiny,
+    running_app,
+    service_settings,
+    uvicorn_server,
+)
+from tests.client.stand_ins import Counter, fixed_app, flaky_app
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 H = CONFIG.horizon
 N = CONFIG.input_size
 LIVE_BODY_LIMIT = 64 * 1024
@@ -132,7 +132,9 @@ def test_forecast_accepts_list_array_and_series_and_indexes_by_step(client: Fore
         client.forecast(pd.Series(values), horizon=5),
     ]
     for frame in frames:
-        assert list(frame.columns) == ["forecast"]
+        # The model's heads bound an 80% interval: every answer carries it (uncalibrated here).
+        assert list(frame.columns) == ["forecast", "lower_80", "upper_80"]
+        assert frame.attrs["calibrated"] is False
         assert frame.index.name == "step"
         assert frame.index.tolist() == [1, 2, 3, 4, 5]
         assert np.isfinite(frame["forecast"]).all()
@@ -142,8 +144,12 @@ def test_forecast_accepts_list_array_and_series_and_indexes_by_step(client: Fore
 def test_horizon_defaults_to_the_models_and_quantiles_become_columns(client: ForecastClient):
     frame = client.forecast(hourly(), quantiles=[0.1, 0.9])
     assert len(frame) == H
-    assert list(frame.columns) == ["forecast", "q0.1", "q0.9"]
+    assert list(frame.columns) == ["forecast", "q0.1", "q0.9", "lower_80", "upper_80"]
     assert np.isfinite(frame.to_numpy()).all()
+    np.testing.assert_allclose(frame["lower_80"], frame["q0.1"])
+    assert list(client.forecast(hourly(), quantiles=[0.9], levels=[]).columns) == [
+        "forecast", "q0.9"
+    ]  # fmt: skip
 
 
 def test_a_horizon_beyond_the_models_is_sent_and_rolled_forward_by_the_service(
@@ -192,7 +198,8 @@ def test_forecast_many_dict_matches_single_forecasts(client: ForecastClient):
     data = {f"s{i}": hourly(seed=i) for i in range(3)}
     frame = client.forecast_many(data, horizon=4, quantiles=[0.9])
     assert list(frame.columns) == [
-        "id", "step", "timestamp", "forecast", "q0.9", "method", "filled", "gap"
+        "id", "step", "timestamp", "forecast", "q0.9", "lower_80", "upper_80", "calibrated",
+        "method", "filled", "gap"
     ]  # fmt: skip
     assert (frame["method"] == "model").all() and frame.attrs["errors"] == []
     assert frame["id"].tolist() == [k for k in data for _ in range(4)]
@@ -212,7 +219,8 @@ def test_forecast_many_long_frame_with_own_column_names(client: ForecastClient):
     long = pd.concat(parts).sample(frac=1.0, random_state=0)
     frame = client.forecast_many(long, horizon=3, id_col="unique_id", time_col="ds", value_col="y")
     assert list(frame.columns) == [
-        "unique_id", "step", "ds", "forecast", "method", "filled", "gap"
+        "unique_id", "step", "ds", "forecast", "lower_80", "upper_80", "calibrated", "method",
+        "filled", "gap"
     ]  # fmt: skip
     first_seen = pd.unique(long["unique_id"]).tolist()
     assert frame["unique_id"].tolist() == [k for k in first_seen for _ in range(3)]
@@ -387,6 +395,7 @@ def test_single_forecasts_say_how_they_were_made(client: ForecastClient):
         "extended": False,
         "filled": 0,
         "gap": None,
+        "calibrated": False,  # the model's heads' 80% interval, from a model saved without one
     }
     history = hourly(n=72)
     history.iloc[[30, 31]] = np.nan
@@ -396,6 +405,7 @@ def test_single_forecasts_say_how_they_were_made(client: ForecastClient):
         "extended": False,
         "filled": 2,
         "gap": None,
+        "calibrated": False,
     }
 
 
@@ -477,7 +487,7 @@ def test_sync_client_in_process(inproc):
         many = client.forecast_many({"a": hourly(), "b": hourly(seed=1)}, horizon=2)
         assert client.model(MODEL).config["horizon"] == H
     assert frame.index[0] == hourly().index[-1] + pd.Timedelta(hours=1)
-    assert list(frame.columns) == ["forecast", "q0.1"] and len(frame) == H
+    assert list(frame.columns) == ["forecast", "q0.1", "lower_80", "upper_80"] and len(frame) == H
     assert many["id"].tolist() == ["a", "a", "b", "b"]
 
 
@@ -594,7 +604,7 @@ def test_connection_errors_are_retried_then_unavailable():
 def slow_url() -> Iterator[str]:
     """A stand-in that takes 2 s over every answer, behind a real socket (timeouts need one)."""
     env = {"STAND_IN_DELAY_S": "2"}
-    with uvicorn_server("client_stand_ins:slow", env, app_dir=TESTS, factory=True) as url:
+    with uvicorn_server("tests.client.stand_ins:slow", env, factory=True) as url:
         yield url
 
 

@@ -15,7 +15,7 @@ import pytest
 from forecaster.cli import build_parser, main
 from forecaster.registry import load_model
 
-DATA = Path(__file__).parent / "data" / "hourly_long.csv"
+DATA = Path(__file__).parents[1] / "data" / "hourly_long.csv"
 SMALL = ["--cell", "gru", "--hidden", "8", "--input-size", "48", "--steps", "4", "--ensemble",
          "1"]  # fmt: skip
 

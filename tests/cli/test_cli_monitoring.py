@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_retrain import FLAGS, HORIZON, TINY, publish_champion, write_long_csv
 
 from forecaster.cli import main
 from forecaster.configs import ConfigError
@@ -24,6 +23,7 @@ from forecaster.monitoring.urls import monitoring_url
 from forecaster.registry import Registry
 from forecaster.retrain.jobs import job_from_settings
 from forecaster.retrain.live import live_accuracy
+from tests.retrain.test_retrain import FLAGS, HORIZON, TINY, publish_champion, write_long_csv
 
 START = datetime(2024, 6, 1)
 H = 6

@@ -6,7 +6,6 @@ for a model that is still loading. The real service in-process, with untrained m
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +13,13 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from client_helpers import CONFIG, MODEL, SyncASGITransport, running_app, service_settings
 
 from forecaster.client import ForecastClient
 from forecaster.model import init_params
 from forecaster.registry import Registry
 from service.app import create_app
+from tests.client.helpers import CONFIG, MODEL, SyncASGITransport, running_app, service_settings
+from tests.helpers.polling import wait_until
 
 BLEND = dataclasses.replace(CONFIG, theta_weight=0.2, damped_weight=0.2, theta_season=24)
 CLASSICAL = dataclasses.replace(CONFIG, theta_weight=0.5, damped_weight=0.5, theta_season=24)
@@ -80,10 +80,12 @@ def test_wait_ready_waits_for_a_model_that_is_still_loading(service, client) -> 
     app, portal, root = service
     readyz = httpx.Client(transport=SyncASGITransport(app, portal), base_url="http://service")
     publish(root, "late", NEW)
-    deadline = time.monotonic() + 60
-    while readyz.get("/readyz").json()["missing"].get("late") != "loading":
-        assert time.monotonic() < deadline, "the watcher never started loading the new model"
-        time.sleep(0.01)
+    wait_until(
+        lambda: readyz.get("/readyz").json()["missing"].get("late") == "loading",
+        timeout=60,
+        interval=0.01,  # 'loading' lasts as long as a compile: a slow poll might miss it
+        message="the watcher never started loading the new model",
+    )
     assert readyz.get("/readyz").status_code == 200  # ready, while 'late' still loads
     client.wait_ready(timeout=60)
     assert "late" in readyz.get("/readyz").json()["models"]

@@ -25,7 +25,7 @@ from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import LoadedModel, PublishLockedError, Registry, load_model
 from forecaster.retrain.jobs import job_from_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Subprocesses share the project's persistent compilation cache (the service's default
 # FORECASTER_COMPILATION_CACHE_DIR), so programs compiled by one test's process are reused.
 JAX_CACHE_ENV = {

@@ -17,7 +17,7 @@ from forecaster.cli import main
 from forecaster.predict import Predictor
 from forecaster.registry import Registry, load_model
 
-DATA = Path(__file__).parent / "data" / "hourly_long.csv"
+DATA = Path(__file__).parents[1] / "data" / "hourly_long.csv"
 TINY = ["--cell", "gru", "--hidden", "8", "--horizon", "24", "--input-size", "48", "--steps", "60",
         "--eval-every", "30", "--ensemble", "1", "--no-progress"]  # fmt: skip
 
@@ -84,7 +84,7 @@ def test_bad_data_is_one_line_error_without_traceback(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
-OTHER_COLUMNS = Path(__file__).parent / "data" / "long_hourly.csv"
+OTHER_COLUMNS = Path(__file__).parents[1] / "data" / "long_hourly.csv"
 
 
 def test_theta_weights_flag_sets_the_candidates(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -153,7 +153,7 @@ def test_models_list_does_not_import_jax() -> None:
         "main(['models', 'list', '--registry', 'models']); "
         "print(sorted(m for m in ('jax', 'flax') if m in sys.modules))"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "m4-hourly" in proc.stdout
@@ -181,7 +181,7 @@ def test_evaluate_takes_the_data_options_of_train(
     assert {"smape", "mase", "owa"} <= set(scores)
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OURS = ("forecaster", "service", "benchmarks")
 
 
@@ -298,7 +298,7 @@ def test_train_and_evaluate_with_covariates(tmp_path: Path, capsys: pytest.Captu
         capsys.readouterr().err
     )
     model = load_model(out)
-    assert model.covariates.names("future") == ["x"] and model.manifest.format_version == 3
+    assert model.covariates.names("future") == ["x"] and model.manifest.format_version == 4
     assert main(["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]) == 0
     assert json.loads(capsys.readouterr().out)["horizon"] == 24
     # The test file must carry the horizon's covariates: a one-line error naming the column.

@@ -31,7 +31,7 @@ from forecaster.model import ModelConfig, init_params
 from forecaster.registry import artifacts as A
 from forecaster.registry import registry as R
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CFG = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, step=24, horizon=4)
 SHAPES = jax.eval_shape(lambda: init_params(CFG))
 
@@ -315,7 +315,7 @@ for line in sys.stdin:
             os._exit(code)
         pids.append(pid)
     if cmd.get("kill_after") is not None:
-        time.sleep(cmd["kill_after"])
+        time.sleep(cmd["kill_after"])  # the behaviour under test: a kill at a drawn moment
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -477,6 +477,8 @@ def test_cli_list_names_the_forecast_method(
     cli_registry.publish("blend", blend, make_params(4), promote=True)
     whole = dataclasses.replace(CFG, theta_weight=0.6, damped_weight=0.4)
     cli_registry.publish("whole", whole, make_params(5))
+    pulled = dataclasses.replace(blend, theta_weight=0.4, damped_weight=0.4, naive_shrink=4.0)
+    cli_registry.publish("pulled", pulled, make_params(6))
     assert cli_main(["models", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "VERSIONS", "LATEST", "PRODUCTION", "CREATED", "(UTC)",
@@ -485,6 +487,7 @@ def test_cli_list_names_the_forecast_method(
     assert rows["blend"][6] == "model+classical(0.35)"
     assert rows["demand"][6] == "model" and rows["demand"][7] == "val_mase=0.91"
     assert rows["whole"][6] == "classical"
+    assert rows["pulled"][6] == "model+classical(0.8)+naive"
     shown = cli_registry.describe("blend")["versions"][0]
     assert (shown["method"], shown["classical_share"]) == ("model+classical", 0.35)
     assert cli_registry.describe("demand")["versions"][0]["classical_share"] is None

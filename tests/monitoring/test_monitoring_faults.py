@@ -1,6 +1,6 @@
 """The monitoring store and recorder under faults: a bad record among good ones, a recorder hit
 by what it did not expect, a schema newer than the code, a SQLite file deleted while in use,
-large actuals, slow statements. SQLite and a real PostgreSQL (:mod:`tests.postgres`).
+large actuals, slow statements. SQLite and a real PostgreSQL (:mod:`tests.helpers.postgres`).
 
 Bad records are fed to the library directly: the service refuses them at the request (issue 29),
 so this is the writer's own guard, for whatever still gets through.
@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from test_monitoring import START, batch, record, stamps
 
 from forecaster.monitoring import store as store_module
 from forecaster.monitoring.recorder import Recorder
 from forecaster.monitoring.records import ForecastRecord, RecordBatch
 from forecaster.monitoring.store import MonitoringStore, SchemaTooNew, StoreError
 from forecaster.monitoring.times import to_utc
+from tests.helpers.polling import wait_until
+from tests.monitoring.test_monitoring import START, batch, record, stamps
 
 GOOD = 50
 
@@ -33,13 +34,6 @@ GOOD = 50
 def _ids(store: MonitoringStore) -> list[str]:
     with store.engine.connect() as conn:
         return list(conn.execute(sa.text("SELECT series_id FROM forecasts ORDER BY id")).scalars())
-
-
-def _wait(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def _with_stamps(rec: ForecastRecord, times: list[str]) -> ForecastRecord:
@@ -141,11 +135,14 @@ def test_a_schema_newer_than_the_code_is_named_and_the_recorder_lives_on(
     rec.start()
     try:
         rec.submit(batch(record("a", START, 1)))
-        _wait(lambda: dropped == [("store_error", 1)])
+        wait_until(
+            lambda: dropped == [("store_error", 1)],
+            message="the record was not dropped as a store error",
+        )
         assert rec.down is not None and "newer" in rec.down
         _set_revision(store, "0001")  # the newer service rolled back: recording resumes
         rec.submit(batch(record("b", START, 2)))
-        _wait(lambda: written == [1])
+        wait_until(lambda: written == [1], message="the forecast was not written")
         assert rec.down is None
     finally:
         rec.stop()
@@ -165,10 +162,13 @@ def test_the_recorder_survives_a_retention_that_cannot_be_applied(
     try:
         with caplog.at_level(logging.WARNING, "forecaster.monitoring"):
             rec.submit(batch(record("a", START, 1)))
-            _wait(lambda: written == [1])
-            _wait(lambda: any("retention not applied" in r.getMessage() for r in caplog.records))
+            wait_until(lambda: written == [1], message="the forecast was not written")
+            wait_until(
+                lambda: any("retention not applied" in r.getMessage() for r in caplog.records),
+                message="no warning that the retention was not applied",
+            )
             rec.submit(batch(record("b", START, 2)))
-            _wait(lambda: written == [1, 1])
+            wait_until(lambda: written == [1, 1], message="recording did not go on")
         assert rec.down is None
     finally:
         rec.stop()
@@ -303,10 +303,12 @@ def test_a_flush_the_database_never_answers_makes_recording_down(pg_cluster) -> 
         with psycopg.connect(url) as locker:
             locker.execute("LOCK TABLE forecasts IN ACCESS EXCLUSIVE MODE")
             rec.submit(batch(record("a", START, 1)))
-            _wait(lambda: rec.down is not None)
+            wait_until(
+                lambda: rec.down is not None, message="the recorder never found the database down"
+            )
             assert "has not answered a flush" in rec.down and not written
             locker.rollback()
-        _wait(lambda: written == [1])
+        wait_until(lambda: written == [1], message="the forecast was not written")
         assert rec.down is None
     finally:
         rec.stop()
@@ -333,22 +335,28 @@ def test_a_database_restarted_loses_no_forecast(
     try:
         with caplog.at_level(logging.WARNING, "forecaster.monitoring"):
             rec.submit(batch(record("before", START, 0)))
-            _wait(lambda: written == [1])
+            wait_until(lambda: written == [1], message="the forecast was not written")
             pg_cluster.stop()
             try:
                 rec.submit(batch(record("down0", START, 0)))
-                _wait(lambda: rec.down is not None)  # the writer found it down
+                wait_until(
+                    lambda: rec.down is not None,
+                    message="the recorder never found the database down",
+                )
                 back_at = time.monotonic() + 2.0
                 while time.monotonic() < back_at:  # forecasts keep coming during the outage
                     down.append(f"down{len(down) + 1}")
                     rec.submit(batch(record(down[-1], START, len(down))))
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # the behaviour under test: 2 s of outage, a forecast a tick
                 assert "unavailable" in rec.down
                 assert rec.queued == len(down) + 1 and written == [1] and dropped == []
             finally:
                 pg_cluster.start()
             rec.submit(batch(record("after", START, 99)))
-            _wait(lambda: sum(written) == len(down) + 3)
+            wait_until(
+                lambda: sum(written) == len(down) + 3,
+                message="the queued forecasts were not written after the outage",
+            )
         assert rec.down is None and dropped == [] and rec.queued == 0
         assert _ids(store) == ["before", "down0", *down, "after"]
         messages = [r.getMessage() for r in caplog.records]
@@ -387,12 +395,12 @@ def test_a_lock_timeout_is_waited_out_not_dropped(database_url: str) -> None:
         _, release = _lock(database_url)
         try:
             rec.submit(batch(record("a", START, 1)))
-            _wait(lambda: rec.down is not None)  # a flush has failed
+            wait_until(lambda: rec.down is not None, message="no flush failed")
             rec.submit(batch(record("b", START, 2)))
             assert not written and not dropped
         finally:
             release()
-        _wait(lambda: sum(written) == 2)
+        wait_until(lambda: sum(written) == 2, message="the queued forecasts were not written")
         assert dropped == [] and rec.down is None
         assert _ids(store) == ["a", "b"]
     finally:
@@ -415,7 +423,9 @@ def test_during_an_outage_the_queue_stays_bounded_and_stop_drops_after_its_grace
     pg_cluster.stop()
     try:
         assert rec.submit(batch(record("a", START, 1), record("b", START, 2)))
-        _wait(lambda: rec.down is not None)
+        wait_until(
+            lambda: rec.down is not None, message="the recorder never found the database down"
+        )
         assert not rec.submit(batch(record("c", START, 3), record("d", START, 4)))
         assert rec.submit(batch(record("e", START, 5)))
         assert dropped == [("queue_full", 2)] and rec.queued == 3
