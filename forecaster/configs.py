@@ -93,6 +93,15 @@ class ModelConfig:
         "how strongly the forecast is pulled toward Naive2 where the history is volatile",
         0.0, flag=False,
     )  # fmt: skip
+    # Set by training from the covariates it read (forecaster.covariates.CovariateSpec.widths):
+    # 0 for a model of the target alone, whose network is then exactly the univariate one.
+    past_features: int = option(
+        "covariate values the encoder reads per history point", 0, flag=False
+    )
+    future_features: int = option(
+        "covariate values the head reads per horizon step (future-known ones)", 0, flag=False
+    )
+    static_features: int = option("static covariate values per series", 0, flag=False)
 
     def __post_init__(self) -> None:
         if self.min_input == 0:
@@ -115,6 +124,12 @@ class ModelConfig:
                 f"min_input must be an integer in [1, input_size={self.input_size}], "
                 f"got {self.min_input!r}"
             )
+        for name in ("past_features", "future_features", "static_features"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= LIMITS["input_size"]:
+                raise ValueError(f"{name} must be an integer of at least 0, got {value!r}")
+        if self.future_features > self.past_features:
+            raise ValueError("future_features must not exceed past_features")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         for name in ("theta_weight", "damped_weight"):
@@ -135,6 +150,11 @@ class ModelConfig:
     def masked(self) -> bool:
         """Whether histories shorter than the window are read (with a mask of their length)."""
         return self.min_input < self.input_size
+
+    @property
+    def covariates(self) -> bool:
+        """Whether the network reads covariates (:mod:`forecaster.covariates`)."""
+        return bool(self.past_features or self.static_features)
 
     @property
     def blended(self) -> bool:
@@ -198,6 +218,9 @@ class ModelConfig:
                 del out[name]
         if not (self.blended or self.shrinks):
             del out["theta_season"]
+        for name in ("past_features", "future_features", "static_features"):
+            if not out[name]:
+                del out[name]
         return out
 
     @classmethod
@@ -268,6 +291,18 @@ class TrainConfig:
     calibration_origins: int = option(
         "backtest origins per series the intervals are calibrated on (0: no calibration: only "
         "the quantile heads, served uncalibrated)", 8
+    )  # fmt: skip
+
+    # Off unless covariates are read: the service cannot yet send timestamps for a model of the
+    # target alone, and such a model must stay servable from values alone.
+    calendar: bool | None = option(
+        "calendar features from the timestamps (hour, weekday, day of year, month, as fits the "
+        "frequency)", None, shown="derived from the data: on when the data have timestamps "
+        "and covariates are named"
+    )  # fmt: skip
+    holidays: str | None = option(
+        "country code (ISO 3166, e.g. DE) whose public holidays are a calendar feature", None,
+        shown="none", metavar="CC"
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -352,7 +387,7 @@ def step_cost(model: ModelConfig, batch_size: int) -> float:
     recurrent cells' multiply-accumulates (``input_size // step`` steps, each reading ``step``
     values or the layer below) times ``COST_PER_MAC``."""
     scan = model.input_size // model.step
-    inputs = model.step + model.hidden * (model.layers - 1)
+    inputs = model.step * (1 + model.past_features) + model.hidden * (model.layers - 1)
     macs = GATES[model.cell] * model.hidden * (model.hidden * model.layers + inputs) * scan
     return COST_PER_MAC * model.ensemble * batch_size * macs
 

@@ -47,7 +47,7 @@ import dataclasses
 import hashlib
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal, NamedTuple
@@ -57,6 +57,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from forecaster.configs import TrainConfig
+from forecaster.covariates import CovariateValues
 from forecaster.frequency import check_alias, common_frequency
 from forecaster.sources import SOURCE_OPTIONS, DataSource, Format
 from forecaster.timestamps import CLOCK_WORDS
@@ -123,7 +124,8 @@ class SeriesSet:
     of the last observation of series ``i``. A series cut by long gaps (module docstring) keeps
     its earlier segments, oldest first, in ``before_gaps[id]``; ``gaps`` records every gap the
     loader handled. ``reading`` says how a file was read (layout, columns, dates), in words,
-    when it came from one.
+    when it came from one. ``covariates`` holds the covariate columns read with the series,
+    aligned with ``values`` (:class:`~forecaster.covariates.CovariateValues`).
     """
 
     ids: list[str]
@@ -133,6 +135,7 @@ class SeriesSet:
     before_gaps: dict[str, list[F64]] = dataclasses.field(default_factory=dict)
     gaps: list[HandledGap] = dataclasses.field(default_factory=list)
     reading: str = ""
+    covariates: CovariateValues = dataclasses.field(default_factory=CovariateValues)
 
     def __post_init__(self) -> None:
         self.ids = [str(i) for i in self.ids]
@@ -174,7 +177,8 @@ class SeriesSet:
         kept = set(ids)
         before = {k: v for k, v in self.before_gaps.items() if k in kept}
         gaps = [g for g in self.gaps if g.series in kept]
-        return SeriesSet(ids, [self.values[i] for i in pos], self.freq, end, before, gaps)
+        return SeriesSet(ids, [self.values[i] for i in pos], self.freq, end, before, gaps,
+                         covariates=self.covariates.select(pos))  # fmt: skip
 
     def gap_summary(self) -> str | None:
         """One line on every gap the loader handled (None when there was none): how many were
@@ -433,8 +437,10 @@ def _load_long(
     max_gap: int,
     date_format: str | None = None,
     dayfirst: bool | None = None,
+    roles: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[SeriesSet, str]:
-    """One row per observation, in the columns ``layout`` names; also how the dates were read."""
+    """One row per observation, in the columns ``layout`` names; also how the dates were read.
+    ``roles``: the covariate columns of each role (:func:`_covariate_columns`)."""
     ids, raw_times, raw_values = long_columns(frame, layout)
     parsed, dates = read_times(
         raw_times, date_format=date_format, dayfirst=dayfirst, column=layout.time_col or ""
@@ -453,16 +459,95 @@ def _load_long(
         freq = check_alias(freq) if freq else common_frequency(series_ids, per_times)
     except ValueError as exc:
         raise DataError(str(exc)) from None
+    roles = roles or {}
+    # Without an id column every value column is a series over the same rows (long_columns).
+    tiled = {name: pd.concat([frame[name]] * (len(ids) // max(len(frame), 1)), ignore_index=True)
+              for names in roles.values() for name in names}  # fmt: skip
+
+    def where(name: str) -> Callable[[int], str]:
+        return lambda i: f"covariate {name!r}: series {ids.iloc[i]!r} at {times[i]} (data row {i})"
+
+    dynamic = {name: _to_numeric(tiled[name], where(name))
+               for role in ("past", "future") for name in roles.get(role, ())}  # fmt: skip
+    covariates = CovariateValues({n: [] for n in roles.get("past", ())},
+                                 {n: [] for n in roles.get("future", ())},
+                                 {n: [] for n in roles.get("static", ())})  # fmt: skip
     out, ends, before, gaps = [], [], {}, []
     for sid, t, r in zip(series_ids, per_times, rows, strict=True):
         full, grid = _on_grid(sid, t, values[r], freq) if freq else (values[r], t)
-        cut = _cut_at_gaps(sid, full, grid, max_gap)  # the index itself labels positions
+        columns = {n: _on_grid(sid, t, v[r], freq)[0] if freq else v[r] for n, v in dynamic.items()}
+        # A point is missing where the target or any covariate is: one policy for them all.
+        both = full.copy()
+        for column in columns.values():
+            both[np.isnan(column)] = np.nan
+        cut = _cut_at_gaps(sid, both, grid, max_gap)  # the index itself labels positions
         _check_length(sid, cut.values.size, min_length)
         out.append(cut.values)
         ends.append(grid[cut.first + cut.values.size - 1] if cut.values.size else pd.NaT)
-        before[sid] = cut.before
+        # Segments before long gaps have no timestamps kept (calendar features): with
+        # covariates, training reads the points after the last long gap only.
+        before[sid] = [] if roles else cut.before
         gaps.extend(cut.gaps)
-    return SeriesSet(series_ids, out, freq, ends, before, gaps), dates
+        span = slice(cut.first, cut.first + cut.values.size)
+        for name, column in columns.items():
+            part = _interpolate(column[span]) if cut.values.size else column[:0]
+            (covariates.past if name in covariates.past else covariates.future)[name].append(part)
+        for name in roles.get("static", ()):
+            covariates.static[name].append(_static_value(tiled[name].iloc[r], name, sid))
+    return SeriesSet(series_ids, out, freq, ends, before, gaps, covariates=covariates), dates
+
+
+def _static_value(column: pd.Series, name: str, sid: str) -> float | str:
+    """The one value of static covariate ``name`` in series ``sid``'s rows: a number, or text
+    (a category) when the column is not numeric; it must not change within the series."""
+    present = column.dropna()
+    if present.empty:
+        raise DataError(f"static covariate {name!r}: series {sid!r} has no value")
+    if present.nunique() > 1:
+        raise DataError(
+            f"static covariate {name!r}: series {sid!r} holds several values "
+            f"({present.iloc[0]!r}, {present[present != present.iloc[0]].iloc[0]!r}); a static "
+            "covariate has one value per series"
+        )
+    value = present.iloc[0]
+    if _is_numeric(column):
+        if not np.isfinite(float(value)):
+            raise DataError(f"static covariate {name!r}: series {sid!r}: infinite value")
+        return float(value)
+    return str(value)
+
+
+def _covariate_columns(
+    frame: pd.DataFrame, layout: Layout, roles: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[str, ...]]:
+    """The covariate columns of each role, checked: each exists, is named once and is not an
+    id, timestamp or value column; past and future ones are numeric."""
+    columns = [str(c) for c in frame.columns]
+    taken = {layout.id_col, layout.time_col, *layout.value_cols}
+    seen: set[str] = set()
+    out: dict[str, tuple[str, ...]] = {}
+    for role in ("past", "future", "static"):
+        names = tuple(roles.get(role, ()))
+        for name in names:
+            if name not in columns:
+                raise DataError(
+                    f"{role} covariate column {name!r} is not in the file (columns: "
+                    f"{_shown(columns, 10)})"
+                )
+            if name in taken or name in seen:
+                raise DataError(f"{role} covariate column {name!r} is named twice or is the "
+                                "id, timestamp or value column")  # fmt: skip
+            seen.add(name)
+            if role != "static" and not _is_numeric(frame[name]):
+                sample = frame[name].dropna()
+                bad = sample[pd.to_numeric(sample, errors="coerce").isna()]
+                if len(bad):
+                    raise DataError(
+                        f"{role} covariate column {name!r} is not numeric (e.g. {bad.iloc[0]!r})"
+                    )
+        if names:
+            out[role] = names
+    return out
 
 
 def _validate_freq(freq: str) -> str:
@@ -724,9 +809,25 @@ def series_from_frame(
     dayfirst: bool | None = None,
     min_length: int = 1,
     max_gap: int = MAX_GAP,
+    future_covariates: Sequence[str] = (),
+    past_covariates: Sequence[str] = (),
+    static_covariates: Sequence[str] = (),
 ) -> SeriesSet:
     """Validate an in-memory long or wide frame (see :func:`load_series`)."""
     layout = detect_layout(frame, format, id_col, time_col, value_col)
+    named = {"past": past_covariates, "future": future_covariates, "static": static_covariates}
+    if any(named.values()) and layout.format != "long":
+        raise DataError("covariates need a long file (a row per observation); this one reads "
+                        f"as {layout.describe()}")  # fmt: skip
+    if any(named.values()):
+        # Named covariate columns are not values: a file without an id column and several
+        # numeric columns would otherwise read them as series.
+        covariate = {n for names in named.values() for n in names}
+        values = tuple(c for c in layout.value_cols if c not in covariate)
+        if not values:
+            raise DataError(f"the value column {layout.value_cols[0]!r} cannot be a covariate")
+        layout = dataclasses.replace(layout, value_cols=values)
+    roles = _covariate_columns(frame, layout, named)
     if layout.format == "long":
         out, dates = _load_long(
             frame,
@@ -736,6 +837,7 @@ def series_from_frame(
             max_gap=max_gap,
             date_format=date_format,
             dayfirst=dayfirst,
+            roles=roles,
         )
     else:
         try:
@@ -771,6 +873,9 @@ def load_series(
     min_length: int = 1,
     max_gap: int = MAX_GAP,
     storage_options: dict[str, Any] | None = None,
+    future_covariates: Sequence[str] = (),
+    past_covariates: Sequence[str] = (),
+    static_covariates: Sequence[str] = (),
 ) -> SeriesSet:
     """Read CSV or Parquet (local path or fsspec URL) and validate it into a :class:`SeriesSet`.
 
@@ -786,6 +891,9 @@ def load_series(
         max_gap: longest run of interior missing points that is linearly interpolated; a
             longer one cuts the series (module docstring).
         storage_options: passed to fsspec for URLs (credentials, endpoints).
+        future_covariates, past_covariates, static_covariates: covariate columns of a long
+            file (:mod:`forecaster.covariates`), read into ``SeriesSet.covariates``; their
+            missing points follow the target's policy (a point is missing where any is).
 
     Raises:
         DataError: invalid data; the message names the series id and the position.
@@ -802,6 +910,9 @@ def load_series(
         dayfirst=dayfirst,
         min_length=min_length,
         max_gap=max_gap,
+        future_covariates=future_covariates,
+        past_covariates=past_covariates,
+        static_covariates=static_covariates,
     )
 
 
@@ -822,8 +933,9 @@ def train_val_split(series: SeriesSet, horizon: int) -> tuple[SeriesSet, F64]:
     if series.end is not None and series.freq is not None:
         step = pd.tseries.frequencies.to_offset(series.freq)
         end = [e - horizon * step for e in series.end]
+    covariates = series.covariates.head([v.size for v in train_values])
     train = SeriesSet(list(series.ids), train_values, series.freq, end, series.before_gaps,
-                      series.gaps)  # fmt: skip
+                      series.gaps, covariates=covariates)  # fmt: skip
     return train, targets
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from forecaster.covariates import SeriesInputs
 from forecaster.horizons import horizon_problem
 from forecaster.predict import Forecast, Predictor
 
@@ -136,12 +137,23 @@ def widened(out: Forecast, block: int) -> Forecast:
     return Forecast(out.point, quantiles)
 
 
-def forecast(predictor: Predictor, histories: Sequence[np.ndarray], horizon: int) -> Forecast:
+def forecast(
+    predictor: Predictor,
+    histories: Sequence[np.ndarray],
+    horizon: int,
+    inputs: Sequence[SeriesInputs] | None = None,
+) -> Forecast:
     """``predictor``'s forecast of ``horizon`` steps, rolled forward beyond its trained horizon
-    (module docstring) and blended; up to the trained horizon, :meth:`Predictor.predict`."""
+    (module docstring) and blended; up to the trained horizon, :meth:`Predictor.predict`
+    (with the covariates ``inputs`` of a model that reads them: such a model is not rolled
+    forward, as its own forecasts carry no covariates)."""
     trained = predictor.config.horizon
+    if predictor.config.covariates and horizon > trained:
+        raise ValueError(
+            f"a model with covariates forecasts at most its trained horizon, {trained} steps"
+        )
     if horizon <= trained:
-        return predictor.predict(histories, horizon)
+        return predictor.predict(histories, horizon, inputs)
     problem = horizon_problem(horizon, trained)
     if problem is not None:
         raise ValueError(problem)

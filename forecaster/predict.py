@@ -20,7 +20,8 @@ import jax
 import numpy as np
 
 from forecaster import classical, metrics
-from forecaster.model import ModelConfig, forward
+from forecaster.covariates import CovariateError, CovariateSpec, Encoded, SeriesInputs
+from forecaster.model import ModelConfig, dummy_covariates, forward
 from forecaster.scaling import Scale, denormalize, fit_scale, normalize
 from forecaster.windows import pad_left
 
@@ -79,6 +80,13 @@ class Predictor:
       params: its parameter tree.
       batch_sizes: the compiled batch sizes, ascending; larger requests are split into chunks of
         the largest size and each chunk is padded up to the next compiled size.
+      covariates: what the model reads besides the target (the manifest's ``covariates``);
+        it must match the config's covariate widths.
+
+    A model with covariates takes each series' :class:`~forecaster.covariates.SeriesInputs`
+    (``inputs`` of :meth:`predict`; :meth:`encode` checks them and raises
+    :class:`~forecaster.covariates.CovariateError` naming the series and the covariate, the
+    service's per-series error).
     """
 
     def __init__(
@@ -86,7 +94,16 @@ class Predictor:
         config: ModelConfig,
         params: dict,
         batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+        *,
+        covariates: CovariateSpec | None = None,
     ) -> None:
+        self.covariates = covariates or CovariateSpec()
+        widths = self.covariates.widths()
+        if any(getattr(config, k) != v for k, v in widths.items()):
+            raise ValueError(
+                f"the covariates ({self.covariates.described()}) do not match the model config's "
+                f"covariate widths ({ {k: getattr(config, k) for k in widths} })"
+            )
         self.config = config
         self._network = config.network  # the compiled forward's key: shared by every blend
         self.batch_sizes = tuple(sorted(batch_sizes))
@@ -101,8 +118,9 @@ class Predictor:
         for size in self.batch_sizes:
             z = np.zeros((size, self.config.input_size), np.float32)
             lengths = np.full(size, self.config.input_size, np.int32)
-            jax.block_until_ready(self._forward(z, lengths))  # compiles
-            costs.append(min(_seconds(self._forward, z, lengths) for _ in range(TIMING_RUNS)))
+            cov = dummy_covariates(self.config, size)
+            jax.block_until_ready(self._forward(z, lengths, cov))  # compiles
+            costs.append(min(_seconds(self._forward, z, lengths, cov) for _ in range(TIMING_RUNS)))
         self._plans = chunk_plans(self.batch_sizes, costs)
 
     @property
@@ -134,10 +152,33 @@ class Predictor:
             x[i, input_size - lengths[i] :] = np.asarray(h[-input_size:], np.float64)
         return pad_left(x, lengths), lengths
 
-    def predict(self, histories: Sequence[np.ndarray], horizon: int | None = None) -> Forecast:
-        """Forecast ``horizon`` steps (default and maximum: the model's) for each history."""
+    def encode(
+        self,
+        histories: Sequence[np.ndarray],
+        inputs: Sequence[SeriesInputs] | None,
+        horizon: int | None = None,
+    ) -> Encoded | None:
+        """The covariate inputs of ``histories`` (None for a model of the target alone, which
+        refuses covariates it would ignore): see :meth:`CovariateSpec.encode`."""
+        if not self.config.covariates:
+            if inputs is not None and any(i.past or i.future or i.static for i in inputs):
+                raise CovariateError("the model reads no covariates", "covariates")
+            return None
+        cfg = self.config
+        lengths = [len(h) for h in histories]
+        return self.covariates.encode(lengths, inputs, cfg.input_size, cfg.horizon, horizon)
+
+    def predict(
+        self,
+        histories: Sequence[np.ndarray],
+        horizon: int | None = None,
+        inputs: Sequence[SeriesInputs] | None = None,
+    ) -> Forecast:
+        """Forecast ``horizon`` steps (default and maximum: the model's) for each history, with
+        its covariates ``inputs`` [n] when the model reads them."""
         x, lengths = self.windows(histories)
-        return self.blend(histories, self.predict_windows(x, lengths, horizon))
+        encoded = self.encode(histories, inputs, horizon)
+        return self.blend(histories, self.predict_windows(x, lengths, horizon, encoded))
 
     def blend(self, histories: Sequence[np.ndarray], forecast: Forecast) -> Forecast:
         """The network's ``forecast`` of ``histories`` blended with the classical methods' by
@@ -161,19 +202,35 @@ class Predictor:
         return Forecast(point=blended, quantiles=quantiles)
 
     def predict_windows(
-        self, x: np.ndarray, lengths: np.ndarray, horizon: int | None = None
+        self,
+        x: np.ndarray,
+        lengths: np.ndarray,
+        horizon: int | None = None,
+        encoded: Encoded | None = None,
     ) -> Forecast:
         """:meth:`predict` from windows already cut by :meth:`windows`: x [n, input_size]
-        float64 (left-padded), lengths [n] (the real points at the end of each row)."""
-        return self.collect(self.dispatch(x, lengths, horizon))
+        float64 (left-padded), lengths [n] (the real points at the end of each row), and the
+        covariates from :meth:`encode`."""
+        return self.collect(self.dispatch(x, lengths, horizon, encoded))
 
-    def dispatch(self, x: np.ndarray, lengths: np.ndarray, horizon: int | None = None) -> Running:
+    def dispatch(
+        self,
+        x: np.ndarray,
+        lengths: np.ndarray,
+        horizon: int | None = None,
+        encoded: Encoded | None = None,
+    ) -> Running:
         """:meth:`predict_windows` up to the network's call, which is left running on the
         device: windows x [n, input_size] float64 normalised on the host, then one call per
         compiled batch size (JAX dispatches asynchronously). :meth:`collect` finishes it."""
         horizon = self.config.horizon if horizon is None else horizon
         if not 0 < horizon <= self.config.horizon:
             raise ValueError(f"horizon must be between 1 and {self.config.horizon}, got {horizon}")
+        if self.config.covariates and encoded is None:
+            raise CovariateError(
+                f"the model reads covariates ({self.covariates.described()}): encode them",
+                "covariates",
+            )
         kind = self.config.scaling
         scale = fit_scale(x, kind=kind)
         z = normalize(x, scale, kind=kind).astype(np.float32)
@@ -190,7 +247,11 @@ class Predictor:
                 padded[: len(chunk)] = chunk
                 n = np.full(size, z.shape[1], np.int32)
                 n[: len(chunk)] = lengths[start : start + size]
-            chunks.append(self._forward(padded, n))
+            cov = None
+            if encoded is not None:
+                part = encoded.rows(start, start + size, size)
+                cov = {"past": part.past, "future": part.future, "static": part.static}
+            chunks.append(self._forward(padded, n, cov))
             rows.append(len(chunk))
             start += size
         return Running(chunks, rows, scale, horizon)
@@ -216,11 +277,11 @@ class Predictor:
         last = [next(s for s in self.batch_sizes if s >= rest)] if rest else []
         return [largest] * whole + last
 
-    def _forward(self, z: np.ndarray, lengths: np.ndarray) -> jax.Array:
+    def _forward(self, z: np.ndarray, lengths: np.ndarray, cov: dict | None = None) -> jax.Array:
         """One compiled call at z's batch size [size, input_size], left running on the device."""
         # A model trained on full windows only is run without lengths, as it was trained.
         masked = lengths if self.config.masked else None
-        return _forward(self._network, self._params, z, masked)
+        return _forward(self._network, self._params, z, masked, cov)
 
 
 def chunk_plans(sizes: Sequence[int], costs: Sequence[float]) -> list[tuple[int, ...]]:
@@ -257,17 +318,22 @@ def _seconds(fn: Callable[..., object], *args: object) -> float:
 
 
 def score_model(
-    predictor: Predictor, histories: Sequence[np.ndarray], targets: np.ndarray, seasonality: int
+    predictor: Predictor,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    seasonality: int,
+    inputs: Sequence[SeriesInputs] | None = None,
 ) -> tuple[Forecast, dict[str, float]]:
     """Forecast ``targets`` [n, h] from ``histories`` and score them (:func:`metrics.score`:
     sMAPE, MASE, OWA against Naive2 on this data, MAE, RMSE; MSIS and coverage of the widest
     interval when the model has quantiles). Validation, backtests and ``forecaster evaluate``
     all score through here; beyond the trained horizon the model is rolled forward
-    (:func:`forecaster.extend.forecast`). Returns the forecast and the scores."""
+    (:func:`forecaster.extend.forecast`; not with covariates ``inputs``). Returns the forecast
+    and the scores."""
     from forecaster import extend  # it builds on this module
 
     horizon = targets.shape[1]
-    forecast = extend.forecast(predictor, histories, horizon)
+    forecast = extend.forecast(predictor, histories, horizon, inputs)
     levels = predictor.config.quantiles
     if len(levels) < 2:
         return forecast, metrics.score(histories, targets, forecast.point, seasonality)
@@ -326,13 +392,20 @@ def sanity_problems(
     """
     cfg = predictor.config
     probes = probe_series(cfg.input_size, cfg.step)
-    bad = _bad_rows(list(probes.values()), predictor.predict(list(probes.values())))
+    series = list(probes.values())
+    if cfg.covariates:  # every covariate at its training mean
+        x, lengths = predictor.windows(series)
+        neutral = predictor.covariates.neutral(len(series), cfg.input_size, cfg.horizon)
+        out = predictor.blend(series, predictor.predict_windows(x, lengths, None, neutral))
+    else:
+        out = predictor.predict(series)
+    bad = _bad_rows(series, out)
     problems = [
         f"probe {name!r}: forecast non-finite or beyond {RANGE_FACTOR:g}x the history's range"
         for name, is_bad in zip(probes, bad, strict=True)
         if is_bad
     ]
-    if len(histories):
+    if len(histories) and not cfg.covariates:  # (their covariates are not at hand here)
         bad = _bad_rows(histories, predictor.predict(histories))
         if bad.any():
             named = [ids[i] if i < len(ids) else str(i) for i in np.flatnonzero(bad)[:5]]

@@ -41,6 +41,21 @@ class DataSource:
         "both readings fit the file", None
     )  # fmt: skip
 
+    future_covariates: tuple[str, ...] = option(
+        "columns known ahead, for the history and the horizon (e.g. a load forecast)", (),
+        metavar="COL"
+    )  # fmt: skip
+    past_covariates: tuple[str, ...] = option(
+        "columns observed only up to the forecast origin", (), metavar="COL"
+    )
+    static_covariates: tuple[str, ...] = option(
+        "columns holding one value per series, numeric or categorical", (), metavar="COL"
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("future_covariates", "past_covariates", "static_covariates"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))  # flags give lists
+
     def load(self, **kwargs: Any) -> SeriesSet:
         """The validated series (``kwargs``: ``min_length``, ``max_gap``, ``storage_options``)."""
         from forecaster.data import load_series

@@ -8,13 +8,14 @@ independent as if trained one after another, at the cost of one program.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 from forecaster import classical, data, parallel, windows
 from forecaster.calibration import Calibration, NotCalibrated, calibrate
 from forecaster.configs import ModelConfig, TrainConfig
+from forecaster.covariates import CovariateSpec, SeriesInputs, learn, series_inputs
 from forecaster.model import Forecaster, init_params
 from forecaster.predict import Predictor, score_model
 from forecaster.scaling import fit_scale, normalize, normalize_targets
@@ -58,7 +60,8 @@ class TrainState(struct.PyTreeNode):
 @dataclass
 class TrainResult:
     """The selected parameters (host numpy), their validation scores and the run's history;
-    ``config`` is the trained model's (the given one with its chosen classical shares)."""
+    ``config`` is the trained model's (the given one with its chosen classical shares and its
+    covariate widths), ``covariates`` what it reads besides the target (saved with it)."""
 
     params: Any
     best_step: int
@@ -68,6 +71,34 @@ class TrainResult:
     seconds: float = 0.0
     # The chosen model's interval calibration (None with ``calibration_origins=0``).
     calibration: Calibration | None = None
+    covariates: CovariateSpec = field(default_factory=CovariateSpec)
+
+
+class Validation(NamedTuple):
+    """The validation split: histories, targets [n, horizon], and each series' covariates
+    (None for a model of the target alone)."""
+
+    histories: list[np.ndarray]
+    targets: np.ndarray
+    inputs: list[SeriesInputs] | None
+    spec: CovariateSpec
+
+
+def covariate_spec(series: data.SeriesSet, train_cfg: TrainConfig) -> CovariateSpec:
+    """What a model of ``series`` reads besides the target: its covariate columns, normalised
+    by their statistics here, and the calendar (``train_cfg.calendar``; by default on when the
+    data have timestamps and covariates are named) with ``train_cfg.holidays``."""
+    timed = series.end is not None and series.freq is not None
+    calendar = train_cfg.calendar
+    if calendar is None:
+        calendar = timed and (bool(series.covariates) or bool(train_cfg.holidays))
+    if (calendar or train_cfg.holidays) and not timed:
+        if train_cfg.calendar or train_cfg.holidays:
+            raise data.DataError("calendar features and holidays need timestamps: the data "
+                                 "has none")  # fmt: skip
+        calendar = False
+    return learn(series.covariates, series.freq if timed else None, calendar=bool(calendar),
+                 holidays=train_cfg.holidays)  # fmt: skip
 
 
 @functools.cache  # one object per config, so train_step's compiled code is reused across fits
@@ -115,18 +146,22 @@ def loss_fn(params: Any, state: TrainState, batch: dict, key: jax.Array) -> jax.
     or standard deviations: ``ModelConfig.scaling``).
 
     batch: ``x`` [ensemble, batch, input_size] and ``y`` [ensemble, batch, horizon], raw values,
-    and for a masked model ``lengths`` [ensemble, batch] (the real points at the end of ``x``).
+    and for a masked model ``lengths`` [ensemble, batch] (the real points at the end of ``x``);
+    for a model with covariates ``past`` [ensemble, batch, input_size, past_features],
+    ``future`` [ensemble, batch, horizon, future_features], ``static`` [ensemble, batch, S].
     """
     cfg = state.config
     scale = fit_scale(batch["x"], jnp, cfg.scaling)
     z = normalize(batch["x"], scale, jnp, cfg.scaling)
     target = normalize_targets(batch["y"], scale, jnp, cfg.scaling)
+    cov = {k: batch[k] for k in ("past", "future", "static")} if cfg.covariates else None
     out = cast(  # [ensemble, batch, horizon, outputs]; no ``mutable``: the output alone
         jax.Array,
         Forecaster(cfg, training=True).apply(
-            {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, rngs={"dropout": key}
+            {"params": params}, z, batch.get("lengths"), cfg.dropout == 0.0, cov,
+            rngs={"dropout": key},
         ),
-    )
+    )  # fmt: skip
     levels = jnp.asarray((0.5, *cfg.quantiles), jnp.float32)
     per_member = pinball(out, target[..., None], levels).mean(axis=(1, 2, 3))
     return per_member.sum()  # members share no parameters: each gets its own loss's gradient
@@ -166,15 +201,22 @@ class WindowSampler:
     that leave each series' last ``held_out`` points unseen (the validation split), and the
     arrays keep the size of all windows: a sampler of the same series without ``held_out`` (the
     refit's) has the same shapes, so both runs share one compiled training loop.
+
+    With covariates, ``padded`` holds the values and their features side by side
+    (:func:`forecaster.windows.pad_features`), cut in the same gather, and ``static`` each
+    series' static features.
     """
 
-    padded: jax.Array  # [n_series, max_len]
+    padded: jax.Array  # [n_series, max_len], or [n_series, max_len, 1 + past_features]
     series_idx: jax.Array  # [n_windows]
     start: jax.Array  # [n_windows], negative where the window starts before its series
     count: jax.Array  # [] windows drawn from: the first ``count``
     input_size: int
     horizon: int
     min_input: int
+    static: jax.Array | None = None  # [n_series, static_features] with covariates
+    # The features the horizon reads: the last ``future_features`` of each point's.
+    future_features: int = 0
     # Where sampled batches live: split over a mesh's batch axis, or None (one device).
     sharding: jax.sharding.NamedSharding | None = None
 
@@ -188,12 +230,19 @@ class WindowSampler:
         *,
         min_input: int | None = None,
         held_out: int | Sequence[int] = 0,
+        features: Sequence[np.ndarray] | None = None,
+        static: np.ndarray | None = None,
+        future_features: int = 0,
     ) -> WindowSampler:
         """The windows of ``values`` that leave out each series' last ``held_out`` points (one
         count for all, or one per series); with a ``mesh``, the series are copied to every
-        device so each one gathers its own slice of every batch without communication."""
+        device so each one gathers its own slice of every batch without communication.
+        ``features`` [len_i, past_features] and ``static`` [n_series, static_features]: the
+        covariates (:meth:`forecaster.covariates.CovariateSpec.series_features`)."""
         least = input_size if min_input is None else min_input
         padded, lengths = windows.pad_series(values, dtype=np.float32)
+        if features is not None:
+            padded = windows.pad_features(features, values)
         series_idx, start = windows.window_index(lengths, input_size, horizon, min_input=least)
         drawn = start + input_size + horizon <= (lengths - np.asarray(held_out))[series_idx]
         count = int(drawn.sum())
@@ -206,12 +255,15 @@ class WindowSampler:
         # The drawn windows first, in their order; those ending in held-out points after them.
         series_idx, start = (np.concatenate([a[drawn], a[~drawn]]) for a in (series_idx, start))
         arrays = [jnp.asarray(a) for a in (padded, series_idx, start, np.int32(count))]
+        extra = None if static is None else jnp.asarray(static, jnp.float32)
         sharding = None
         if mesh is not None:
             arrays = parallel.replicate(arrays, mesh)
+            extra = None if extra is None else parallel.replicate(extra, mesh)
             sharding = parallel.batch_sharding(mesh)
         padded_d, series_d, start_d, count_d = arrays
-        return cls(padded_d, series_d, start_d, count_d, input_size, horizon, least, sharding)
+        return cls(padded_d, series_d, start_d, count_d, input_size, horizon, least, extra,
+                   future_features, sharding)  # fmt: skip
 
     def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
         """A batch of ``shape`` windows: x [*shape, input_size], y [*shape, horizon] (and
@@ -228,11 +280,22 @@ def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> d
         sampler.series_idx[pick].reshape(-1),
         start.reshape(-1),
         sampler.input_size + sampler.horizon,
-    ).reshape(*shape, -1)
+    ).reshape(*shape, *((-1,) if sampler.padded.ndim == 2 else (-1, sampler.padded.shape[-1])))
     if sampler.sharding is not None:
         cut = jax.lax.with_sharding_constraint(cut, sampler.sharding)
+    covariates = {}
+    if sampler.padded.ndim == 3:  # values and covariate features, cut together
+        size, width = sampler.input_size, sampler.future_features
+        covariates["past"] = cut[..., :size, 1:]
+        covariates["future"] = cut[..., size:, cut.shape[-1] - width :]
+        static = sampler.static
+        if static is None:
+            static = jnp.zeros((sampler.padded.shape[0], 0), jnp.float32)
+        covariates["static"] = static[sampler.series_idx[pick]]
+        cut = cut[..., 0]
     batch = {"x": cut[..., : sampler.input_size], "y": cut[..., sampler.input_size :]}
     batch["series"] = sampler.series_idx[pick]  # which series each window is from, for errors
+    batch |= covariates
     if sampler.min_input < sampler.input_size:
         available = sampler.input_size - jnp.maximum(-start, 0)
         short_key, len_key = jax.random.split(jax.random.fold_in(key, 1))
@@ -245,8 +308,8 @@ def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> d
 
 jax.tree_util.register_dataclass(
     WindowSampler,
-    data_fields=["padded", "series_idx", "start", "count"],
-    meta_fields=["input_size", "horizon", "min_input", "sharding"],
+    data_fields=["padded", "series_idx", "start", "count", "static"],
+    meta_fields=["input_size", "horizon", "min_input", "future_features", "sharding"],
 )
 
 
@@ -402,10 +465,32 @@ def fit(
     started = time.perf_counter()
     train_cfg = train_cfg or TrainConfig()
     series = usable_series(series, model_cfg)
-    train, val_targets = data.train_val_split(series, model_cfg.horizon)
-    validation = (train.values, val_targets)
+    spec = covariate_spec(series, train_cfg)
+    if spec and series.before_gaps:
+        warnings.warn("with covariates, training reads each series after its last long gap "
+                      "only", stacklevel=2)  # fmt: skip
+        series = dataclasses.replace(series, before_gaps={})
+    horizon = model_cfg.horizon
+    train, val_targets = data.train_val_split(series, horizon)
+    inputs = None
+    if spec:
+        future = series.covariates.future
+        ahead = {k: [v[-horizon:] for v in arrays] for k, arrays in future.items()}
+        inputs = series_inputs(len(series), train.covariates, train.end, ahead)
+    validation = Validation(train.values, val_targets, inputs, spec)
     # The network is trained and selected alone (a champion's classical share is chosen afresh).
-    model_cfg = model_cfg.network
+    widths = spec.widths()
+    model_cfg = replace(
+        model_cfg.network,
+        past_features=widths["past_features"],
+        future_features=widths["future_features"],
+        static_features=widths["static_features"],
+    )
+    features: dict[str, Any] = {}
+    if spec:
+        dynamic, static = spec.series_features(series.lengths, series.covariates, series.end)
+        features = {"features": dynamic, "static": static,
+                    "future_features": spec.future_width}  # fmt: skip
     mesh = parallel.default_mesh()
     if mesh is not None:
         parallel.check_batch_size(train_cfg.batch_size, mesh)
@@ -415,7 +500,7 @@ def fit(
     before = [part for sid in series.ids for part in series.before_gaps.get(sid, ())]
     samplers = partial(WindowSampler.from_series, [*series.values, *before],
                        model_cfg.input_size, model_cfg.horizon, mesh,
-                       min_input=model_cfg.min_input)  # fmt: skip
+                       min_input=model_cfg.min_input, **features)  # fmt: skip
     # The selection's windows end before the validation points.
     held_out = (
         [model_cfg.horizon] * len(series) + [0] * len(before) if before else model_cfg.horizon
@@ -431,7 +516,11 @@ def fit(
         final = _train(samplers(), names, model_cfg, train_cfg, initial_params, progress,
                        until=best.best_step)  # fmt: skip
         best.params = final.params
-    if train_cfg.calibration_origins:
+    if train_cfg.calibration_origins and spec:
+        # Its rolling backtests would need each origin's covariates, not threaded through yet.
+        warnings.warn("the model's intervals are not calibrated: calibration does not read "
+                      "covariates yet", stacklevel=2)  # fmt: skip
+    elif train_cfg.calibration_origins:
         try:
             best.calibration = calibrate(
                 Predictor(best.config, best.params),
@@ -442,11 +531,12 @@ def fit(
         except NotCalibrated as err:  # the model stands; only its intervals are unvouched
             warnings.warn(f"the model's intervals are not calibrated: {err}", stacklevel=2)
     best.seconds = time.perf_counter() - started
+    best.covariates = spec
     return best
 
 
 def _with_classical(
-    best: TrainResult, train_cfg: TrainConfig, validation: tuple[list[np.ndarray], np.ndarray]
+    best: TrainResult, train_cfg: TrainConfig, validation: Validation
 ) -> ModelConfig:
     """``best``'s config with the classical share that scores best on ``validation``, split
     evenly between Theta and damped trend, then the pull toward Naive2 on volatile series that
@@ -454,8 +544,9 @@ def _with_classical(
     that forecast's."""
     if not any(train_cfg.theta_weights) and not any(train_cfg.naive_shrinks):
         return best.config  # the network alone: no forecast of validation needed
-    histories, targets = validation
-    forecast = Predictor(best.config, best.params).predict(histories).point
+    histories, targets, inputs, spec = validation
+    predictor = Predictor(best.config, best.params, covariates=spec)
+    forecast = predictor.predict(histories, inputs=inputs).point
     seasonality = train_cfg.seasonality
     config = best.config
     if any(train_cfg.theta_weights):
@@ -465,7 +556,8 @@ def _with_classical(
         if weight:
             config = replace(config, theta_weight=weight / 2, damped_weight=weight / 2,
                              theta_season=seasonality)  # fmt: skip
-            forecast = Predictor(config, best.params).predict(histories).point
+            blend = Predictor(config, best.params, covariates=spec)
+            forecast = blend.predict(histories, inputs=inputs).point
     if any(train_cfg.naive_shrinks):
         strength, _ = classical.choose_shrink(
             histories, targets, forecast, seasonality, train_cfg.naive_shrinks
@@ -473,9 +565,8 @@ def _with_classical(
         if strength:
             config = replace(config, naive_shrink=strength, theta_season=seasonality)
     if config != best.config:
-        best.val_metrics = score_model(
-            Predictor(config, best.params), histories, targets, seasonality
-        )[1]
+        chosen = Predictor(config, best.params, covariates=spec)
+        best.val_metrics = score_model(chosen, histories, targets, seasonality, inputs)[1]
     return config
 
 
@@ -487,7 +578,7 @@ def _train(
     initial_params: Any | None,
     progress: bool,
     on_eval: Callable[[dict[str, float]], None] | None = None,
-    validation: tuple[list[np.ndarray], np.ndarray] | None = None,
+    validation: Validation | None = None,
     until: int | None = None,
 ) -> TrainResult:
     """One run of the schedule on ``sampler``'s windows (``names``: the id of each of its
@@ -526,8 +617,9 @@ def _train(
             bar.set_postfix(loss=f"{loss:.4f}", val_owa=best and f"{best.val_metrics['owa']:.4f}")
         if validation is None or (step % evaluate_every and step != last):
             continue
-        predictor = Predictor(model_cfg, state.selectable)
-        _, scores = score_model(predictor, *validation, train_cfg.seasonality)
+        predictor = Predictor(model_cfg, state.selectable, covariates=validation.spec)
+        _, scores = score_model(predictor, *validation[:2], train_cfg.seasonality,
+                                validation.inputs)  # fmt: skip
         history.append({"step": step, "loss": float(step_metrics["loss"]), **scores})
         if on_eval:
             on_eval(history[-1])

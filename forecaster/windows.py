@@ -21,7 +21,7 @@ from forecaster.data import DataError, SeriesSet
 
 I64 = NDArray[np.int64]
 
-__all__ = ["gather_windows", "last_windows", "pad_series", "window_index"]
+__all__ = ["gather_windows", "last_windows", "pad_features", "pad_series", "window_index"]
 
 
 def pad_series(values: Sequence[ArrayLike], dtype: DTypeLike = np.float32) -> tuple[NDArray, I64]:
@@ -38,6 +38,20 @@ def pad_series(values: Sequence[ArrayLike], dtype: DTypeLike = np.float32) -> tu
     if arrays:
         padded[mask] = np.concatenate(arrays)
     return padded, lengths
+
+
+def pad_features(features: Sequence[NDArray], values: Sequence[ArrayLike]) -> NDArray:
+    """Each series' values beside its covariate features ``[len_i, F]`` (from
+    :meth:`forecaster.covariates.CovariateSpec.series_features`), right-padded with zeros into
+    ``[n_series, max_len, 1 + F]``: channel 0 the values, so :func:`gather_windows` cuts the
+    target and its covariates in one gather."""
+    padded, lengths = pad_series(values)
+    width = 1 + (features[0].shape[-1] if len(features) else 0)
+    out = np.zeros((*padded.shape, width), np.float32)
+    out[..., 0] = padded
+    for i, f in enumerate(features):
+        out[i, : lengths[i], 1:] = f
+    return out
 
 
 def window_index(
@@ -77,7 +91,8 @@ def _namespace(*arrays: Any) -> Any:
 
 
 def gather_windows(padded: Any, series_idx: Any, start: Any, length: int) -> Any:
-    """``[M, length]`` windows ``padded[series_idx[w], start[w] : start[w] + length]``.
+    """``[M, length]`` windows ``padded[series_idx[w], start[w] : start[w] + length]`` (and
+    ``[M, length, F]`` from ``padded`` [n_series, max_len, F]: :func:`pad_features`).
 
     One advanced-indexing gather with a broadcast ``[M, length]`` index, so it runs as a single
     gather under ``jax.jit`` (``length`` must then be static). Positions before a series'

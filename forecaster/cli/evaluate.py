@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -36,12 +37,24 @@ def load_model(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from forecaster.covariates import CovariateError, series_inputs
     from forecaster.data import DataError
     from forecaster.horizons import RULE, horizon_limit
     from forecaster.predict import HistoryTooShort, Predictor, score_model
 
     model = load_model(args)
-    history, test = data_source(args).load(), data_source(args, args.test).load()
+    spec = model.covariates
+    # The model's covariates, whatever the flags name: future values come from the test file.
+    source = dataclasses.replace(
+        data_source(args),
+        past_covariates=tuple(spec.names("past")),
+        future_covariates=tuple(spec.names("future")),
+        static_covariates=tuple(spec.names("static")),
+    )
+    history = source.load()
+    test = dataclasses.replace(
+        source, url=args.test, past_covariates=(), static_covariates=()
+    ).load()
     print(f"forecaster evaluate: data: {history.reading}", file=sys.stderr)
     print(f"forecaster evaluate: test: {test.reading}", file=sys.stderr)
     missing = sorted(set(test.ids) - set(history.ids))
@@ -49,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no history for test series {missing[:5]}")
     history = history.select(test.ids)
     check_no_overlap(history, test, args.data)
-    trained, limit = model.config.horizon, horizon_limit(model.config.horizon)
+    trained = model.config.horizon
+    # A model with covariates is not rolled forward beyond its horizon (forecaster.extend).
+    limit = trained if spec else horizon_limit(trained)
     horizon = min(limit, *(len(v) for v in test.values))
     longest = max(len(v) for v in test.values)
     if longest > horizon:
@@ -67,14 +82,21 @@ def run(args: argparse.Namespace) -> int:
         )
     actual = np.stack([v[:horizon] for v in test.values])
     seasonality = args.seasonality or model.manifest.seasonality or model.config.step
-    predictor = Predictor(model.config, model.params)
+    predictor = Predictor(model.config, model.params, covariates=spec)
+    inputs = None
+    if spec:
+        inputs = series_inputs(len(history), history.covariates, history.end,
+                               test.covariates.future, horizon)  # fmt: skip
     try:
-        _, scores = score_model(predictor, history.values, actual, seasonality)
+        _, scores = score_model(predictor, history.values, actual, seasonality, inputs)
     except HistoryTooShort as err:
         raise DataError(
             f"series {history.ids[err.index]!r} has {err.length} points in {args.data}; the "
             f"model needs at least {err.minimum} to forecast"
         ) from None
+    except CovariateError as err:
+        where = f"series {history.ids[err.index]!r}: " if err.index is not None else ""
+        raise DataError(f"{where}{err.detail}") from None
     extended = {"extended": True} if horizon > trained else {}
     print(json.dumps({"series": len(test), "horizon": horizon, **extended, **scores}))
     return 0

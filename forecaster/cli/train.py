@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from forecaster import data
     from forecaster.registry import Registry, save_model
-    from forecaster.train import fit
+    from forecaster.train import covariate_spec, fit
 
     if args.registry and not args.name:
         raise SystemExit("forecaster train: error: --registry needs --name")
@@ -55,9 +55,13 @@ def run(args: argparse.Namespace) -> int:
         )
     model_cfg, train_cfg = configs_from_args(args, series)
     print(f"forecaster train: {choices(model_cfg, train_cfg, args)}", file=sys.stderr, flush=True)
+    reads = covariate_spec(series, train_cfg)
+    if reads:
+        print(f"forecaster train: covariates: {reads.described()}", file=sys.stderr)
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)
     model_cfg = result.config  # with the classical shares chosen on validation
     saved: dict[str, Any] = {
+        "covariates": result.covariates,
         "metrics": {"validation": result.val_metrics},
         "data_fingerprint": data.fingerprint(series),
         "freq": series.freq,

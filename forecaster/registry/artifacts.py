@@ -47,9 +47,11 @@ import pydantic
 
 from forecaster.calibration import Calibration
 from forecaster.configs import ModelConfig
+from forecaster.covariates import CovariateSpec
 from forecaster.registry import storage
 from forecaster.registry.manifest import (
     _FILE_NAME,
+    COVARIATES_FORMAT_VERSION,
     DIGEST_KEY,
     FORMAT_VERSION,
     MANIFEST,
@@ -59,6 +61,7 @@ from forecaster.registry.manifest import (
     WEIGHTS,
     ArtifactError,
     ArtifactNotFoundError,
+    Covariates,
     DTypeError,
     FormatVersionError,
     IntegrityError,
@@ -138,6 +141,12 @@ class LoadedModel:
     params: dict
     manifest: Manifest
 
+    @property
+    def covariates(self) -> CovariateSpec:
+        """What the model reads besides the target: its covariates with their role and kind,
+        and its calendar features (empty for a model of the target alone)."""
+        return self.manifest.covariate_spec
+
 
 # --------------------------------------------------------------------------------------------
 # Saving
@@ -200,10 +209,12 @@ def _prepare_dir(loc: Location) -> None:
 
 
 def _manifest_content(config: ModelConfig, **fields: Any) -> dict[str, Any]:
-    """The manifest's JSON content without ``files``, schema-checked."""
+    """The manifest's JSON content without ``files``, schema-checked (format 4 with covariates,
+    else format 3, which older versions read)."""
+    covariates = fields.get("covariates")
     try:
         manifest = Manifest(
-            format_version=FORMAT_VERSION,
+            format_version=COVARIATES_FORMAT_VERSION if covariates else FORMAT_VERSION,
             config=config,
             created_at=datetime.now(UTC),
             library_versions=_library_versions(),
@@ -212,7 +223,8 @@ def _manifest_content(config: ModelConfig, **fields: Any) -> dict[str, Any]:
         )
     except pydantic.ValidationError as err:
         raise ManifestError(f"invalid manifest: {err}") from err
-    return manifest.model_dump(mode="json", exclude={"files"})
+    exclude = {"files"} if covariates else {"files", "covariates"}
+    return manifest.model_dump(mode="json", exclude=exclude)
 
 
 def _write_artifact(
@@ -232,7 +244,11 @@ def _write_artifact(
         **{k: bytes(v) for k, v in extra_files.items()},
     }
     files = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
-    text = Manifest.model_validate({**content, "files": files}).model_dump_json(indent=2)
+    # A manifest without covariates reads as format 3 did: no key for them.
+    bare = None if content.get("covariates") else {"covariates"}
+    text = Manifest.model_validate({**content, "files": files}).model_dump_json(
+        indent=2, exclude=bare
+    )
     if content_digest(json.loads(text)) != metadata[DIGEST_KEY]:  # what readers will compute
         raise ArtifactError(f"cannot save to {loc}: the manifest does not serialise stably")
     _prepare_dir(loc)
@@ -256,13 +272,16 @@ def save_model(
     training: Mapping[str, Any] | None = None,
     calibration: Calibration | None = None,
     extra_files: dict[str, bytes] | None = None,
+    covariates: CovariateSpec | None = None,
 ) -> Path | str:
     """Write a model artifact into ``where`` (created; must be empty if it exists).
 
     ``training`` is the training config (a :class:`~forecaster.configs.TrainConfig` as a dict),
     recorded so that a retraining starts from the same settings; ``calibration`` is the
     model's interval calibration (:func:`forecaster.calibration.calibrate`; None: its intervals
-    are served uncalibrated).
+    are served uncalibrated); ``covariates``: what the model reads besides the target
+    (:attr:`TrainResult.covariates <forecaster.train.TrainResult>`), whose widths must match
+    the config's.
 
     The parameters are checked against the config before anything is written, so a broken
     model is refused at save time rather than at serving time. The manifest is written last:
@@ -282,6 +301,7 @@ def save_model(
         metrics=_jsonable(metrics or {}),
         training=None if training is None else _jsonable(dict(training)),
         calibration=calibration,
+        covariates=Covariates.of(covariates) if covariates else None,
     )
     _write_artifact(loc, content, flat, extra_files)
     if loc.local:

@@ -6,7 +6,9 @@ manifest to the weights: :func:`content_digest` of everything but ``files`` is r
 weights' safetensors metadata, which ``files`` hashes, so editing any field (say
 ``config.input_size``) without re-exporting the model fails verification. Format 3 adds the
 model's interval calibration (:mod:`forecaster.calibration`); formats 1 and 2 (no calibration:
-their intervals are served uncalibrated) are still read, format 1 without the binding.
+their intervals are served uncalibrated) are still read, format 1 without the binding. Format 4
+is format 3 with ``covariates``: the columns the model reads with their roles, kinds and
+training normalisation, and its calendar features (:class:`forecaster.covariates.CovariateSpec`).
 
 Parsing is bounded: at most :data:`MAX_MANIFEST_BYTES` and :data:`MAX_JSON_DEPTH` levels of
 nesting, checked before the JSON parser runs.
@@ -36,10 +38,14 @@ from pydantic import (
 
 from forecaster.calibration import Calibration
 from forecaster.configs import ConfigError, ModelConfig, typed_fields
+from forecaster.covariates import CALENDAR_PERIODS, Column, CovariateSpec
 from forecaster.scaling import MAX_LOG_RATIO
 
 FORMAT_VERSION = 3
-SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3})
+# Format 4 adds ``covariates`` (what the model reads besides the target). Models without them
+# are still written as format 3, so versions of forecaster that predate covariates read them.
+COVARIATES_FORMAT_VERSION = 4
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3, 4})
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 NORMALIZATION: Final = "log-mean-ratio"
@@ -151,9 +157,52 @@ class Normalization(BaseModel):
     max_log_ratio: float = MAX_LOG_RATIO
 
 
+class CovariateColumn(BaseModel):
+    """One covariate the model reads: its role, kind and training normalisation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["past", "future", "static"]
+    kind: Literal["numeric", "categorical"] = "numeric"
+    mean: float | None = None
+    std: float | None = Field(None, gt=0)
+    categories: list[Annotated[str, Field(max_length=200)]] | None = Field(None, max_length=10_000)
+
+
+class Covariates(BaseModel):
+    """What the model reads besides the target (format 4; see :mod:`forecaster.covariates`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    columns: list[CovariateColumn] = Field(default_factory=list, max_length=1_000)
+    calendar: list[Literal[tuple(CALENDAR_PERIODS)]] = Field(default_factory=list)  # type: ignore[valid-type]
+    holidays: str | None = Field(None, max_length=10)
+    freq: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _kinds(self) -> Covariates:
+        for c in self.columns:
+            numeric = c.mean is not None and c.std is not None and c.categories is None
+            categorical = c.kind == "categorical" and c.role == "static" and c.categories
+            if not (numeric if c.kind == "numeric" else categorical):
+                raise ValueError(f"covariate {c.name!r}: a numeric covariate has mean and std, "
+                                 "a categorical one is static with categories")  # fmt: skip
+        return self
+
+    def spec(self) -> CovariateSpec:
+        columns = tuple(
+            Column(c.name, c.role, c.kind, c.mean or 0.0, c.std or 1.0, tuple(c.categories or ()))
+            for c in self.columns
+        )
+        return CovariateSpec(columns, tuple(self.calendar), self.holidays, self.freq)
+
+    @classmethod
+    def of(cls, spec: CovariateSpec) -> Covariates:
+        return cls.model_validate(spec.to_dict())
+
+
 class Manifest(BaseModel):
-    """The parsed manifest.json of an artifact (format version 1, 2 or 3; same fields, and only
-    format 3 holds a ``calibration``)."""
+    """The parsed manifest.json of an artifact (format version 1 to 4; same fields, and only
+    format 3 and 4 hold a ``calibration``, only format 4 ``covariates``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -171,6 +220,25 @@ class Manifest(BaseModel):
     created_at: AwareDatetime
     library_versions: dict[str, str] = Field(default_factory=dict)
     files: Annotated[dict[str, str], AfterValidator(_check_files)]
+    # Format 4 only; None: the model reads the target alone.
+    covariates: Covariates | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _covariates_fit_config(self) -> Manifest:
+        if self.covariates is not None and self.format_version < COVARIATES_FORMAT_VERSION:
+            raise ValueError(f"covariates need format version {COVARIATES_FORMAT_VERSION}")
+        widths = self.covariate_spec.widths()
+        found = {k: getattr(self.config, k) for k in widths}
+        if found != widths:
+            raise ValueError(
+                f"the config's covariate widths {found} do not match its covariates {widths}"
+            )
+        return self
+
+    @property
+    def covariate_spec(self) -> CovariateSpec:
+        """What the model reads besides the target (empty: nothing)."""
+        return CovariateSpec() if self.covariates is None else self.covariates.spec()
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def check_forecasts(model: LoadedModel) -> None:
     """Refuse a model whose forecasts fail :func:`forecaster.predict.sanity_problems`."""
     from forecaster.predict import Predictor, sanity_problems  # JAX only when validating
 
-    problems = sanity_problems(Predictor(model.config, model.params))
+    problems = sanity_problems(Predictor(model.config, model.params, covariates=model.covariates))
     if problems:
         raise NonFiniteWeightsError(
             f"the model's forecasts are unusable although its weights are finite: "

@@ -104,6 +104,12 @@ def load(job: Job, registry: Registry, production: int | None, live: dict[str, A
 def train(loaded: Loaded, progress: bool) -> Trained:
     """Fit the challenger on all but the hold-out, cut here and nowhere else."""
     job, champion = loaded.job, loaded.champion
+    if loaded.series.covariates or (champion.model is not None and champion.model.covariates):
+        # The backtest and the report forecast without covariates; refused before training.
+        raise RetrainError(
+            f"model {job.name!r} reads covariates: retraining covariate models is not built yet; "
+            "train the challenger with `forecaster train` and promote it"
+        )
     model, config, changes = challenger_configs(job, champion.model, loaded.series)
     train_series, holdout = split_holdout(loaded.series, model.horizon, config.seasonality)
     warm, initial_params = _warm_start(job, champion, model)

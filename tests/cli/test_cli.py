@@ -277,3 +277,42 @@ def test_the_settings_variables_are_read_in_one_place() -> None:
                 if not (isinstance(field, ast.Constant) and field.value in Settings.model_fields):
                     offenders.append(f"{where}:{node.lineno}: setting({ast.unparse(field)})")
     assert offenders == []
+
+
+def test_train_and_evaluate_with_covariates(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=24 * 20, freq="h")
+    x = rng.uniform(0, 2, (2, len(times)))
+    frame = pd.concat(
+        pd.DataFrame({"id": sid, "timestamp": times, "value": 10 + 3 * x[i], "x": x[i]})
+        for i, sid in enumerate(["a", "b"])
+    ).reset_index(drop=True)
+    last = frame.groupby("id").tail(24).index
+    history, test = tmp_path / "history.csv", tmp_path / "test.csv"
+    frame.drop(index=last).to_csv(history, index=False)
+    frame.loc[last].to_csv(test, index=False)
+    out = tmp_path / "model"
+    flags = ["--future-covariates", "x", "--holidays", "US", "--no-progress"]
+    assert main(["train", "--data", str(history), *TINY, *flags, "--out", str(out)]) == 0
+    assert "covariates: future: x; calendar: hour, weekday, yearday, holidays US" in (
+        capsys.readouterr().err
+    )
+    model = load_model(out)
+    assert model.covariates.names("future") == ["x"] and model.manifest.format_version == 4
+    assert main(["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]) == 0
+    assert json.loads(capsys.readouterr().out)["horizon"] == 24
+    # The test file must carry the horizon's covariates: a one-line error naming the column.
+    pd.read_csv(test).drop(columns="x").to_csv(test, index=False)
+    assert main(["evaluate", "--model", str(out), "--data", str(history), "--test", str(test)]) == 1
+    assert "future covariate column 'x' is not in the file" in capsys.readouterr().err
+
+
+def test_a_covariate_column_that_does_not_exist_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = run_cli("train", "--data", str(DATA), *TINY, "--future-covariates", "wind",
+                   "--out", str(tmp_path / "m"))  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("forecaster train: error: future covariate column 'wind' is not in the file")
+    )

@@ -529,7 +529,7 @@ def test_fixture_with_future_format_version_is_refused(tmp_path: Path) -> None:
     _edit_manifest(copy, lambda m: m.update(format_version=999))
     with pytest.raises(A.FormatVersionError, match="format version") as info:
         A.load_model(copy)
-    assert "999" in str(info.value) and "[1, 2, 3]" in str(info.value)
+    assert "999" in str(info.value) and "[1, 2, 3, 4]" in str(info.value)
 
 
 def test_committed_v2_fixture_loads() -> None:
