@@ -24,6 +24,7 @@ from starlette.types import Send
 
 from forecaster.monitoring.store import StoreError
 from forecaster.registry import ModelNotFoundError, RegistryError, hide_root
+from forecaster.schemas import ErrorResponse
 from service.batcher import Overloaded
 from service.deps import services
 from service.requests import RequestErrors
@@ -67,6 +68,11 @@ def error_body(
 
 
 SHUTTING_DOWN = error_body("the server is shutting down; retry the request")
+# For the document: every route whose JSON body FastAPI parses answers 400 to bytes it cannot
+# decode ("There was an error parsing the body"), through the handlers below.
+UNPARSED_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "A body that is not JSON text."}
+}
 
 
 def error_response(

@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader
 
 from forecaster.schemas import AdminResult, ErrorResponse, PromoteRequest
 from service.deps import Name, SettingsDep, StoreDep
+from service.errors import UNPARSED_BODY
 from service.store import Swap
 
 API_KEY_HEADER = "X-API-Key"
@@ -39,6 +40,7 @@ router = APIRouter(
             "nothing was done.",
         },
         415: {"model": ErrorResponse, "description": "A body that is not application/json."},
+        **UNPARSED_BODY,
     },
 )
 

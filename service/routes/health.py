@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from forecaster.schemas import Readiness
 from service.catalog import readiness
@@ -33,6 +33,11 @@ async def readyz(monitor: MonitorDep, store: StoreDep, settings: SettingsDep) ->
     return Response(ready.model_dump_json(), status, media_type="application/json")
 
 
-@router.get("/metrics", summary="Prometheus metrics.")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics.",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+)
 async def metrics(metrics: MetricsDep) -> Response:
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse, ErrorResponse
 from service.deps import MonitorDep, Name, SettingsDep
+from service.errors import UNPARSED_BODY
 from service.routes.admin import Key, require_admin
 
 router = APIRouter(tags=["monitoring"])
@@ -33,7 +34,12 @@ async def admin_key_if_set(settings: SettingsDep, key: Key) -> None:
     "/v1/actuals",
     response_model=ActualsResponse,
     dependencies=[Depends(admin_key_if_set)],
-    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, **UNAVAILABLE},
+    responses={
+        401: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        **UNAVAILABLE,
+        **UNPARSED_BODY,
+    },
     summary="Observed values, matched to recorded forecasts by series id and timestamp.",
 )
 async def post_actuals(body: ActualsRequest, monitor: MonitorDep) -> ActualsResponse:
