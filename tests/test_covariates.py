@@ -442,3 +442,44 @@ def test_retraining_with_covariates_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert code != 0 and "reads covariates: retraining covariate models is not built yet" in err
     assert "Traceback" not in err
+
+
+def test_the_client_sends_covariates_from_frames(trained, tmp_path: Path) -> None:
+    """``forecast_many(df, future_df=..., static_df=...)``, sync and async, over a real server:
+    the history frame's covariate columns, the horizon's values from ``future_df``; the
+    forecast is the library's."""
+    import asyncio
+
+    from forecaster.client import AsyncForecastClient, ForecastClient
+    from forecaster.registry import Registry
+    from tests.service.conftest import server
+
+    series, with_cov, _ = trained
+    root = tmp_path / "registry"
+    Registry(root).publish("driven", with_cov.config, with_cov.params, promote=True,
+                           freq=series.freq, covariates=with_cov.covariates)  # fmt: skip
+    entry, inputs = served_request(series)
+    predictor = Predictor(with_cov.config, with_cov.params, covariates=with_cov.covariates)
+    expected = predictor.predict([np.asarray(entry["history"])], inputs=[inputs]).point[0]
+    stamps = pd.to_datetime(entry["timestamps"])
+    df = pd.DataFrame({"id": "a", "timestamp": stamps, "value": entry["history"],
+                       "x": entry["past_covariates"]["x"]})  # fmt: skip
+    after = pd.date_range(stamps[-1], periods=25, freq="h")[1:]
+    future_df = pd.DataFrame({"id": "a", "timestamp": after,
+                              "x": entry["future_covariates"]["x"]})  # fmt: skip
+    static_df = pd.DataFrame({"id": ["a"], "region": ["north"]})
+    with server(root, tmp_path) as s:
+        with ForecastClient(s.url) as client:
+            frame = client.forecast_many(df, 24, model="driven", future_df=future_df,
+                                         static_df=static_df)  # fmt: skip
+            with pytest.raises(Exception, match="static covariate 'region' is missing"):
+                client.forecast_many(df, 24, model="driven", future_df=future_df)
+
+        async def many() -> pd.DataFrame:
+            async with AsyncForecastClient(s.url) as client:
+                return await client.forecast_many(df, 24, model="driven", future_df=future_df,
+                                                  static_df=static_df)  # fmt: skip
+
+        other = asyncio.run(many())
+    np.testing.assert_allclose(frame["forecast"].to_numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(other["forecast"].to_numpy(), expected, rtol=1e-5, atol=1e-5)
