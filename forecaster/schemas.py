@@ -256,6 +256,12 @@ class _Answer(BaseModel):
         None, description="Each asked level's interval, keyed by the level in percent (`80`)."
     )
     calibrated: bool | None = Field(None, description=CALIBRATED_DESCRIPTION)
+    adjusted: dict[str, float] | None = Field(
+        None,
+        description="Levels whose intervals were adjusted online from the actuals (the model "
+        "is listed in `FORECASTER_ADAPTIVE_INTERVALS`): the level asked (`80`) -> the "
+        "calibrated level served for it (`83.1`). Absent when none was.",
+    )
     gap: Gap | None = None
     warnings: list[str] | None = Field(
         None, description="What the forecast did not use of the request, and why (e.g. "

@@ -18,7 +18,9 @@ Intervals: every answer carries the ``levels`` asked (80% and 95% when the reque
 and the ``quantiles`` asked. A calibrated model (:mod:`forecaster.calibration`) serves any of them,
 from its model's table or, for a short history, its fallback method's; a model saved without
 calibration serves only what its trained quantile heads (or the fallback's own bands at those
-levels) give, and says so (``"calibrated": false``).
+levels) give, and says so (``"calibrated": false``). For a model whose intervals are adjusted
+online (``FORECASTER_ADAPTIVE_INTERVALS``, :mod:`forecaster.monitoring.adaptive`) a level is read
+from the calibration at its effective level, and the answer names those (``"adjusted"``).
 
 Event-loop time: a request of 1,000 series of 168 timestamps holds about 5 MB of JSON. Its
 timestamps are parsed and continued many series per numpy call (:mod:`forecaster.timestamps`), and
@@ -34,7 +36,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -97,13 +99,15 @@ class Checked:
 @dataclass(frozen=True)
 class Wanted:
     """The intervals a request gets: its ``levels`` (percent), each bounded by the quantiles
-    ``bounds`` (as the model names them), its explicit ``quantiles``, and whether the model's
-    calibration serves them (else its trained heads do)."""
+    ``bounds`` (as the model names them; those of its effective level where ``adjusted``), its
+    explicit ``quantiles``, whether the model's calibration serves them (else its trained heads
+    do), and the levels adjusted online (key -> the effective level read)."""
 
     levels: list[float]
     bounds: list[tuple[float, float]]
     quantiles: list[float]
     calibrated: bool
+    adjusted: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def probs(self) -> list[float]:
@@ -169,6 +173,8 @@ def _modelled(series: list[Checked]) -> list[np.ndarray]:
 
 # Told of every answered request: what was prepared, the model's result, the horizon.
 OnAnswer = Callable[[Prepared, Forecast | None, int], None]
+# A model's (name, version) levels adjusted online: level key -> effective level.
+Adjusted = Callable[[str, int], Mapping[str, float]]
 
 
 async def forecast(
@@ -177,13 +183,15 @@ async def forecast(
     batcher: MicroBatcher,
     settings: Settings,
     on_answer: OnAnswer | None = None,
+    adjusted: Adjusted | None = None,
 ) -> bytes:
     """The JSON body answering ``parsed``: one series' forecast, or every series' forecast or
     error in order (then ``on_answer`` is told: the service records it). Raises
-    :class:`RequestError` or :class:`RequestErrors` when refused whole."""
+    :class:`RequestError` or :class:`RequestErrors` when refused whole. ``adjusted`` gives
+    the levels a model's intervals are served at when adjusted online."""
     request, entries = parsed.request, parsed.entries
     heavy = sum(len(e.history) + SERIES_COST for e in entries) > OFF_LOOP_POINTS
-    prepared = await _run(heavy, prepare, request, entries, store, settings)
+    prepared = await _run(heavy, prepare, request, entries, store, settings, adjusted)
     problems = sorted([*parsed.rejected, *prepared.problems], key=lambda p: p.entry.index or 0)
     if problems and request.history is not None:
         first = problems[0]
@@ -238,7 +246,11 @@ def _chunked(items: list[T], work: Callable[[list[T]], list[U]]) -> list[U]:
 
 
 def prepare(
-    request: ForecastRequest, entries: list[Entry], store: ModelStore, settings: Settings
+    request: ForecastRequest,
+    entries: list[Entry],
+    store: ModelStore,
+    settings: Settings,
+    adjusted: Adjusted | None = None,
 ) -> Prepared:
     """Every check, before the model runs: timestamps, the model, horizon, quantiles, series;
     then the model's windows and the fallback forecasts."""
@@ -261,7 +273,8 @@ def prepare(
             "forward on its own forecasts, which carry no covariates)"
         )
         raise RequestError(422, ("body", "horizon"), msg)
-    wanted = _wanted(request, served)
+    online = adjusted(served.name, served.version) if adjusted is not None else {}
+    wanted = _wanted(request, served, online)
     todo = [(i, e) for i, e in enumerate(entries) if i not in problems]
     least = min_history(served)
     outcomes = _chunked(
@@ -528,14 +541,17 @@ def _with_futures(
     return [c for c in out if c.timeline is None or c.future is not None], problems
 
 
-def _wanted(request: ForecastRequest, served: ServedModel) -> Wanted:
+def _wanted(request: ForecastRequest, served: ServedModel, online: Mapping[str, float]) -> Wanted:
     """The levels (80 and 95 unless the request names its own) and quantiles to answer with:
-    any, from a calibrated model; else only those its quantile heads give, and asking for
-    another is refused (422 naming it) while a default level it cannot give is left out."""
+    any, from a calibrated model (each read at its effective level where ``online`` adjusts
+    it); else only those its quantile heads give, and asking for another is refused (422
+    naming it) while a default level it cannot give is left out."""
     levels = list(DEFAULT_LEVELS) if request.levels is None else list(request.levels)
     quantiles = list(request.quantiles or ())
     if served.calibration is not None:
-        return Wanted(levels, level_quantiles(levels), quantiles, True)
+        adjusted = {level_key(L): online[level_key(L)] for L in levels if level_key(L) in online}
+        effective = [adjusted.get(level_key(L), L) for L in levels]
+        return Wanted(levels, level_quantiles(effective), quantiles, True, adjusted)
     offered = served.config.quantiles
     picked = _pick_quantiles(quantiles, offered)
     kept, bounds = [], []
@@ -628,6 +644,8 @@ def _answer(prepared: Prepared, k: int, result: Forecast | None, horizon: int) -
         }
     if wanted.quantiles or wanted.levels:
         answer["calibrated"] = prepared.calibrated(k)
+    if wanted.adjusted:
+        answer["adjusted"] = dict(wanted.adjusted)
     if series.cleaned.gap is not None:
         answer["gap"] = _gap(series.cleaned.gap, series.entry)
     if series.warnings:

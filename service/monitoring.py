@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
+from forecaster.calibration import level_key
+from forecaster.monitoring import adaptive
 from forecaster.monitoring.accuracy import as_dict
 from forecaster.monitoring.actuals import BadActual, checked_series
 from forecaster.monitoring.recorder import Recorder
@@ -76,6 +78,10 @@ class Monitor:
             )
             metrics.record_queue.set_function(lambda: recorder.queued)
             metrics.recording_up.set_function(lambda: self.recording()[0] == "ok")
+        # Models whose intervals are adjusted online, and the levels they are served at.
+        self.adaptive = tuple(dict.fromkeys(settings.adaptive_intervals or ()))
+        self.gamma = settings.adaptive_gamma
+        self.adjustments = adaptive.Adjustments()
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -217,12 +223,32 @@ class Monitor:
     async def _refresh_gauges(self) -> None:
         while True:
             try:
-                await asyncio.wrap_future(self._reads.submit(self._set_gauges))
+                await asyncio.wrap_future(self._reads.submit(self._refresh_once))
             except StoreError as exc:
                 log.debug("accuracy gauges not refreshed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._refresh.wait(), GAUGE_REFRESH_S)
             self._refresh.clear()
+
+    def _refresh_once(self) -> None:
+        self._set_gauges()
+        self._adapt()
+
+    def _adapt(self) -> None:
+        """Replay the coverage record of each adaptive model into the levels it is served at,
+        logging each change."""
+        for model in self.adaptive:
+            levels: dict[int, dict[str, float]] = {}
+            record = self.store.recent_coverage(model, last=adaptive.WINDOW)
+            for (version, level), inside in record.items():
+                effective = adaptive.effective_level(level, inside, self.gamma)
+                levels.setdefault(version, {})[level_key(level)] = effective
+            for version, served in levels.items():
+                for c in self.adjustments.publish(model, version, served):
+                    log.info(
+                        "adaptive intervals: model %s version %d level %s%%: %g -> %g",
+                        c.model, c.version, c.level, c.old, c.new,
+                    )  # fmt: skip
 
     def _set_gauges(self) -> None:
         m = self.metrics

@@ -143,12 +143,32 @@ class Settings(BaseSettings):
         le=64,
         description="Accuracy queries run at once (in threads of their own); more get 503 at once.",
     )
+    adaptive_intervals: list[str] | None = Field(
+        None,
+        description="JSON list of models whose calibrated intervals are adjusted online from "
+        "the actuals that arrive (adaptive conformal inference, each change logged); unset: "
+        "none, the calibration is served as it is.",
+    )
+    adaptive_gamma: float = Field(
+        0.005,
+        gt=0,
+        le=0.1,
+        description="Step size of that adjustment: each scored point moves a level by at "
+        "most 100 x this many points (widening on a miss, narrowing on a hit).",
+    )
 
     @field_validator("default_model", "database_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         # `FORECASTER_DEFAULT_MODEL=` (as compose files pass an unset variable) means unset.
         return value or None
+
+    @field_validator("adaptive_intervals")
+    @classmethod
+    def _named(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not name.strip() for name in value):
+            raise ValueError("adaptive_intervals must list model names")
+        return value
 
     @field_validator("batch_sizes")
     @classmethod

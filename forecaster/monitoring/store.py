@@ -429,6 +429,34 @@ class MonitoringStore:
         sums = [(r[0], r[1], Sums.from_row(r[2:])) for r in rows]
         return by_version(sums, intervals, covered)
 
+    def recent_coverage(self, model: str, *, last: int) -> dict[tuple[int, float], list[bool]]:
+        """Per (version, level) of ``model``: whether each of the ``last`` latest scored points
+        fell inside that level's band as served, oldest first (target time, then forecast and
+        step). Raises :class:`StoreError`."""
+        f, sc, cov = tables.forecasts, tables.scores, tables.coverage
+        joined = cov.join(f, f.c.id == cov.c.forecast_id).join(
+            sc, (sc.c.forecast_id == cov.c.forecast_id) & (sc.c.step == cov.c.step)
+        )
+        groups = (
+            sa.select(f.c.version, cov.c.level)
+            .select_from(cov.join(f, f.c.id == cov.c.forecast_id))
+            .where(f.c.model == model)
+            .distinct()
+        )
+        out: dict[tuple[int, float], list[bool]] = {}
+        with self._begin() as conn:
+            for version, level in conn.execute(groups).all():
+                query = (
+                    sa.select(cov.c.inside)
+                    .select_from(joined)
+                    .where(f.c.model == model, f.c.version == version, cov.c.level == level)
+                    .order_by(sc.c.target_time.desc(), cov.c.forecast_id.desc(), cov.c.step.desc())
+                    .limit(last)
+                )
+                newest_first = [bool(inside) for inside in conn.execute(query).scalars()]
+                out[(int(version), float(level))] = newest_first[::-1]
+        return out
+
     def last_actual(self, model: str, *, before: datetime | None = None) -> datetime | None:
         """The latest scored target time of ``model`` (for windows of recent points), of those
         before ``before`` (naive UTC) when given."""

@@ -61,5 +61,8 @@ async def post_forecast(request: Request) -> Response:
     found = services(request.app)  # not dependencies: see service.deps
     assert found.batcher is not None  # requests come after start-up
     parsed = parse_request(await request.body(), found.settings.max_series)
-    body = await forecast(parsed, found.store, found.batcher, found.settings, found.monitor.record)
+    monitor = found.monitor
+    body = await forecast(
+        parsed, found.store, found.batcher, found.settings, monitor.record, monitor.adjustments.of
+    )
     return Response(body, media_type="application/json")

@@ -4,6 +4,7 @@ bad actuals refused naming the field; in-process apps and real servers (SQLite a
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -14,9 +15,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from forecaster import calibration
 from forecaster.model import ModelConfig, init_params
+from forecaster.monitoring import tables
 from forecaster.monitoring.store import MonitoringStore
 from forecaster.predict import Predictor
 from forecaster.registry import Registry
@@ -133,17 +136,22 @@ def test_each_series_is_recorded_as_it_was_answered(monitored) -> None:
     assert v1["overall"]["coverage"] == 1.0
 
 
-@pytest.fixture(scope="module")
-def calibrated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry whose m4-hourly is calibrated: it answers any interval level."""
-    root = tmp_path_factory.mktemp("calibrated-registry")
+def _calibrated_registry(root: Path, *names: str) -> Path:
+    """``root`` holding the same calibrated model under each of ``names``."""
     config = ModelConfig(cell="gru", hidden=8, input_size=48, horizon=12, step=24)
     params = init_params(config, 0)
     histories = [np.asarray(series(None, n=120, seed=k)["history"]) for k in range(40)]
     cal = calibration.calibrate(Predictor(config, params), histories, 24, origins=2)
-    Registry(root).publish("m4-hourly", config, params, promote=True, calibration=cal,
-                           freq="h", seasonality=24)  # fmt: skip
+    for name in names:
+        Registry(root).publish(name, config, params, promote=True, calibration=cal,
+                               freq="h", seasonality=24)  # fmt: skip
     return root
+
+
+@pytest.fixture(scope="module")
+def calibrated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry whose m4-hourly is calibrated: it answers any interval level."""
+    return _calibrated_registry(tmp_path_factory.mktemp("calibrated-registry"), "m4-hourly")
 
 
 def test_live_coverage_per_level_and_step_over_a_real_server(
@@ -195,6 +203,77 @@ def test_live_coverage_per_level_and_step_over_a_real_server(
         wait_until(lambda: gauge("80") is not None)
         for key, band in inside.items():
             assert gauge(key) == pytest.approx(np.mean(band))
+
+
+def _width(answer: dict, key: str) -> np.ndarray:
+    band = answer["intervals"][key]
+    return np.subtract(band["upper"], band["lower"])
+
+
+def test_adaptive_intervals_widen_a_band_that_covered_too_rarely(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model listed in FORECASTER_ADAPTIVE_INTERVALS whose bands missed every actual is served
+    wider bands once the actuals are in, within the bounds, saying so and logging each change;
+    the recorded forecast keeps the probabilities served. Another model sharing the store, the
+    same actuals included, is served as before."""
+    root = _calibrated_registry(tmp_path / "registry", "m4-hourly", "steady")
+    url = f"sqlite:///{tmp_path / 'monitoring.sqlite3'}"
+    settings = make_settings(root, database_url=url, record_flush_s=0.05,
+                             adaptive_intervals=["m4-hourly"], adaptive_gamma=0.005)  # fmt: skip
+
+    def body(model: str) -> dict:
+        return {"model": model, "horizon": 6,
+                "series": [series(f"{model}-{k}", seed=k) for k in range(4)]}  # fmt: skip
+
+    with caplog.at_level(logging.INFO, "service.monitoring"), running_client(settings) as client:
+        before = {m: client.post("/v1/forecast", json=body(m)).json()["forecasts"]
+                  for m in ("m4-hourly", "steady")}  # fmt: skip
+        assert not any("adjusted" in f for answer in before.values() for f in answer)
+        wait_until(lambda: recorded(client) == 8)
+        actuals = []
+        for answer in before.values():
+            for f in answer:  # above every band: each 80% and 95% band misses, 24 per level
+                top = np.array(f["intervals"]["95"]["upper"]) + _width(f, "95")
+                actuals.append({"id": f["id"], "timestamps": f["timestamps"],
+                                "values": top.tolist()})  # fmt: skip
+        r = client.post("/v1/actuals", json={"series": actuals}, headers=KEY)
+        assert r.json()["matched"] == 48, r.text
+
+        def adjusted() -> list[dict]:
+            return client.post("/v1/forecast", json=body("m4-hourly")).json()["forecasts"]
+
+        wait_until(lambda: "adjusted" in adjusted()[0], message="the bands were not adjusted")
+        # 24 misses move 80% up 24 * 0.4 and 95% up 24 * 0.475 points: both held at the bound.
+        for old, new in zip(before["m4-hourly"], adjusted(), strict=True):
+            assert new["adjusted"] == {"80": 84.5, "95": 99.5}
+            assert new["forecast"] == old["forecast"]
+            for key in ("80", "95"):
+                assert (_width(new, key) > _width(old, key)).all()
+        one = client.post("/v1/forecast", json=body("m4-hourly") | {"levels": [80, 50]}).json()
+        assert one["forecasts"][0]["adjusted"] == {"80": 84.5}  # 50 has no record: nominal
+        # The model not listed is answered exactly as before.
+        steady = client.post("/v1/forecast", json=body("steady")).json()["forecasts"]
+        assert steady == before["steady"]
+    # Recorded as served (the app's shutdown writes what is queued): the live coverage and the
+    # next replay score the bands the clients got.
+    f = tables.forecasts
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        query = sa.select(f.c.model, f.c.intervals).order_by(f.c.id)
+        served: dict[str, list] = {"m4-hourly": [], "steady": []}
+        for model, intervals in conn.execute(query):
+            served[model].append(intervals)
+    engine.dispose()
+    nominal = [[80.0, 0.1, 0.9], [95.0, 0.025, 0.975]]
+    assert served["m4-hourly"][0] == nominal
+    assert served["m4-hourly"][-1] == [[50.0, 0.25, 0.75], [80.0, 0.0775, 0.9225]]
+    assert served["steady"] == [nominal] * 8
+    lines = [r.getMessage() for r in caplog.records if "adaptive" in r.getMessage()]
+    assert lines == [
+        "adaptive intervals: model m4-hourly version 1 level 80%: 80 -> 84.5",
+        "adaptive intervals: model m4-hourly version 1 level 95%: 95 -> 99.5",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,10 @@ def _one_line_error(done: subprocess.CompletedProcess, *words: str) -> str:
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("FORECASTER_RETENTION_DAYS", "1000000"), ("FORECASTER_RECORD_FLUSH_S", "1e300"),
-     ("FORECASTER_RECORD_QUEUE", "0"), ("FORECASTER_ACCURACY_CONCURRENCY", "0")],
+     ("FORECASTER_RECORD_QUEUE", "0"), ("FORECASTER_ACCURACY_CONCURRENCY", "0"),
+     ("FORECASTER_ADAPTIVE_GAMMA", "0"), ("FORECASTER_ADAPTIVE_GAMMA", "0.5"),
+     ("FORECASTER_ADAPTIVE_INTERVALS", '["m4-hourly", ""]'),
+     ("FORECASTER_ADAPTIVE_INTERVALS", "m4-hourly")],
 )  # fmt: skip
 def test_serve_refuses_a_setting_out_of_range_in_one_line(
     registry_root: Path, variable: str, value: str
