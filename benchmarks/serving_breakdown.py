@@ -124,7 +124,7 @@ def _serve(args: argparse.Namespace) -> None:
         route.parse_request = lambda body, max_series: None  # type: ignore[attr-defined,assignment,return-value]
     if args.serve == "no-model":
 
-        async def submit(self, predictor, windows, lengths=None):
+        async def submit(self, predictor, windows, lengths=None, encoded=None):
             return constant(predictor, len(windows))
 
         MicroBatcher.submit = submit  # type: ignore[method-assign]

@@ -344,9 +344,22 @@ class CovariateSpec:
 
     def check(self, index: int, length: int, inputs: SeriesInputs, horizon: int) -> None:
         """Raise :class:`CovariateError` for the first covariate of series ``index`` (a history
-        of ``length`` points, ``horizon`` steps asked) that is missing, misaligned or not
-        finite."""
-        expected = [(k, "past", length) for k in [*self.names("past"), *self.names("future")]]
+        of ``length`` points, ``horizon`` steps asked) that the model does not read, or that
+        is missing, misaligned or not finite."""
+        reads: dict[str, list[str]] = {
+            "past": [*self.names("past"), *self.names("future")],
+            "future": self.names("future"),
+            "static": self.names("static"),
+        }
+        sent = {"past": inputs.past, "future": inputs.future, "static": inputs.static}
+        for where, names in reads.items():
+            for name in sent[where]:
+                if name not in names:
+                    raise CovariateError(
+                        f"{where} covariate {name!r} is not one the model reads; it reads "
+                        f"{self.described()}", name, index,
+                    )  # fmt: skip
+        expected = [(k, "past", length) for k in reads["past"]]
         expected += [(k, "future", horizon) for k in self.names("future")]
         for name, where, n in expected:
             given = (inputs.past if where == "past" else inputs.future).get(name)

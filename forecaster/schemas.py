@@ -75,6 +75,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+# Covariates a series brings (docs/guide/covariates.md): each name's values, finite numbers.
+PastCovariates = dict[str, list[Value]]
+FutureCovariates = dict[str, list[Value]]
+# A static covariate: a number, or text for a category.
+StaticCovariates = dict[str, Value | str]
+PAST_DESCRIPTION = (
+    "Covariate name -> one value per history point, for every past and every future "
+    "covariate the model reads (`GET /v1/models/{name}` lists them)."
+)
+FUTURE_DESCRIPTION = (
+    "Future covariate name -> one value per horizon step; each also appears in `past_covariates`."
+)
+STATIC_DESCRIPTION = "Static covariate name -> its value (a number, or text for a category)."
+
+
+def _future_has_past(past: dict[str, Any] | None, future: dict[str, Any] | None) -> None:
+    missing = sorted(set(future or {}) - set(past or {}))
+    if missing:
+        raise ValueError(
+            f"future covariate {missing[0]!r} has no `past_covariates` values: give one per "
+            "history point there too"
+        )
+
+
 class SeriesInput(_Strict):
     """One series of a many-series request."""
 
@@ -87,6 +111,14 @@ class SeriesInput(_Strict):
     timestamps: list[str] | None = Field(
         None, description="ISO 8601 time of each observation (same length as history)."
     )
+    past_covariates: PastCovariates | None = Field(None, description=PAST_DESCRIPTION)
+    future_covariates: FutureCovariates | None = Field(None, description=FUTURE_DESCRIPTION)
+    static_covariates: StaticCovariates | None = Field(None, description=STATIC_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _futures_have_pasts(self) -> SeriesInput:
+        _future_has_past(self.past_covariates, self.future_covariates)
+        return self
 
 
 class ForecastRequest(_Strict):
@@ -111,6 +143,9 @@ class ForecastRequest(_Strict):
     timestamps: list[str] | None = Field(
         None, description="ISO 8601 time of each observation of `history` (same length)."
     )
+    past_covariates: PastCovariates | None = Field(None, description=PAST_DESCRIPTION)
+    future_covariates: FutureCovariates | None = Field(None, description=FUTURE_DESCRIPTION)
+    static_covariates: StaticCovariates | None = Field(None, description=STATIC_DESCRIPTION)
     series: list[SeriesInput] | None = Field(
         None, min_length=1, description="Many series, answered in request order."
     )
@@ -151,6 +186,10 @@ class ForecastRequest(_Strict):
             raise ValueError("give exactly one of `history` (one series) or `series` (many)")
         if self.series is not None and self.timestamps is not None:
             raise ValueError("`timestamps` belongs inside each entry of `series`")
+        covariates = (self.past_covariates, self.future_covariates, self.static_covariates)
+        if self.series is not None and any(c is not None for c in covariates):
+            raise ValueError("covariates belong inside each entry of `series`")
+        _future_has_past(self.past_covariates, self.future_covariates)
         return self
 
 
@@ -224,6 +263,10 @@ class _Answer(BaseModel):
         "calibrated level served for it (`83.1`). Absent when none was.",
     )
     gap: Gap | None = None
+    warnings: list[str] | None = Field(
+        None, description="What the forecast did not use of the request, and why (e.g. "
+        "covariates sent to a model that reads none; a short history answered without them)."
+    )  # fmt: skip
 
 
 class SeriesForecast(_Answer):
@@ -249,6 +292,28 @@ class MinHistory(BaseModel):
         ..., description="After a gap of more than 3 missing points (enough for the model or "
         "a seasonal fallback); fewer is an error naming the gap."
     )  # fmt: skip
+
+
+class CovariateInfo(BaseModel):
+    """One covariate a model reads."""
+
+    name: str
+    role: Literal["past", "future", "static"] = Field(
+        ..., description="`past`: one value per history point; `future`: per history point "
+        "and per horizon step; `static`: one value per series."
+    )  # fmt: skip
+    kind: Literal["numeric", "categorical"]
+    categories: list[str] | None = Field(None, description="A categorical one's training values.")
+
+
+class ModelCovariates(BaseModel):
+    """What a model reads besides the target: the covariates a request must carry, and the
+    calendar features it computes from the history's timestamps (which it then needs)."""
+
+    columns: list[CovariateInfo]
+    calendar: list[str] = Field(default_factory=list)
+    holidays: str | None = Field(None, description="Country whose public holidays it reads.")
+    needs_timestamps: bool = False
 
 
 class ModelSummary(BaseModel):
@@ -286,6 +351,9 @@ class ModelSummary(BaseModel):
         None, description="What makes its forecasts: `model`, `model+classical` or `classical`."
     )
     classical_share: float | None = Field(None, description=SHARE_DESCRIPTION)
+    covariates: ModelCovariates | None = Field(
+        None, description="What a request must carry besides the history; None: nothing."
+    )
     problem: str | None = Field(
         None, description="Why the production version is not the one served, if it is not."
     )

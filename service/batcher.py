@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from forecaster.covariates import Encoded
 from forecaster.predict import Forecast, Predictor
 
 
@@ -43,6 +44,7 @@ class _Job:
     windows: np.ndarray  # [n, input_size] float64, left-padded (Predictor.windows)
     lengths: np.ndarray  # [n] real points at the end of each window
     future: asyncio.Future[Forecast]
+    encoded: Encoded | None = None  # a covariate model's inputs, one row per window
     queued_at: float = field(default_factory=time.perf_counter)
     start: int = 0  # first row not yet handed to the model
     parts: list[Forecast] = field(default_factory=list)  # results of the slices run so far
@@ -108,18 +110,23 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     async def submit(
-        self, predictor: Predictor, windows: np.ndarray, lengths: np.ndarray | None = None
+        self,
+        predictor: Predictor,
+        windows: np.ndarray,
+        lengths: np.ndarray | None = None,
+        encoded: Encoded | None = None,
     ) -> Forecast:
         """Forecasts (full model horizon) for ``windows`` [n, input_size] as cut by
         :meth:`Predictor.windows`, whose last ``lengths`` [n] points are history (default: all),
-        run with others."""
+        with their covariates ``encoded`` (:meth:`Predictor.encode`, [n] rows) when the model
+        reads some, run with others."""
         n = len(windows)
         if self._pending and self._pending + n > self.max_queued_series:
             raise Overloaded(f"{self._pending} series already queued")
         if lengths is None:
             lengths = np.full(n, windows.shape[1], np.int64)
         future = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(predictor, windows, lengths, future))
+        self._jobs.append(_Job(predictor, windows, lengths, future, encoded))
         self._pending += n
         self._wakeup.set()
         try:
@@ -144,7 +151,7 @@ class MicroBatcher:
                 self._on_batch(len(windows))
             predictor = batch[0][0].predictor
             try:
-                running = predictor.dispatch(windows, lengths)
+                running = predictor.dispatch(windows, lengths, None, _encoded(batch))
                 await loop.run_in_executor(self._executor, running.wait)
                 result = predictor.collect(running)
             except Exception as exc:  # handed to every waiting request, which reports it
@@ -201,6 +208,14 @@ class MicroBatcher:
     def _whole(job: _Job) -> _Slice:
         start, job.start = job.start, len(job.windows)
         return job, start, len(job.windows)
+
+
+def _encoded(batch: list[_Slice]) -> Encoded | None:
+    """The covariate rows of a batch (its jobs share one model: all have them or none)."""
+    parts = [(job.encoded, a, b) for job, a, b in batch if job.encoded is not None]
+    if not parts:
+        return None
+    return Encoded(*(np.concatenate([e[f][a:b] for e, a, b in parts]) for f in range(3)))
 
 
 def _deliver(batch: list[_Slice], result: Forecast) -> None:

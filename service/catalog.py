@@ -17,10 +17,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
+from forecaster.covariates import CovariateSpec
 from forecaster.frequency import same_frequency
 from forecaster.horizons import horizon_limit
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError, hide_root
-from forecaster.schemas import MinHistory, ModelDetail, ModelSummary, Readiness
+from forecaster.schemas import (
+    CovariateInfo,
+    MinHistory,
+    ModelCovariates,
+    ModelDetail,
+    ModelSummary,
+    Readiness,
+)
 from service.settings import Settings
 from service.store import ModelStore, ServedModel, failure
 
@@ -242,8 +250,22 @@ async def _summary_fields(store: ModelStore, settings: Settings, name: str) -> d
             "calibrated": served.calibration is not None,
             "method": cfg.method,
             "classical_share": cfg.stated_share,
+            "covariates": _covariates(served.predictor.covariates),
         }
     return fields
+
+
+def _covariates(spec: CovariateSpec) -> ModelCovariates | None:
+    """What a request to a model of ``spec`` must carry besides its history; None: nothing."""
+    if not spec:
+        return None
+    columns = [
+        CovariateInfo(name=c.name, role=c.role, kind=c.kind,
+                      categories=list(c.categories) if c.kind == "categorical" else None)
+        for c in spec.columns
+    ]  # fmt: skip
+    return ModelCovariates(columns=columns, calendar=list(spec.calendar), holidays=spec.holidays,
+                           needs_timestamps=spec.timed)  # fmt: skip
 
 
 def _registry_facts(registry: Registry, name: str) -> tuple[list[int], int | None, str | None]:

@@ -41,10 +41,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import numpy as np
+import pandas as pd
 import pydantic_core
 
 from forecaster import calibration
 from forecaster.calibration import DEFAULT_LEVELS, level_key, level_quantiles
+from forecaster.covariates import CovariateError, Encoded, SeriesInputs
 from forecaster.extend import Roll
 from forecaster.fallback import Fallback, Method, answering_method
 from forecaster.frequency import same_frequency
@@ -90,6 +92,8 @@ class Checked:
     method: str  # "model", or the fallback method
     timeline: Timeline | None  # its timestamps up to the last point kept
     future: list[str] | None = None
+    encoded: Encoded | None = None  # a covariate model's inputs for it (one row)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,7 @@ class Prepared:
     lengths: np.ndarray
     fallbacks: dict[int, Fallback]  # position in ``series`` -> its forecast
     calibrated_fallbacks: frozenset[int] = frozenset()
+    encoded: Encoded | None = None  # a covariate model's inputs, one row per window
 
     def calibrated(self, k: int) -> bool:
         """Whether series ``k``'s intervals and quantiles are calibrated."""
@@ -216,7 +221,8 @@ async def _network(
     roll = Roll(prepared.modelled(), horizon, predictor.config.horizon)
     x, lengths = prepared.x, prepared.lengths
     while True:
-        roll.add(await batcher.submit(predictor, x, lengths))
+        # A covariate model is never rolled (``prepare`` refuses its longer horizons).
+        roll.add(await batcher.submit(predictor, x, lengths, prepared.encoded))
         pending = roll.pending()
         if pending is None:
             return roll.network()
@@ -260,6 +266,13 @@ def prepare(
     too_far = horizon_problem(request.horizon, cfg.horizon)
     if too_far is not None:
         raise RequestError(422, ("body", "horizon"), too_far)
+    if served.predictor.covariates and request.horizon > cfg.horizon:
+        msg = (
+            f"model {served.name!r} reads covariates ({served.predictor.covariates.described()}) "
+            f"and forecasts at most its trained horizon of {cfg.horizon} steps (it is not rolled "
+            "forward on its own forecasts, which carry no covariates)"
+        )
+        raise RequestError(422, ("body", "horizon"), msg)
     online = adjusted(served.name, served.version) if adjusted is not None else {}
     wanted = _wanted(request, served, online)
     todo = [(i, e) for i, e in enumerate(entries) if i not in problems]
@@ -271,8 +284,100 @@ def prepare(
     checked = [c for c in outcomes if isinstance(c, Checked)]
     problems |= {i: p for (i, _), p in zip(todo, outcomes, strict=True) if isinstance(p, Problem)}
     checked, late = _with_futures(checked, served, request.horizon)
+    outcomes = _chunked(checked, lambda part: [with_covariates(c, served, request.horizon)
+                                                for c in part])  # fmt: skip
+    checked = [c for c in outcomes if isinstance(c, Checked)]
+    late += [p for p in outcomes if isinstance(p, Problem)]
     series = sorted(checked, key=lambda c: c.entry.index or 0)
     return _forecast_inputs(served, wanted, series, [*problems.values(), *late], request)
+
+
+_ROLE_FIELDS = {"past": "past_covariates", "future": "future_covariates",
+                "static": "static_covariates"}  # fmt: skip
+
+
+def with_covariates(series: Checked, served: ServedModel, horizon: int) -> Checked | Problem:
+    """``series`` with its covariates encoded for its model (``horizon`` steps asked), or the
+    :class:`Problem` naming the covariate that is missing, misaligned or unknown (and the
+    length expected). Covariates the forecast does not use are named in its warnings: sent to
+    a model that reads none, or to a covariate model answering a short history by its
+    statistical fallback."""
+    spec, sent, entry = served.predictor.covariates, series.entry.covariates, series.entry
+    if not spec:
+        if sent is None:
+            return series
+        names = [f"{field} ({', '.join(values)})" for field, values in _sent(sent).items()]
+        note = f"model {served.name!r} reads no covariates: {'; '.join(names)} not used"
+        return dataclasses.replace(series, warnings=(note,))
+    if series.method != "model":
+        note = (
+            f"answered by {series.method} from the history alone, without covariates: model "
+            f"{served.name!r} reads {spec.described()} from histories of at least "
+            f"{min_history(served).model} points"
+        )
+        return dataclasses.replace(series, warnings=(note,))
+    inputs = sent or SeriesInputs()
+    try:
+        spec.check(0, len(entry.history), inputs, horizon)
+    except CovariateError as exc:
+        return _covariate_problem(entry, exc)
+    problem = _aligned(series)
+    if problem is not None:
+        return problem
+    values = series.cleaned.values
+    start = series.cleaned.last + 1 - len(values)  # its first sent point
+    cut = slice(start, series.cleaned.last + 1)
+    timeline = series.timeline
+    end = None if timeline is None else pd.Timestamp(int(timeline.times[-1]), unit="us")
+    inputs = SeriesInputs(
+        past={k: np.asarray(v, np.float64)[cut] for k, v in inputs.past.items()},
+        future=inputs.future,
+        static=inputs.static,
+        end=end,
+    )
+    try:
+        encoded = served.predictor.encode([values], [inputs], horizon)
+    except CovariateError as exc:
+        return _covariate_problem(entry, exc)
+    return dataclasses.replace(series, encoded=encoded)
+
+
+def _sent(inputs: SeriesInputs) -> dict[str, list[str]]:
+    """The covariate names ``inputs`` carries, by request field."""
+    fields = {"past_covariates": inputs.past, "future_covariates": inputs.future,
+              "static_covariates": inputs.static}  # fmt: skip
+    return {field: list(values) for field, values in fields.items() if values}
+
+
+def _aligned(series: Checked) -> Problem | None:
+    """Why ``series``' covariates cannot be lined up with the history it is forecast from:
+    skipped timestamps (the covariates have no values there), or missing values at its end
+    (the horizon's covariates start after the last point sent)."""
+    entry = series.entry
+    if series.timeline is not None and series.timeline.positions is not None:
+        msg = (
+            "the timestamps skip points of their grid: a model with covariates needs every "
+            "step's point and covariates (send them, with null for a missing value)"
+        )
+        return Problem(entry, (*entry.loc, "timestamps"), msg)
+    if series.cleaned.last != len(entry.history) - 1:
+        msg = (
+            "the history ends with missing values: a model with covariates forecasts the steps "
+            "after the last point sent, whose covariates it is given; send its value"
+        )
+        return Problem(entry, (*entry.loc, "history", len(entry.history) - 1), msg)
+    return None
+
+
+def _covariate_problem(entry: Entry, exc: CovariateError) -> Problem:
+    """The problem of ``entry`` a :class:`CovariateError` names, at the field it lies in."""
+    role = exc.detail.split(" ", 1)[0]
+    field = _ROLE_FIELDS.get(role)
+    if exc.name == "timestamps":
+        return Problem(entry, (*entry.loc, "timestamps"), exc.detail, "missing")
+    if field is None:
+        return Problem(entry, entry.loc, exc.detail)
+    return Problem(entry, (*entry.loc, field, exc.name), exc.detail)
 
 
 def _forecast_inputs(
@@ -287,10 +392,12 @@ def _forecast_inputs(
     x, lengths = np.zeros((0, served.config.input_size)), np.zeros(0, np.int64)
     if modelled:
         x, lengths = served.predictor.windows(modelled)
+    rows = [c.encoded for c in series if c.method == "model" and c.encoded is not None]
+    encoded = Encoded(*(np.concatenate(f) for f in zip(*rows, strict=True))) if rows else None
     seasonality = served.seasonality
     short = [(k, c) for k, c in enumerate(series) if c.method != "model"]
     if not short:
-        return Prepared(served, wanted, series, problems, x, lengths, {})
+        return Prepared(served, wanted, series, problems, x, lengths, {}, encoded=encoded)
     cal = served.calibration if wanted.calibrated else None
     forecasts = _chunked(
         short,
@@ -308,7 +415,7 @@ def _forecast_inputs(
     )
     fallbacks = {k: f for (k, _), (f, _) in zip(short, forecasts, strict=True)}
     calibrated = frozenset(k for (k, _), (_, ok) in zip(short, forecasts, strict=True) if ok)
-    return Prepared(served, wanted, series, problems, x, lengths, fallbacks, calibrated)
+    return Prepared(served, wanted, series, problems, x, lengths, fallbacks, calibrated, encoded)
 
 
 def _timelines(entries: list[Entry]) -> tuple[dict[int, Timeline], dict[int, Problem]]:
@@ -541,6 +648,8 @@ def _answer(prepared: Prepared, k: int, result: Forecast | None, horizon: int) -
         answer["adjusted"] = dict(wanted.adjusted)
     if series.cleaned.gap is not None:
         answer["gap"] = _gap(series.cleaned.gap, series.entry)
+    if series.warnings:
+        answer["warnings"] = list(series.warnings)
     return answer
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import pydantic_core
 from pydantic import ValidationError
 
-from forecaster.schemas import ID_MAX_LENGTH, ForecastRequest, id_problem
+from forecaster.covariates import SeriesInputs
+from forecaster.schemas import ID_MAX_LENGTH, ForecastRequest, SeriesInput, id_problem
 
 Loc = tuple[str | int, ...]
 # Schema errors reported per series (a history of 10,000 strings would otherwise give 10,000).
@@ -52,6 +53,7 @@ class Entry:
     id: str | None
     history: list[float | None]
     timestamps: list[str] | None
+    covariates: SeriesInputs | None = None  # as sent (no ``end``); None: none sent
 
     @property
     def name(self) -> str:
@@ -94,15 +96,24 @@ def parse_request(body: bytes, max_series: int) -> Parsed:
     except ValidationError as exc:
         return _lenient(body, exc, max_series)
     if request.history is not None:
-        entry = Entry(("body",), None, None, request.history, request.timestamps)
+        entry = Entry(("body",), None, None, request.history, request.timestamps,
+                      _covariates(request))  # fmt: skip
         return Parsed(request, [entry], [])
     assert request.series is not None  # the schema guarantees one of the two forms
     _check_count(len(request.series), max_series)
     entries = [
-        Entry(("body", "series", i), i, s.id, s.history, s.timestamps)
+        Entry(("body", "series", i), i, s.id, s.history, s.timestamps, _covariates(s))
         for i, s in enumerate(request.series)
     ]
     return Parsed(request, entries, [])
+
+
+def _covariates(given: ForecastRequest | SeriesInput) -> SeriesInputs | None:
+    """The covariates one series carries, or None when it carries none."""
+    past, future, static = given.past_covariates, given.future_covariates, given.static_covariates
+    if past is None and future is None and static is None:
+        return None
+    return SeriesInputs(past or {}, future or {}, static or {})
 
 
 def _check_count(count: int, max_series: int) -> None:
@@ -134,7 +145,7 @@ def _lenient(body: bytes, exc: ValidationError, max_series: int) -> Parsed:
     series = request.series if good else []
     assert series is not None
     entries = [
-        Entry(("body", "series", i), i, s.id, s.history, s.timestamps)
+        Entry(("body", "series", i), i, s.id, s.history, s.timestamps, _covariates(s))
         for i, s in zip(good, series, strict=True)
     ]
     return Parsed(request.model_copy(update={"series": series}), entries, problems)

@@ -118,13 +118,6 @@ def build_served(
 ) -> ServedModel:
     """Load ``name@version``, compile every batch shape and check it forecasts sanely."""
     loaded = registry.load(name, version)
-    if loaded.covariates:
-        # Requests cannot carry covariates yet: such a model would fail every forecast, so it is
-        # refused at load, named in /readyz, and the version before it (if any) keeps serving.
-        raise LoadFailed(
-            f"it reads covariates ({loaded.covariates.described()}), which requests cannot carry "
-            "yet; forecast with it through the library (forecaster evaluate, forecaster.predict)"
-        )
     predictor = Predictor(loaded.config, loaded.params, batch_sizes, covariates=loaded.covariates)
     predictor.warmup()
     _validate(predictor)

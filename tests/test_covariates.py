@@ -288,23 +288,143 @@ def test_covariates_sent_to_a_univariate_model_are_refused(trained) -> None:
     assert predictor.predict(histories).point.shape == (2, 24)
 
 
-def test_a_served_covariate_model_is_refused_at_load_never_a_500(trained, tmp_path: Path) -> None:
-    """Requests cannot carry covariates yet: the service names why it does not serve such a
-    model (readiness, the forecast's error) instead of failing every forecast with a 500."""
+def served_request(series: data.SeriesSet, points: int = 100) -> tuple[dict, C.SeriesInputs]:
+    """Series 0's last ``points`` before its last day, as a request's entry, and the library's
+    inputs for the same forecast."""
+    train, _ = data.train_val_split(series, 24)
+    history = np.asarray(train.values[0])[-points:]
+    end = pd.Timestamp(train.end[0])
+    stamps = pd.date_range(end=end, periods=points, freq="h").strftime("%Y-%m-%dT%H:%M:%S")
+    past = np.asarray(train.covariates.future["x"][0])[-points:]
+    future = np.asarray(series.covariates.future["x"][0])[-24:]
+    entry = {"id": "a", "history": history.tolist(), "timestamps": list(stamps),
+             "past_covariates": {"x": past.tolist()}, "future_covariates": {"x": future.tolist()},
+             "static_covariates": {"region": "north"}}  # fmt: skip
+    inputs = C.SeriesInputs({"x": past}, {"x": future}, {"region": "north"}, end)
+    return entry, inputs
+
+
+def test_a_served_covariate_model_forecasts_as_the_library_does(trained, tmp_path: Path) -> None:
+    """The service serves a covariate model: it states what the model reads, and a forecast
+    with its covariates equals the library's for the same inputs; covariates it cannot use are
+    said so (a warning), and a horizon beyond the trained one is refused naming it."""
     from forecaster.registry import Registry
-    from tests.service.conftest import make_settings, publish, running_client
+    from tests.service.conftest import TINY, make_settings, publish, running_client
 
     series, with_cov, _ = trained
     Registry(tmp_path).publish("driven", with_cov.config, with_cov.params, promote=True,
                                freq=series.freq, covariates=with_cov.covariates)  # fmt: skip
     publish(tmp_path, "plain")
+    entry, inputs = served_request(series)
+    predictor = Predictor(with_cov.config, with_cov.params, covariates=with_cov.covariates)
+    expected = predictor.predict([np.asarray(entry["history"])], inputs=[inputs]).point[0]
     with running_client(make_settings(tmp_path)) as client:
         ready = client.get("/readyz").json()
-        assert "driven" not in ready["models"] and "plain" in ready["models"]
-        answer = client.post("/v1/forecast", json={"model": "driven", "horizon": 24, "series": [
-            {"id": "a", "history": [1.0] * 60}]})  # fmt: skip
-        assert 400 <= answer.status_code < 500 or answer.status_code == 503, answer.text
-        assert "reads covariates (future: x" in answer.text
+        assert {"driven", "plain"} <= set(ready["models"]), ready
+        about = client.get("/v1/models/driven").json()["covariates"]
+        assert about["columns"] == [
+            {"name": "x", "role": "future", "kind": "numeric", "categories": None},
+            {"name": "region", "role": "static", "kind": "categorical",
+             "categories": ["north", "south"]},
+        ]  # fmt: skip
+        assert about["holidays"] == "US" and about["needs_timestamps"] is True
+        listed = {m["name"]: m for m in client.get("/v1/models").json()}
+        assert listed["driven"]["covariates"] == about and listed["plain"]["covariates"] is None
+
+        answer = client.post("/v1/forecast", json={"model": "driven", "horizon": 24,
+                                                   "series": [entry]})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["forecasts"][0]
+        np.testing.assert_allclose(got["forecast"], expected, rtol=1e-5, atol=1e-5)
+        assert "warnings" not in got
+        one = {k: v for k, v in entry.items() if k != "id"}
+        single = client.post("/v1/forecast", json={"model": "driven", "horizon": 24} | one)
+        np.testing.assert_allclose(single.json()["forecast"], expected, rtol=1e-5, atol=1e-5)
+        # A shorter horizon reads the first steps' covariates.
+        short = entry | {"future_covariates": {"x": entry["future_covariates"]["x"][:6]}}
+        six = client.post("/v1/forecast", json={"model": "driven", "horizon": 6,
+                                                "series": [short]})  # fmt: skip
+        np.testing.assert_allclose(six.json()["forecasts"][0]["forecast"], expected[:6],
+                                   rtol=1e-5, atol=1e-5)  # fmt: skip
+
+        too_far = client.post("/v1/forecast", json={"model": "driven", "horizon": 25,
+                                                    "series": [entry]})  # fmt: skip
+        assert too_far.status_code == 422
+        assert too_far.json()["detail"][0]["loc"] == ["body", "horizon"]
+        assert "trained horizon of 24" in too_far.text
+
+        few = {"id": "few", "history": entry["history"][:10], "timestamps":
+               entry["timestamps"][:10]}  # fmt: skip
+        fallback = client.post("/v1/forecast", json={"model": "driven", "horizon": 24,
+                                                     "series": [few]}).json()  # fmt: skip
+        answered = fallback["forecasts"][0]
+        assert answered["method"] != "model" and "without covariates" in answered["warnings"][0]
+
+        plain = client.post("/v1/forecast", json={"model": "plain", "horizon": TINY.horizon,
+                                                  "series": [entry]})  # fmt: skip
+        assert plain.status_code == 200, plain.text
+        warned = plain.json()["forecasts"][0]["warnings"]
+        assert len(warned) == 1 and "reads no covariates" in warned[0]
+        assert "past_covariates (x)" in warned[0] and "static_covariates (region)" in warned[0]
+
+
+def test_a_bad_covariate_is_that_series_error_naming_it(trained, tmp_path: Path) -> None:
+    """Missing, misaligned, text, Infinity, unknown or future-without-past covariates, and no
+    timestamps for a calendar model: each that series' error naming it (the others answered),
+    the whole request refused with ``strict``; never a 500."""
+    from forecaster.registry import Registry
+    from tests.service.conftest import make_settings, running_client
+
+    series, with_cov, _ = trained
+    Registry(tmp_path).publish("driven", with_cov.config, with_cov.params, promote=True,
+                               freq=series.freq, covariates=with_cov.covariates)  # fmt: skip
+    good, _ = served_request(series)
+    past, future = good["past_covariates"]["x"], good["future_covariates"]["x"]
+    bad = {
+        "missing": (good | {"past_covariates": {}, "future_covariates": {}},
+                    ["past_covariates", "x"], "one value per history point (100)"),
+        "short": (good | {"future_covariates": {"x": future[:23]}},
+                  ["future_covariates", "x"], "has 23 values; 24 (one per horizon step)"),
+        "long": (good | {"past_covariates": {"x": [*past, 1.0]}},
+                 ["past_covariates", "x"], "has 101 values; 100 (one per history point)"),
+        "text": (good | {"past_covariates": {"x": ["a", *past[1:]]}},
+                 ["past_covariates", "x", 0], "valid number"),
+        "unknown": (good | {"past_covariates": {"x": past, "wind": past}},
+                    ["past_covariates", "wind"], "'wind' is not one the model reads"),
+        "static": (good | {"static_covariates": {}},
+                   ["static_covariates", "region"], "'region' is missing"),
+        "no-past": (good | {"past_covariates": {"y": past}, "future_covariates": {"x": future}},
+                    [], "future covariate 'x' has no `past_covariates` values"),
+        "no-time": ({k: v for k, v in good.items() if k != "timestamps"},
+                    ["timestamps"], "timestamps are needed"),
+    }  # fmt: skip
+    entries = [good | {"id": "ok"}] + [e | {"id": name} for name, (e, _, _) in bad.items()]
+    body = {"model": "driven", "horizon": 24, "series": entries}
+    with running_client(make_settings(tmp_path)) as client:
+        answer = client.post("/v1/forecast", json=body)
+        assert answer.status_code == 200, answer.text
+        out = answer.json()
+        assert [f["id"] for f in out["forecasts"]] == ["ok"]
+        errors = {e["id"]: e for e in out["errors"]}
+        assert list(errors) == list(bad)
+        for k, (name, (_, where, words)) in enumerate(bad.items(), start=1):
+            assert errors[name]["loc"] == ["body", "series", k, *where], errors[name]
+            assert words in errors[name]["msg"], errors[name]
+        strict = client.post("/v1/forecast", json=body | {"strict": True})
+        assert strict.status_code == 422
+        assert len(strict.json()["detail"]) == len(bad)
+        # JSON's Infinity, which Python's json writes as is.
+        raw = json.dumps(body | {"series": [good | {"future_covariates": {
+            "x": [float("inf"), *future[1:]]}}]})  # fmt: skip
+        infinite = client.post("/v1/forecast", content=raw,
+                               headers={"content-type": "application/json"})  # fmt: skip
+        assert infinite.status_code == 200, infinite.text
+        (error,) = infinite.json()["errors"]
+        assert error["loc"] == ["body", "series", 0, "future_covariates", "x", 0]
+        one = client.post("/v1/forecast", json={"model": "driven", "horizon": 24} | {
+            k: v for k, v in bad["short"][0].items() if k != "id"})  # fmt: skip
+        assert one.status_code == 422
+        assert one.json()["detail"][0]["loc"] == ["body", "future_covariates", "x"]
 
 
 def test_retraining_with_covariates_is_refused_in_one_line(
@@ -322,3 +442,44 @@ def test_retraining_with_covariates_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert code != 0 and "reads covariates: retraining covariate models is not built yet" in err
     assert "Traceback" not in err
+
+
+def test_the_client_sends_covariates_from_frames(trained, tmp_path: Path) -> None:
+    """``forecast_many(df, future_df=..., static_df=...)``, sync and async, over a real server:
+    the history frame's covariate columns, the horizon's values from ``future_df``; the
+    forecast is the library's."""
+    import asyncio
+
+    from forecaster.client import AsyncForecastClient, ForecastClient
+    from forecaster.registry import Registry
+    from tests.service.conftest import server
+
+    series, with_cov, _ = trained
+    root = tmp_path / "registry"
+    Registry(root).publish("driven", with_cov.config, with_cov.params, promote=True,
+                           freq=series.freq, covariates=with_cov.covariates)  # fmt: skip
+    entry, inputs = served_request(series)
+    predictor = Predictor(with_cov.config, with_cov.params, covariates=with_cov.covariates)
+    expected = predictor.predict([np.asarray(entry["history"])], inputs=[inputs]).point[0]
+    stamps = pd.to_datetime(entry["timestamps"])
+    df = pd.DataFrame({"id": "a", "timestamp": stamps, "value": entry["history"],
+                       "x": entry["past_covariates"]["x"]})  # fmt: skip
+    after = pd.date_range(stamps[-1], periods=25, freq="h")[1:]
+    future_df = pd.DataFrame({"id": "a", "timestamp": after,
+                              "x": entry["future_covariates"]["x"]})  # fmt: skip
+    static_df = pd.DataFrame({"id": ["a"], "region": ["north"]})
+    with server(root, tmp_path) as s:
+        with ForecastClient(s.url) as client:
+            frame = client.forecast_many(df, 24, model="driven", future_df=future_df,
+                                         static_df=static_df)  # fmt: skip
+            with pytest.raises(Exception, match="static covariate 'region' is missing"):
+                client.forecast_many(df, 24, model="driven", future_df=future_df)
+
+        async def many() -> pd.DataFrame:
+            async with AsyncForecastClient(s.url) as client:
+                return await client.forecast_many(df, 24, model="driven", future_df=future_df,
+                                                  static_df=static_df)  # fmt: skip
+
+        other = asyncio.run(many())
+    np.testing.assert_allclose(frame["forecast"].to_numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(other["forecast"].to_numpy(), expected, rtol=1e-5, atol=1e-5)

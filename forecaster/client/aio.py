@@ -27,10 +27,12 @@ from forecaster.client._config import (
     still_waiting,
 )
 from forecaster.client.bodies import (
+    Covariates,
     History,
     Input,
     OnErrors,
     actuals_bodies,
+    ahead,
     as_input,
     inputs_of,
     merged_actuals,
@@ -127,12 +129,16 @@ class AsyncForecastClient:
         time_col: str = "timestamp",
         value_col: str = "value",
         errors: OnErrors = "raise",
+        future_df: pd.DataFrame | None = None,
+        past_covariates: Sequence[str] = (),
+        static_df: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """See :meth:`ForecastClient.forecast_many` (requests go one after another here too,
         so a big job never floods the service's queue into 503s)."""
-        inputs = inputs_of(data, id_col, time_col, value_col)
+        covariates = Covariates(future_df, past_covariates, static_df)
+        inputs = inputs_of(data, id_col, time_col, value_col, covariates)
         horizon = await self._checked_horizon(inputs, horizon, model)
-        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors, levels)
+        plan = self._cfg.plan(ahead(inputs, horizon), horizon, model, quantiles, errors, levels)
         answers = [
             parse(BatchForecastResponse, await self._send("POST", FORECAST_PATH, c.body))
             for c in plan.chunks

@@ -8,7 +8,7 @@ marks a missing value and is sent as ``null``; the service fills or trims it as 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -43,6 +43,9 @@ class Input:
     values: list[float | None]
     timestamps: list[str] | None
     index: pd.DatetimeIndex | None
+    past: dict[str, list[float]] | None = None  # covariates: one value per history point
+    future: dict[str, list[float]] | None = None  # one per horizon step (cut by ``ahead``)
+    static: dict[str, float | str] | None = None
 
 
 def as_input(history: History) -> Input:
@@ -82,17 +85,100 @@ def _iso(index: pd.DatetimeIndex) -> list[str]:
 
 
 def inputs_of(
-    data: Mapping[Any, History] | pd.DataFrame, id_col: str, time_col: str, value_col: str
+    data: Mapping[Any, History] | pd.DataFrame,
+    id_col: str,
+    time_col: str,
+    value_col: str,
+    covariates: Covariates | None = None,
 ) -> list[tuple[Any, Input]]:
-    """``(id, input)`` per series of a dict of series or a long DataFrame, in first-seen order."""
+    """``(id, input)`` per series of a dict of series or a long DataFrame, in first-seen order,
+    with their ``covariates`` (a long DataFrame's only)."""
     if not isinstance(data, pd.DataFrame):
+        if covariates:
+            raise InvalidRequest("covariates come with a long DataFrame of the histories")
         return [(key, as_input(history)) for key, history in data.items()]
     missing = [c for c in (id_col, value_col) if c not in data.columns]
     if missing:
         raise InvalidRequest(f"the DataFrame has no column {missing[0]!r}")
-    return [
+    inputs = [
         (key, as_input(series)) for key, series in _split_long(data, id_col, time_col, value_col)
     ]
+    return with_covariates(data, inputs, covariates, id_col, time_col) if covariates else inputs
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """Where a long DataFrame's covariates are: ``future_df`` (id, time and one column per
+    future covariate, whose history is the same column of the history frame), the history
+    frame's ``past`` columns (observed up to the forecast origin only), and ``static_df`` (id
+    and one column per static covariate): the layout neuralforecast users know."""
+
+    future_df: pd.DataFrame | None = None
+    past: Sequence[str] = ()
+    static_df: pd.DataFrame | None = None
+
+    def __bool__(self) -> bool:
+        return self.future_df is not None or bool(self.past) or self.static_df is not None
+
+
+def with_covariates(
+    data: pd.DataFrame,
+    inputs: list[tuple[Any, Input]],
+    covariates: Covariates,
+    id_col: str,
+    time_col: str,
+) -> list[tuple[Any, Input]]:
+    """``inputs`` (of the long frame ``data``) with their covariates."""
+    future = covariates.future_df
+    ahead = [c for c in future.columns if c not in (id_col, time_col)] if future is not None else []
+    named = [*ahead, *covariates.past]
+    missing = [c for c in named if c not in data.columns]
+    if missing:
+        raise InvalidRequest(f"the DataFrame has no covariate column {missing[0]!r}")
+    groups = dict(_groups(data, id_col, time_col))
+    futures = dict(_groups(future, id_col, time_col)) if future is not None else {}
+    statics: dict[Any, dict[str, Any]] = {}
+    if covariates.static_df is not None:
+        table = covariates.static_df.drop_duplicates(id_col).set_index(id_col)
+        statics = {k: {c: _plain(v) for c, v in row.items()} for k, row in table.iterrows()}
+    out = []
+    for key, item in inputs:
+        group, later = groups[key], futures.get(key)
+        past = {c: _numbers(group[c], c) for c in named}
+        fut = {c: _numbers(later[c], c) if later is not None else [] for c in ahead}
+        out.append((key, replace(item, past=past or None, future=fut or None,
+                                 static=statics.get(key))))  # fmt: skip
+    return out
+
+
+def ahead(inputs: list[tuple[Any, Input]], horizon: int) -> list[tuple[Any, Input]]:
+    """``inputs`` with their future covariates cut to ``horizon`` steps."""
+    return [
+        (k, replace(i, future={c: v[:horizon] for c, v in i.future.items()}) if i.future else i)
+        for k, i in inputs
+    ]
+
+
+def _groups(frame: pd.DataFrame, id_col: str, time_col: str) -> Iterator[tuple[Any, pd.DataFrame]]:
+    for key, group in frame.groupby(id_col, sort=False):
+        if time_col in group.columns:
+            group = group.sort_values(time_col, kind="stable")
+        yield key, group
+
+
+def _numbers(column: pd.Series, name: str) -> list[float]:
+    try:
+        values: list[float] = column.to_numpy(dtype=np.float64).tolist()
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"covariate column {name!r} must hold numbers") from None
+    return values
+
+
+def _plain(value: Any) -> float | str:
+    """A static value as JSON takes it: a number, else its text."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        return str(value)
+    return float(value)
 
 
 def _split_long(
@@ -123,6 +209,9 @@ def single_body(
         request = ForecastRequest(
             history=series.values,
             timestamps=series.timestamps,
+            past_covariates=series.past,
+            future_covariates=series.future,
+            static_covariates=series.static,
             horizon=horizon,
             model=model,
             quantiles=_levels(quantiles),
@@ -140,7 +229,12 @@ def _levels(quantiles: Sequence[float] | None) -> list[float] | None:
 def _series_input(key: Any, series: Input, position: int) -> SeriesInput:
     try:
         return SeriesInput(
-            id=str(key)[:ID_MAX_LENGTH], history=series.values, timestamps=series.timestamps
+            id=str(key)[:ID_MAX_LENGTH],
+            history=series.values,
+            timestamps=series.timestamps,
+            past_covariates=series.past,
+            future_covariates=series.future,
+            static_covariates=series.static,
         )
     except pydantic.ValidationError as exc:
         error = client_side_error(exc)

@@ -26,10 +26,12 @@ from forecaster.client._config import (
     still_waiting,
 )
 from forecaster.client.bodies import (
+    Covariates,
     History,
     Input,
     OnErrors,
     actuals_bodies,
+    ahead,
     as_input,
     inputs_of,
     merged_actuals,
@@ -144,6 +146,9 @@ class ForecastClient:
         time_col: str = "timestamp",
         value_col: str = "value",
         errors: OnErrors = "raise",
+        future_df: pd.DataFrame | None = None,
+        past_covariates: Sequence[str] = (),
+        static_df: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Forecast many series: a dict ``{id: history}`` or a long DataFrame (NaN: missing).
 
@@ -156,9 +161,10 @@ class ForecastClient:
         ``frame.attrs["errors"]`` (one dict per error: ``id`` your key, ``index``, ``loc``,
         ``msg``, ``type``).
         """
-        inputs = inputs_of(data, id_col, time_col, value_col)
+        covariates = Covariates(future_df, past_covariates, static_df)
+        inputs = inputs_of(data, id_col, time_col, value_col, covariates)
         horizon = self._checked_horizon(inputs, horizon, model)
-        plan = self._cfg.plan(inputs, horizon, model, quantiles, errors, levels)
+        plan = self._cfg.plan(ahead(inputs, horizon), horizon, model, quantiles, errors, levels)
         answers = [
             parse(BatchForecastResponse, self._send("POST", FORECAST_PATH, c.body))
             for c in plan.chunks

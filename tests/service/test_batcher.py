@@ -26,9 +26,12 @@ class FakePredictor:
         self.dispatched_on: list[threading.Thread] = []
         self.waited_on: list[threading.Thread] = []
 
-    def dispatch(self, windows: np.ndarray, lengths: np.ndarray) -> FakeRunning:
-        """What the batcher calls on the event loop: every row comes with its length."""
-        assert lengths.shape == (len(windows),)
+    def dispatch(
+        self, windows: np.ndarray, lengths: np.ndarray, horizon: None, encoded: None
+    ) -> FakeRunning:
+        """What the batcher calls on the event loop: every row comes with its length (and no
+        covariates: this model reads none)."""
+        assert lengths.shape == (len(windows),) and horizon is None and encoded is None
         self.calls.append(len(windows))
         self.dispatched_on.append(threading.current_thread())
         return FakeRunning(self, windows)

@@ -15,7 +15,8 @@ def test_list_models(client):
     r = client.get("/v1/models")
     assert r.status_code == 200
     served = {"versions": [1], "production": 1, "loaded_version": 1, "problem": None,
-              "method": "model", "classical_share": None, "calibrated": False}  # fmt: skip
+              "method": "model", "classical_share": None, "calibrated": False,
+              "covariates": None}  # fmt: skip
     # Published without timestamps: frequency and seasonal period unknown.
     unknown = {"frequency": None, "seasonal_period": None}
     assert r.json() == [
