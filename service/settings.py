@@ -161,7 +161,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         # `FORECASTER_DEFAULT_MODEL=` (as compose files pass an unset variable) means unset.
-        return value or None
+        return value if value and value.strip() else None
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        # An empty variable would be Path(""), the current directory: serving whatever lies there.
+        return DEFAULT_REGISTRY if isinstance(value, str) and not value.strip() else value
 
     @field_validator("adaptive_intervals")
     @classmethod
