@@ -25,13 +25,14 @@ HEALTH_PATH = "/healthz"  # liveness is answered even over the connection cap
 
 @dataclasses.dataclass(frozen=True)
 class ConnectionLimits:
-    """Per-connection limits enforced by :func:`http_protocol`."""
+    """Per-connection limits enforced by :func:`http_protocol`; their defaults and docs live in
+    :class:`~service.settings.Settings` (same field names)."""
 
-    header_timeout_s: float = 10.0
-    max_header_bytes: int = 16 * 1024
-    max_connections: int | None = None
-    retry_after_s: int = 1
-    send_timeout_s: float = 30.0
+    header_timeout_s: float
+    max_header_bytes: int
+    max_connections: int | None
+    retry_after_s: int
+    send_timeout_s: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:

@@ -192,7 +192,11 @@ def _protocol(base: type, max_header_bytes: int = 100, send_timeout_s: float = 3
     config = Config(app=_ok, ws="none", lifespan="off", access_log=False)
     config.load()
     limits = ConnectionLimits(
-        header_timeout_s=30, max_header_bytes=max_header_bytes, send_timeout_s=send_timeout_s
+        header_timeout_s=30,
+        max_header_bytes=max_header_bytes,
+        max_connections=None,
+        retry_after_s=1,
+        send_timeout_s=send_timeout_s,
     )
     cls = http_protocol(limits, base)
     proto = cls(config=config, server_state=ServerState(), app_state={})
