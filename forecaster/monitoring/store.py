@@ -220,12 +220,12 @@ class MonitoringStore:
         public = "monitoring database unavailable (preparing its schema)"
         try:
             with self.engine.begin() as conn:
-                _refuse_newer_schema(conn, script)
                 if _at_head(conn, script):
                     return
             with self.engine.begin() as conn:
                 _lock_for_migration(conn)
-                _refuse_newer_schema(conn, script)
+                if _at_head(conn, script):
+                    return  # another process migrated it while this one waited
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except sa.exc.SQLAlchemyError as exc:
@@ -517,11 +517,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _at_head(conn: sa.Connection, script: ScriptDirectory) -> bool:
-    """Whether the schema is at the newest revision these migrations know."""
-    return set(MigrationContext.configure(conn).get_current_heads()) == set(script.get_heads())
-
-
 def _lock_for_migration(conn: sa.Connection) -> None:
     """Hold the database's migration lock until ``conn``'s transaction ends (the schema's
     changes and its revision commit together, then the next process in gets it).
@@ -538,9 +533,9 @@ def _lock_for_migration(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _refuse_newer_schema(conn: sa.Connection, script: ScriptDirectory) -> None:
-    """:class:`SchemaTooNew` when the database is at a revision these migrations do not know
-    (Alembic would fail on it with no word of why)."""
+def _at_head(conn: sa.Connection, script: ScriptDirectory) -> bool:
+    """Whether the schema is at the newest revision these migrations know; :class:`SchemaTooNew`
+    when it is at one they do not know (Alembic would fail on it with no word of why)."""
     known = {s.revision for s in script.walk_revisions()}
     current = MigrationContext.configure(conn).get_current_heads()
     unknown = [r for r in current if r not in known]
@@ -551,6 +546,7 @@ def _refuse_newer_schema(conn: sa.Connection, script: ScriptDirectory) -> None:
             "give it a database of its own"
         )
         raise SchemaTooNew(msg, "monitoring database unavailable (its schema is newer)")
+    return set(current) == set(script.get_heads())
 
 
 def _refused_a_row(exc: BaseException | None) -> TypeGuard[BaseException]:

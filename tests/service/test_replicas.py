@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -41,6 +41,11 @@ START_S = 180.0
 KEY = {"X-API-Key": API_KEY}
 # What the service logs when it could not prepare, or later use, the monitoring store.
 STORE_TROUBLE = re.compile(r"monitoring database|forecast recording|Traceback|ERROR")
+# Sessions of this database waiting on a lock (a table's name, or the migration lock).
+WAITING_ON_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
 
 
 def stamps(n: int, start: datetime = START) -> list[str]:
@@ -59,13 +64,14 @@ def replicas(root: Path, tmp: Path, **env: str) -> Iterator[list[Server]]:
     starts its own, then waits for it to be ready), all stopped after the block."""
     with ExitStack() as stack, ThreadPoolExecutor(REPLICAS) as pool:
         starting = [pool.submit(Server, root, tmp, timeout=START_S, **env) for _ in range(REPLICAS)]
-        servers = []
+        servers: list[Server] = []
+        failed: Exception | None = None
         for future in starting:  # every one is waited for, so none is left running
             try:
                 servers.append(stack.enter_context(_stopped_after(future.result())))
             except Exception as exc:
                 failed = exc
-        if len(servers) < REPLICAS:
+        if failed is not None:
             raise failed
         yield servers
 
@@ -86,10 +92,8 @@ def gate(url: str) -> Iterator[None]:
     def release() -> None:
         deadline = time.monotonic() + START_S
         with psycopg.connect(url, autocommit=True) as watch:
-            waiting = "SELECT count(*) FROM pg_stat_activity " \
-                      "WHERE datname = current_database() AND wait_event_type = 'Lock'"  # fmt: skip
             while not done.is_set() and time.monotonic() < deadline:
-                row = watch.execute(waiting).fetchone()
+                row = watch.execute(WAITING_ON_A_LOCK).fetchone()
                 if row is not None and row[0] >= REPLICAS:
                     break
                 time.sleep(0.05)
@@ -129,9 +133,12 @@ def test_three_replicas_share_one_store_and_one_registry(tmp_path: Path, pg_clus
         # The gate holds the first replica there until the last one arrives.
         "FORECASTER_DATABASE_TIMEOUT_S": str(START_S),
     }
-    with gate(url), replicas(root, tmp_path, **env) as servers:
+    with (
+        gate(url),
+        replicas(root, tmp_path, **env) as servers,
+        closing(MonitoringStore(url)) as store,
+    ):
         # Migrated once: one revision row, and no replica met the store failing at start-up.
-        store = MonitoringStore(url)
         with store.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
         for s in servers:
@@ -192,6 +199,6 @@ def test_three_replicas_share_one_store_and_one_registry(tmp_path: Path, pg_clus
                 .select_from(sc.join(f, f.c.id == sc.c.forecast_id))
                 .group_by(f.c.series_id)
             ).all()
-        store.close()
         assert sorted((sid, n) for sid, n, _ in per_forecast) == [(s, HORIZON) for s in sorted(ids)]
         assert all(err == pytest.approx(1.0) for _, _, err in per_forecast)
+        assert sorted(recorded()) == [(sid, 2) for sid in sorted(ids)]  # still once each
