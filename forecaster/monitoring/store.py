@@ -55,6 +55,9 @@ STATEMENT_TIMEOUT_S = 30.0
 # Actual values written per transaction: a large ingest lets the recorder's flushes (and other
 # ingests) in between its parts instead of holding SQLite's one write lock for its whole run.
 ACTUALS_PER_TRANSACTION = 5_000
+# PostgreSQL advisory lock key held while migrating (any fixed bigint: advisory locks are per
+# database, so only processes migrating the same database wait for each other). "fcst-mig".
+MIGRATION_LOCK_KEY = 0x6663_7374_2D6D_6967
 
 
 # What scoring reads of a recorded forecast.
@@ -205,12 +208,24 @@ class MonitoringStore:
             self._schema_ready = True
 
     def _migrate(self) -> None:
+        """Bring the schema to head, one process at a time: replicas started together on one
+        database would otherwise each find it empty and create the same tables, all but one
+        failing ("already exists"). The revision is read again once the lock is held, so
+        those that waited find the schema done and change nothing. A schema already at head
+        (every start but the first) is seen without the lock: no writer waits on it, and a
+        read-only SQLite file still opens."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        script = ScriptDirectory.from_config(config)
         public = "monitoring database unavailable (preparing its schema)"
         try:
             with self.engine.begin() as conn:
-                _refuse_newer_schema(conn, ScriptDirectory.from_config(config))
+                if _at_head(conn, script):
+                    return
+            with self.engine.begin() as conn:
+                _lock_for_migration(conn)
+                if _at_head(conn, script):
+                    return  # another process migrated it while this one waited
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except sa.exc.SQLAlchemyError as exc:
@@ -502,9 +517,25 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _refuse_newer_schema(conn: sa.Connection, script: ScriptDirectory) -> None:
-    """:class:`SchemaTooNew` when the database is at a revision these migrations do not know
-    (Alembic would fail on it with no word of why)."""
+def _lock_for_migration(conn: sa.Connection) -> None:
+    """Hold the database's migration lock until ``conn``'s transaction ends (the schema's
+    changes and its revision commit together, then the next process in gets it).
+
+    PostgreSQL: a transaction-level advisory lock on :data:`MIGRATION_LOCK_KEY` (per database;
+    waiting for it counts against the statement timeout, as a migration's statements do).
+    SQLite: the file's write lock, taken at once (``BEGIN IMMEDIATE``): the driver would begin
+    only at the first INSERT and run the DDL before it outside any transaction, so two
+    processes would interleave their CREATE TABLEs and a crash could leave half a schema. The
+    wait for it is the connection's busy timeout."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _at_head(conn: sa.Connection, script: ScriptDirectory) -> bool:
+    """Whether the schema is at the newest revision these migrations know; :class:`SchemaTooNew`
+    when it is at one they do not know (Alembic would fail on it with no word of why)."""
     known = {s.revision for s in script.walk_revisions()}
     current = MigrationContext.configure(conn).get_current_heads()
     unknown = [r for r in current if r not in known]
@@ -515,6 +546,7 @@ def _refuse_newer_schema(conn: sa.Connection, script: ScriptDirectory) -> None:
             "give it a database of its own"
         )
         raise SchemaTooNew(msg, "monitoring database unavailable (its schema is newer)")
+    return set(current) == set(script.get_heads())
 
 
 def _refused_a_row(exc: BaseException | None) -> TypeGuard[BaseException]:

@@ -103,7 +103,9 @@ def free_port() -> int:
 class Server:
     """A real uvicorn process serving ``service.app:app`` on 127.0.0.1."""
 
-    def __init__(self, root: Path, tmp: Path, *, ready: bool = True, **env: str) -> None:
+    def __init__(
+        self, root: Path, tmp: Path, *, ready: bool = True, timeout: float = 60, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings = {
@@ -123,7 +125,7 @@ class Server:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_ready(self._readyz if ready else self._healthz)
+            wait_ready(self._readyz if ready else self._healthz, timeout)
         except BaseException:
             self.stop()
             raise
