@@ -244,7 +244,7 @@ def forecast_chunk(table: pa.Table, model: BatchModel, source: DataSource) -> Re
     finite = np.isfinite(point).all(axis=1)
     for band in bands.values():
         finite &= np.isfinite(band).all(axis=1)
-    for j in np.flatnonzero(~finite):
+    for j in np.flatnonzero(~finite).tolist():
         problems.setdefault(int(j), f"the {methods[j]} method produced non-finite forecasts")
 
     ok = np.array([j not in problems for j in range(k)], bool)
@@ -274,11 +274,11 @@ def _check_rows(
             )
         seen[name] = j
     if ids.null_count:
-        for j in np.flatnonzero(np.add.reduceat(ids.is_null().to_numpy(), starts) > 0):
+        for j in np.flatnonzero(np.add.reduceat(ids.is_null().to_numpy(), starts) > 0).tolist():
             problems[int(j)] = "rows without an id"
     if times.null_count:
         missing = times.is_null().to_numpy(zero_copy_only=False)
-        for j in np.flatnonzero(np.add.reduceat(missing, starts) > 0):
+        for j in np.flatnonzero(np.add.reduceat(missing, starts) > 0).tolist():
             problems.setdefault(int(j), "a row without a timestamp")
     big = np.flatnonzero(np.abs(np.nan_to_num(values, nan=0.0)) > MAX_ABS_VALUE)
     for row in big:
@@ -385,7 +385,10 @@ def _table(
     m, h = point.shape
     wanted = model.wanted
     columns: dict[str, pa.Array] = {
-        "id": ids.take(pa.array(np.repeat(starts, h))),
+        # Each id repeated h times: a dictionary column (Parquet keeps it so; CSV decodes it).
+        "id": pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(np.arange(m, dtype=np.int32), h)), ids.take(pa.array(starts))
+        ),
         "timestamp": pa.array(future.ravel()).cast(pa.timestamp("us", tz)),
         "step": pa.array(np.tile(np.arange(1, h + 1, dtype=np.int32), m)),
         "forecast": pa.array(point.ravel()),

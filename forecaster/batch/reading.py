@@ -88,7 +88,9 @@ def record_batches(
     try:
         if file.kind == "parquet":
             with fsspec.open(file.url, "rb") as f:
-                reader = pq.ParquetFile(f)
+                # Without pre-buffering: with it, Arrow keeps every row group read so far
+                # (memory grew by the file's compressed size, 1 GB over 1M series).
+                reader = pq.ParquetFile(f, pre_buffer=False)
                 _check_schema(file, reader.schema_arrow, wanted)
                 for batch in reader.iter_batches(batch_size=READ_ROWS, columns=wanted):
                     yield _typed(file, batch, source)
@@ -205,7 +207,7 @@ def read_rows(file: InputFile, source: DataSource, start: int, stop: int) -> pa.
     wanted = list(columns(source))
     try:
         with fsspec.open(file.url, "rb") as f:
-            reader = pq.ParquetFile(f)
+            reader = pq.ParquetFile(f, pre_buffer=False)
             _check_schema(file, reader.schema_arrow, wanted)
             meta = reader.metadata
             ends = np.cumsum([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
