@@ -74,9 +74,9 @@ class Summary:
 
 def record(job: BatchJob, version: int) -> dict[str, Any]:
     """What the parts depend on: a rerun resumes only the same job (:meth:`Output.start`)."""
-    data = asdict(job.data)
+    data = {f"data.{k}": v for k, v in asdict(job.data).items()}  # a change names its field
     return {
-        "model": job.model.partition("@")[0], "version": version, "data": data,
+        "model": job.model.partition("@")[0], "version": version, **data,
         "horizon": job.horizon, "levels": list(job.levels), "quantiles": list(job.quantiles),
         "chunk_series": job.chunk_series, "out_format": job.out_format,
     }  # fmt: skip
@@ -142,9 +142,24 @@ def _run_local(
             summary.failed_parts.append(str(exc))
 
 
-def progress_bar(enabled: bool) -> Any:
-    """A tqdm bar counting series (with series per second) on stderr."""
-    from tqdm.auto import tqdm
+class ProgressBar:
+    """A tqdm bar counting series (with series per second) on stderr, shown from the first
+    part done (a job that stops at once prints no bar)."""
 
-    return tqdm(unit=" series", unit_scale=True, disable=not enabled, file=sys.stderr,
-                desc="forecast", smoothing=0.1)  # fmt: skip
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def update(self, series: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(unit=" series", unit_scale=True, file=sys.stderr, desc="forecast",
+                            smoothing=0.1)  # fmt: skip
+        self.bar.update(series)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

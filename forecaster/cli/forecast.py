@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from forecaster.batch import run as run_job
-    from forecaster.batch.driver import progress_bar
+    from forecaster.batch.driver import ProgressBar
 
     names = [f.name for f in options(BatchJob)]
     missing = [n for n in ("model", "out") if getattr(args, n) is None]
@@ -45,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"{NAME}: error: {err}", file=sys.stderr)
         return 2
-    with progress_bar(job.progress) as bar:
+    bar = ProgressBar(job.progress)
+    try:
         summary = run_job(job, on_progress=bar.update)
+    finally:
+        bar.close()
     for line in summary.lines():
         print(f"{NAME}: failed: {line}", file=sys.stderr)
     print(json.dumps(summary.figures()))
