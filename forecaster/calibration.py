@@ -169,7 +169,11 @@ def level_key(level: float) -> str:
 def scales(histories: Sequence[F64], season: int, window: int) -> F64:
     """Each history's scale [n]: the seasonal-naive in-sample MAE of its last ``window``
     points (lag 1 when too short for a season); 0 where there is none (constant, one point)."""
-    s = metrics.scale([np.asarray(h[-window:], np.float64) for h in histories], season)
+    if len(histories) > 1 and all(len(h) >= window for h in histories):
+        # Whole windows: one [n, window] array, scaled without a loop over series.
+        s = metrics.scale(np.array([h[-window:] for h in histories], np.float64), season)
+    else:
+        s = metrics.scale([np.asarray(h[-window:], np.float64) for h in histories], season)
     return np.nan_to_num(s, nan=0.0)
 
 

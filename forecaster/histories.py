@@ -30,8 +30,10 @@ __all__ = [
     "NoValues",
     "beyond",
     "clean_history",
+    "least_after_gap",
     "magnitude_rule",
     "on_grid",
+    "trained_max_gap",
 ]
 
 
@@ -140,6 +142,20 @@ def clean_history(
             raise GapTooLong(gap, core.size, min_after_gap, max_gap)
     filled = int(np.isnan(values[first : last + 1]).sum())
     return Cleaned(core, int(sent[last]), filled, gap)
+
+
+def least_after_gap(min_input: int, seasonality: int) -> int:
+    """Fewest points after a long gap to forecast from: enough for the model (its
+    ``min_input``) or for a seasonal fallback (one season), whichever is fewer."""
+    return min(min_input, seasonality)
+
+
+def trained_max_gap(training: object) -> int:
+    """Longest run of missing points interpolated in a history: the one the model was trained
+    with (``training["max_gap"]`` of its manifest), so a forecast reads a history as training
+    read its data; ``MAX_GAP`` for a model that records none."""
+    value = training.get("max_gap", MAX_GAP) if isinstance(training, dict) else MAX_GAP
+    return value if isinstance(value, int) and value >= 0 else MAX_GAP
 
 
 #: Largest accepted |value| in a history (the service's ``max_abs_value`` default) and in

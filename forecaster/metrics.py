@@ -121,8 +121,10 @@ def _lag_scale(x: F64, lag: int) -> float:
     return float(np.mean(np.abs(x[lag:] - x[:-lag]))) if x.size > lag else float("nan")
 
 
-def scale(insample: Sequence[ArrayLike], m: int) -> F64:
+def scale(insample: Sequence[ArrayLike] | F64, m: int) -> F64:
     """MASE/MSIS denominator of each series, ``[n]``, with the lag-1 fallback (module docstring)."""
+    if isinstance(insample, np.ndarray) and insample.ndim == 2:  # equal lengths: no loop
+        return _scale_rows(insample.astype(np.float64, copy=False), m)
     out = []
     for x in _as_series(insample):
         s = _lag_scale(x, m)
@@ -130,6 +132,17 @@ def scale(insample: Sequence[ArrayLike], m: int) -> F64:
             s = _lag_scale(x, 1)
         out.append(s if s > 0 else np.nan)
     return np.asarray(out, dtype=np.float64)
+
+
+def _scale_rows(x: F64, m: int) -> F64:
+    """:func:`scale` of the rows of ``x`` [n, k] (the batch job's thousands of histories)."""
+    n, k = x.shape
+    out = np.abs(x[:, m:] - x[:, :-m]).mean(axis=1) if k > m else np.full(n, np.nan)
+    redo = ~(out > 0)
+    if redo.any():
+        lag1 = np.abs(np.diff(x[redo], axis=1)).mean(axis=1) if k > 1 else np.nan
+        out[redo] = lag1
+    return np.where(out > 0, out, np.nan)
 
 
 def _check_insample(n_insample: int, y: F64) -> None:

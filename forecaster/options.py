@@ -181,6 +181,7 @@ def table(cls: type) -> str:
 
 def reference() -> str:
     """``docs/reference/options.md``: every option of every command, one table a dataclass."""
+    from forecaster.batch import BatchJob
     from forecaster.configs import ModelConfig, TrainConfig
     from forecaster.job import Job
     from forecaster.sources import DataSource
@@ -190,6 +191,7 @@ def reference() -> str:
         ("Training", TrainConfig, "`forecaster train`, `retrain`; `[train]` in retrain configs"),
         ("Data", DataSource, "every command that reads data; top-level retrain config keys"),
         ("Retraining", Job, "`forecaster retrain`; top-level or per-model retrain config keys"),
+        ("Batch forecasting", BatchJob, "`forecaster forecast`"),
     ]
     parts = ["# Options", "", "Generated from the dataclasses by `python -m forecaster.options`."]
     for title, cls, used in sections:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from forecaster.covariates import CovariateSpec
 from forecaster.frequency import same_frequency
+from forecaster.histories import least_after_gap
 from forecaster.horizons import horizon_limit
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError, hide_root
 from forecaster.schemas import (
@@ -147,7 +148,7 @@ def min_history(served: ServedModel) -> MinHistory:
     """Fewest points for each path: the model's ``min_input``; one for the fallback; after a long
     gap, enough for the model or a seasonal fallback (one season)."""
     least = served.config.min_input
-    return MinHistory(model=least, fallback=1, after_gap=min(least, served.seasonality))
+    return MinHistory(model=least, fallback=1, after_gap=least_after_gap(least, served.seasonality))
 
 
 # ------------------------------------------------------------------------------ readiness

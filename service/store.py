@@ -29,6 +29,7 @@ import fsspec
 
 from forecaster import data
 from forecaster.calibration import Calibration
+from forecaster.histories import trained_max_gap
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import (
@@ -86,9 +87,7 @@ class ServedModel:
     def max_gap(self) -> int:
         """Longest run of missing points interpolated in a history: the one the model was
         trained with (``--max-gap``), so serving reads a history as training read its data."""
-        training = self.loaded.manifest.training or {}
-        value = training.get("max_gap", data.MAX_GAP)
-        return value if isinstance(value, int) and value >= 0 else data.MAX_GAP
+        return trained_max_gap(self.loaded.manifest.training)
 
 
 @dataclass(frozen=True)
