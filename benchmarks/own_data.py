@@ -1,6 +1,7 @@
 """Your own data, as a new user has it: small realistic files trained with no flags.
 
     python -m benchmarks.own_data [--only NAME ...] [--out FILE] [--flags "--step 1 ..."]
+                                  [--models DIR [--load]]
 
 What it measures, how, and what it found: ``docs/results/own-data.md``.
 """
@@ -97,13 +98,23 @@ def _nile() -> pd.DataFrame:
     return pd.DataFrame({"year": years, "flow": raw["volume"]})
 
 
-def _weekly_many(n: int = 40, seed: int = 0) -> pd.DataFrame:
-    """``n`` weekly sales-like series of 150 to 1,200 points (M4 Weekly's shape, smaller):
-    level, drifting trend, a yearly cycle of its own shape, multiplicative noise."""
+# M4 Weekly's series lengths, roughly (359 series: shortest 80, median about 930, longest 2,597),
+# as a quantile function: the share of series at most this long, and the length.
+M4_WEEKLY_LENGTHS = ((0.0, 80), (0.25, 380), (0.5, 930), (0.75, 1_600), (1.0, 2_597))
+
+
+def _weekly_many(n: int = 40, seed: int = 0, m4_lengths: bool = False) -> pd.DataFrame:
+    """``n`` weekly sales-like series of 150 to 1,200 points (M4 Weekly's shape, smaller; with
+    ``m4_lengths``, lengths drawn from ``M4_WEEKLY_LENGTHS``): level, drifting trend, a yearly
+    cycle of its own shape, multiplicative noise."""
     rng = np.random.default_rng(seed)
+    shares, sizes = zip(*M4_WEEKLY_LENGTHS, strict=True)
     frames = []
     for i in range(n):
-        length = int(rng.integers(150, 1_201))
+        if m4_lengths:
+            length = int(np.interp(rng.uniform(), shares, sizes))
+        else:
+            length = int(rng.integers(150, 1_201))
         t = np.arange(length)
         cycle = sum(
             rng.normal(0, 0.15 / k) * np.sin(2 * np.pi * k * t / 52.18 + rng.uniform(0, 6.3))
@@ -149,6 +160,9 @@ DATASETS = (
     DataSet("nile", "yearly, one short series (100 points)", "YS", _nile, None, "year", "flow"),
     DataSet("weekly", "weekly, 40 series of 150 to 1,200 points (generated)", "W-SUN",
             _weekly_many, "store", "week", "sales"),
+    DataSet("weekly_m4", "weekly, M4 Weekly's size: 359 series of 80 to 2,597 points (generated)",
+            "W-SUN", lambda: _weekly_many(359, seed=1, m4_lengths=True), "store", "week",
+            "sales"),
     DataSet("half_hourly", "half-hourly, 12 weeks of demand (generated)", "30min",
             _half_hourly, None, "time", "demand_mw"),
 )  # fmt: skip
@@ -195,14 +209,20 @@ def train(history: Path, model_dir: Path, flags: list[str]) -> dict:
 
 
 def scores(history: list[np.ndarray], actual: np.ndarray, forecast: np.ndarray, m: int) -> dict:
-    """MASE, sMAPE and the mean and median APE (%, points whose actual is not 0)."""
-    ape = np.abs(forecast - actual) / np.abs(actual)
-    ape = ape[np.isfinite(ape)] * 100
+    """MASE, sMAPE, the mean and median APE (%, points whose actual is not 0) and the worst 1%
+    of series: the 99th percentile of each series' mean APE over those points (with few series,
+    about the worst one)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(actual != 0, np.abs(forecast - actual) / np.abs(actual) * 100, np.nan)
+    ape = terms[np.isfinite(terms)]
+    counted = np.isfinite(terms).any(axis=1)
+    per_series = np.nanmean(terms[counted], axis=1)
     return {
         "mase": round(metrics.mase(history, actual, forecast, m), 3),
         "smape": round(metrics.smape(actual, forecast), 3),
         "mean_ape": round(float(ape.mean()), 2),
         "median_ape": round(float(np.median(ape)), 2),
+        "p99_series_ape": round(float(np.percentile(per_series, 99)), 2),
     }
 
 
@@ -215,7 +235,10 @@ def auto_ets(history: list[np.ndarray], horizon: int, m: int) -> np.ndarray:
                      for h in history])  # fmt: skip
 
 
-def run_one(ds: DataSet, workdir: Path, flags: list[str]) -> dict:
+def run_one(ds: DataSet, workdir: Path, flags: list[str], models: Path | None = None,
+            load: bool = False) -> dict:  # fmt: skip
+    """Train ``ds`` (its model saved in ``models`` / name, else in ``workdir``) and score it;
+    with ``load``, score the model saved there earlier instead of training."""
     cal = calendar(ds.freq)
     horizon, m = cal.horizon, cal.seasonality
     frame = ds.build()
@@ -226,7 +249,13 @@ def run_one(ds: DataSet, workdir: Path, flags: list[str]) -> dict:
                   "rows": len(head), "horizon": horizon}  # fmt: skip
     if flags:
         line["flags"] = flags
-    line |= train(history_file, workdir / ds.name, flags)
+    model_dir = (models or workdir) / ds.name
+    if load:  # a set not kept there still gets its baselines' scores
+        line["loaded"] = str(model_dir)
+        if not (model_dir / "manifest.json").is_file():
+            line["error"] = f"no model kept in {model_dir}"
+    else:
+        line |= train(history_file, model_dir, flags)
     # The histories as the model reads them (ids and gaps as `forecaster train` read them; gaps
     # interpolated however long, so every method forecasts from the same values).
     series = data.load_series(history_file, id_col=ds.id_col or "id", time_col=ds.time_col,
@@ -238,6 +267,7 @@ def run_one(ds: DataSet, workdir: Path, flags: list[str]) -> dict:
     actual = np.stack([by_id[sid] for sid in series.ids]) if ds.id_col else next(
         iter(by_id.values()))[None]  # fmt: skip
     baselines = {
+        "naive": metrics.naive(history, horizon),
         "seasonal_naive": metrics.seasonal_naive(history, horizon, m),
         "theta": classical.theta(history, horizon, m),
     }
@@ -248,7 +278,7 @@ def run_one(ds: DataSet, workdir: Path, flags: list[str]) -> dict:
     for name, forecast in baselines.items():
         line[name] = scores(history, actual, forecast, m)
     if "error" not in line:
-        loaded = load_model(workdir / ds.name)
+        loaded = load_model(model_dir)
         cfg = loaded.config
         steps = (loaded.manifest.training or {}).get("steps")
         line["settings"] = {
@@ -269,12 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON lines appended here")
     p.add_argument("--note", help="a note added to every line")
     p.add_argument("--flags", default="", help="train flags, for comparisons (default: none)")
+    p.add_argument("--models", type=Path, help="keep each trained model in DIR/<name>")
+    p.add_argument("--load", action="store_true",
+                   help="score the models kept in --models instead of training")  # fmt: skip
     args = p.parse_args(argv)
+    if args.load and not args.models:
+        p.error("--load needs --models DIR")
     with tempfile.TemporaryDirectory() as tmp:
         for ds in DATASETS:
             if ds.name not in args.only:
                 continue
-            line = run_one(ds, Path(tmp), args.flags.split())
+            line = run_one(ds, Path(tmp), args.flags.split(), args.models, args.load)
             if args.note:
                 line = {"note": args.note, **line}
             print(json.dumps(line), flush=True)
