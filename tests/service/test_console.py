@@ -1,0 +1,175 @@
+"""The web console in a real headless Chromium (Debian's, through its chromedriver) against a
+real uvicorn server: each view loads, a pasted series is forecast and the chart plots exactly
+the API's answer, bad input gets a message naming the problem, and the browser logs no error.
+Screenshots go to build/console/ (CI keeps them). Skips when chromedriver is not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from forecaster.covariates import Column, CovariateSpec
+from forecaster.model import ModelConfig, init_params
+from forecaster.registry import Registry
+from service.routes.console import CSP
+from tests.helpers.polling import wait_until
+from tests.service.conftest import ROOT, Server, server
+
+CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMEDRIVER is None or CHROMIUM is None,
+    reason="needs Debian's chromium and chromedriver (.ci/run installs them)",
+)
+SHOTS = ROOT / "build" / "console"
+HOURLY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, horizon=12, step=24,
+                     quantiles=(0.025, 0.1, 0.5, 0.9, 0.975))  # fmt: skip
+DRIVEN = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, horizon=12, step=24,
+                     past_features=1, future_features=1)  # fmt: skip
+
+
+def pasted_csv(series: str = "shop-1", n: int = 96) -> str:
+    stamps = np.datetime64("2024-03-01T00", "h") + np.arange(n)
+    values = 100 + 10 * np.sin(np.arange(n) * 2 * np.pi / 24)
+    rows = [f"{series},{str(t).replace('T', ' ')}:00:00,{v:.4f}" for t, v in zip(stamps, values)]
+    return "id,timestamp,value\n" + "\n".join(rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("console")
+    registry = Registry(tmp / "reg")
+    registry.publish("hourly", HOURLY, init_params(HOURLY, 0), promote=True, freq="h",
+                     seasonality=24)  # fmt: skip
+    spec = CovariateSpec((Column("load", "future", mean=50.0, std=10.0),))
+    registry.publish("driven", DRIVEN, init_params(DRIVEN, 0), promote=True, freq="h",
+                     seasonality=24, covariates=spec)  # fmt: skip
+    with server(tmp / "reg", tmp, FORECASTER_DEFAULT_MODEL="hourly") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1366,900",
+                "--disable-dev-shm-usage"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_script_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_view(driver, site: Server, view: str) -> None:
+    driver.get(f"{site.url}/#{view}")
+    wait_until(lambda: driver.execute_script("return document.body.dataset.view") == view,
+               timeout=20, message=f"the {view} view did not load")  # fmt: skip
+
+
+def message(driver) -> str:
+    return driver.execute_script(
+        "const m = document.getElementById('message'); return m.hidden ? '' : m.textContent"
+    )
+
+
+def console_errors(driver) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+
+
+def shot(driver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def submit(driver, model: str, csv: str) -> None:
+    driver.execute_script(
+        "document.getElementById('fc-model').value = arguments[0];"
+        "document.getElementById('fc-csv').value = arguments[1];"
+        "window.consoleState.answer = null;",
+        model, csv,
+    )  # fmt: skip
+    driver.find_element("id", "fc-submit").click()
+
+
+def test_the_page_is_served_with_a_strict_policy(site: Server) -> None:
+    page = httpx.get(site.url + "/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert page.headers["content-security-policy"] == CSP
+    assert "unsafe-inline" not in CSP and "script-src 'self'" in CSP
+    assert "<script>" not in page.text and " style=" not in page.text  # nothing inline
+    for path in ("/console/app.js", "/console/vendor/uPlot.iife.min.js"):
+        asset = httpx.get(site.url + path)
+        assert asset.status_code == 200 and asset.headers["content-security-policy"] == CSP
+
+
+def test_each_view_loads_without_console_errors(browser, site: Server) -> None:
+    for view in ("models", "forecast", "accuracy"):
+        open_view(browser, site, view)
+        assert message(browser) == "", message(browser)
+        shot(browser, view)
+        if view == "models":
+            table = browser.find_element("id", "models-table").text
+            assert "hourly" in table and "driven" in table and "load (future)" in table
+    assert console_errors(browser) == []
+
+
+def test_a_pasted_series_is_plotted_exactly_as_the_api_answers(browser, site: Server) -> None:
+    open_view(browser, site, "forecast")
+    submit(browser, "hourly", pasted_csv())
+    wait_until(lambda: browser.execute_script("return window.consoleState.answer") is not None
+               or message(browser), timeout=20, message="no answer")  # fmt: skip
+    assert message(browser) == ""
+    request = browser.execute_script("return window.consoleState.request")
+    assert request["levels"] == [80, 95] and request["horizon"] == 12
+    answer = httpx.post(site.url + "/v1/forecast", json=request).json()["forecasts"][0]
+    plotted = browser.execute_script(
+        "const u = window.consoleCharts['fc-chart'];"
+        "return {data: u.data, labels: u.series.map(s => s.label)}"
+    )
+    data, labels = plotted["data"], plotted["labels"]
+    n = len(request["series"][0]["history"])
+    assert data[1][:n] == request["series"][0]["history"]
+    assert np.allclose(data[2][n:], answer["forecast"], rtol=1e-6)
+    for level in ("80", "95"):
+        band = answer["intervals"][level]
+        assert np.allclose(data[labels.index(f"upper {level}%")][n:], band["upper"], rtol=1e-6)
+        assert np.allclose(data[labels.index(f"lower {level}%")][n:], band["lower"], rtol=1e-6)
+    assert data[0][n] - data[0][n - 1] == 3600  # hourly stamps on the x axis, in seconds
+    assert "method: model" in browser.find_element("id", "fc-info").text
+    shot(browser, "forecast-pasted")
+    assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize(
+    ("model", "csv", "named"),
+    [
+        ("hourly", "id,when,amount,colour\na,2024-01-01,1,red\n", "no value column"),
+        ("hourly", "id,timestamp,value\na,2024-01-01 00:00,1\na,2024-01-01 01:00,abc\n",
+         "row 3, column 'value': 'abc' is not a number"),
+        ("hourly", "value,price\n1,2\n", "column 'price' is not a covariate of model hourly"),
+        ("nope", "value\n1\n2\n", "no model named 'nope'"),
+        ("driven", pasted_csv(), "needs the future covariate 'load'"),
+    ],
+    ids=["wrong-columns", "text-value", "unknown-column", "unknown-model", "missing-covariate"],
+)
+def test_bad_input_gets_a_message_naming_the_problem(browser, site: Server, model: str, csv: str,
+                                                     named: str) -> None:  # fmt: skip
+    open_view(browser, site, "forecast")
+    submit(browser, model, csv)
+    wait_until(lambda: message(browser), timeout=20, message="no message shown")
+    assert named in message(browser)
+    assert browser.execute_script("return window.consoleCharts['fc-chart']") is None  # no chart
+    shot(browser, f"bad-{model}")
