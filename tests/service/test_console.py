@@ -19,7 +19,7 @@ from forecaster.model import ModelConfig, init_params
 from forecaster.registry import Registry
 from service.routes.console import CSP
 from tests.helpers.polling import wait_until
-from tests.service.conftest import ROOT, Server, server
+from tests.service.conftest import API_KEY, ROOT, Server, server
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,8 +45,9 @@ def pasted_csv(series: str = "shop-1", n: int = 96) -> str:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("console")
     registry = Registry(tmp / "reg")
-    registry.publish("hourly", HOURLY, init_params(HOURLY, 0), promote=True, freq="h",
-                     seasonality=24)  # fmt: skip
+    for version, promote in ((1, True), (2, False)):  # v2 waits for the admin test
+        registry.publish("hourly", HOURLY, init_params(HOURLY, version), promote=promote,
+                         freq="h", seasonality=24, metrics={"smape": 12.0 - version})  # fmt: skip
     spec = CovariateSpec((Column("load", "future", mean=50.0, std=10.0),))
     registry.publish("driven", DRIVEN, init_params(DRIVEN, 0), promote=True, freq="h",
                      seasonality=24, covariates=spec)  # fmt: skip
@@ -74,8 +75,11 @@ def browser() -> Iterator[object]:
 
 
 def open_view(driver, site: Server, view: str) -> None:
+    """A fresh load of the page at ``#view`` (``view?model=NAME`` too), once it has loaded."""
+    driver.get("about:blank")
     driver.get(f"{site.url}/#{view}")
-    wait_until(lambda: driver.execute_script("return document.body.dataset.view") == view,
+    name = view.split("?")[0]
+    wait_until(lambda: driver.execute_script("return document.body.dataset.view") == name,
                timeout=20, message=f"the {view} view did not load")  # fmt: skip
 
 
@@ -173,3 +177,89 @@ def test_bad_input_gets_a_message_naming_the_problem(browser, site: Server, mode
     assert named in message(browser)
     assert browser.execute_script("return window.consoleCharts['fc-chart']") is None  # no chart
     shot(browser, f"bad-{model}")
+    # The only thing logged, if anything: the browser noting the API's 4xx answer.
+    assert all(e["source"] == "network" for e in console_errors(browser))
+
+
+def test_a_model_with_future_covariates_reads_them_from_the_rows_after_the_history(
+    browser, site: Server
+) -> None:
+    rows = pasted_csv().strip().splitlines()
+    body = [f"{r},{50 + k % 7}" for k, r in enumerate(rows[1:])]
+    future = [f"shop-1,2024-03-05 {h:02d}:00:00,,{60 + h}" for h in range(6)]
+    open_view(browser, site, "forecast")
+    submit(browser, "driven", "\n".join([rows[0] + ",load", *body, *future]))
+    wait_until(lambda: browser.execute_script("return window.consoleState.answer") is not None
+               or message(browser), timeout=20, message="no answer")  # fmt: skip
+    assert message(browser) == ""
+    request = browser.execute_script("return window.consoleState.request")
+    sent = request["series"][0]
+    assert request["horizon"] == 6 and sent["future_covariates"] == {"load": list(range(60, 66))}
+    assert len(sent["past_covariates"]["load"]) == len(sent["history"]) == 96
+    answer = browser.execute_script("return window.consoleState.answer")
+    assert answer["forecasts"][0]["method"] == "model" and len(answer["forecasts"][0]["forecast"]) == 6
+
+
+def test_live_accuracy_plots_the_api_s_timeline_and_a_series(browser, site: Server) -> None:
+    rows = [r.split(",") for r in pasted_csv("shop-2").strip().splitlines()[1:]]
+    body = {"model": "hourly", "levels": [80, 95], "horizon": 12,
+            "series": [{"id": "shop-2", "history": [float(r[2]) for r in rows],
+                        "timestamps": [r[1] for r in rows]}]}  # fmt: skip
+    made = httpx.post(site.url + "/v1/forecast", json=body).json()["forecasts"][0]
+    wait_until(lambda: "shop-2" in httpx.get(site.url + "/v1/series").text, timeout=20,
+               message="the forecast was not recorded")  # fmt: skip
+    truth = [y * 1.02 for y in made["forecast"]]
+    posted = httpx.post(site.url + "/v1/actuals", headers={"X-API-Key": API_KEY},
+                        json={"series": [{"id": "shop-2", "timestamps": made["timestamps"],
+                                          "values": truth}]})  # fmt: skip
+    assert posted.json()["matched"] == 12
+    open_view(browser, site, "accuracy?model=hourly")
+    wait_until(lambda: browser.execute_script("return !!window.consoleCharts['acc-series-chart']"),
+               timeout=20, message="no series chart")  # fmt: skip
+    assert message(browser) == ""
+    timeline = httpx.get(site.url + "/v1/models/hourly/accuracy/timeline?every=day").json()
+    chart = browser.execute_script(
+        "const u = window.consoleCharts['acc-mase'];"
+        "return {data: u.data, labels: u.series.map(s => s.label)}"
+    )
+    mase = [w["versions"][0]["overall"]["model"]["mase"] if w["versions"] else None
+            for w in timeline["windows"]]  # fmt: skip
+    naive = [w["versions"][0]["overall"]["seasonal_naive"]["mase"] if w["versions"] else None
+             for w in timeline["windows"]]  # fmt: skip
+    assert chart["data"][chart["labels"].index("v1 MASE")] == mase
+    assert chart["data"][chart["labels"].index("v1 seasonal naive")] == naive
+    assert set(chart["data"][chart["labels"].index("MASE = 1")]) == {1}
+    series = browser.execute_script(
+        "const u = window.consoleCharts['acc-series-chart'];"
+        "return {data: u.data, labels: u.series.map(s => s.label)}"
+    )
+    actual = [y for y in series["data"][series["labels"].index("actual")] if y is not None]
+    assert np.allclose(actual, truth)
+    shot(browser, "accuracy-live")
+    assert console_errors(browser) == []
+
+
+def test_admin_actions_need_the_key_typed_into_the_page(browser, site: Server) -> None:
+    open_view(browser, site, "models?model=hourly")
+    promote = browser.find_element("xpath", "//button[text()='Promote v2']")
+    promote.click()
+    wait_until(lambda: message(browser), timeout=10, message="no message")
+    assert "admin key" in message(browser)
+    key = browser.find_element("id", "admin-key")
+    key.send_keys("wrong")
+    promote.click()
+    wait_until(lambda: "wrong API key" in message(browser), timeout=10, message=lambda: message(browser))
+    key.clear()
+    key.send_keys(API_KEY)
+    browser.find_element("xpath", "//button[text()='Promote v2']").click()
+    wait_until(lambda: "now serving version 2" in message(browser), timeout=30,
+               message=lambda: message(browser))  # fmt: skip
+    assert httpx.get(site.url + "/v1/models/hourly").json()["loaded_version"] == 2
+    browser.find_element("xpath", "//button[text()='Roll hourly back']").click()
+    wait_until(lambda: "now serving version 1" in message(browser), timeout=30,
+               message=lambda: message(browser))  # fmt: skip
+    stored = browser.execute_script(
+        "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie"
+    )
+    assert API_KEY not in stored
+    assert API_KEY not in httpx.get(site.url + "/console/app.js").text

@@ -18,7 +18,24 @@ export function describeError(status, body) {
   return `HTTP ${status}`;
 }
 
+const RETRIES = 2;
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
 export async function api(path, { method = "GET", body, key } = {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    const { response, data } = await call(path, method, body, key);
+    // A reading busy or overloaded service says when to come back: do, a couple of times.
+    const wait = Number(response.headers.get("Retry-After"));
+    if (response.status === 503 && method === "GET" && attempt < RETRIES && wait >= 0 && wait <= 5) {
+      await sleep(1000 * Math.max(wait, 0.2));
+      continue;
+    }
+    if (!response.ok) throw new ApiError(describeError(response.status, data));
+    return data;
+  }
+}
+
+async function call(path, method, body, key) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["X-API-Key"] = key;
@@ -36,8 +53,7 @@ export async function api(path, { method = "GET", body, key } = {}) {
   } catch {
     data = null;
   }
-  if (!response.ok) throw new ApiError(describeError(response.status, data));
-  return data;
+  return { response, data };
 }
 
 export const enc = encodeURIComponent;

@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const LEVELS = [50, 80, 90, 95, 99];
 const DEFAULT_LEVELS = [80, 95];
 // What the last forecast sent and got (the browser tests read it back).
-const state = (window.consoleState = { request: null, answer: null });
+const state = (window.consoleState = { request: null, answer: null, unanswerable: [] });
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -60,7 +60,8 @@ async function showModels() {
   $("models-table").replaceChildren(table(["model", "versions", "production", "serving", "default",
     "frequency", "horizon", "window", "min. history", "covariates", "quantiles", "method",
     "problem"], rows));
-  if (models.length && !$("model-versions").dataset.model) await showVersions(models[0].name);
+  const shown = $("model-versions").dataset.model || hashModel() || (models[0] && models[0].name);
+  if (shown) await showVersions(shown);
 }
 
 function metricsText(metrics) {
@@ -106,7 +107,9 @@ async function loadModelList() {
   models = await api("/v1/models");
   const served = models.filter((m) => m.loaded_version !== null);
   $("fc-models").replaceChildren(...served.map((m) => el("option", { value: m.name })));
+  const chosen = hashModel() || $("acc-model").value;
   $("acc-model").replaceChildren(...models.map((m) => el("option", { value: m.name }, m.name)));
+  if (models.some((m) => m.name === chosen)) $("acc-model").value = chosen;
   const input = $("fc-model");
   if (!input.value && served.length) input.value = (served.find((m) => m.default) || served[0]).name;
   await modelChosen();
@@ -148,7 +151,8 @@ async function forecast() {
   const model = await api(`/v1/models/${enc(name)}`);
   if (model.loaded_version === null) throw new Error(`model ${name} is not served: ${model.problem || "not loaded"}`);
   const horizon = Number($("fc-horizon").value) || model.horizon;
-  const body = buildRequest($("fc-csv").value, model, { horizon, levels: chosenLevels() });
+  const [levels] = answerable(model, chosenLevels());
+  const body = buildRequest($("fc-csv").value, model, { horizon, levels });
   state.request = body;
   const answer = await api("/v1/forecast", { method: "POST", body });
   state.answer = answer;
@@ -182,7 +186,16 @@ function plotForecast(k) {
   if (f.calibrated !== null && f.calibrated !== undefined) notes.push(f.calibrated ? "calibrated intervals" : "uncalibrated intervals");
   if (f.filled) notes.push(`${f.filled} missing points filled`);
   if (f.warnings) notes.push(...f.warnings);
+  if (state.unanswerable.length) notes.push(`no ${state.unanswerable.join("/")}% interval: the model has no such quantiles`);
   $("fc-info").textContent = notes.join(" · ");
+}
+
+// The levels a model can answer: any when calibrated, else those whose two quantiles it has.
+function answerable(model, levels) {
+  const has = (q) => (model.quantiles || []).some((o) => Math.abs(o - q) < 1e-9);
+  const ok = levels.filter((l) => model.calibrated || (has((1 - l / 100) / 2) && has((1 + l / 100) / 2)));
+  state.unanswerable = levels.filter((l) => !ok.includes(l));
+  return [ok, state.unanswerable];
 }
 
 function download() {
@@ -200,11 +213,10 @@ async function showAccuracy() {
   const name = $("acc-model").value;
   if (!name) return;
   const every = $("acc-every").value;
-  const [timeline, overall, recent] = await Promise.all([
-    api(`/v1/models/${enc(name)}/accuracy/timeline?every=${every}`),
-    api(`/v1/models/${enc(name)}/accuracy`),
-    api(`/v1/series?model=${enc(name)}&limit=200`),
-  ]);
+  // One after another: the service runs few monitoring queries at once (503 beyond them).
+  const timeline = await api(`/v1/models/${enc(name)}/accuracy/timeline?every=${every}`);
+  const overall = await api(`/v1/models/${enc(name)}/accuracy`);
+  const recent = await api(`/v1/series?model=${enc(name)}&limit=200`);
   $("acc-summary").replaceChildren(overall.versions.length ? table(
     ["version", "points", "MASE", "seasonal naive MASE", "sMAPE", "coverage per level"],
     overall.versions.map((v) => [v.version, v.overall.points, v.overall.model.mase,
@@ -261,8 +273,15 @@ async function showSeries() {
 
 const VIEWS = { models: showModels, forecast: loadModelList, accuracy: async () => { await loadModelList(); await showAccuracy(); } };
 
+// #view?model=NAME opens a view on a model (links and screenshots).
+function hashModel() {
+  return new URLSearchParams(location.hash.split("?")[1] || "").get("model");
+}
+
 async function route() {
   const view = (location.hash.slice(1) || "models").split("?")[0];
+  const model = hashModel();
+  if (model) $("fc-model").value = model;
   const name = view in VIEWS ? view : "models";
   for (const v of Object.keys(VIEWS)) {
     $(`view-${v}`).hidden = v !== name;

@@ -63,8 +63,10 @@ export function linesChart(el, x, lines, { timed = true, y } = {}) {
     label: l.label, stroke: l.stroke, width: l.width || 1.5, dash: l.dash, spanGaps: false,
     points: { show: x.length < 80 },
   }))];
+  // One window alone would get a range of years around it: a day either side instead.
+  const lone = x.length === 1 ? { range: [x[0] - 86400, x[0] + 86400] } : {};
   return draw(el, {
-    series, scales: { x: { time: timed }, ...(y ? { y } : {}) },
+    series, scales: { x: { time: timed, ...lone }, ...(y ? { y } : {}) },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
   }, [x, ...lines.map((l) => l.values)]);
 }
