@@ -21,7 +21,13 @@ from typing import Any, Literal
 from forecaster.covariates import CovariateSpec
 from forecaster.frequency import same_frequency
 from forecaster.horizons import horizon_limit
-from forecaster.registry import ArtifactError, ModelNotFoundError, Registry, RegistryError, hide_root
+from forecaster.registry import (
+    ArtifactError,
+    ModelNotFoundError,
+    Registry,
+    RegistryError,
+    hide_root,
+)
 from forecaster.retrain.report import REPORT
 from forecaster.schemas import (
     CovariateInfo,

@@ -36,9 +36,9 @@ from forecaster.registry import ModelNotFoundError, Registry, RegistryError
 from forecaster.schemas import (
     AccuracyResponse,
     AccuracyTimeline,
-    Every,
     ActualsRequest,
     ActualsResponse,
+    Every,
     Readiness,
     SeriesRecord,
     SeriesSummary,
@@ -254,9 +254,14 @@ class Monitor:
     def recent_series(self, model: str | None, limit: int) -> list[SeriesSummary]:
         """The series forecast most recently (blocking: run it through :meth:`read`)."""
         return [
-            SeriesSummary(id=s.series_id, model=s.model, version=s.version, forecasts=s.forecasts,
-                          last_made_at=s.last_made_at.isoformat(),
-                          last_target=s.last_target.isoformat())  # fmt: skip
+            SeriesSummary(
+                id=s.series_id,
+                model=s.model,
+                version=s.version,
+                forecasts=s.forecasts,
+                last_made_at=s.last_made_at.isoformat(),
+                last_target=s.last_target.isoformat(),
+            )
             for s in self.store.recent_series(model, limit=limit)
         ]
 

@@ -11,6 +11,7 @@ grouped query, not a million rows in Python.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -498,7 +499,7 @@ class MonitoringStore:
         fewer window than ``starts``). Raises :class:`StoreError`."""
         return [
             self.accuracy(model, version=version, since=a, until=b)
-            for a, b in zip(starts, starts[1:], strict=False)
+            for a, b in itertools.pairwise(starts)
         ]
 
     def recent_series(self, model: str | None = None, *, limit: int = 50) -> list[SeriesSeen]:

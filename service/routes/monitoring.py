@@ -108,8 +108,7 @@ async def list_series(
     "/v1/series/{series_id:path}",
     response_model=SeriesRecord,
     responses={404: {"model": ErrorResponse}, **UNAVAILABLE},
-    summary="A series' actuals and its latest recorded forecasts, for plotting one over the "
-    "other.",
+    summary="A series' actuals and its latest recorded forecasts, for plotting one over the other.",
 )
 async def get_series(
     series_id: str,

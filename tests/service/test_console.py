@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -28,16 +27,34 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's chromium and chromedriver (.ci/run installs them)",
 )
 SHOTS = ROOT / "build" / "console"
-HOURLY = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, horizon=12, step=24,
-                     quantiles=(0.025, 0.1, 0.5, 0.9, 0.975))  # fmt: skip
-DRIVEN = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=48, horizon=12, step=24,
-                     past_features=1, future_features=1)  # fmt: skip
+HOURLY = ModelConfig(
+    ensemble=1,
+    cell="gru",
+    hidden=8,
+    input_size=48,
+    horizon=12,
+    step=24,
+    quantiles=(0.025, 0.1, 0.5, 0.9, 0.975),
+)
+DRIVEN = ModelConfig(
+    ensemble=1,
+    cell="gru",
+    hidden=8,
+    input_size=48,
+    horizon=12,
+    step=24,
+    past_features=1,
+    future_features=1,
+)
 
 
 def pasted_csv(series: str = "shop-1", n: int = 96) -> str:
     stamps = np.datetime64("2024-03-01T00", "h") + np.arange(n)
     values = 100 + 10 * np.sin(np.arange(n) * 2 * np.pi / 24)
-    rows = [f"{series},{str(t).replace('T', ' ')}:00:00,{v:.4f}" for t, v in zip(stamps, values)]
+    rows = [
+        f"{series},{str(t).replace('T', ' ')}:00:00,{v:.4f}"
+        for t, v in zip(stamps, values, strict=True)
+    ]
     return "id,timestamp,value\n" + "\n".join(rows) + "\n"
 
 
@@ -46,11 +63,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("console")
     registry = Registry(tmp / "reg")
     for version, promote in ((1, True), (2, False)):  # v2 waits for the admin test
-        registry.publish("hourly", HOURLY, init_params(HOURLY, version), promote=promote,
-                         freq="h", seasonality=24, metrics={"smape": 12.0 - version})  # fmt: skip
+        registry.publish(
+            "hourly",
+            HOURLY,
+            init_params(HOURLY, version),
+            promote=promote,
+            freq="h",
+            seasonality=24,
+            metrics={"smape": 12.0 - version},
+        )
     spec = CovariateSpec((Column("load", "future", mean=50.0, std=10.0),))
-    registry.publish("driven", DRIVEN, init_params(DRIVEN, 0), promote=True, freq="h",
-                     seasonality=24, covariates=spec)  # fmt: skip
+    registry.publish(
+        "driven",
+        DRIVEN,
+        init_params(DRIVEN, 0),
+        promote=True,
+        freq="h",
+        seasonality=24,
+        covariates=spec,
+    )
     with server(tmp / "reg", tmp, FORECASTER_DEFAULT_MODEL="hourly") as s:
         yield s
 
@@ -62,8 +93,13 @@ def browser() -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1366,900",
-                "--disable-dev-shm-usage"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1366,900",
+        "--disable-dev-shm-usage",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -79,8 +115,11 @@ def open_view(driver, site: Server, view: str) -> None:
     driver.get("about:blank")
     driver.get(f"{site.url}/#{view}")
     name = view.split("?")[0]
-    wait_until(lambda: driver.execute_script("return document.body.dataset.view") == name,
-               timeout=20, message=f"the {view} view did not load")  # fmt: skip
+    wait_until(
+        lambda: driver.execute_script("return document.body.dataset.view") == name,
+        timeout=20,
+        message=f"the {view} view did not load",
+    )
 
 
 def message(driver) -> str:
@@ -103,8 +142,9 @@ def submit(driver, model: str, csv: str) -> None:
         "document.getElementById('fc-model').value = arguments[0];"
         "document.getElementById('fc-csv').value = arguments[1];"
         "window.consoleState.answer = null;",
-        model, csv,
-    )  # fmt: skip
+        model,
+        csv,
+    )
     driver.find_element("id", "fc-submit").click()
 
 
@@ -133,8 +173,14 @@ def test_each_view_loads_without_console_errors(browser, site: Server) -> None:
 def test_a_pasted_series_is_plotted_exactly_as_the_api_answers(browser, site: Server) -> None:
     open_view(browser, site, "forecast")
     submit(browser, "hourly", pasted_csv())
-    wait_until(lambda: browser.execute_script("return window.consoleState.answer") is not None
-               or message(browser), timeout=20, message="no answer")  # fmt: skip
+    wait_until(
+        lambda: (
+            browser.execute_script("return window.consoleState.answer") is not None
+            or message(browser)
+        ),
+        timeout=20,
+        message="no answer",
+    )
     assert message(browser) == ""
     request = browser.execute_script("return window.consoleState.request")
     assert request["levels"] == [80, 95] and request["horizon"] == 12
@@ -161,16 +207,20 @@ def test_a_pasted_series_is_plotted_exactly_as_the_api_answers(browser, site: Se
     ("model", "csv", "named"),
     [
         ("hourly", "id,when,amount,colour\na,2024-01-01,1,red\n", "no value column"),
-        ("hourly", "id,timestamp,value\na,2024-01-01 00:00,1\na,2024-01-01 01:00,abc\n",
-         "row 3, column 'value': 'abc' is not a number"),
+        (
+            "hourly",
+            "id,timestamp,value\na,2024-01-01 00:00,1\na,2024-01-01 01:00,abc\n",
+            "row 3, column 'value': 'abc' is not a number",
+        ),
         ("hourly", "value,price\n1,2\n", "column 'price' is not a covariate of model hourly"),
         ("nope", "value\n1\n2\n", "no model named 'nope'"),
         ("driven", pasted_csv(), "needs the future covariate 'load'"),
     ],
     ids=["wrong-columns", "text-value", "unknown-column", "unknown-model", "missing-covariate"],
 )
-def test_bad_input_gets_a_message_naming_the_problem(browser, site: Server, model: str, csv: str,
-                                                     named: str) -> None:  # fmt: skip
+def test_bad_input_gets_a_message_naming_the_problem(
+    browser, site: Server, model: str, csv: str, named: str
+) -> None:
     open_view(browser, site, "forecast")
     submit(browser, model, csv)
     wait_until(lambda: message(browser), timeout=20, message="no message shown")
@@ -189,43 +239,72 @@ def test_a_model_with_future_covariates_reads_them_from_the_rows_after_the_histo
     future = [f"shop-1,2024-03-05 {h:02d}:00:00,,{60 + h}" for h in range(6)]
     open_view(browser, site, "forecast")
     submit(browser, "driven", "\n".join([rows[0] + ",load", *body, *future]))
-    wait_until(lambda: browser.execute_script("return window.consoleState.answer") is not None
-               or message(browser), timeout=20, message="no answer")  # fmt: skip
+    wait_until(
+        lambda: (
+            browser.execute_script("return window.consoleState.answer") is not None
+            or message(browser)
+        ),
+        timeout=20,
+        message="no answer",
+    )
     assert message(browser) == ""
     request = browser.execute_script("return window.consoleState.request")
     sent = request["series"][0]
     assert request["horizon"] == 6 and sent["future_covariates"] == {"load": list(range(60, 66))}
     assert len(sent["past_covariates"]["load"]) == len(sent["history"]) == 96
     answer = browser.execute_script("return window.consoleState.answer")
-    assert answer["forecasts"][0]["method"] == "model" and len(answer["forecasts"][0]["forecast"]) == 6
+    assert (
+        answer["forecasts"][0]["method"] == "model" and len(answer["forecasts"][0]["forecast"]) == 6
+    )
 
 
 def test_live_accuracy_plots_the_api_s_timeline_and_a_series(browser, site: Server) -> None:
     rows = [r.split(",") for r in pasted_csv("shop-2").strip().splitlines()[1:]]
-    body = {"model": "hourly", "levels": [80, 95], "horizon": 12,
-            "series": [{"id": "shop-2", "history": [float(r[2]) for r in rows],
-                        "timestamps": [r[1] for r in rows]}]}  # fmt: skip
+    body = {
+        "model": "hourly",
+        "levels": [80, 95],
+        "horizon": 12,
+        "series": [
+            {
+                "id": "shop-2",
+                "history": [float(r[2]) for r in rows],
+                "timestamps": [r[1] for r in rows],
+            }
+        ],
+    }
     made = httpx.post(site.url + "/v1/forecast", json=body).json()["forecasts"][0]
-    wait_until(lambda: "shop-2" in httpx.get(site.url + "/v1/series").text, timeout=20,
-               message="the forecast was not recorded")  # fmt: skip
+    wait_until(
+        lambda: "shop-2" in httpx.get(site.url + "/v1/series").text,
+        timeout=20,
+        message="the forecast was not recorded",
+    )
     truth = [y * 1.02 for y in made["forecast"]]
-    posted = httpx.post(site.url + "/v1/actuals", headers={"X-API-Key": API_KEY},
-                        json={"series": [{"id": "shop-2", "timestamps": made["timestamps"],
-                                          "values": truth}]})  # fmt: skip
+    posted = httpx.post(
+        site.url + "/v1/actuals",
+        headers={"X-API-Key": API_KEY},
+        json={"series": [{"id": "shop-2", "timestamps": made["timestamps"], "values": truth}]},
+    )
     assert posted.json()["matched"] == 12
     open_view(browser, site, "accuracy?model=hourly")
-    wait_until(lambda: browser.execute_script("return !!window.consoleCharts['acc-series-chart']"),
-               timeout=20, message="no series chart")  # fmt: skip
+    wait_until(
+        lambda: browser.execute_script("return !!window.consoleCharts['acc-series-chart']"),
+        timeout=20,
+        message="no series chart",
+    )
     assert message(browser) == ""
     timeline = httpx.get(site.url + "/v1/models/hourly/accuracy/timeline?every=day").json()
     chart = browser.execute_script(
         "const u = window.consoleCharts['acc-mase'];"
         "return {data: u.data, labels: u.series.map(s => s.label)}"
     )
-    mase = [w["versions"][0]["overall"]["model"]["mase"] if w["versions"] else None
-            for w in timeline["windows"]]  # fmt: skip
-    naive = [w["versions"][0]["overall"]["seasonal_naive"]["mase"] if w["versions"] else None
-             for w in timeline["windows"]]  # fmt: skip
+    mase = [
+        w["versions"][0]["overall"]["model"]["mase"] if w["versions"] else None
+        for w in timeline["windows"]
+    ]
+    naive = [
+        w["versions"][0]["overall"]["seasonal_naive"]["mase"] if w["versions"] else None
+        for w in timeline["windows"]
+    ]
     assert chart["data"][chart["labels"].index("v1 MASE")] == mase
     assert chart["data"][chart["labels"].index("v1 seasonal naive")] == naive
     assert set(chart["data"][chart["labels"].index("MASE = 1")]) == {1}
@@ -248,16 +327,24 @@ def test_admin_actions_need_the_key_typed_into_the_page(browser, site: Server) -
     key = browser.find_element("id", "admin-key")
     key.send_keys("wrong")
     promote.click()
-    wait_until(lambda: "wrong API key" in message(browser), timeout=10, message=lambda: message(browser))
+    wait_until(
+        lambda: "wrong API key" in message(browser), timeout=10, message=lambda: message(browser)
+    )
     key.clear()
     key.send_keys(API_KEY)
     browser.find_element("xpath", "//button[text()='Promote v2']").click()
-    wait_until(lambda: "now serving version 2" in message(browser), timeout=30,
-               message=lambda: message(browser))  # fmt: skip
+    wait_until(
+        lambda: "now serving version 2" in message(browser),
+        timeout=30,
+        message=lambda: message(browser),
+    )
     assert httpx.get(site.url + "/v1/models/hourly").json()["loaded_version"] == 2
     browser.find_element("xpath", "//button[text()='Roll hourly back']").click()
-    wait_until(lambda: "now serving version 1" in message(browser), timeout=30,
-               message=lambda: message(browser))  # fmt: skip
+    wait_until(
+        lambda: "now serving version 1" in message(browser),
+        timeout=30,
+        message=lambda: message(browser),
+    )
     stored = browser.execute_script(
         "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie"
     )

@@ -19,14 +19,24 @@ from tests.service.conftest import API_KEY, TINY, make_settings, running_client
 
 KEY = {"X-API-Key": API_KEY}
 START = datetime(2024, 5, 1)
-DECISION = {"action": "promote", "status": "promoted", "reason": "sMAPE 10.1 < 11.0",
-            "policy": "auto", "margin": 0.0, "improvement": 0.08, "production_before": 1,
-            "production_after": 2}  # fmt: skip
+DECISION = {
+    "action": "promote",
+    "status": "promoted",
+    "reason": "sMAPE 10.1 < 11.0",
+    "policy": "auto",
+    "margin": 0.0,
+    "improvement": 0.08,
+    "production_before": 1,
+    "production_after": 2,
+}
 
 
 def report(version: int) -> dict[str, bytes]:
-    doc = {"decision": DECISION, "challenger": {"version": version, "metrics": {"smape": 10.1}},
-           "champion": {"version": 1, "metrics": {"smape": 11.0}}}  # fmt: skip
+    doc = {
+        "decision": DECISION,
+        "challenger": {"version": version, "metrics": {"smape": 10.1}},
+        "champion": {"version": 1, "metrics": {"smape": 11.0}},
+    }
     return {"report.json": json.dumps(doc).encode()}
 
 
@@ -41,12 +51,22 @@ def client(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("console-api")
     registry = Registry(tmp / "reg")
     params = init_params(TINY, 0)
-    registry.publish("hourly", TINY, params, promote=True, freq="h", seasonality=24,
-                     metrics={"smape": 11.0})  # fmt: skip
-    registry.publish("hourly", TINY, params, promote=True, freq="h", seasonality=24,
-                     metrics={"smape": 10.1}, extra_files=report)  # fmt: skip
-    settings = make_settings(tmp / "reg", database_url=f"sqlite:///{tmp / 'm.sqlite3'}",
-                             record_flush_s=0.05)  # fmt: skip
+    registry.publish(
+        "hourly", TINY, params, promote=True, freq="h", seasonality=24, metrics={"smape": 11.0}
+    )
+    registry.publish(
+        "hourly",
+        TINY,
+        params,
+        promote=True,
+        freq="h",
+        seasonality=24,
+        metrics={"smape": 10.1},
+        extra_files=report,
+    )
+    settings = make_settings(
+        tmp / "reg", database_url=f"sqlite:///{tmp / 'm.sqlite3'}", record_flush_s=0.05
+    )
     with running_client(settings) as c:
         yield c
 
@@ -72,8 +92,11 @@ def test_recent_series_and_a_series_record(client) -> None:
     for day in days:
         body = {"series": [entry("a/1", day), entry("b", day)], "horizon": 12, "levels": [80]}
         assert client.post("/v1/forecast", json=body).status_code == 200
-    wait_until(lambda: sum(s["forecasts"] for s in client.get("/v1/series").json()) == 4,
-               timeout=20, message="the forecasts were not recorded")  # fmt: skip
+    wait_until(
+        lambda: sum(s["forecasts"] for s in client.get("/v1/series").json()) == 4,
+        timeout=20,
+        message="the forecasts were not recorded",
+    )
     listed = client.get("/v1/series", params={"model": "hourly"}).json()
     assert {s["id"] for s in listed} == {"a/1", "b"}
     assert all(s["forecasts"] == 2 and s["version"] == 2 for s in listed)
@@ -82,17 +105,21 @@ def test_recent_series_and_a_series_record(client) -> None:
 
     target = days[1] + timedelta(hours=72)  # the second forecast's first step
     stamps = [(target + timedelta(hours=k)).isoformat() for k in range(3)]
-    posted = client.post("/v1/actuals", headers=KEY,
-                         json={"series": [{"id": "a/1", "timestamps": stamps,
-                                           "values": [1.0, 2.0, 3.0]}]})  # fmt: skip
+    posted = client.post(
+        "/v1/actuals",
+        headers=KEY,
+        json={"series": [{"id": "a/1", "timestamps": stamps, "values": [1.0, 2.0, 3.0]}]},
+    )
     assert posted.json()["matched"] == 3
     record = client.get("/v1/series/a/1").json()  # an id with a slash, in the path as it is
     assert record["id"] == "a/1" and record["actuals"] == [1.0, 2.0, 3.0]
     assert record["timestamps"] == stamps
     first, second = record["forecasts"]
     assert first["made_at"] <= second["made_at"] and second["timestamps"][:3] == stamps
-    answer = client.post("/v1/forecast", json={"series": [entry("x", days[1])], "horizon": 12,
-                                               "levels": [80], "model": "hourly"}).json()  # fmt: skip
+    answer = client.post(
+        "/v1/forecast",
+        json={"series": [entry("x", days[1])], "horizon": 12, "levels": [80], "model": "hourly"},
+    ).json()
     again = answer["forecasts"][0]  # the same history gives the same forecast, recorded as is
     assert np.allclose(second["forecast"], again["forecast"])
     assert np.allclose(second["intervals"]["80"]["upper"], again["intervals"]["80"]["upper"])
@@ -105,14 +132,22 @@ def test_accuracy_timeline_windows_sum_to_the_whole(client) -> None:
     day = START + timedelta(days=5)
     body = {"series": [entry("t", day)], "horizon": 12, "levels": [80]}
     made = client.post("/v1/forecast", json=body).json()["forecasts"][0]
-    wait_until(lambda: any(s["id"] == "t" for s in client.get("/v1/series").json()),
-               timeout=20, message="not recorded")  # fmt: skip
+    wait_until(
+        lambda: any(s["id"] == "t" for s in client.get("/v1/series").json()),
+        timeout=20,
+        message="not recorded",
+    )
     actual = [v + 1.0 for v in made["forecast"]]
-    client.post("/v1/actuals", headers=KEY,
-                json={"series": [{"id": "t", "timestamps": made["timestamps"], "values": actual}]})
+    client.post(
+        "/v1/actuals",
+        headers=KEY,
+        json={"series": [{"id": "t", "timestamps": made["timestamps"], "values": actual}]},
+    )
     since, until = (day + timedelta(hours=72)).isoformat(), (day + timedelta(days=4)).isoformat()
-    hourly = client.get("/v1/models/hourly/accuracy/timeline",
-                        params={"every": "hour", "since": since, "until": until}).json()  # fmt: skip
+    hourly = client.get(
+        "/v1/models/hourly/accuracy/timeline",
+        params={"every": "hour", "since": since, "until": until},
+    ).json()
     assert hourly["every"] == "hour"
     filled = [w for w in hourly["windows"] if w["versions"]]
     assert len(filled) == 12 and all(w["versions"][0]["overall"]["points"] == 1 for w in filled)
@@ -124,8 +159,9 @@ def test_accuracy_timeline_windows_sum_to_the_whole(client) -> None:
     assert sum(v["overall"]["points"] for w in daily["windows"] for v in w["versions"]) == sum(
         v["overall"]["points"] for v in client.get("/v1/models/hourly/accuracy").json()["versions"]
     )
-    too_many = client.get("/v1/models/hourly/accuracy/timeline",
-                          params={"every": "hour", "since": "2000-01-01"})  # fmt: skip
+    too_many = client.get(
+        "/v1/models/hourly/accuracy/timeline", params={"every": "hour", "since": "2000-01-01"}
+    )
     assert too_many.status_code == 422 and "every" in str(too_many.json()["detail"])
     bad = client.get("/v1/models/hourly/accuracy/timeline", params={"every": "month"})
     assert bad.status_code == 422
