@@ -1,6 +1,6 @@
 """The web console replaying EPF's test period: NP's day-ahead prices served day by day.
 
-    .venv/bin/python benchmarks/console_replay.py [--days 28] [--steps 600] [--shots DIR]
+    .venv/bin/python -m benchmarks.console_replay [--days 28] [--steps 600] [--shots DIR]
 
 A small univariate model is trained on NP's prices before the test period (a short training:
 ``--steps`` optimiser steps, quantile heads for the 80% and 95% intervals; a demonstration, not
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -30,7 +31,7 @@ import pandas as pd
 
 from benchmarks.soak import start_server, stop_server
 from forecaster import data
-from forecaster.configs import build_configs, data_facts
+from forecaster.configs import ModelConfig, build_configs, data_facts
 from forecaster.registry import Registry
 from forecaster.train import fit
 
@@ -51,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def train(frame: pd.DataFrame, end: int, steps: int) -> tuple[object, object, dict]:
+def train(frame: pd.DataFrame, end: int, steps: int) -> tuple[ModelConfig, Any, dict[str, Any]]:
     values = frame["value"].to_numpy(np.float64)[:end]
     series = data.SeriesSet(["NP"], [values], freq="h", end=[frame.index[end - 1]])
     model, train_cfg = build_configs(
@@ -72,23 +73,19 @@ def stamps(times: pd.DatetimeIndex) -> list[str]:
 
 
 def replay(url: str, frame: pd.DataFrame, start: int, days: int) -> dict:
-    """Forecast each day, then post its actuals; the week before the first day is posted as
-    actuals too, so the series view has some history to show."""
+    """Forecast each day, then post its actuals; after the first forecast, the week before it
+    is posted as actuals too (the service keeps actuals of series it has forecast), so the
+    series view has some history to show."""
     values, times = frame["value"].to_numpy(np.float64), frame.index
     key = {"X-API-Key": KEY}
     with httpx.Client(base_url=url, timeout=60) as http:
-        week = slice(start - 7 * DAY, start)
-        http.post(
-            "/v1/actuals",
-            headers=key,
-            json={
-                "series": [
-                    {"id": "NP", "timestamps": stamps(times[week]), "values": values[week].tolist()}
-                ]
-            },
-        ).raise_for_status()
         matched = 0
         for d in range(days):
+            if d == 1:
+                week = slice(start - 7 * DAY, start)
+                week_body = {"id": "NP", "timestamps": stamps(times[week]),
+                             "values": values[week].tolist()}  # fmt: skip
+                http.post("/v1/actuals", headers=key, json={"series": [week_body]})
             at = start + d * DAY
             body = {
                 "model": MODEL,
@@ -201,7 +198,7 @@ def screenshots(url: str, out: Path) -> list[str]:
             lambda: driver.execute_script("return !!window.consoleCharts['fc-chart']"),
             "no forecast chart",
         )
-        save("forecast", 820)
+        save("forecast", 900)
         view(f"accuracy?model={MODEL}", "return !!window.consoleCharts['acc-series-chart']")
         save("accuracy", 1000)
         driver.execute_script("document.getElementById('acc-coverage').scrollIntoView()")
@@ -235,7 +232,7 @@ def main() -> int:
             config,
             params,
             promote=True,
-            freq="h",  # type: ignore[arg-type]
+            freq="h",
             seasonality=DAY,
             metrics=metrics,
         )

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from forecaster.schemas import (
+    ID_MAX_LENGTH,
+    NAME_PATTERN,
     AccuracyResponse,
     AccuracyTimeline,
     ActualsRequest,
@@ -19,12 +21,15 @@ from forecaster.schemas import (
     Every,
     SeriesRecord,
     SeriesSummary,
+    id_problem,
 )
 from service.deps import MonitorDep, Name, SettingsDep
 from service.errors import UNPARSED_BODY
+from service.requests import RequestError
 from service.routes.admin import Key, require_admin
 
 router = APIRouter(tags=["monitoring"])
+ModelQuery = Annotated[str | None, Query(pattern=NAME_PATTERN, description="Only this model's.")]
 
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {
@@ -93,12 +98,12 @@ async def get_timeline(
 @router.get(
     "/v1/series",
     response_model=list[SeriesSummary],
-    responses={**UNAVAILABLE},
+    responses={422: {"model": ErrorResponse}, **UNAVAILABLE},
     summary="The series forecast most recently (recorded ones: with an id and timestamps).",
 )
 async def list_series(
     monitor: MonitorDep,
-    model: Annotated[str | None, Query(max_length=64, description="Only this model's.")] = None,
+    model: ModelQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[SeriesSummary]:
     return await monitor.read(monitor.recent_series, model, limit)
@@ -107,13 +112,16 @@ async def list_series(
 @router.get(
     "/v1/series/{series_id:path}",
     response_model=SeriesRecord,
-    responses={404: {"model": ErrorResponse}, **UNAVAILABLE},
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, **UNAVAILABLE},
     summary="A series' actuals and its latest recorded forecasts, for plotting one over the other.",
 )
 async def get_series(
-    series_id: str,
+    series_id: Annotated[str, Path(max_length=ID_MAX_LENGTH, description="The series' id.")],
     monitor: MonitorDep,
-    model: Annotated[str | None, Query(max_length=64, description="Only this model's.")] = None,
+    model: ModelQuery = None,
     forecasts: Annotated[int, Query(ge=1, le=500, description="Latest forecasts given.")] = 20,
 ) -> SeriesRecord:
+    problem = id_problem(series_id)
+    if problem is not None:
+        raise RequestError(422, ("path", "series_id"), problem)
     return await monitor.read(monitor.series, series_id, model, forecasts)

@@ -124,6 +124,9 @@ def test_recent_series_and_a_series_record(client) -> None:
     assert np.allclose(second["forecast"], again["forecast"])
     assert np.allclose(second["intervals"]["80"]["upper"], again["intervals"]["80"]["upper"])
     assert len(client.get("/v1/series/a/1", params={"forecasts": 1}).json()["forecasts"]) == 1
+    control = client.get("/v1/series/bad%01id")
+    assert control.status_code == 422 and "control characters" in control.text
+    assert client.get("/v1/series", params={"model": "../etc"}).status_code == 422
     gone = client.get("/v1/series/never-seen")
     assert gone.status_code == 404 and "never-seen" in gone.json()["detail"]
 

@@ -166,12 +166,18 @@ async function forecast() {
   if (answer.forecasts.length) plotForecast(0);
 }
 
+// History plotted before a forecast, in horizons (all of it is sent; drag on the chart to zoom).
+const SHOWN_HORIZONS = 10;
+
 function plotForecast(k) {
   const f = state.answer.forecasts[k];
-  const input = state.request.series[f.index ?? k];
+  const sent = state.request.series[f.index ?? k];
+  const keep = Math.max(SHOWN_HORIZONS * f.forecast.length, 48);
+  const cut = Math.max(0, sent.history.length - keep);
+  const input = { history: sent.history.slice(cut), timestamps: sent.timestamps && sent.timestamps.slice(cut) };
   const timed = Boolean(input.timestamps && f.timestamps);
-  const histX = timed ? input.timestamps.map(seconds) : input.history.map((_, i) => i);
-  const fcX = timed ? f.timestamps.map(seconds) : f.forecast.map((_, i) => input.history.length + i);
+  const histX = timed ? input.timestamps.map(seconds) : input.history.map((_, i) => cut + i);
+  const fcX = timed ? f.timestamps.map(seconds) : f.forecast.map((_, i) => sent.history.length + i);
   const n = histX.length, h = fcX.length;
   const pad = (values, before, after) => [...Array(before).fill(null), ...values, ...Array(after).fill(null)];
   const bands = {};
@@ -263,10 +269,13 @@ async function showSeries() {
   const column = (ts, vs) => { const out = Array(stamps.length).fill(null); ts.forEach((t, k) => { out[at.get(t)] = vs[k]; }); return out; };
   const lines = [{ label: "actual", values: column(rec.timestamps, rec.actuals), stroke: "#111827", width: 2 }];
   rec.forecasts.forEach((f, k) => lines.push({
-    label: `made ${f.made_at.slice(0, 16)} (v${f.version})`, values: column(f.timestamps, f.forecast),
-    stroke: color(k + 1), width: 1,
+    label: `from ${f.timestamps[0].slice(0, 16).replace("T", " ")} (v${f.version})`,
+    values: column(f.timestamps, f.forecast), stroke: color(k + 1), width: 1,
   }));
-  linesChart($("acc-series-chart"), stamps.map(seconds), lines);
+  // Past a few forecasts a legend entry each would bury the chart: a caption says what is what.
+  linesChart($("acc-series-chart"), stamps.map(seconds), lines, { legend: lines.length <= 6 });
+  $("acc-series-note").textContent = `black: the actuals; in colour: the series' last ${rec.forecasts.length} ` +
+    `recorded forecasts${rec.forecasts.length ? `, the latest made ${rec.forecasts.at(-1).made_at.slice(0, 16)} UTC` : ""}.`;
 }
 
 // ------------------------------------------------------------------------------- routing

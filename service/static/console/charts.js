@@ -58,7 +58,7 @@ export function forecastChart(el, { x, history, forecast, bands, timed }) {
 }
 
 // Lines over time: lines = [{label, values, stroke, dash}].
-export function linesChart(el, x, lines, { timed = true, y } = {}) {
+export function linesChart(el, x, lines, { timed = true, y, legend = true } = {}) {
   const series = [{}, ...lines.map((l) => ({
     label: l.label, stroke: l.stroke, width: l.width || 1.5, dash: l.dash, spanGaps: false,
     points: { show: x.length < 80 },
@@ -66,7 +66,7 @@ export function linesChart(el, x, lines, { timed = true, y } = {}) {
   // One window alone would get a range of years around it: a day either side instead.
   const lone = x.length === 1 ? { range: [x[0] - 86400, x[0] + 86400] } : {};
   return draw(el, {
-    series, scales: { x: { time: timed, ...lone }, ...(y ? { y } : {}) },
+    series, scales: { x: { time: timed, ...lone }, ...(y ? { y } : {}) }, legend: { show: legend },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
   }, [x, ...lines.map((l) => l.values)]);
 }
