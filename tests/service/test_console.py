@@ -82,7 +82,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         seasonality=24,
         covariates=spec,
     )
-    with server(tmp / "reg", tmp, FORECASTER_DEFAULT_MODEL="hourly") as s:
+    # One batch shape: every request here is one series, and start-up compiles less.
+    with server(
+        tmp / "reg", tmp, FORECASTER_DEFAULT_MODEL="hourly", FORECASTER_BATCH_SIZES="[1]"
+    ) as s:
         yield s
 
 

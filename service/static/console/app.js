@@ -64,10 +64,14 @@ async function showModels() {
   if (shown) await showVersions(shown);
 }
 
-function metricsText(metrics) {
+// {"smape": 9.3} or {"validation": {"smape": 9.3}, "test": {...}}, as a line of text.
+function metricsText(metrics, prefix = "") {
   if (!metrics) return "—";
-  return Object.entries(metrics).filter(([, v]) => typeof v === "number")
-    .map(([k, v]) => `${k} ${fmt(v)}`).join(", ") || "—";
+  return Object.entries(metrics).map(([k, v]) => {
+    if (typeof v === "number") return `${prefix}${k} ${fmt(v)}`;
+    if (v && typeof v === "object" && !prefix) return metricsText(v, `${k} `);
+    return "";
+  }).filter(Boolean).join(", ") || "—";
 }
 
 async function admin(name, action, body) {
