@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from forecaster.model import init_params
 from forecaster.registry import Registry
+from service.app import create_app
 from tests.helpers.polling import wait_until
 from tests.service.conftest import API_KEY, TINY, make_settings, running_client
 
@@ -173,9 +175,17 @@ def test_accuracy_timeline_windows_sum_to_the_whole(client) -> None:
     assert all(not w["versions"] for w in empty["windows"])
 
 
-def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
+def test_a_forged_report_is_named_and_the_console_can_be_turned_off(tmp_path: Path) -> None:
     root = tmp_path / "reg"
-    Registry(root).publish("hourly", TINY, init_params(TINY, 0), promote=True, freq="h")
-    with running_client(make_settings(root, console=False)) as off:
+    registry = Registry(root)
+    registry.publish("hourly", TINY, init_params(TINY, 0), promote=True, freq="h",
+                     extra_files=report)  # fmt: skip
+    (Path(registry.path("hourly", 1)) / "report.json").write_bytes(b'{"decision": "forged"}')
+    # (The forged file also keeps the version from loading: the app is never ready.)
+    app = create_app(make_settings(root, console=False))
+    with TestClient(app, raise_server_exceptions=False) as off:
+        (version,) = off.get("/v1/models/hourly/versions").json()
+        assert version["decision"] is None and "report.json" in version["error"]
+        assert "sha256" in version["error"] and str(root) not in version["error"]
         assert off.get("/").status_code == 404
         assert off.get("/console/app.js").status_code == 404
