@@ -523,3 +523,96 @@ class AccuracyResponse(BaseModel):
     since: str | None = None
     until: str | None = None
     versions: list[VersionAccuracy]
+
+
+#: The lengths of an accuracy timeline's windows.
+Every = Literal["hour", "day", "week"]
+
+
+class AccuracyWindow(BaseModel):
+    """Live accuracy of each version over the target times in ``[start, end)``."""
+
+    start: str
+    end: str
+    versions: list[VersionAccuracy] = Field(
+        ..., description="Versions with matched points in the window, newest first."
+    )
+
+
+class AccuracyTimeline(BaseModel):
+    """``GET /v1/models/{name}/accuracy/timeline``: live accuracy window by window."""
+
+    model: str
+    every: Every
+    windows: list[AccuracyWindow]
+
+
+class RetrainDecision(BaseModel):
+    """What the retraining job that published a version decided (from its ``report.json``)."""
+
+    action: str = Field(..., description="`promote` or `keep`.")
+    status: str | None = None
+    reason: str | None = None
+    improvement: float | None = None
+    production_before: int | None = None
+    production_after: int | None = None
+    challenger: dict[str, float | None] | None = Field(
+        None, description="The challenger's backtest scores."
+    )
+    champion: dict[str, float | None] | None = Field(
+        None, description="The champion's scores on the same backtest."
+    )
+
+
+class ModelVersion(BaseModel):
+    """One version of a model (``GET /v1/models/{name}/versions``), from its manifest."""
+
+    version: int
+    aliases: list[str] = Field(default_factory=list, description="Aliases pointing at it.")
+    served: bool = Field(False, description="Whether this service answers with it now.")
+    created_at: str | None = None
+    frequency: str | None = None
+    seasonal_period: int | None = None
+    window: int | None = None
+    horizon: int | None = None
+    method: str | None = None
+    metrics: dict[str, Any] | None = Field(None, description="Scores recorded at training.")
+    decision: RetrainDecision | None = Field(
+        None, description="The retraining job's decision, when a job published it."
+    )
+    error: str | None = Field(None, description="Why its manifest or report cannot be read.")
+
+
+class SeriesSummary(BaseModel):
+    """A series the service has forecast and recorded (``GET /v1/series``)."""
+
+    id: str
+    model: str
+    version: int = Field(..., description="Latest version that forecast it.")
+    forecasts: int = Field(..., description="Forecasts recorded.")
+    last_made_at: str
+    last_target: str = Field(..., description="Latest target time of its forecasts.")
+
+
+class PastForecast(BaseModel):
+    """A recorded forecast, as answered."""
+
+    model: str
+    version: int
+    made_at: str
+    method: str
+    timestamps: list[str]
+    forecast: list[float]
+    intervals: dict[str, Interval] = Field(
+        default_factory=dict, description="Level (percent) -> band, as answered."
+    )
+
+
+class SeriesRecord(BaseModel):
+    """``GET /v1/series/{id}``: the actuals that arrived for a series and its recorded
+    forecasts, both oldest first; times naive UTC as stored."""
+
+    id: str
+    timestamps: list[str] = Field(..., description="Times of the actuals.")
+    actuals: list[float]
+    forecasts: list[PastForecast]

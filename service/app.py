@@ -24,7 +24,7 @@ from service.lifespan import OneLineStartupFailure, lifespan
 from service.limits import BodyLimitMiddleware
 from service.metrics import ServiceMetrics
 from service.monitoring import Monitor
-from service.routes import admin, forecast, health, models, monitoring
+from service.routes import admin, console, forecast, health, models, monitoring
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     if settings.admin_api_key is not None:
         app.include_router(admin.router)
+    if settings.console:
+        console.mount(app)
     errors.install(app, settings.retry_after_s)
     # FastAPI's documented way to extend the document: replace the app's openapi method.
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

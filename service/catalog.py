@@ -15,20 +15,30 @@ missing and why.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Literal
 
 from forecaster.covariates import CovariateSpec
 from forecaster.frequency import same_frequency
 from forecaster.histories import least_after_gap
 from forecaster.horizons import horizon_limit
-from forecaster.registry import ModelNotFoundError, Registry, RegistryError, hide_root
+from forecaster.registry import (
+    ArtifactError,
+    ModelNotFoundError,
+    Registry,
+    RegistryError,
+    hide_root,
+)
+from forecaster.retrain.report import REPORT
 from forecaster.schemas import (
     CovariateInfo,
     MinHistory,
     ModelCovariates,
     ModelDetail,
     ModelSummary,
+    ModelVersion,
     Readiness,
+    RetrainDecision,
 )
 from service.settings import Settings
 from service.store import ModelStore, ServedModel, failure
@@ -283,3 +293,64 @@ def _registry_facts(registry: Registry, name: str) -> tuple[list[int], int | Non
         raise NotServed(f"no model named {name!r}") from None
     except RegistryError as exc:
         return versions, None, f"its production alias cannot be read: {failure(exc)}"
+
+
+# ------------------------------------------------------------------------------ versions
+
+
+async def versions(store: ModelStore, name: str) -> list[ModelVersion]:
+    """Every version of ``name``, newest first: its manifest's facts, the aliases pointing at
+    it, and the decision of the retraining job that published it; NotServed if unknown."""
+    served = store.get(name)
+    listed = await asyncio.to_thread(_versions, store.registry, name)
+    return [
+        v.model_copy(update={"served": served is not None and served.version == v.version})
+        for v in listed
+    ]
+
+
+def _versions(registry: Registry, name: str) -> list[ModelVersion]:
+    try:
+        described = registry.describe(name)
+    except ModelNotFoundError:
+        raise NotServed(f"no model named {name!r}") from None
+    aliases: dict[int, list[str]] = {}
+    for alias, version in described["aliases"].items():
+        aliases.setdefault(version, []).append(alias)
+    out = []
+    for entry in reversed(described["versions"]):
+        version = entry["version"]
+        fields: dict[str, Any] = {"version": version, "aliases": aliases.get(version, [])}
+        if "error" in entry:
+            out.append(ModelVersion(**fields, error=hide_root(entry["error"], registry.root)))
+            continue
+        config = entry["config"]
+        fields |= {
+            "created_at": entry["created_at"],
+            "frequency": entry["freq"],
+            "seasonal_period": entry["seasonality"],
+            "window": config.get("input_size"),
+            "horizon": config.get("horizon"),
+            "method": entry["method"],
+            "metrics": entry["metrics"],
+        }
+        try:
+            fields["decision"] = _decision(registry.extra_file(name, version, REPORT))
+        except (ArtifactError, RegistryError, ValueError, KeyError, TypeError) as exc:
+            fields["error"] = hide_root(f"its {REPORT} cannot be read: {exc}", registry.root)
+        out.append(ModelVersion(**fields))
+    return out
+
+
+def _decision(report: bytes | None) -> RetrainDecision | None:
+    """The decision part of a retraining report (``forecaster.retrain.report``)."""
+    if report is None:
+        return None
+    doc = json.loads(report)
+    decision = doc["decision"]
+    return RetrainDecision(
+        **{k: decision.get(k) for k in ("action", "status", "reason", "improvement",
+                                        "production_before", "production_after")},
+        challenger=doc.get("challenger", {}).get("metrics"),
+        champion=doc.get("champion", {}).get("metrics"),
+    )  # fmt: skip

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from forecaster.calibration import level_key
@@ -27,12 +28,21 @@ from forecaster.monitoring import adaptive
 from forecaster.monitoring.accuracy import as_dict
 from forecaster.monitoring.actuals import BadActual, checked_series
 from forecaster.monitoring.recorder import Recorder
-from forecaster.monitoring.records import ForecastRecord, RecordBatch
+from forecaster.monitoring.records import ForecastRecord, PastForecast, RecordBatch
 from forecaster.monitoring.store import MonitoringStore, SchemaTooNew, StoreError
 from forecaster.monitoring.times import BadTimestamp, instant
 from forecaster.predict import Forecast
 from forecaster.registry import ModelNotFoundError, Registry, RegistryError
-from forecaster.schemas import AccuracyResponse, ActualsRequest, ActualsResponse, Readiness
+from forecaster.schemas import (
+    AccuracyResponse,
+    AccuracyTimeline,
+    ActualsRequest,
+    ActualsResponse,
+    Every,
+    Readiness,
+    SeriesRecord,
+    SeriesSummary,
+)
 from service.batcher import Overloaded
 from service.catalog import NotServed, StartupError
 from service.forecasting import Prepared, RequestError
@@ -45,6 +55,9 @@ log = logging.getLogger(__name__)
 UNKNOWN_IDS_SHOWN = 10
 # How often the live-accuracy gauges are recomputed (and after every actuals request).
 GAUGE_REFRESH_S = 60.0
+# Windows of an accuracy timeline: their length, and the most one answer holds.
+EVERY = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+MAX_WINDOWS = 400
 
 T = TypeVar("T")
 
@@ -209,6 +222,58 @@ class Monitor:
         body = {"model": model, "since": since, "until": until}
         return AccuracyResponse.model_validate(body | {"versions": [as_dict(v) for v in versions]})
 
+    def timeline(
+        self, model: str, every: Every, version: int | None, since: str | None, until: str | None
+    ) -> AccuracyTimeline:
+        """Live accuracy of ``model`` window by window (each ``every`` long, aligned to UTC
+        midnight, Mondays for weeks) over ``[since, until)``, by default the scored span
+        (blocking: run it through :meth:`read`). 404 as :meth:`accuracy`; 422 for too many
+        windows."""
+        bounds = [_instant(name, text) for name, text in (("since", since), ("until", until))]
+        span = self.store.scored_span(model)
+        if span is None:
+            if not self.store.has_model(model) and not self._registered(model):
+                raise NotServed(f"no model named {model!r}")
+            return AccuracyTimeline(model=model, every=every, windows=[])
+        step = EVERY[every]
+        first = _floor(bounds[0] or span[0], every)
+        end = bounds[1] or span[1] + timedelta(microseconds=1)
+        count = math.ceil((end - first) / step)
+        if count > MAX_WINDOWS:
+            msg = (f"{count} windows of one {every} (at most {MAX_WINDOWS}): choose a longer "
+                   "`every` or a shorter since/until")  # fmt: skip
+            raise RequestError(422, ("query", "every"), msg)
+        starts = [first + k * step for k in range(max(count, 0) + 1)]
+        per_window = self.store.accuracy_timeline(model, starts, version=version)
+        windows = [
+            {"start": a.isoformat(), "end": b.isoformat(), "versions": [as_dict(v) for v in vs]}
+            for a, b, vs in zip(starts[:-1], starts[1:], per_window, strict=True)
+        ]
+        return AccuracyTimeline.model_validate({"model": model, "every": every, "windows": windows})
+
+    def recent_series(self, model: str | None, limit: int) -> list[SeriesSummary]:
+        """The series forecast most recently (blocking: run it through :meth:`read`)."""
+        return [
+            SeriesSummary(
+                id=s.series_id,
+                model=s.model,
+                version=s.version,
+                forecasts=s.forecasts,
+                last_made_at=s.last_made_at.isoformat(),
+                last_target=s.last_target.isoformat(),
+            )
+            for s in self.store.recent_series(model, limit=limit)
+        ]
+
+    def series(self, series_id: str, model: str | None, forecasts: int) -> SeriesRecord:
+        """A series' actuals and recorded forecasts (blocking: run it through :meth:`read`);
+        404 when neither is recorded."""
+        times, values, made = self.store.series_record(series_id, model=model, forecasts=forecasts)
+        if not times and not made:
+            raise NotServed(f"no forecast or actual recorded for series {series_id!r}")
+        body = {"id": series_id, "timestamps": [t.isoformat() for t in times], "actuals": values}
+        return SeriesRecord.model_validate(body | {"forecasts": [_past(f) for f in made]})
+
     def _registered(self, model: str) -> bool:
         try:
             self.registry.versions(model)
@@ -279,3 +344,26 @@ def _instant(name: str, text: str | None) -> datetime | None:
         return instant(text)
     except BadTimestamp as exc:
         raise RequestError(422, ("query", name), str(exc)) from None
+
+
+def _floor(t: datetime, every: Every) -> datetime:
+    """``t`` down to its window's start: the hour, the day, or the Monday of its week."""
+    if every == "hour":
+        return t.replace(minute=0, second=0, microsecond=0)
+    day = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday()) if every == "week" else day
+
+
+def _past(f: PastForecast) -> dict[str, object]:
+    return {
+        "model": f.model,
+        "version": f.version,
+        "made_at": f.made_at.isoformat(),
+        "method": f.method,
+        "timestamps": [t.isoformat() for t in f.targets],
+        "forecast": f.point.tolist(),
+        "intervals": {
+            level_key(level): {"lower": lo.tolist(), "upper": hi.tolist()}
+            for level, (lo, hi) in f.intervals.items()
+        },
+    }

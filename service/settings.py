@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = Field(
         None, description="Key for the admin routes (X-API-Key header); None turns them off."
     )
+    console: bool = Field(
+        True, description="Serve the web console at / (static files reading the /v1 API)."
+    )
     alias_watch_interval_s: float = Field(
         5.0, ge=0, description="How often the production aliases are polled; 0 turns it off."
     )

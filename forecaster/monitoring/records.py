@@ -237,3 +237,48 @@ def _errors(actual: np.ndarray, forecast: np.ndarray, scale: float | None) -> tu
         err = 2 * half
     scaled = (err / scale).tolist() if scale else [None] * err.size
     return err.tolist(), smape.tolist(), scaled
+
+
+@dataclass(frozen=True)
+class SeriesSeen:
+    """A series the service has forecast: by which model (latest version), how often, when."""
+
+    series_id: str
+    model: str
+    version: int
+    forecasts: int
+    last_made_at: datetime
+    last_target: datetime
+
+
+@dataclass(frozen=True)
+class PastForecast:
+    """A recorded forecast as answered: ``targets`` [h] (naive UTC), ``point`` [h], and each
+    interval level answered (percent) -> its ``(lower [h], upper [h])``."""
+
+    model: str
+    version: int
+    made_at: datetime
+    method: str
+    targets: list[datetime]
+    point: np.ndarray
+    intervals: dict[float, tuple[np.ndarray, np.ndarray]]
+
+
+def past_forecast(row: Any) -> PastForecast:
+    """A ``forecasts`` row (its arrays unpacked) as a :class:`PastForecast`."""
+    targets = unpack(row.targets, I8)
+    bands: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    if row.quantiles is not None:
+        quantiles = unpack(row.quantiles).reshape(len(row.quantile_levels), -1)
+        for level, lo, hi in level_bounds(row.quantile_levels, row.intervals):
+            bands[level] = (quantiles[lo], quantiles[hi])
+    return PastForecast(
+        model=row.model,
+        version=row.version,
+        made_at=row.made_at,
+        method=row.method,
+        targets=[_datetime(t) for t in targets],
+        point=unpack(row.point),
+        intervals=bands,
+    )

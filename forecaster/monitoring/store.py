@@ -11,6 +11,7 @@ grouped query, not a million rows in Python.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -38,7 +39,15 @@ if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry
 from forecaster.monitoring import tables
 from forecaster.monitoring.accuracy import SUM_FIELDS, Sums, VersionAccuracy, by_version
-from forecaster.monitoring.records import RecordBatch, Rejected, score_rows, to_rows
+from forecaster.monitoring.records import (
+    PastForecast,
+    RecordBatch,
+    Rejected,
+    SeriesSeen,
+    past_forecast,
+    score_rows,
+    to_rows,
+)
 from forecaster.monitoring.times import as_datetimes, to_micros
 from forecaster.monitoring.urls import normalise_url
 
@@ -485,6 +494,67 @@ class MonitoringStore:
             query = query.where(sc.c.target_time < before)
         with self._begin() as conn:
             return conn.execute(query).scalar_one()
+
+    def scored_span(self, model: str) -> tuple[datetime, datetime] | None:
+        """The earliest and latest scored target time of ``model``; None before any."""
+        f, sc = tables.forecasts, tables.scores
+        query = (
+            sa.select(sa.func.min(sc.c.target_time), sa.func.max(sc.c.target_time))
+            .select_from(sc.join(f, f.c.id == sc.c.forecast_id))
+            .where(f.c.model == model)
+        )
+        with self._begin() as conn:
+            first, last = conn.execute(query).one()
+        return None if first is None else (first, last)
+
+    def accuracy_timeline(
+        self, model: str, starts: Sequence[datetime], *, version: int | None = None
+    ) -> list[list[VersionAccuracy]]:
+        """:meth:`accuracy` over each window ``[starts[i], starts[i + 1])`` (naive UTC; one
+        fewer window than ``starts``). Raises :class:`StoreError`."""
+        return [
+            self.accuracy(model, version=version, since=a, until=b)
+            for a, b in itertools.pairwise(starts)
+        ]
+
+    def recent_series(self, model: str | None = None, *, limit: int = 50) -> list[SeriesSeen]:
+        """The series forecast most recently (of ``model`` when given), newest first: per
+        series and model, how many forecasts, the latest version and times."""
+        f = tables.forecasts
+        query = sa.select(
+            f.c.series_id,
+            f.c.model,
+            sa.func.max(f.c.version),
+            sa.func.count(),
+            sa.func.max(f.c.made_at),
+            sa.func.max(f.c.last_target),
+        ).group_by(f.c.series_id, f.c.model)
+        if model is not None:
+            query = query.where(f.c.model == model)
+        query = query.order_by(sa.func.max(f.c.made_at).desc(), f.c.series_id).limit(limit)
+        with self._begin() as conn:
+            return [SeriesSeen(*row) for row in conn.execute(query).all()]
+
+    def series_record(
+        self, series_id: str, *, model: str | None = None, forecasts: int = 20, actuals: int = 5000
+    ) -> tuple[list[datetime], list[float], list[PastForecast]]:
+        """A series' latest ``actuals`` values and ``forecasts`` recorded forecasts (of
+        ``model`` when given), both oldest first: ``(times, values, forecasts)``."""
+        f, a = tables.forecasts, tables.actuals
+        rows = sa.select(f).where(f.c.series_id == series_id)
+        if model is not None:
+            rows = rows.where(f.c.model == model)
+        rows = rows.order_by(f.c.made_at.desc(), f.c.id.desc()).limit(forecasts)
+        truth = (
+            sa.select(a.c.time, a.c.value)
+            .where(a.c.series_id == series_id)
+            .order_by(a.c.time.desc())
+            .limit(actuals)
+        )
+        with self._begin() as conn:
+            made = [past_forecast(r) for r in conn.execute(rows).all()]
+            observed = conn.execute(truth).all()[::-1]
+        return [t for t, _ in observed], [v for _, v in observed], made[::-1]
 
     # ------------------------------------------------------------------------- connections
 

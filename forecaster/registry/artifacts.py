@@ -115,6 +115,7 @@ __all__ = [
     "WeightsFormatError",
     "load_model",
     "parse_manifest",
+    "read_extra_file",
     "read_manifest",
     "save_model",
     "verify",
@@ -381,6 +382,24 @@ def _read_verified_files(
             )
         blobs[name] = data
     return blobs
+
+
+def read_extra_file(where: Where, name: str) -> bytes | None:
+    """One extra file of the artifact (``report.json``, ...) checked against the manifest's
+    sha256; None when the manifest lists no such file. Raises :class:`IntegrityError`."""
+    loc = _resolve(where)
+    entries = _entries(loc)
+    manifest = _read_manifest(loc, entries).manifest
+    digest = manifest.files.get(name)
+    if digest is None or name == WEIGHTS:
+        return None
+    data = _read_file(loc.child(name), entries.get(name), MAX_EXTRA_FILE_BYTES)
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise IntegrityError(
+            f"{loc.child(name)} is corrupt: its sha256 differs from the manifest "
+            "(damaged or tampered with); restore it from a backup or re-export the model."
+        )
+    return data
 
 
 def _check_binding(parsed: ParsedManifest, metadata: Mapping[str, str], where: str) -> None:

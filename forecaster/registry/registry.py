@@ -84,6 +84,7 @@ from forecaster.registry.artifacts import (
     LoadedModel,
     NonFiniteWeightsError,
     load_model,
+    read_extra_file,
     read_manifest,
     save_model,
 )
@@ -670,6 +671,14 @@ class Registry:
         if version not in self.versions(name):
             raise VersionNotFoundError(f"model {name!r} has no version {version}")
         return read_manifest(self._version_at(name, version))
+
+    def extra_file(self, name: str, version: int, filename: str) -> bytes | None:
+        """A version's extra file (a retraining job's ``report.json``), verified against its
+        manifest; None when the version has none of that name."""
+        check_version(version)
+        if version not in self.versions(name):
+            raise VersionNotFoundError(f"model {name!r} has no version {version}")
+        return read_extra_file(self._version_at(name, version), filename)
 
     def describe(self, name: str) -> dict[str, Any]:
         """Versions, aliases and each version's config, metrics and creation time (JSON-able).

@@ -1,10 +1,10 @@
-"""``GET /v1/models`` and ``GET /v1/models/{name}``."""
+"""``GET /v1/models``, ``GET /v1/models/{name}`` and ``GET /v1/models/{name}/versions``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from forecaster.schemas import ErrorResponse, ModelDetail, ModelSummary
+from forecaster.schemas import ErrorResponse, ModelDetail, ModelSummary, ModelVersion
 from service import catalog
 from service.deps import Name, SettingsDep, StoreDep
 
@@ -29,3 +29,14 @@ async def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelSumma
 )
 async def get_model(name: Name, store: StoreDep, settings: SettingsDep) -> ModelDetail:
     return await catalog.detail(store, settings, name)
+
+
+@router.get(
+    "/v1/models/{name}/versions",
+    response_model=list[ModelVersion],
+    responses={404: {"model": ErrorResponse}},
+    summary="Every version, newest first: frequency, window, horizon, training scores, the "
+    "aliases pointing at it and the retraining job's decision.",
+)
+async def list_versions(name: Name, store: StoreDep) -> list[ModelVersion]:
+    return await catalog.versions(store, name)

@@ -775,3 +775,13 @@ def test_read_bounded_refuses_special_files_and_big_files(tmp_path: Path) -> Non
 if __name__ == "__main__":
     write_fixture()
     print(f"wrote {FIXTURE_V2}")
+
+
+def test_an_extra_file_is_read_only_when_its_hash_matches(artifact: Path) -> None:
+    """What the service's versions route reads of a retraining job's report.json."""
+    assert A.read_extra_file(artifact, "report.json") == b"{}"
+    assert A.read_extra_file(artifact, "plot.png") is None  # not listed: none
+    assert A.read_extra_file(artifact, A.WEIGHTS) is None  # the weights are not an extra file
+    (artifact / "report.json").write_bytes(b'{"decision": "forged"}')
+    with pytest.raises(A.IntegrityError, match="sha256 differs"):
+        A.read_extra_file(artifact, "report.json")
