@@ -174,6 +174,15 @@ class CovariateValues:
             {k: [v[i] for i in pos] for k, v in self.static.items()},
         )
 
+    def only(self, names: Mapping[Role, Sequence[str]]) -> CovariateValues:
+        """The columns of ``names[role]`` alone (a model's set out of more that were read)."""
+        pick = {role: set(names.get(role, ())) for role in ROLES}
+        return CovariateValues(
+            {k: v for k, v in self.past.items() if k in pick["past"]},
+            {k: v for k, v in self.future.items() if k in pick["future"]},
+            {k: v for k, v in self.static.items() if k in pick["static"]},
+        )
+
     def head(self, keep: Sequence[int]) -> CovariateValues:
         """The first ``keep[i]`` points of every series' dynamic values."""
         cut = {k: [a[:n] for a, n in zip(v, keep, strict=True)] for k, v in self.past.items()}
@@ -287,6 +296,31 @@ class CovariateSpec:
             columns.append(Column(**c))
         return cls(tuple(columns), tuple(data.get("calendar", ())), data.get("holidays"),
                    data.get("freq"))  # fmt: skip
+
+    def roles(self) -> dict[Role, tuple[str, ...]]:
+        """The columns of each role, by name (what a data source names to read them)."""
+        return {role: tuple(self.names(role)) for role in ROLES}
+
+    def reads(self) -> tuple[Any, ...]:
+        """What clients must send and the model computes: each column's name and role, the
+        calendar and the holidays (not the normalisation, which training relearns)."""
+        columns = tuple(sorted((c.name, c.role) for c in self.columns))
+        return columns, self.calendar, self.holidays
+
+    def keep(self, inputs: Sequence[SeriesInputs]) -> list[SeriesInputs]:
+        """``inputs`` with only the covariates this spec reads (inputs made for several
+        models, such as a retraining backtest's champion and challenger)."""
+        past = {*self.names("past"), *self.names("future")}
+        future, static = set(self.names("future")), set(self.names("static"))
+        return [
+            SeriesInputs(
+                {k: v for k, v in given.past.items() if k in past},
+                {k: v for k, v in given.future.items() if k in future},
+                {k: v for k, v in given.static.items() if k in static},
+                given.end,
+            )
+            for given in inputs
+        ]
 
     def described(self) -> str:
         """The covariates in words, e.g. ``future: load, wind; calendar: hour, weekday``."""
