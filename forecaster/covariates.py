@@ -403,7 +403,9 @@ class CovariateSpec:
                     f"{where} covariate {name!r} is missing: one value per "
                     f"{what} ({n}) is needed", name, index,
                 )  # fmt: skip
-            arr = np.asarray(given, dtype=object).reshape(-1)
+            # A numeric array holds no text or booleans: only its size and finiteness to check.
+            numeric = isinstance(given, np.ndarray) and given.dtype.kind in "fiu"
+            arr = np.asarray(given, dtype=None if numeric else object).reshape(-1)
             if arr.size != n:
                 raise CovariateError(
                     f"{where} covariate {name!r} has {arr.size} values; "
@@ -413,7 +415,8 @@ class CovariateSpec:
                 num = arr.astype(np.float64)
             except (TypeError, ValueError):
                 num = np.array([np.nan])
-            if not np.isfinite(num).all() or any(isinstance(v, bool | str) for v in arr):
+            typed = numeric or not any(isinstance(v, bool | str) for v in arr)
+            if not np.isfinite(num).all() or not typed:
                 raise CovariateError(
                     f"{where} covariate {name!r} holds a value that is not a "
                     "finite number", name, index,
@@ -446,26 +449,33 @@ class CovariateSpec:
                 f"the model reads covariates ({self.described()}): give one set per series",
                 "covariates",
             )  # fmt: skip
-        past, future, static = [], [], []
         for i, (n, given) in enumerate(zip(lengths, inputs, strict=True)):
             self.check(i, int(n), given, asked)
-            take = min(int(n), input_size)
-            times = self._times(given.end, input_size, horizon, i) if self.timed else None
-            hist = {k: _left(np.asarray(given.past[k], np.float64)[-take:], input_size)
-                    for k in [*self.names("past"), *self.names("future")]}  # fmt: skip
-            ahead = {k: _right(np.asarray(given.future[k], np.float64), horizon)
-                     for k in self.names("future")}  # fmt: skip
-            past.append(self._dynamic(hist, ("past", "future"),
-                                      None if times is None else times[:input_size]))  # fmt: skip
-            future.append(self._dynamic(ahead, ("future",),
-                                        None if times is None else times[input_size:]))  # fmt: skip
-            static.append(self._static(given.static))
+        # Filled a column at a time (one row per series); the calendar once per distinct last
+        # timestamp (a request's series mostly share it): per series, it cost 30 to 100 times
+        # the network's forward pass.
         n = len(lengths)
-        return Encoded(
-            np.array(past, np.float32).reshape(n, input_size, self.past_width),
-            np.array(future, np.float32).reshape(n, horizon, self.future_width),
-            np.array(static, np.float32).reshape(n, self.static_width),
-        )
+        past = np.zeros((n, input_size, self.past_width), np.float32)
+        future = np.zeros((n, horizon, self.future_width), np.float32)
+        dynamic = [*self._of("past"), *self._of("future")]
+        for k, c in enumerate(dynamic):
+            rows = [_left(np.asarray(g.past[c.name], np.float64)[-input_size:], input_size)
+                    for g in inputs]  # fmt: skip
+            past[:, :, k] = (np.stack(rows) - c.mean) / c.std if rows else 0.0
+        for k, c in enumerate(self._of("future")):
+            rows = [_right(np.asarray(g.future[c.name], np.float64), horizon) for g in inputs]
+            future[:, :, k] = (np.stack(rows) - c.mean) / c.std if rows else 0.0
+        if self.timed:
+            calendars: dict[Any, F64] = {}
+            for i, given in enumerate(inputs):
+                key = None if given.end is None else pd.Timestamp(given.end)
+                if key not in calendars:
+                    times = self._times(given.end, input_size, horizon, i)
+                    calendars[key] = calendar_features(times, self.calendar, self.holidays)
+                past[i, :, len(dynamic) :] = calendars[key][:input_size]
+                future[i, :, len(self._of("future")) :] = calendars[key][input_size:]
+        static = [self._static(g.static) for g in inputs]
+        return Encoded(past, future, np.array(static, np.float32).reshape(n, self.static_width))
 
     def neutral(self, n: int, input_size: int, horizon: int) -> Encoded:
         """Inputs at every covariate's training mean and a zero calendar (the sanity probes)."""
