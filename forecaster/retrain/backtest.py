@@ -111,8 +111,10 @@ def backtest(
     naive_scores = metrics.score(common.histories, common.targets, naive, common.seasonality)
     theirs, their_scores = None, None
     if champion is not None:
+        # (A model of the target alone needs no spec, nor a manifest to read one from.)
+        theirs_reads = champion.covariates if champion.config.covariates else None
         theirs, their_scores = _forecast(
-            Predictor(champion.config, champion.params, covariates=champion.covariates), common
+            Predictor(champion.config, champion.params, covariates=theirs_reads), common
         )
     return Backtest(common, ours, ours_scores, theirs, their_scores, naive_scores)
 
