@@ -50,13 +50,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from forecaster import fallback, metrics
+from forecaster.covariates import CovariateSpec, CovariateValues, SeriesInputs
 from forecaster.fallback import Fallback, Method
 
 if TYPE_CHECKING:
@@ -251,21 +253,58 @@ def conformal_table(errors: F64) -> Table:
     return Table(count=count, values=rows)
 
 
-def _cuts(
+def _cut_points(
     values: Sequence[F64], horizon: int, origins: int, stride: int, least: int
-) -> tuple[list[F64], F64, list[int]]:
-    """Backtest cuts: histories (each at least ``least`` points), targets [m, horizon] and the
-    origin each came from (0: the last), ``origins`` per series where its length allows."""
-    histories, targets, which = [], [], []
-    for _i, x in enumerate(values):
+) -> list[tuple[int, int, int]]:
+    """Backtest cuts ``(series, cut, origin)``: series ``i`` forecast from its first ``cut``
+    points (at least ``least``), ``origins`` per series where its length allows (origin 0:
+    the last)."""
+    points = []
+    for i, x in enumerate(values):
         for j in range(origins):
             cut = len(x) - horizon - j * stride
             if cut < least:
                 break
-            histories.append(x[:cut])
-            targets.append(x[cut : cut + horizon])
-            which.append(j)
-    return histories, np.asarray(targets, np.float64).reshape(-1, horizon), which
+            points.append((i, cut, j))
+    return points
+
+
+def _cuts(
+    values: Sequence[F64], horizon: int, origins: int, stride: int, least: int
+) -> tuple[list[F64], F64, list[int]]:
+    """Backtest cuts (:func:`_cut_points`): histories, targets [m, horizon] and the origin
+    each came from."""
+    points = _cut_points(values, horizon, origins, stride, least)
+    histories = [values[i][:cut] for i, cut, _ in points]
+    targets = [values[i][cut : cut + horizon] for i, cut, _ in points]
+    return histories, np.asarray(targets, np.float64).reshape(-1, horizon), [j for *_, j in points]
+
+
+def _cut_inputs(
+    spec: CovariateSpec,
+    covariates: CovariateValues,
+    ends: Sequence[Any] | None,
+    values: Sequence[F64],
+    points: Sequence[tuple[int, int, int]],
+    horizon: int,
+) -> list[SeriesInputs]:
+    """What each cut ``points`` of ``values`` brings to its forecast, as served: every past
+    and future covariate up to the origin, the future-known ones over the horizon, the
+    statics, and the origin's timestamp (``ends``: each series' last; calendar features)."""
+    step = pd.tseries.frequencies.to_offset(spec.freq) if spec.timed and spec.freq else None
+    dynamic = covariates.past | covariates.future
+    out = []
+    for i, cut, _ in points:
+        end = None
+        if step is not None and ends is not None:
+            end = pd.Timestamp(ends[i]) - (len(values[i]) - cut) * step
+        out.append(SeriesInputs(
+            past={k: v[i][:cut] for k, v in dynamic.items()},
+            future={k: v[i][cut : cut + horizon] for k, v in covariates.future.items()},
+            static={k: v[i] for k, v in covariates.static.items()},
+            end=end,
+        ))  # fmt: skip
+    return out
 
 
 def _scaled_errors(
@@ -360,21 +399,34 @@ def calibrate(
     origins: int = ORIGINS,
     stride: int | None = None,
     with_fallback: bool = True,
+    covariates: CovariateValues | None = None,
+    ends: Sequence[Any] | None = None,
 ) -> Calibration:
     """Calibrate ``predictor`` (the chosen model, blended as served) on rolling backtests of
-    the training series ``values`` (module docstring)."""
+    the training series ``values`` (module docstring). A model that reads covariates is
+    forecast at each cut with them, as it is served: ``covariates`` holds the series' values
+    aligned with ``values`` (:class:`~forecaster.data.SeriesSet`'s), ``ends`` each series'
+    last timestamp (for calendar features)."""
     from forecaster import extend
 
     started = time.process_time()
     cfg = predictor.config
     stride = stride or max(season, 1)
     values = [np.asarray(v, np.float64) for v in values]
-    histories, targets, origin = _cuts(values, cfg.horizon, origins, stride, cfg.min_input)
-    if not histories:
+    points = _cut_points(values, cfg.horizon, origins, stride, cfg.min_input)
+    if not points:
         raise NotCalibrated(
             f"no series is long enough for one backtest of {cfg.min_input + cfg.horizon} points"
         )
-    point = extend.forecast(predictor, histories, cfg.horizon).point
+    histories = [values[i][:cut] for i, cut, _ in points]
+    targets = np.asarray([values[i][cut : cut + cfg.horizon] for i, cut, _ in points])
+    origin = [j for *_, j in points]
+    inputs = None
+    if cfg.covariates:
+        if covariates is None:
+            raise NotCalibrated("the model reads covariates: calibrating it needs their values")
+        inputs = _cut_inputs(predictor.covariates, covariates, ends, values, points, cfg.horizon)
+    point = extend.forecast(predictor, histories, cfg.horizon, inputs).point
     window = cfg.input_size
     errors = _scaled_errors(histories, targets, point, season, window)
     factor = optimism(errors, np.asarray(origin))

@@ -383,12 +383,14 @@ def sanity_problems(
     predictor: Predictor,
     histories: Sequence[np.ndarray] = (),
     ids: Sequence[str] = (),
+    inputs: Sequence[SeriesInputs] | None = None,
 ) -> list[str]:
     """What is wrong with a model's forecasts; empty when it may serve.
 
     The one sanity check, used before a version is promoted (registry), swapped in (service)
     or chosen by the retraining job: every probe of :func:`probe_series`, and every history in
-    ``histories`` (named by ``ids``), must give finite forecasts within range.
+    ``histories`` (named by ``ids``), must give finite forecasts within range (a model that
+    reads covariates: with their ``inputs``; without them only its probes are checked).
     """
     cfg = predictor.config
     probes = probe_series(cfg.input_size, cfg.step)
@@ -405,8 +407,8 @@ def sanity_problems(
         for name, is_bad in zip(probes, bad, strict=True)
         if is_bad
     ]
-    if len(histories) and not cfg.covariates:  # (their covariates are not at hand here)
-        bad = _bad_rows(histories, predictor.predict(histories))
+    if len(histories) and (inputs is not None or not cfg.covariates):
+        bad = _bad_rows(histories, predictor.predict(histories, inputs=inputs))
         if bad.any():
             named = [ids[i] if i < len(ids) else str(i) for i in np.flatnonzero(bad)[:5]]
             problems.append(f"{int(bad.sum())} forecast(s) out of range, e.g. series {named}")

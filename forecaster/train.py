@@ -516,17 +516,15 @@ def fit(
         final = _train(samplers(), names, model_cfg, train_cfg, initial_params, progress,
                        until=best.best_step)  # fmt: skip
         best.params = final.params
-    if train_cfg.calibration_origins and spec:
-        # Its rolling backtests would need each origin's covariates, not threaded through yet.
-        warnings.warn("the model's intervals are not calibrated: calibration does not read "
-                      "covariates yet", stacklevel=2)  # fmt: skip
-    elif train_cfg.calibration_origins:
+    if train_cfg.calibration_origins:
         try:
             best.calibration = calibrate(
-                Predictor(best.config, best.params),
+                Predictor(best.config, best.params, covariates=spec),
                 series.values,
                 train_cfg.seasonality,
                 origins=train_cfg.calibration_origins,
+                covariates=series.covariates,
+                ends=series.end,
             )
         except NotCalibrated as err:  # the model stands; only its intervals are unvouched
             warnings.warn(f"the model's intervals are not calibrated: {err}", stacklevel=2)

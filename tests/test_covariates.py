@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecaster import calibration, data
 from forecaster import covariates as C
-from forecaster import data
 from forecaster.configs import ModelConfig, TrainConfig, build_configs
 from forecaster.model import Forecaster, dummy_covariates, forward, init_params
 from forecaster.predict import Predictor, sanity_problems
@@ -138,6 +138,16 @@ def test_a_model_without_covariates_has_exactly_the_univariate_parameters() -> N
     assert "past_features" not in cfg.to_dict()
 
 
+def test_an_ensemble_with_covariates_initialises_and_forecasts() -> None:
+    """The default ensemble (5 members) of a covariate model: its parameters are made, and
+    it forecasts (every member reads the same covariates)."""
+    cfg = ModelConfig(ensemble=5, hidden=8, input_size=12, horizon=4, step=1, past_features=3,
+                      future_features=2, static_features=1)  # fmt: skip
+    params = init_params(cfg)
+    out = forward(cfg, params, jax.numpy.zeros((2, 12)), None, dummy_covariates(cfg, 2))
+    assert out.shape[:2] == (2, 4)
+
+
 def test_each_horizon_step_reads_its_own_future_covariates() -> None:
     cfg = ModelConfig(input_size=48, horizon=12, ensemble=1, hidden=8, past_features=3,
                       future_features=2, static_features=1)  # fmt: skip
@@ -179,6 +189,62 @@ def test_a_known_future_driver_makes_the_covariate_model_much_better(trained) ->
     # mean (MAE about 1.5); knowing x, the noise (0.1).
     assert alone.val_metrics["mae"] > 1.0
     assert with_cov.val_metrics["mae"] < 0.4 * alone.val_metrics["mae"]
+
+
+def test_a_covariate_model_is_calibrated_with_sane_coverage(trained) -> None:
+    """Trained with the defaults, the covariate model's intervals are calibrated on backtests
+    that carry the covariates (every origin of every series); on series it never saw, forecast
+    from 10 origins each, its intervals cover about what their table can vouch for."""
+    _, with_cov, _ = trained
+    cal = with_cov.calibration
+    assert cal is not None and cal.origins == 8 and len(cal.model.values) == 24
+    unseen = data.series_from_frame(driven_frame(seed=7, hours=24 * 20), future_covariates=["x"],
+                                    static_covariates=["region"])  # fmt: skip
+    predictor = Predictor(with_cov.config, with_cov.params, covariates=with_cov.covariates)
+    inside = {80: [], 95: []}
+    for days in range(1, 11):
+        cut = data.train_val_split(unseen, 24 * days)[0]
+        ahead = {
+            "x": [
+                np.asarray(v)[len(c) : len(c) + 24]
+                for v, c in zip(unseen.covariates.future["x"], cut.values, strict=True)
+            ]
+        }
+        inputs = C.series_inputs(len(cut), cut.covariates, cut.end, ahead)
+        targets = np.stack([np.asarray(v)[len(c) : len(c) + 24]
+                            for v, c in zip(unseen.values, cut.values, strict=True)])  # fmt: skip
+        forecast = predictor.predict(cut.values, inputs=inputs)
+        probs = [0.1, 0.9, 0.025, 0.975]
+        bands = calibration.bands(cal, cut.values, forecast, probs).quantiles
+        inside[80].append((targets >= bands[0.1]) & (targets <= bands[0.9]))
+        inside[95].append((targets >= bands[0.025]) & (targets <= bands[0.975]))
+    coverage = {level: float(np.mean(v)) for level, v in inside.items()}
+    # 2 series x 8 origins: 16 errors per step, whose extremes bound both intervals (a 95%
+    # band needs 39); between the extremes of 16 exchangeable errors lie 15/17 = 88% of new ones.
+    assert cal.model.count == 16
+    assert 0.75 <= coverage[80] <= 0.95, coverage
+    assert coverage[95] >= coverage[80] and coverage[95] >= 0.8, coverage
+
+
+def test_a_served_covariate_model_answers_with_calibrated_intervals(
+    trained, tmp_path: Path
+) -> None:
+    from forecaster.registry import Registry
+    from tests.service.conftest import make_settings, running_client
+
+    series, with_cov, _ = trained
+    Registry(tmp_path).publish("driven", with_cov.config, with_cov.params, promote=True,
+                               freq=series.freq, covariates=with_cov.covariates,
+                               calibration=with_cov.calibration)  # fmt: skip
+    entry, _ = served_request(series)
+    with running_client(make_settings(tmp_path)) as client:
+        answer = client.post("/v1/forecast", json={"model": "driven", "horizon": 24} | {
+            k: v for k, v in entry.items() if k != "id"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    assert got["calibrated"] is True and set(got["intervals"]) == {"80", "95"}
+    lower, upper = got["intervals"]["80"]["lower"], got["intervals"]["80"]["upper"]
+    assert all(lo < f < hi for lo, f, hi in zip(lower, got["forecast"], upper, strict=True))
 
 
 def inputs_of(series: data.SeriesSet, horizon: int) -> tuple[list[np.ndarray], list, np.ndarray]:
@@ -277,6 +343,37 @@ def test_an_unseen_category_reads_as_none_of_the_training_ones() -> None:
     assert out.static.tolist() == [[0.0, 0.0]]
     out = spec.encode([4], [C.SeriesInputs(static={"region": "south"})], 4, 2)
     assert out.static.tolist() == [[0.0, 1.0]]
+
+
+def test_a_batch_is_encoded_as_each_series_alone() -> None:
+    """Series of one call (lengths short and long, last timestamps shared or not, lists or
+    arrays) are encoded exactly as each would be on its own, calendar and holidays included."""
+    spec = C.CovariateSpec(
+        (C.Column("load", "past", mean=1.0, std=2.0), C.Column("x", "future", mean=0.5, std=3.0),
+         C.Column("size", "static", mean=10.0, std=5.0)),
+        calendar=("hour", "weekday", "yearday"), holidays="US", freq="h",
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    ends = ["2020-11-26 05:00", "2020-11-26 05:00", "2020-12-24 23:00", "2021-01-01 00:00"]
+    lengths = [30, 8, 48, 30]
+    inputs = [
+        C.SeriesInputs(
+            past={"load": rng.normal(size=n).tolist(), "x": rng.normal(size=n)},
+            future={"x": rng.normal(size=5)},
+            static={"size": float(k)},
+            end=end,
+        )
+        for k, (n, end) in enumerate(zip(lengths, ends, strict=True))
+    ]
+    together = spec.encode(lengths, inputs, 24, 6, 5)
+    for i, (n, given) in enumerate(zip(lengths, inputs, strict=True)):
+        alone = spec.encode([n], [given], 24, 6, 5)
+        for a, b in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(a[i], b[0])
+    # The holiday column: Thanksgiving 2020 in the first series' window, New Year in the last.
+    assert together.past[0, -6:, -1].tolist() == [1.0] * 6
+    assert together.future[3, :, -1].tolist() == [1.0] * 6
+    assert together.past[3, -2, -1] == 0.0 and together.past[3, -1, -1] == 1.0
 
 
 def test_covariates_sent_to_a_univariate_model_are_refused(trained) -> None:
@@ -425,23 +522,6 @@ def test_a_bad_covariate_is_that_series_error_naming_it(trained, tmp_path: Path)
             k: v for k, v in bad["short"][0].items() if k != "id"})  # fmt: skip
         assert one.status_code == 422
         assert one.json()["detail"][0]["loc"] == ["body", "future_covariates", "x"]
-
-
-def test_retraining_with_covariates_is_refused_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    """The retraining job's backtest and report do not forecast with covariates yet: a job
-    whose data name some is refused before training, in one line, not with a traceback."""
-    from forecaster.cli import main
-
-    csv = tmp_path / "driven.csv"
-    driven_frame(hours=24 * 10).to_csv(csv, index=False)
-    argv = ["retrain", "--data", str(csv), "--registry", str(tmp_path / "reg"), "--name",
-            "driven", "--future-covariates", "x", "--steps", "5", "--no-progress"]  # fmt: skip
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code != 0 and "reads covariates: retraining covariate models is not built yet" in err
-    assert "Traceback" not in err
 
 
 def test_the_client_sends_covariates_from_frames(trained, tmp_path: Path) -> None:

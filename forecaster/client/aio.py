@@ -33,9 +33,9 @@ from forecaster.client.bodies import (
     OnErrors,
     actuals_bodies,
     ahead,
-    as_input,
     inputs_of,
     merged_actuals,
+    one_input,
     single_body,
 )
 from forecaster.client.errors import AttemptResult, ForecastTimeout, checked, parse
@@ -103,16 +103,24 @@ class AsyncForecastClient:
 
     async def forecast(
         self,
-        history: History,
+        history: History | pd.DataFrame,
         horizon: int | None = None,
         model: str | None = None,
         quantiles: Sequence[float] | None = None,
         *,
         levels: Sequence[float] | None = None,
+        future_df: pd.DataFrame | None = None,
+        past_covariates: Sequence[str] = (),
+        static_df: pd.DataFrame | Mapping[str, float | str] | None = None,
+        id_col: str = "id",
+        time_col: str = "timestamp",
+        value_col: str = "value",
     ) -> pd.DataFrame:
         """See :meth:`ForecastClient.forecast`."""
-        series = as_input(history)
+        covariates = Covariates(future_df, past_covariates, static_df)
+        series = one_input(history, id_col, time_col, value_col, covariates)
         horizon = await self._checked_horizon([(None, series)], horizon, model)
+        ((_, series),) = ahead([(None, series)], horizon)
         body = single_body(series, horizon, model or self._cfg.model, quantiles, levels)
         answer = parse(ForecastResponse, await self._send("POST", FORECAST_PATH, body))
         return single_frame(answer, series)

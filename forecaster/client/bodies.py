@@ -106,6 +106,41 @@ def inputs_of(
     return with_covariates(data, inputs, covariates, id_col, time_col) if covariates else inputs
 
 
+def one_input(
+    history: History | pd.DataFrame,
+    id_col: str,
+    time_col: str,
+    value_col: str,
+    covariates: Covariates,
+) -> Input:
+    """One series to forecast: a list, array or Series (:func:`as_input`), or a DataFrame of
+    one series (``time_col``, ``value_col`` and a column per covariate; an ``id_col`` is
+    optional) whose ``covariates`` come as in :func:`with_covariates`; ``future_df`` and
+    ``static_df`` need no ``id_col`` then, and ``static_df`` may be a dict."""
+    if not isinstance(history, pd.DataFrame):
+        if covariates:
+            raise InvalidRequest(
+                "covariates come with a DataFrame of the history (a column per covariate)"
+            )
+        return as_input(history)
+    if id_col in history.columns and history[id_col].nunique(dropna=False) > 1:
+        raise InvalidRequest("history must be one series; use forecast_many for several")
+    key = history[id_col].iloc[0] if id_col in history.columns and len(history) else 0
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame if id_col in frame.columns else frame.assign(**{id_col: key})
+
+    future, static = covariates.future_df, covariates.static_df
+    if isinstance(static, Mapping):
+        static = pd.DataFrame([{**static, id_col: key}])
+    given = replace(covariates, future_df=None if future is None else keyed(future),
+                    static_df=None if static is None else keyed(static))  # fmt: skip
+    inputs = inputs_of(keyed(history), id_col, time_col, value_col, given)
+    if not inputs:
+        raise InvalidRequest("the history DataFrame has no rows")
+    return inputs[0][1]
+
+
 @dataclass(frozen=True)
 class Covariates:
     """Where a long DataFrame's covariates are: ``future_df`` (id, time and one column per
@@ -115,7 +150,7 @@ class Covariates:
 
     future_df: pd.DataFrame | None = None
     past: Sequence[str] = ()
-    static_df: pd.DataFrame | None = None
+    static_df: pd.DataFrame | Mapping[str, float | str] | None = None
 
     def __bool__(self) -> bool:
         return self.future_df is not None or bool(self.past) or self.static_df is not None
@@ -138,6 +173,8 @@ def with_covariates(
     groups = dict(_groups(data, id_col, time_col))
     futures = dict(_groups(future, id_col, time_col)) if future is not None else {}
     statics: dict[Any, dict[str, Any]] = {}
+    if isinstance(covariates.static_df, Mapping):
+        raise InvalidRequest("static_df of several series is a DataFrame (id and a column each)")
     if covariates.static_df is not None:
         table = covariates.static_df.drop_duplicates(id_col).set_index(id_col)
         statics = {k: {c: _plain(v) for c, v in row.items()} for k, row in table.iterrows()}

@@ -32,9 +32,9 @@ from forecaster.client.bodies import (
     OnErrors,
     actuals_bodies,
     ahead,
-    as_input,
     inputs_of,
     merged_actuals,
+    one_input,
     single_body,
 )
 from forecaster.client.errors import AttemptResult, ForecastTimeout, checked, parse
@@ -113,23 +113,38 @@ class ForecastClient:
 
     def forecast(
         self,
-        history: History,
+        history: History | pd.DataFrame,
         horizon: int | None = None,
         model: str | None = None,
         quantiles: Sequence[float] | None = None,
         *,
         levels: Sequence[float] | None = None,
+        future_df: pd.DataFrame | None = None,
+        past_covariates: Sequence[str] = (),
+        static_df: pd.DataFrame | Mapping[str, float | str] | None = None,
+        id_col: str = "id",
+        time_col: str = "timestamp",
+        value_col: str = "value",
     ) -> pd.DataFrame:
         """Forecast one series ``horizon`` steps ahead (the model's full horizon if None).
 
         Returns a DataFrame with a ``forecast`` column, a ``q<level>`` column per quantile and
         ``lower_<level>``/``upper_<level>`` columns per interval level (``levels`` in percent;
         None: the service's default, 80 and 95; ``[]``: none), indexed by timestamp when
-        ``history`` is a Series with a DatetimeIndex, else by step; ``frame.attrs["calibrated"]``
-        says whether the intervals are calibrated.
+        ``history`` is a Series with a DatetimeIndex or a DataFrame with ``time_col``, else by
+        step; ``frame.attrs["calibrated"]`` says whether the intervals are calibrated.
+
+        For a model that reads covariates, ``history`` is a DataFrame of the series
+        (``time_col``, ``value_col`` and a column per past and future covariate), ``future_df``
+        holds the horizon's values of the future ones (``time_col`` and a column each),
+        ``past_covariates`` names the history's columns that are past-only, and ``static_df``
+        its statics (a dict, or a one-row DataFrame): :meth:`forecast_many`'s layout, for one
+        series (no ``id_col`` needed).
         """
-        series = as_input(history)
+        covariates = Covariates(future_df, past_covariates, static_df)
+        series = one_input(history, id_col, time_col, value_col, covariates)
         horizon = self._checked_horizon([(None, series)], horizon, model)
+        ((_, series),) = ahead([(None, series)], horizon)
         body = single_body(series, horizon, model or self._cfg.model, quantiles, levels)
         answer = parse(ForecastResponse, self._send("POST", FORECAST_PATH, body))
         return single_frame(answer, series)

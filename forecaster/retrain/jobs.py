@@ -21,14 +21,16 @@ from forecaster.configs import (
     data_facts,
     typed_fields,
 )
+from forecaster.covariates import ROLES, CovariateSpec, Role
 from forecaster.data import SOURCE_OPTIONS, DataSource, SeriesSet
 from forecaster.frequency import same_frequency
 from forecaster.job import Job
 from forecaster.options import options
 from forecaster.registry import LoadedModel
 
-# Settings a challenger may change only when the user allows it: clients depend on them.
-GUARDED = ("horizon", "quantiles", "freq")
+# Settings a challenger may change only when the user allows it: clients depend on them
+# (``covariates``: the columns by name and role, the calendar and the holidays a model reads).
+GUARDED = ("horizon", "quantiles", "freq", "covariates")
 SECTION_KEYS = frozenset({"model", "train"})
 # The per-job settings: the reading options (DataSource's) and the policy (Job's).
 SHARED_KEYS = frozenset(SOURCE_OPTIONS) | frozenset(f.name for f in options(Job)) | SECTION_KEYS
@@ -99,6 +101,45 @@ def job_from_settings(settings: Mapping[str, Any], where: str = "the command lin
     )
 
 
+def covariate_source(
+    job: Job, champion: LoadedModel | None
+) -> tuple[DataSource, dict[Role, tuple[str, ...]]]:
+    """The data source the job reads and the challenger's covariate columns of each role: the
+    ones the job names, else the champion's (its manifest names them). The source reads the
+    champion's columns too, so that the backtest scores both models on the same data.
+
+    Raises :class:`ConfigError` when the job names other columns than the champion reads and
+    ``job.allow_config_change`` is not set (clients would have to send other covariates)."""
+    named: dict[Role, tuple[str, ...]] = {
+        role: tuple(getattr(job.data, f"{role}_covariates")) for role in ROLES
+    }
+    theirs = (champion.covariates if champion is not None else CovariateSpec()).roles()
+    ours = named if any(named.values()) else theirs
+    same = {r: set(v) for r, v in ours.items()} == {r: set(v) for r, v in theirs.items()}
+    if champion is not None and not same and not job.allow_config_change:
+        shown = f"covariates {_columns(theirs)} -> {_columns(ours)}"
+        raise ConfigError(_refusal(f"model {job.name!r}", shown))
+    taken = {name for names in ours.values() for name in names}
+    read = {r: (*ours[r], *(n for n in theirs[r] if n not in taken)) for r in ROLES}
+    source = dataclasses.replace(job.data, past_covariates=read["past"],
+                                 future_covariates=read["future"],
+                                 static_covariates=read["static"])  # fmt: skip
+    return source, ours
+
+
+def _columns(names: dict[Role, tuple[str, ...]]) -> str:
+    return CovariateSpec().described() if not any(names.values()) else "; ".join(
+        f"{role}: {', '.join(cols)}" for role, cols in names.items() if cols
+    )  # fmt: skip
+
+
+def _refusal(where: str, shown: str) -> str:
+    return (
+        f"{where}: the challenger would change what clients get ({shown}) from the champion; "
+        "pass --allow-config-change (or allow_config_change = true) to do so"
+    )
+
+
 def challenger_configs(
     job: Job, champion: LoadedModel | None, series: SeriesSet
 ) -> tuple[ModelConfig, TrainConfig, dict[str, list[Any]]]:
@@ -106,9 +147,14 @@ def challenger_configs(
     a champion) over the defaults the data implies; and every difference from the champion,
     ``{setting: [champion's, challenger's]}``.
 
-    Raises :class:`ConfigError` when the challenger would change the horizon, the quantiles or
-    the data's frequency (clients depend on them) and ``job.allow_config_change`` is not set.
+    Raises :class:`ConfigError` when the challenger would change the horizon, the quantiles,
+    the data's frequency or the covariates it reads (their names and roles, the calendar, the
+    holidays: clients depend on them) and ``job.allow_config_change`` is not set. ``series``
+    holds the challenger's covariates alone (:func:`covariate_source`); unless the job sets
+    ``calendar``, the challenger keeps the champion's calendar (on or off).
     """
+    from forecaster.train import covariate_spec  # (it imports most of the package)
+
     where = f"model {job.name!r}"
     model, train = dict(job.given.get("model", {})), dict(job.given.get("train", {}))
     facts = data_facts(series)
@@ -117,6 +163,8 @@ def challenger_configs(
     before_model, before_train = champion.config.to_dict(), dict(champion.manifest.training or {})
     if champion.manifest.seasonality and "seasonality" not in before_train:
         before_train["seasonality"] = champion.manifest.seasonality
+    if "calendar" not in train:  # the champion's, whatever the default of the day derives
+        before_train["calendar"] = bool(champion.covariates.calendar)
     model_cfg, train_cfg = build_configs(
         {**before_model, **model},
         {**before_train, **train},
@@ -130,16 +178,16 @@ def challenger_configs(
         for k, v in after.items()
         if k in before and _plain(before[k]) != _plain(v)
     }
+    spec = covariate_spec(series, train_cfg)
+    if spec.reads() != champion.covariates.reads():
+        changes["covariates"] = [champion.covariates.described(), spec.described()]
     old_freq = champion.manifest.freq
     if old_freq is None or series.freq is None or same_frequency(old_freq, series.freq):
         changes.pop("freq", None)  # an unknown frequency cannot be held against the data
     guarded = {k: v for k, v in changes.items() if k in GUARDED}
     if guarded and not job.allow_config_change:
         shown = "; ".join(f"{k} {a} -> {b}" for k, (a, b) in guarded.items())
-        raise ConfigError(
-            f"{where}: the challenger would change what clients get ({shown}) from the champion; "
-            "pass --allow-config-change (or allow_config_change = true) to do so"
-        )
+        raise ConfigError(_refusal(where, shown))
     return model_cfg, train_cfg, changes
 
 

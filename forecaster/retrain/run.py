@@ -18,7 +18,7 @@ from forecaster.predict import Predictor, sanity_problems
 from forecaster.registry import ArtifactError, ModelNotFoundError, Registry
 from forecaster.retrain.backtest import RetrainError, backtest, split_holdout
 from forecaster.retrain.decision import DECIDED, Status, decide, recheck
-from forecaster.retrain.jobs import Job, challenger_configs
+from forecaster.retrain.jobs import Job, challenger_configs, covariate_source
 from forecaster.retrain.live import live_accuracy
 from forecaster.retrain.report import PLOT, REPORT, build_report, plot_png
 from forecaster.retrain.state import Champion, Decided, Evaluated, Loaded, Published, Trained
@@ -96,22 +96,25 @@ def _next(stage: type[S], before: Loaded, seconds: Mapping[str, float], **fields
 def load(job: Job, registry: Registry, production: int | None, live: dict[str, Any]) -> Loaded:
     """Load the data and the champion (``production``, as read once by the job)."""
     seconds: dict[str, float] = {}
-    series = timed(seconds, "load_s", job.data.load, max_gap=job.train.max_gap)
     champion = timed(seconds, "champion_s", _load_champion, registry, job.name, production)
-    return Loaded(job, live, series, champion, seconds)
+    # The covariate columns the champion's manifest names, unless the job names others.
+    source, reads = covariate_source(job, champion.model)
+    series = timed(seconds, "load_s", source.load, max_gap=job.train.max_gap)
+    return Loaded(job, live, series, champion, seconds, reads)
 
 
 def train(loaded: Loaded, progress: bool) -> Trained:
     """Fit the challenger on all but the hold-out, cut here and nowhere else."""
     job, champion = loaded.job, loaded.champion
-    if loaded.series.covariates or (champion.model is not None and champion.model.covariates):
-        # The backtest and the report forecast without covariates; refused before training.
-        raise RetrainError(
-            f"model {job.name!r} reads covariates: retraining covariate models is not built yet; "
-            "train the challenger with `forecaster train` and promote it"
-        )
-    model, config, changes = challenger_configs(job, champion.model, loaded.series)
+    # The data may hold the champion's covariates besides the challenger's (its backtest).
+    ours = dataclasses.replace(
+        loaded.series, covariates=loaded.series.covariates.only(loaded.reads)
+    )
+    model, config, changes = challenger_configs(job, champion.model, ours)
     train_series, holdout = split_holdout(loaded.series, model.horizon, config.seasonality)
+    train_series = dataclasses.replace(
+        train_series, covariates=train_series.covariates.only(loaded.reads)
+    )
     warm, initial_params = _warm_start(job, champion, model)
     seconds: dict[str, float] = {}
     fitted = timed(seconds, "train_s", fit, train_series, model, config, progress=progress,
@@ -125,11 +128,13 @@ def evaluate(trained: Trained) -> Evaluated:
     """Backtest both models on the hold-out and check the challenger's sanity."""
     seconds: dict[str, float] = {}
     challenger = (trained.model, trained.fitted.params)
+    spec = trained.fitted.covariates
     result = timed(seconds, "backtest_s", backtest, trained.holdout, challenger,
-                   trained.champion.model)  # fmt: skip
+                   trained.champion.model, spec)  # fmt: skip
     common = result.holdout
-    problems = timed(seconds, "sanity_s", sanity_problems, Predictor(*challenger),
-                     common.histories, common.ids)  # fmt: skip
+    problems = timed(seconds, "sanity_s", sanity_problems,
+                     Predictor(*challenger, covariates=spec), common.histories, common.ids,
+                     common.inputs_for(spec))  # fmt: skip
     return _next(Evaluated, trained, seconds, backtest=result, problems=problems)
 
 
@@ -181,6 +186,7 @@ def _publish(registry: Registry, decided: Decided) -> Published:
         seasonality=decided.train.seasonality,
         training=dataclasses.asdict(decided.train),
         calibration=decided.fitted.calibration,
+        covariates=decided.fitted.covariates,
         extra_files=files,
         promote=decided.decision.promote,
     )

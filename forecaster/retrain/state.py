@@ -11,6 +11,7 @@ from typing import Any
 
 from forecaster import data
 from forecaster.configs import ModelConfig, TrainConfig
+from forecaster.covariates import Role
 from forecaster.registry import LoadedModel
 from forecaster.retrain.backtest import Backtest, Holdout
 from forecaster.retrain.decision import Decision
@@ -36,6 +37,8 @@ class Loaded:
     series: data.SeriesSet
     champion: Champion
     seconds: Mapping[str, float]  # per step, for the report: each stage adds its own
+    # The challenger's covariate columns by role (``series`` may hold the champion's too).
+    reads: Mapping[Role, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
