@@ -71,11 +71,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# The model trained: small and fixed, so the figure is the reading of windows as much as the step.
-MODEL = {"horizon": 48, "input_size": 168, "ensemble": 1, "hidden": 32}
+# The models trained: M4 Hourly's (the library's hourly defaults, horizon 48), and a tiny one
+# whose step costs little beside the reading of its windows (the worst case for the reading).
+MODELS = {"m4": {"horizon": 48}, "tiny": {"horizon": 48, "ensemble": 1, "hidden": 32}}
 
 
-def steps_per_second(series: object, steps: int, batch: int) -> dict[str, object]:
+def steps_per_second(series: object, steps: int) -> dict[str, object]:
+    """:func:`steps_of` for each of ``MODELS``."""
+    return {name: steps_of(series, model, steps) for name, model in MODELS.items()}
+
+
+def steps_of(series: object, given: dict, steps: int) -> dict[str, object]:
     """Training ``steps`` steps on ``series``'s windows (as :func:`forecaster.train.fit` draws
     them): the sampler fit would build, its kind, and steps/s after compilation."""
     import jax
@@ -83,7 +89,7 @@ def steps_per_second(series: object, steps: int, batch: int) -> dict[str, object
     from forecaster import train
     from forecaster.configs import build_configs
 
-    model, cfg = build_configs(MODEL, {"steps": steps, "batch_size": batch, "seed": 0},
+    model, cfg = build_configs(given, {"steps": steps, "seed": 0},
                                freq="h", lengths=series.lengths.tolist())  # type: ignore[attr-defined]  # fmt: skip
     values = list(series.values)  # type: ignore[attr-defined]
     started = time.perf_counter()
@@ -106,9 +112,15 @@ def steps_per_second(series: object, steps: int, batch: int) -> dict[str, object
     state, key, metrics = train.train_steps(state, sampler, key, shape, steps)
     loss = float(metrics["loss"])
     seconds = time.perf_counter() - started
-    return {"sampler": type(sampler).__name__, "build_s": round(built, 2),
+    return {"sampler": type(sampler).__name__, "batch": cfg.batch_size,
+            "model": f"{model.ensemble} x {model.cell} {model.hidden}", "build_s": round(built, 2),
             "steps_per_s": round(steps / seconds, 2), "cpu_s": round(time.process_time() - cpu, 1),
             "loss": round(loss, 4)}  # fmt: skip
+
+
+def say(what: str) -> None:
+    """Progress on stderr (the JSON line is stdout's)."""
+    print(f"train_big: {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -124,24 +136,32 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         frame = pd_concat([data.read_frame(str(p), None) for p in files])
         whole = data.series_from_frame(frame)
         del frame
-        line["memory"] = steps_per_second(whole, args.steps, args.batch)
+        say("small read whole")
+        line["memory"] = steps_per_second(whole, args.steps)
+        say(f"in memory: {line['memory']}")
         del whole
         small = data.load_series(str(args.small), cache_dir=cache)
-        line["small_parts"] = steps_per_second(small, args.steps, args.batch)
+        line["small_parts"] = steps_per_second(small, args.steps)
+        say(f"small from parts: {line['small_parts']}")
         del small
     if args.only in (None, "parts"):
         started, cpu = time.perf_counter(), time.process_time()
         big = data.load_series(str(args.parts), cache_dir=cache)
         read = {"reading": big.reading, "read_s": round(time.perf_counter() - started, 1),
                 "read_cpu_s": round(time.process_time() - cpu, 1)}  # fmt: skip
-        line["parts"] = {**read, **steps_per_second(big, args.steps, args.batch)}
+        say(f"read: {read}")
+        line["parts"] = {**read, **steps_per_second(big, args.steps)}
+        say(f"parts: {line['parts']}")
+        line["peak_rss_mb"] = round(peak_rss_mb())
+        if not args.fit:
+            return line
         # What `forecaster train` does besides: the facts configs derive from, the fingerprint,
         # and a whole fit (validation and calibration on a sample).
         started, cpu = time.perf_counter(), time.process_time()
         facts = data_facts(big)
         fingerprint = data.fingerprint(big)
-        model, cfg = build_configs(MODEL, {"steps": args.steps, "eval_every": args.steps,
-                                           "batch_size": args.batch}, **facts)  # fmt: skip
+        model, cfg = build_configs(MODELS["m4"], {"steps": args.steps, "eval_every": args.steps},
+                                   **facts)  # fmt: skip
         result = fit(big, model, cfg, progress=False)
         line["fit"] = {"seconds": round(time.perf_counter() - started, 1),
                        "cpu_s": round(time.process_time() - cpu, 1), "sampled": result.sampled,
@@ -168,8 +188,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--parts", type=Path, required=True, help="the folder beyond memory")
     r.add_argument("--small", type=Path, required=True, help="a folder that fits in memory")
     r.add_argument("--steps", type=int, default=200)
-    r.add_argument("--batch", type=int, default=256)
     r.add_argument("--cache-dir", type=Path, help="where the memory-mapped values go")
+    r.add_argument("--fit", action="store_true", help="then a whole fit of the big folder")
     r.add_argument("--only", choices=["small", "parts"], help="one of the two (else both)")
     return p.parse_args(argv)
 

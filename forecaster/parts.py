@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -415,7 +415,9 @@ def _load_long(
         slot = flat[a:b]
         slot[seen[a:b] == 0] = np.nan
         sid = found.ids[i]
-        cut = data._cut_at_gaps(sid, slot, _Grid(int(found.first[i]), step, stamp), max_gap)
+        # The grid's stamps made one at a time, for the gaps alone: it is no sequence to mypy.
+        grid = cast(Sequence[Any], _Grid(int(found.first[i]), step, stamp))
+        cut = data._cut_at_gaps(sid, slot, grid, max_gap)
         try:
             data._check_length(sid, cut.values.size, min_length)
         except DataError as err:

@@ -53,8 +53,8 @@ class DataSource:
     )
 
     cache_dir: str | None = option(
-        "folder for the memory-mapped values of a folder of Parquet parts (default: the "
-        "system's temporary folder; the file is removed as soon as it is mapped)", None,
+        "folder for the memory-mapped values of a folder of Parquet parts (the file is "
+        "removed as soon as it is mapped)", None, shown="the system's temporary folder",
         metavar="DIR"
     )  # fmt: skip
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import mmap
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NamedTuple, cast
@@ -335,6 +337,10 @@ jax.tree_util.register_dataclass(
 )
 
 
+# Threads reading windows from a memory-mapped file, and windows each reads at a time.
+READERS, READ_CHUNK = 8, 128
+
+
 class MappedReader:
     """Cuts windows out of series memory-mapped on disk (:mod:`forecaster.parts`), on the host:
     the OS pages in the windows' points alone. One object per file, so every sampler of it
@@ -342,13 +348,31 @@ class MappedReader:
 
     def __init__(self, flat: np.ndarray, offsets: np.ndarray, span: int) -> None:
         self.flat, self.offsets, self.span = flat, offsets, span
+        mapping = getattr(flat, "_mmap", None)
+        if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+            # A window is a few kilobytes at a random place: read ahead, the kernel would
+            # fetch (and cache, against a memory cap) a hundred kilobytes for each.
+            mapping.madvise(mmap.MADV_RANDOM)
+        self.pool = ThreadPoolExecutor(READERS, thread_name_prefix="windows")
 
     def __call__(self, series: np.ndarray, start: np.ndarray) -> np.ndarray:
         """``[M, span]`` float32 windows of ``series`` [M] from ``start`` [M]; points before a
         series' start repeat its first (as :func:`forecaster.windows.gather_windows`)."""
         cols = np.maximum(np.asarray(start, np.int64)[:, None] + np.arange(self.span), 0)
         at = self.offsets[np.asarray(series, np.int64)][:, None] + cols
-        return np.asarray(self.flat[at], np.float32)
+        out = np.empty(at.shape, np.float32)
+
+        def read(rows: slice) -> None:
+            out[rows] = self.flat[at[rows]]
+
+        # Windows not in memory wait for the disk: several threads keep several reads in
+        # flight (numpy's gather releases the GIL).
+        chunks = [slice(a, a + READ_CHUNK) for a in range(0, len(at), READ_CHUNK)]
+        if len(chunks) > 1:
+            list(self.pool.map(read, chunks))
+        elif chunks:
+            read(chunks[0])
+        return out
 
 
 @dataclass(frozen=True)
@@ -408,7 +432,8 @@ class MappedSampler:
         if mesh is not None:
             arrays = parallel.replicate(arrays, mesh)
             sharding = parallel.batch_sharding(mesh)
-        return cls(*arrays, input_size, horizon, least, reader, sharding)
+        ends, drawn_d, count_d = arrays
+        return cls(ends, drawn_d, count_d, input_size, horizon, least, reader, sharding)
 
     def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
         """A batch as :meth:`WindowSampler.sample` draws it."""
