@@ -172,8 +172,9 @@ def load_parts(
     size = sum(v.size for v in out.values) + sum(p.size for ps in out.before_gaps.values()
                                                  for p in ps)  # fmt: skip
     place = cache_dir or tempfile.gettempdir()
-    out.reading = (f"{where}, {layout.describe()}; values memory-mapped ({size * 8 / 1e9:.2f} "
-                   f"GB in {place}); {data._counted(out)}")  # fmt: skip
+    held = f"{size * 8 / 1e9:.1f} GB" if size * 8 >= 1e8 else f"{size * 8 / 1e6:.1f} MB"
+    out.reading = (f"{where}, {layout.describe()}; values memory-mapped ({held} in {place}); "
+                   f"{data._counted(out)}")  # fmt: skip
     return out
 
 

@@ -89,7 +89,7 @@ def test_training_from_parts_gives_the_model_training_in_memory_gives(tmp_path: 
     whole = data.series_from_frame(frame)
     got = data.load_series(str(write_parts(frame, tmp_path / "parts")))
     model, cfg = build_configs({"horizon": 12, "input_size": 48, "ensemble": 2, "hidden": 8},
-                               {"steps": 40, "eval_every": 20, "batch_size": 16},
+                               {"steps": 40, "eval_every": 40, "batch_size": 16},
                                freq="h", lengths=whole.lengths.tolist())  # fmt: skip
     a = train.fit(whole, model, cfg, progress=False)
     b = train.fit(got, model, cfg, progress=False)
