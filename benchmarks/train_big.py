@@ -9,7 +9,12 @@ fixed number of steps three ways and prints one JSON line: from ``--small`` (a f
 read whole into memory, the same folder from its parts (memory-mapped,
 :mod:`forecaster.parts`), and ``--parts`` from its parts; steps/s of each (compilation
 excluded), the seconds of reading, and the peak resident memory of the process. Run it under a
-memory cap (a cgroup) to check it stays under it. What it found: ``docs/guide/data.md``.
+memory cap (a cgroup) to check it stays under it; ``--fit`` adds a whole
+:func:`forecaster.train.fit` of the big folder (validation and calibration on a sample). What it
+found: ``docs/guide/data.md`` (``benchmarks/results/train_big.jsonl``). ``generate`` spends most
+of its system time faulting in fresh arrays for every part: glibc keeps them with
+``MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736`` (107 CPU-seconds for
+10 GB, against about 2.5 a part without).
 """
 
 from __future__ import annotations
