@@ -876,8 +876,11 @@ def load_series(
     future_covariates: Sequence[str] = (),
     past_covariates: Sequence[str] = (),
     static_covariates: Sequence[str] = (),
+    cache_dir: str | None = None,
 ) -> SeriesSet:
-    """Read CSV or Parquet (local path or fsspec URL) and validate it into a :class:`SeriesSet`.
+    """Read CSV or Parquet (local path or fsspec URL) and validate it into a :class:`SeriesSet`;
+    a local folder is a folder of Parquet parts, its values memory-mapped
+    (:func:`forecaster.parts.load_parts`, in ``cache_dir``).
 
     Args:
         format: "long", "wide" (M4) or "auto" (from the content: :func:`detect_layout`).
@@ -898,9 +901,7 @@ def load_series(
     Raises:
         DataError: invalid data; the message names the series id and the position.
     """
-    frame = read_frame(path_or_url, storage_options)
-    return series_from_frame(
-        frame,
+    reading: dict[str, Any] = dict(
         format=format,
         id_col=id_col,
         time_col=time_col,
@@ -914,6 +915,11 @@ def load_series(
         past_covariates=past_covariates,
         static_covariates=static_covariates,
     )
+    from forecaster import parts  # it builds on this module
+
+    if parts.is_parts_folder(path_or_url):
+        return parts.load_parts(path_or_url, **reading, cache_dir=cache_dir)
+    return series_from_frame(read_frame(path_or_url, storage_options), **reading)
 
 
 # ---------------------------------------------------------------------------- splits

@@ -52,6 +52,12 @@ class DataSource:
         "columns holding one value per series, numeric or categorical", (), metavar="COL"
     )
 
+    cache_dir: str | None = option(
+        "folder for the memory-mapped values of a folder of Parquet parts (the file is "
+        "removed as soon as it is mapped)", None, shown="the system's temporary folder",
+        metavar="DIR"
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         for name in ("future_covariates", "past_covariates", "static_covariates"):
             object.__setattr__(self, name, tuple(getattr(self, name)))  # flags give lists

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import mmap
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NamedTuple, cast
@@ -29,6 +31,7 @@ from forecaster.calibration import Calibration, NotCalibrated, calibrate
 from forecaster.configs import ModelConfig, TrainConfig
 from forecaster.covariates import CovariateSpec, SeriesInputs, learn, series_inputs
 from forecaster.model import Forecaster, init_params
+from forecaster.parts import mapped
 from forecaster.predict import Predictor, score_model
 from forecaster.scaling import fit_scale, normalize, normalize_targets
 
@@ -72,6 +75,8 @@ class TrainResult:
     # The chosen model's interval calibration (None with ``calibration_origins=0``).
     calibration: Calibration | None = None
     covariates: CovariateSpec = field(default_factory=CovariateSpec)
+    # How validation and calibration were bounded, in words ("" when they read every series).
+    sampled: str = ""
 
 
 class Validation(NamedTuple):
@@ -183,6 +188,10 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict[str, ja
     return new_state, {"loss": loss / state.config.ensemble, "grad_norm": optax.tree.norm(grads)}
 
 
+# Memory-mapped data of more series than this is validated and calibrated on a sample of them:
+# their histories are copied (padded) for every evaluation.
+CHECKED_SERIES = 1000
+
 # Share of a masked model's training windows cut short at random (beyond what the series'
 # own lengths impose), so the network also learns to forecast from short histories.
 SHORTENED = 0.25
@@ -281,20 +290,35 @@ def _sample(sampler: WindowSampler, key: jax.Array, shape: tuple[int, ...]) -> d
         start.reshape(-1),
         sampler.input_size + sampler.horizon,
     ).reshape(*shape, *((-1,) if sampler.padded.ndim == 2 else (-1, sampler.padded.shape[-1])))
+    return _batch(sampler, key, shape, cut, sampler.series_idx[pick], start)
+
+
+def _batch(
+    sampler: Sampler,
+    key: jax.Array,
+    shape: tuple[int, ...],
+    cut: jax.Array,
+    series: jax.Array,
+    start: jax.Array,
+) -> dict:
+    """The batch of windows ``cut`` [*shape, span] (or [*shape, span, 1 + features]) of
+    ``series`` [*shape] starting at ``start`` [*shape]: split into input and target, the
+    covariates apart, short histories padded (every sampler's last step)."""
     if sampler.sharding is not None:
         cut = jax.lax.with_sharding_constraint(cut, sampler.sharding)
     covariates = {}
-    if sampler.padded.ndim == 3:  # values and covariate features, cut together
+    if cut.ndim == len(shape) + 2:  # values and covariate features, cut together
+        assert isinstance(sampler, WindowSampler)
         size, width = sampler.input_size, sampler.future_features
         covariates["past"] = cut[..., :size, 1:]
         covariates["future"] = cut[..., size:, cut.shape[-1] - width :]
         static = sampler.static
         if static is None:
             static = jnp.zeros((sampler.padded.shape[0], 0), jnp.float32)
-        covariates["static"] = static[sampler.series_idx[pick]]
+        covariates["static"] = static[series]
         cut = cut[..., 0]
     batch = {"x": cut[..., : sampler.input_size], "y": cut[..., sampler.input_size :]}
-    batch["series"] = sampler.series_idx[pick]  # which series each window is from, for errors
+    batch["series"] = series  # which series each window is from, for errors
     batch |= covariates
     if sampler.min_input < sampler.input_size:
         available = sampler.input_size - jnp.maximum(-start, 0)
@@ -313,10 +337,141 @@ jax.tree_util.register_dataclass(
 )
 
 
+# Threads reading windows from a memory-mapped file, and windows each reads at a time.
+READERS, READ_CHUNK = 8, 128
+
+
+class MappedReader:
+    """Cuts windows out of series memory-mapped on disk (:mod:`forecaster.parts`), on the host:
+    the OS pages in the windows' points alone. One object per file, so every sampler of it
+    shares one compiled training loop."""
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray, span: int) -> None:
+        self.flat, self.offsets, self.span = flat, offsets, span
+        mapping = getattr(flat, "_mmap", None)
+        if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+            # A window is a few kilobytes at a random place: read ahead, the kernel would
+            # fetch (and cache, against a memory cap) a hundred kilobytes for each.
+            mapping.madvise(mmap.MADV_RANDOM)
+        self.pool = ThreadPoolExecutor(READERS, thread_name_prefix="windows")
+
+    def __call__(self, series: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """``[M, span]`` float32 windows of ``series`` [M] from ``start`` [M]; points before a
+        series' start repeat its first (as :func:`forecaster.windows.gather_windows`)."""
+        cols = np.maximum(np.asarray(start, np.int64)[:, None] + np.arange(self.span), 0)
+        at = self.offsets[np.asarray(series, np.int64)][:, None] + cols
+        out = np.empty(at.shape, np.float32)
+
+        def read(rows: slice) -> None:
+            out[rows] = self.flat[at[rows]]
+
+        # Windows not in memory wait for the disk: several threads keep several reads in
+        # flight (numpy's gather releases the GIL).
+        chunks = [slice(a, a + READ_CHUNK) for a in range(0, len(at), READ_CHUNK)]
+        if len(chunks) > 1:
+            list(self.pool.map(read, chunks))
+        elif chunks:
+            read(chunks[0])
+        return out
+
+
+@dataclass(frozen=True)
+class MappedSampler:
+    """Training windows of series memory-mapped on disk (:func:`forecaster.parts.mapped`),
+    drawn exactly as :class:`WindowSampler` draws them (the same batches for the same key) but
+    without listing every window or copying the series: a window number maps to its series by
+    a binary search of the cumulative window counts, and its points are read from the file by a
+    host callback (:class:`MappedReader`). No covariates."""
+
+    ends: jax.Array  # [n_series] cumulative count of the drawn windows, series by series
+    drawn: jax.Array  # [n_series] drawn windows of each series
+    count: jax.Array  # [] all drawn windows
+    input_size: int
+    horizon: int
+    min_input: int
+    reader: MappedReader
+    sharding: jax.sharding.NamedSharding | None = None
+
+    @classmethod
+    def from_series(
+        cls,
+        values: list[np.ndarray],
+        input_size: int,
+        horizon: int,
+        mesh: jax.sharding.Mesh | None = None,
+        *,
+        min_input: int | None = None,
+        held_out: int | Sequence[int] = 0,
+        reader: MappedReader | None = None,
+    ) -> MappedSampler:
+        """:meth:`WindowSampler.from_series` of ``values``, views of one memory-mapped file
+        (``reader``: one made before for the same series, to share its compiled loop)."""
+        from forecaster.parts import mapped
+
+        least = input_size if min_input is None else min_input
+        found = mapped(values)
+        if found is None:
+            raise ValueError("the series are not views of one memory-mapped file")
+        lengths = np.array([v.size for v in values], np.int64)
+        # Window k of a series starts at k - (input_size - least) (stride 1): the first
+        # lengths - held_out - (least + horizon) + 1 of them leave the held-out points unseen.
+        drawn = np.maximum(lengths - np.asarray(held_out) - (least + horizon) + 1, 0)
+        count = int(drawn.sum())
+        if count == 0:
+            most = int(np.max(held_out, initial=0))
+            before = f" before its last {most}" if most else ""
+            raise data.DataError(
+                f"no series is long enough for one window of {least + horizon} points{before}"
+            )
+        if count >= 2**31:
+            raise data.DataError(f"{count} training windows: more than int32 counts")
+        reader = reader or MappedReader(found[0], found[1], input_size + horizon)
+        arrays = [jnp.asarray(np.cumsum(drawn), jnp.int32), jnp.asarray(drawn, jnp.int32),
+                  jnp.asarray(np.int32(count))]  # fmt: skip
+        sharding = None
+        if mesh is not None:
+            arrays = parallel.replicate(arrays, mesh)
+            sharding = parallel.batch_sharding(mesh)
+        ends, drawn_d, count_d = arrays
+        return cls(ends, drawn_d, count_d, input_size, horizon, least, reader, sharding)
+
+    def sample(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
+        """A batch as :meth:`WindowSampler.sample` draws it."""
+        return _sample_mapped(self, key, shape)
+
+
+@partial(jax.jit, static_argnums=2)
+def _sample_mapped(sampler: MappedSampler, key: jax.Array, shape: tuple[int, ...]) -> dict:
+    pick = jax.random.randint(key, shape, 0, sampler.count)
+    flat = pick.reshape(-1)
+    series = jnp.searchsorted(sampler.ends, flat, side="right").astype(jnp.int32)
+    start = (
+        flat
+        - (sampler.ends[series] - sampler.drawn[series])
+        - (sampler.input_size - sampler.min_input)
+    )
+    span = sampler.input_size + sampler.horizon
+    cut = jax.pure_callback(
+        sampler.reader, jax.ShapeDtypeStruct((flat.size, span), jnp.float32), series, start
+    )
+    return _batch(sampler, key, shape, cut.reshape(*shape, span), series.reshape(shape),
+                  start.reshape(shape))  # fmt: skip
+
+
+jax.tree_util.register_dataclass(
+    MappedSampler,
+    data_fields=["ends", "drawn", "count"],
+    meta_fields=["input_size", "horizon", "min_input", "reader", "sharding"],
+)
+
+#: Where training windows come from: series in memory, or memory-mapped on disk.
+Sampler = WindowSampler | MappedSampler
+
+
 @partial(jax.jit, donate_argnums=0, static_argnums=3)
 def train_steps(
     state: TrainState,
-    sampler: WindowSampler,
+    sampler: Sampler,
     key: jax.Array,
     shape: tuple[int, int],
     n: int | jax.Array,
@@ -465,6 +620,7 @@ def fit(
     started = time.perf_counter()
     train_cfg = train_cfg or TrainConfig()
     series = usable_series(series, model_cfg)
+    sampled = ""
     spec = covariate_spec(series, train_cfg)
     if spec and series.before_gaps:
         warnings.warn("with covariates, training reads each series after its last long gap "
@@ -478,6 +634,15 @@ def fit(
         ahead = {k: [v[-horizon:] for v in arrays] for k, arrays in future.items()}
         inputs = series_inputs(len(series), train.covariates, train.end, ahead)
     validation = Validation(train.values, val_targets, inputs, spec)
+    checked = series.values  # the histories calibration backtests
+    if not spec and len(series) > CHECKED_SERIES and mapped(series.values) is not None:
+        # Beyond memory: validation, the classical shares and calibration read a sample.
+        keep = np.sort(np.random.default_rng(train_cfg.seed).choice(
+            len(series), CHECKED_SERIES, replace=False)).tolist()  # fmt: skip
+        validation = Validation([train.values[i] for i in keep], val_targets[keep], None, spec)
+        checked = [series.values[i] for i in keep]
+        sampled = (f"validation and calibration read a sample of {CHECKED_SERIES} of the "
+                   f"{len(series)} memory-mapped series (seed {train_cfg.seed})")  # fmt: skip
     # The network is trained and selected alone (a champion's classical share is chosen afresh).
     widths = spec.widths()
     model_cfg = replace(
@@ -498,9 +663,18 @@ def fit(
     # gap; they end before the validation points, so no horizon of theirs is held out.
     names = [*series.ids, *(sid for sid in series.ids for _ in series.before_gaps.get(sid, ()))]
     before = [part for sid in series.ids for part in series.before_gaps.get(sid, ())]
-    samplers = partial(WindowSampler.from_series, [*series.values, *before],
-                       model_cfg.input_size, model_cfg.horizon, mesh,
-                       min_input=model_cfg.min_input, **features)  # fmt: skip
+    arrays = [*series.values, *before]
+    if not features and (found := mapped(arrays)) is not None:
+        # Memory-mapped series (a folder of Parquet parts): read window by window from the file.
+        reader = MappedReader(*found, model_cfg.input_size + model_cfg.horizon)
+        samplers: Callable[..., Sampler] = partial(
+            MappedSampler.from_series, arrays, model_cfg.input_size, model_cfg.horizon, mesh,
+            min_input=model_cfg.min_input, reader=reader,
+        )  # fmt: skip
+    else:
+        samplers = partial(WindowSampler.from_series, arrays, model_cfg.input_size,
+                           model_cfg.horizon, mesh, min_input=model_cfg.min_input,
+                           **features)  # fmt: skip
     # The selection's windows end before the validation points.
     held_out = (
         [model_cfg.horizon] * len(series) + [0] * len(before) if before else model_cfg.horizon
@@ -520,7 +694,7 @@ def fit(
         try:
             best.calibration = calibrate(
                 Predictor(best.config, best.params, covariates=spec),
-                series.values,
+                checked,  # a sample only without covariates: their values are the whole set's
                 train_cfg.seasonality,
                 origins=train_cfg.calibration_origins,
                 covariates=series.covariates,
@@ -530,6 +704,7 @@ def fit(
             warnings.warn(f"the model's intervals are not calibrated: {err}", stacklevel=2)
     best.seconds = time.perf_counter() - started
     best.covariates = spec
+    best.sampled = sampled
     return best
 
 
@@ -569,7 +744,7 @@ def _with_classical(
 
 
 def _train(
-    sampler: WindowSampler,
+    sampler: Sampler,
     names: list[str],
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,

@@ -1,5 +1,7 @@
 import dataclasses
+import itertools
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +17,7 @@ from forecaster.data import SeriesSet
 from forecaster.model import ModelConfig
 from forecaster.predict import Predictor
 from forecaster.train import (
+    MappedSampler,
     TrainConfig,
     TrainingDivergedError,
     WindowSampler,
@@ -60,6 +63,30 @@ def test_a_sampler_holding_points_out_never_draws_them_and_keeps_the_whole_shape
     assert int(held.count) == int(shorter.count) < int(whole.count)
     ends = set(np.asarray(held.sample(jax.random.key(0), (4, 256))["y"])[..., -1].ravel())
     assert max(e for e in ends if e < 1000) == 79 and max(ends) == 1059
+
+
+def test_a_sampler_of_memory_mapped_series_draws_the_batches_of_one_in_memory(
+    tmp_path: Path,
+) -> None:
+    # Series of several lengths (one shorter than a window, one short enough to read masked),
+    # in one file as forecaster.parts maps them; held-out points per series, as fit's
+    # segments before long gaps have none.
+    lengths = [100, 3, 37, 80, 64]
+    flat = np.memmap(tmp_path / "values", np.float64, "w+", shape=(sum(lengths),))
+    flat[:] = np.arange(flat.size) * 1.5
+    at = np.cumsum([0, *lengths])
+    values = [flat[a:b] for a, b in itertools.pairwise(at)]
+    held = [12, 12, 12, 0, 0]
+    for min_input in (30, 24):
+        kw = {"input_size": 30, "horizon": 12, "min_input": min_input, "held_out": held}
+        memory = WindowSampler.from_series([np.array(v) for v in values], **kw)
+        disk = MappedSampler.from_series(values, **kw)
+        assert int(disk.count) == int(memory.count)
+        for seed in range(3):
+            a = memory.sample(jax.random.key(seed), (2, 64))
+            b = disk.sample(jax.random.key(seed), (2, 64))
+            assert a.keys() == b.keys()
+            jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
 def test_train_step_lowers_the_loss_and_reports_gradient_norm() -> None:

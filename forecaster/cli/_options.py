@@ -23,7 +23,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--data`` and the options that say how to read it (see :class:`DataSource`)."""
     group = parser.add_argument_group("data")
-    group.add_argument("--data", required=required, help="CSV or Parquet, path or fsspec URL")
+    group.add_argument(
+        "--data", required=required,
+        help="CSV or Parquet, path or fsspec URL, or a local folder of Parquet parts",
+    )  # fmt: skip
     add_reading_arguments(group)
 
 

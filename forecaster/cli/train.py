@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"forecaster train: covariates: {reads.described()}", file=sys.stderr)
     result = fit(series, model_cfg, train_cfg, progress=not args.no_progress)
     model_cfg = result.config  # with the classical shares chosen on validation
+    if result.sampled:
+        print(f"forecaster train: note: {result.sampled}", file=sys.stderr)
     saved: dict[str, Any] = {
         "covariates": result.covariates,
         "metrics": {"validation": result.val_metrics},
