@@ -3,7 +3,14 @@ and score once on the official hold-out.
 
     python -m benchmarks.m3 [--subset Yearly Quarterly Monthly Other] [--steps N] [--out DIR]
 
-What it measures, how, and what it found: ``docs/results/m3.md``.
+Besides the point forecast's accuracy, each line scores the intervals the service would serve:
+the defaults calibrate the chosen model (:func:`forecaster.calibration.calibrate`), and the 80%
+and 95% bands of every series (:func:`forecaster.calibration.bands`, on the forecast scored
+above) are checked against the hold-out: coverage overall and the MSIS of the 95% one (goal:
+coverage within 3 points of nominal).
+
+What it measures, how, and what it found: ``docs/results/m3.md`` (intervals:
+``docs/results/intervals.md``).
 """
 
 from __future__ import annotations
@@ -16,16 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from forecaster import data, metrics
+from forecaster import calibration, data, metrics
 from forecaster.cli import add_config_arguments, config_flags
 from forecaster.configs import build_configs
-from forecaster.predict import Predictor
+from forecaster.predict import Forecast, Predictor
 from forecaster.train import fit
 
 M3 = Path(__file__).resolve().parents[2] / "shared" / "data" / "m3"
 SUBSETS = ("Yearly", "Quarterly", "Monthly", "Other")
 # The competition's horizon for the subset without timestamps (the others follow their freq).
 TASK_HORIZON = {"Other": 8}
+# The interval levels scored (percent), and how far from nominal their coverage may be.
+LEVELS = (80.0, 95.0)
+COVERAGE_GOAL = 3.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,7 +60,8 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
     result = fit(train_series, model_cfg, train_cfg, progress=not args.no_progress)
     model_cfg = result.config  # with the classical shares chosen on validation
     y_test = np.stack(test.values)[:, : model_cfg.horizon]
-    forecast = Predictor(model_cfg, result.params).predict(train_series.values).point
+    predicted = Predictor(model_cfg, result.params).predict(train_series.values)
+    forecast = predicted.point
     m = train_cfg.seasonality
     naive2 = metrics.naive2(train_series.values, model_cfg.horizon, m)
     line = {
@@ -75,6 +86,9 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
     line["naive_mase"] = round(metrics.mase(train_series.values, y_test, naive, m), 3)
     for name, f in (("", forecast), ("naive_", naive), ("naive2_", naive2)):
         line |= {name + k: round(v, 3) for k, v in metrics.ape_summary(y_test, f).items()}
+    line["intervals"] = interval_scores(
+        result.calibration, train_series.values, predicted, y_test, m
+    )
     if args.out:
         from forecaster.registry import save_model
 
@@ -82,6 +96,30 @@ def run_subset(args: argparse.Namespace, subset: str) -> dict:
                    seasonality=m, metrics={"validation": result.val_metrics},
                    data_fingerprint=data.fingerprint(train_series))  # fmt: skip
     return line
+
+
+def interval_scores(
+    cal: calibration.Calibration | None,
+    histories: list[np.ndarray],
+    forecast: Forecast,
+    y_test: np.ndarray,
+    m: int,
+) -> dict:
+    """Coverage (percent) of the served 80% and 95% intervals on the hold-out, the 95% one's
+    MSIS, and whether each coverage is within ``COVERAGE_GOAL`` points; empty for a model the
+    training left uncalibrated."""
+    if cal is None:
+        return {}
+    probs = sorted(q for pair in calibration.level_quantiles(LEVELS) for q in pair)
+    bands = calibration.bands(cal, histories, forecast, probs).quantiles
+    out: dict = {}
+    for level, (lo, hi) in zip(LEVELS, calibration.level_quantiles(LEVELS), strict=True):
+        out[f"coverage_{level:g}"] = round(100 * metrics.coverage(y_test, bands[lo], bands[hi]), 2)
+    lo, hi = calibration.level_quantiles([95.0])[0]
+    out["msis_95"] = round(metrics.msis(histories, y_test, bands[lo], bands[hi], m), 4)
+    out["goal_met"] = all(abs(out[f"coverage_{lv:g}"] - lv) <= COVERAGE_GOAL for lv in LEVELS)
+    out["calibration_cpu_s"] = cal.seconds
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ any probability, so an online correction can shift the probabilities it is asked
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -109,9 +110,23 @@ class Table(BaseModel):
     values: list[list[float]] = Field(..., min_length=1)
 
     def at(self, probs: Sequence[float], steps: int) -> F64:
-        """The table's values at ``probs`` for steps 1..``steps``, [len(probs), steps]; steps
-        beyond the table repeat its last one (the caller widens them)."""
-        table = np.asarray(self.values, np.float64)  # [H, G]
+        """The table's values at ``probs`` for steps 1..``steps``, [len(probs), steps], read-only;
+        steps beyond the table repeat its last one (the caller widens them). Computed once per
+        ``(probs, steps)`` and kept (:class:`_Derived`): a request's levels are nearly always
+        those of the one before."""
+        key = (tuple(float(p) for p in probs), steps)
+        derived = self._derived
+        found = derived.at.get(key)
+        if found is None:
+            found = self._interpolated(derived.values, key[0], steps)
+            found.flags.writeable = False
+            if len(derived.at) >= _KEPT:  # levels adjusted online keep moving: stay bounded
+                derived.at.clear()
+            derived.at[key] = found
+        return found
+
+    @staticmethod
+    def _interpolated(table: F64, probs: Sequence[float], steps: int) -> F64:
         grid = np.asarray(GRID)
         rows = table[np.minimum(np.arange(steps), len(table) - 1)]  # [steps, G]
         out = np.empty((len(probs), steps))
@@ -121,6 +136,33 @@ class Table(BaseModel):
             w = (p - grid[k]) / (grid[k + 1] - grid[k])
             out[i] = (1 - w) * rows[:, k] + w * rows[:, k + 1]
         return out
+
+    @functools.cached_property
+    def _derived(self) -> _Derived:
+        # Reading ``values`` (a list of lists) into an array is most of what serving a level
+        # cost per request; the table is frozen, so it is read once.
+        return _Derived(np.asarray(self.values, np.float64))
+
+
+# Most (probs, steps) a table keeps computed.
+_KEPT = 64
+
+
+class _Derived:
+    """What a :class:`Table` serves from, computed from its fields on first use: the values as
+    an array [H, G] and the interpolated rows already asked for. Equal for equal tables
+    whatever was asked (pydantic compares a model's ``__dict__``, where this is kept)."""
+
+    __slots__ = ("at", "values")
+
+    def __init__(self, values: F64) -> None:
+        self.values = values
+        self.at: dict[tuple[tuple[float, ...], int], F64] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Derived)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable cache: unhashable, like a dict
 
 
 class Calibration(BaseModel):
@@ -171,12 +213,13 @@ def level_key(level: float) -> str:
 def scales(histories: Sequence[F64], season: int, window: int) -> F64:
     """Each history's scale [n]: the seasonal-naive in-sample MAE of its last ``window``
     points (lag 1 when too short for a season); 0 where there is none (constant, one point)."""
-    if len(histories) > 1 and all(len(h) >= window for h in histories):
-        # Whole windows: one [n, window] array, scaled without a loop over series.
+    if len(histories) and all(len(h) >= window for h in histories):
+        # One window length: the histories' scales in a few numpy calls, not a few per series.
         s = metrics.scale(np.array([h[-window:] for h in histories], np.float64), season)
     else:
         s = metrics.scale([np.asarray(h[-window:], np.float64) for h in histories], season)
-    return np.nan_to_num(s, nan=0.0)
+    s[np.isnan(s)] = 0.0
+    return s
 
 
 def spread(
@@ -184,17 +227,18 @@ def spread(
 ) -> dict[float, F64]:
     """The quantiles ``probs`` of forecasts ``point`` [n, h] whose series have ``scale`` [n],
     from ``table``; beyond ``block`` steps (the table's horizon) widened as whole blocks."""
-    from forecaster.extend import widened
-    from forecaster.predict import Forecast
-
     h = point.shape[1]
     values = table.at(probs, min(h, block))  # [len(probs), min(h, block)]
-    out = {}
-    for i, q in enumerate(probs):
-        d = np.zeros_like(point)
-        d[:, : values.shape[1]] = scale[:, None] * values[i][None, :]
-        out[float(q)] = point + d
+    # Every quantile of every series at once: [len(probs), n, h].
+    width = scale[None, :, None] * values[:, None, :]
+    if h > block:  # no width beyond the table yet: widened below
+        width = np.concatenate([width, np.zeros((*width.shape[:2], h - block))], axis=2)
+    bands = point + width
+    out = {float(q): bands[i] for i, q in enumerate(probs)}
     if h > block:
+        from forecaster.extend import widened
+        from forecaster.predict import Forecast
+
         out = widened(Forecast(point, out), block).quantiles
     return out
 

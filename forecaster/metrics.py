@@ -122,8 +122,9 @@ def _lag_scale(x: F64, lag: int) -> float:
 
 
 def scale(insample: Sequence[ArrayLike] | F64, m: int) -> F64:
-    """MASE/MSIS denominator of each series, ``[n]``, with the lag-1 fallback (module docstring)."""
-    if isinstance(insample, np.ndarray) and insample.ndim == 2:  # equal lengths: no loop
+    """MASE/MSIS denominator of each series, ``[n]``, with the lag-1 fallback (module docstring).
+    A 2-D array (series of one length, one per row) is scaled in a few numpy calls."""
+    if isinstance(insample, np.ndarray) and insample.ndim == 2 and m >= 1:
         return _scale_rows(insample.astype(np.float64, copy=False), m)
     out = []
     for x in _as_series(insample):
@@ -135,14 +136,22 @@ def scale(insample: Sequence[ArrayLike] | F64, m: int) -> F64:
 
 
 def _scale_rows(x: F64, m: int) -> F64:
-    """:func:`scale` of the rows of ``x`` [n, k] (the batch job's thousands of histories)."""
-    n, k = x.shape
-    out = np.abs(x[:, m:] - x[:, :-m]).mean(axis=1) if k > m else np.full(n, np.nan)
-    redo = ~(out > 0)
-    if redo.any():
-        lag1 = np.abs(np.diff(x[redo], axis=1)).mean(axis=1) if k > 1 else np.nan
-        out[redo] = lag1
-    return np.where(out > 0, out, np.nan)
+    """:func:`scale` of the rows of ``x`` [n, length], the same numbers: numpy sums each
+    contiguous row as it sums one series, and ``np.mean`` is that sum over the count (called
+    directly here: its Python wrapper costs more than one row's arithmetic)."""
+
+    def lagged(rows: F64, lag: int) -> F64:
+        width = rows.shape[1] - lag
+        if width <= 0:
+            return np.full(len(rows), np.nan)
+        return np.add.reduce(np.abs(rows[:, lag:] - rows[:, :-lag]), axis=1) / width
+
+    s = lagged(x, m)
+    ok = s > 0  # False for nan too
+    if not ok.all():
+        s[~ok] = lagged(x[~ok], 1)
+        s[~(s > 0)] = np.nan
+    return s
 
 
 def _check_insample(n_insample: int, y: F64) -> None:
