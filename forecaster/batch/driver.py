@@ -137,7 +137,13 @@ def _with_covariates(job: BatchJob, name: str, version: int) -> BatchJob:
                 f"{flag}: model {name!r} reads {', '.join(names) or 'none'}, not "
                 f"{', '.join(given)} (the job reads the columns its manifest names)"
             )
-    return dataclasses.replace(job, data=dataclasses.replace(job.data, **reads))
+    data = dataclasses.replace(
+        job.data,
+        past_covariates=reads["past_covariates"],
+        future_covariates=reads["future_covariates"],
+        static_covariates=reads["static_covariates"],
+    )
+    return dataclasses.replace(job, data=data)
 
 
 def _run_local(

@@ -235,9 +235,9 @@ def forecast_chunk(table: pa.Table, model: BatchModel, source: DataSource) -> Re
     inputs = None
     if spec and rows:
         gaps = np.zeros(k, bool) if gapped is None else gapped
-        found = _inputs(table, source, spec, rows, histories, starts, stops, ends, gaps, t, tz, h)
-        inputs = [found[j] for j in rows if not isinstance(found[j], str)]
-        problems |= {j: m for j, m in found.items() if isinstance(m, str)}
+        given = _inputs(table, source, spec, rows, histories, starts, stops, ends, gaps, t, tz, h)
+        inputs = [g for g in given.values() if not isinstance(g, str)]
+        problems |= {j: m for j, m in given.items() if isinstance(m, str)}
         rows = [j for j in rows if j not in problems]
     if rows:
         modelled = [histories[j] for j in rows]
@@ -319,11 +319,11 @@ def _inputs(
         end = pd.Timestamp(int(t[stop - 1]), unit="us")
         if tz:  # the service reads calendar features from the wall-clock time
             end = end.tz_localize("UTC").tz_convert(tz).tz_localize(None)
+        first = {c: col[int(starts[j])].as_py() for c, col in statics.items()}
         given = SeriesInputs(
             past={c: cols[c][stop - n : stop] for c in dynamic},
             future={c: cols[c][stop : stop + h] for c in ahead},
-            static={c: v for c, col in statics.items()
-                    if (v := col[int(starts[j])].as_py()) is not None},  # fmt: skip
+            static={c: v for c, v in first.items() if v is not None},
             end=end,
         )
         try:

@@ -130,9 +130,7 @@ def file_columns(file: InputFile) -> list[str]:
         raise PartError(f"{file.url}: {str(exc).splitlines()[0]}") from None
 
 
-def check_schema(
-    file: InputFile, names: list[str], wanted: list[str], source: DataSource
-) -> None:
+def check_schema(file: InputFile, names: list[str], wanted: list[str], source: DataSource) -> None:
     """Raise :class:`PartError` naming the first column of ``wanted`` that ``file`` (columns
     ``names``) lacks."""
     missing = [c for c in wanted if c not in names]
