@@ -11,45 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.covariates import Column, CovariateSpec
-from forecaster.model import ModelConfig, init_params
-from forecaster.registry import Registry
-from tests.batch.conftest import read_parts
+from tests.batch.conftest import H, covariate_table, read_parts
 from tests.batch.test_batch import forecast
 from tests.service.conftest import server
-
-SPEC = CovariateSpec(
-    (Column("load", "past", mean=2.0, std=3.0), Column("x", "future", mean=1.0, std=0.5),
-     Column("region", "static", "categorical", categories=("north", "south"))),
-    calendar=("hour", "weekday"), freq="h",
-)  # fmt: skip
-CONFIG = ModelConfig(ensemble=1, cell="gru", hidden=8, input_size=24, horizon=6, step=24,
-                     quantiles=(0.1, 0.9), **SPEC.widths())  # fmt: skip
-H = 6
-
-
-@pytest.fixture(scope="module")
-def cov_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cov-registry")
-    Registry(root).publish("cov", CONFIG, init_params(CONFIG, 0), promote=True, freq="h",
-                           seasonality=24, covariates=SPEC)  # fmt: skip
-    return root
-
-
-def covariate_table(points: dict[str, tuple[int, int]], seed: int = 0) -> pd.DataFrame:
-    """Hourly series in the long layout, ``points[id]`` = (values, future rows after them):
-    load on the history rows, x on every row, the region on every row."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for k, (name, (n, ahead)) in enumerate(points.items()):
-        stamps = pd.date_range("2024-03-01", periods=n + ahead, freq="h") + pd.Timedelta(hours=k)
-        value = np.concatenate([50 + 10 * k + rng.normal(0, 5, n), np.full(ahead, np.nan)])
-        load = np.concatenate([rng.normal(2, 3, n), np.full(ahead, np.nan)])
-        frames.append(pd.DataFrame({
-            "id": name, "timestamp": stamps, "value": value, "load": load,
-            "x": rng.uniform(0, 2, n + ahead), "region": ["north", "south"][k % 2],
-        }))  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
 
 
 def test_covariate_forecasts_are_the_services_and_a_series_without_its_future_fails(
