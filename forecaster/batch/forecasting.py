@@ -3,7 +3,10 @@ training missing-value rule (:mod:`forecaster.histories`), forecast by the model
 the model's ``min_input`` points (:func:`forecaster.extend.forecast`: the
 :class:`~forecaster.predict.Predictor`'s windows, forward and blend, rolled beyond the trained
 horizon), else by the statistical fallback, with the model's calibrated bands
-(:mod:`forecaster.calibration`). The checks are vectorised over the chunk (numpy group
+(:mod:`forecaster.calibration`). A covariate model's history ends at each series' last value;
+the rows after it carry the horizon's future covariates (the console's layout), and every
+series' covariates are checked and encoded as the service's (:class:`SeriesInputs` through
+:meth:`Predictor.predict`). The checks are vectorised over the chunk (numpy group
 boundaries, no per-series pandas); only series with missing values or skipped timestamps take
 the per-series path the service takes for them.
 """
