@@ -22,7 +22,13 @@ import pandas as pd
 import pyarrow as pa
 
 from forecaster import calibration, extend
-from forecaster.calibration import Calibration, level_key, level_quantiles
+from forecaster.calibration import (
+    Calibration,
+    NotOffered,
+    level_key,
+    level_quantiles,
+    uncalibrated_intervals,
+)
 from forecaster.covariates import CovariateError, CovariateSpec, SeriesInputs
 from forecaster.fallback import Method, answering_method
 from forecaster.histories import (
@@ -138,31 +144,15 @@ def wanted(job: BatchJob, cal: Calibration | None, offered: Sequence[float]) -> 
     """The intervals to write (the service's rule): any, from a calibrated model; else only
     those its quantile heads give: a level or quantile asked that it cannot give is an error,
     a default level it cannot give is left out."""
-    pairs = level_quantiles(job.levels)
     if cal is not None:
-        return Wanted(job.levels, tuple(pairs), job.quantiles, True)
-
-    def match(q: float) -> float | None:
-        return next((o for o in offered if abs(o - q) <= 1e-9), None)
-
-    for q in job.quantiles:
-        if match(q) is None:
-            offers = list(offered) or "none"
-            msg = f"quantile {q:g} is not offered; the model is not calibrated and offers {offers}"
-            raise ConfigError(msg)
-    levels, bounds = [], []
-    for level, (lo, hi) in zip(job.levels, pairs, strict=True):
-        found = (match(lo), match(hi))
-        if found[0] is not None and found[1] is not None:
-            levels.append(level)
-            bounds.append((found[0], found[1]))
-        elif job.levels != DEFAULT_LEVELS:
-            raise ConfigError(
-                f"level {level:g} needs the quantiles {lo:g} and {hi:g}; the model is not "
-                f"calibrated and offers {list(offered) or 'none'}"
-            )
-    quantiles = tuple(cast(float, match(q)) for q in job.quantiles)
-    return Wanted(tuple(levels), tuple(bounds), quantiles, False)
+        return Wanted(job.levels, tuple(level_quantiles(job.levels)), job.quantiles, True)
+    try:
+        levels, bounds, quantiles = uncalibrated_intervals(
+            job.levels, job.quantiles, offered, levels_asked=job.levels != DEFAULT_LEVELS
+        )
+    except NotOffered as exc:
+        raise ConfigError(str(exc)) from None
+    return Wanted(tuple(levels), tuple(bounds), tuple(quantiles), False)
 
 
 # ------------------------------------------------------------------------------------ a chunk
