@@ -207,6 +207,52 @@ def level_key(level: float) -> str:
     return f"{level:g}"
 
 
+class NotOffered(ValueError):
+    """A level or quantile an uncalibrated model cannot give: ``field`` (``levels`` or
+    ``quantiles``) and ``index``, its position among those asked, say which."""
+
+    def __init__(self, message: str, field: Literal["levels", "quantiles"], index: int) -> None:
+        super().__init__(message)
+        self.field, self.index = field, index
+
+
+def offered_match(q: float, offered: Sequence[float]) -> float | None:
+    """The quantile level of ``offered`` that is ``q`` (to 1e-9), as the model names it."""
+    return next((o for o in offered if math.isclose(o, q, abs_tol=1e-9)), None)
+
+
+def uncalibrated_intervals(
+    levels: Sequence[float],
+    quantiles: Sequence[float],
+    offered: Sequence[float],
+    *,
+    levels_asked: bool,
+) -> tuple[list[float], list[tuple[float, float]], list[float]]:
+    """What a model without calibration serves of ``levels`` and ``quantiles``: only what its
+    quantile heads ``offered`` give. Returns the levels kept, each one's (lower, upper) heads
+    and the heads of ``quantiles``. A quantile it cannot give raises :class:`NotOffered`, and
+    so does a level when ``levels_asked`` (else, default levels, it is left out)."""
+    picked = []
+    for i, q in enumerate(quantiles):
+        match = offered_match(q, offered)
+        if match is None:
+            msg = (f"quantile {q} is not offered; the model is not calibrated and offers "
+                   f"{list(offered) or 'none'}")  # fmt: skip
+            raise NotOffered(msg, "quantiles", i)
+        picked.append(match)
+    kept, bounds = [], []
+    for i, (level, (lo, hi)) in enumerate(zip(levels, level_quantiles(levels), strict=True)):
+        found = (offered_match(lo, offered), offered_match(hi, offered))
+        if found[0] is not None and found[1] is not None:
+            kept.append(level)
+            bounds.append((found[0], found[1]))
+        elif levels_asked:
+            msg = (f"level {level:g} needs the quantiles {lo:g} and {hi:g}; the model is not "
+                   f"calibrated and offers {list(offered) or 'none'}")  # fmt: skip
+            raise NotOffered(msg, "levels", i)
+    return kept, bounds, picked
+
+
 # ------------------------------------------------------------------------------------ serving
 
 

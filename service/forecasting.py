@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,7 +44,13 @@ import pandas as pd
 import pydantic_core
 
 from forecaster import calibration
-from forecaster.calibration import DEFAULT_LEVELS, level_key, level_quantiles
+from forecaster.calibration import (
+    DEFAULT_LEVELS,
+    NotOffered,
+    level_key,
+    level_quantiles,
+    uncalibrated_intervals,
+)
 from forecaster.covariates import CovariateError, Encoded, SeriesInputs
 from forecaster.extend import Roll
 from forecaster.fallback import Fallback, Method, answering_method
@@ -552,40 +557,13 @@ def _wanted(request: ForecastRequest, served: ServedModel, online: Mapping[str, 
         adjusted = {level_key(L): online[level_key(L)] for L in levels if level_key(L) in online}
         effective = [adjusted.get(level_key(L), L) for L in levels]
         return Wanted(levels, level_quantiles(effective), quantiles, True, adjusted)
-    offered = served.config.quantiles
-    picked = _pick_quantiles(quantiles, offered)
-    kept, bounds = [], []
-    for i, (level, pair) in enumerate(zip(levels, level_quantiles(levels), strict=True)):
-        found = [_match(q, offered) for q in pair]
-        if found[0] is not None and found[1] is not None:
-            kept.append(level)
-            bounds.append((found[0], found[1]))
-        elif request.levels is not None:
-            msg = (
-                f"level {level:g} needs the quantiles {pair[0]:g} and {pair[1]:g}; the model is "
-                f"not calibrated and offers {list(offered) or 'none'}"
-            )
-            raise RequestError(422, ("body", "levels", i), msg)
+    try:
+        kept, bounds, picked = uncalibrated_intervals(
+            levels, quantiles, served.config.quantiles, levels_asked=request.levels is not None
+        )
+    except NotOffered as exc:
+        raise RequestError(422, ("body", exc.field, exc.index), str(exc)) from None
     return Wanted(kept, bounds, picked, False)
-
-
-def _match(q: float, offered: tuple[float, ...]) -> float | None:
-    return next((o for o in offered if math.isclose(o, q, abs_tol=1e-9)), None)
-
-
-def _pick_quantiles(wanted: list[float] | None, offered: tuple[float, ...]) -> list[float]:
-    """The model's quantile levels matching ``wanted``; 422 naming what is offered otherwise."""
-    picked = []
-    for i, q in enumerate(wanted or ()):
-        match = _match(q, offered)
-        if match is None:
-            msg = (
-                f"quantile {q} is not offered; the model is not calibrated and offers "
-                f"{list(offered) or 'none'}"
-            )
-            raise RequestError(422, ("body", "quantiles", i), msg)
-        picked.append(match)
-    return picked
 
 
 # ------------------------------------------------------------------------------------ answers

@@ -122,3 +122,22 @@ def test_a_table_of_the_wrong_shape_is_refused():
     short = table.model_copy(update={"values": [row[:-1] for row in table.values]})
     with pytest.raises(ValueError, match="table row"):
         Calibration(season=24, window=48, origins=1, stride=24, model=short)
+
+
+def test_an_uncalibrated_model_serves_the_levels_and_quantiles_its_heads_give() -> None:
+    """The one rule of the service and the batch job: default levels it cannot give are left
+    out, asked ones and quantiles refused naming their position and what is offered."""
+    heads = (0.1, 0.5, 0.9)
+    got = calibration.uncalibrated_intervals((80.0, 95.0), (0.5,), heads, levels_asked=False)
+    assert got == ([80.0], [(0.1, 0.9)], [0.5])
+    with pytest.raises(calibration.NotOffered) as caught:
+        calibration.uncalibrated_intervals((80.0, 95.0), (), heads, levels_asked=True)
+    assert (caught.value.field, caught.value.index) == ("levels", 1)
+    assert str(caught.value) == (
+        "level 95 needs the quantiles 0.025 and 0.975; the model is not calibrated and offers "
+        "[0.1, 0.5, 0.9]"
+    )
+    with pytest.raises(calibration.NotOffered) as caught:
+        calibration.uncalibrated_intervals((80.0,), (0.5, 0.3), heads, levels_asked=False)
+    assert (caught.value.field, caught.value.index) == ("quantiles", 1)
+    assert str(caught.value).startswith("quantile 0.3 is not offered")

@@ -4,6 +4,7 @@ the summary of what was written and what failed."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -14,7 +15,16 @@ from forecaster.options import ConfigError
 
 from .job import BatchJob
 from .output import Output, PartRecord, part_name
-from .reading import PartError, chunks, input_files, record_batches
+from .reading import (
+    PartError,
+    check_schema,
+    chunks,
+    columns,
+    covariate_columns,
+    file_columns,
+    input_files,
+    record_batches,
+)
 
 # Series named in the summary's lines; the rest are in each part's _part-*.json.
 SHOWN = 5
@@ -89,11 +99,15 @@ def run(job: BatchJob, *, on_progress: Callable[[int], None] | None = None) -> S
 
     if job.data.format == "wide":
         raise ConfigError("the batch job reads the long layout (a row per series and timestamp)")
-    if job.data.future_covariates or job.data.past_covariates or job.data.static_covariates:
-        raise ConfigError("the batch job forecasts models of the target alone so far")
     started = time.perf_counter()
     files = input_files(job.data.url)
     name, version = resolve(job)
+    job = _with_covariates(job, name, version)
+    if covariate_columns(job.data):
+        try:  # a column the model reads that the data lacks: said before any work
+            check_schema(files[0], file_columns(files[0]), list(columns(job.data)), job.data)
+        except PartError as exc:
+            raise ConfigError(str(exc)) from None
     out = Output(job.out, job.out_format)
     out.start(record(job, version))
     summary = Summary(f"{name}@{version}", job.out)
@@ -106,6 +120,30 @@ def run(job: BatchJob, *, on_progress: Callable[[int], None] | None = None) -> S
         _run_local(job, version, files, out, summary, tell)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _with_covariates(job: BatchJob, name: str, version: int) -> BatchJob:
+    """``job`` reading the covariate columns the model's manifest names (none for a model of
+    the target alone); columns named on the command line must be those."""
+    from forecaster.environment import registry_root
+    from forecaster.registry import Registry
+
+    spec = Registry(registry_root(job.registry or None)).manifest(name, version).covariate_spec
+    reads = {f"{role}_covariates": tuple(spec.names(role)) for role in ("past", "future", "static")}
+    for flag, names in reads.items():
+        given = getattr(job.data, flag)
+        if given and set(given) != set(names):
+            raise ConfigError(
+                f"{flag}: model {name!r} reads {', '.join(names) or 'none'}, not "
+                f"{', '.join(given)} (the job reads the columns its manifest names)"
+            )
+    data = dataclasses.replace(
+        job.data,
+        past_covariates=reads["past_covariates"],
+        future_covariates=reads["future_covariates"],
+        static_covariates=reads["static_covariates"],
+    )
+    return dataclasses.replace(job, data=data)
 
 
 def _run_local(

@@ -3,7 +3,10 @@ training missing-value rule (:mod:`forecaster.histories`), forecast by the model
 the model's ``min_input`` points (:func:`forecaster.extend.forecast`: the
 :class:`~forecaster.predict.Predictor`'s windows, forward and blend, rolled beyond the trained
 horizon), else by the statistical fallback, with the model's calibrated bands
-(:mod:`forecaster.calibration`). The checks are vectorised over the chunk (numpy group
+(:mod:`forecaster.calibration`). A covariate model's history ends at each series' last value;
+the rows after it carry the horizon's future covariates (the console's layout), and every
+series' covariates are checked and encoded as the service's (:class:`SeriesInputs` through
+:meth:`Predictor.predict`). The checks are vectorised over the chunk (numpy group
 boundaries, no per-series pandas); only series with missing values or skipped timestamps take
 the per-series path the service takes for them.
 """
@@ -19,7 +22,14 @@ import pandas as pd
 import pyarrow as pa
 
 from forecaster import calibration, extend
-from forecaster.calibration import Calibration, level_key, level_quantiles
+from forecaster.calibration import (
+    Calibration,
+    NotOffered,
+    level_key,
+    level_quantiles,
+    uncalibrated_intervals,
+)
+from forecaster.covariates import CovariateError, CovariateSpec, SeriesInputs
 from forecaster.fallback import Method, answering_method
 from forecaster.histories import (
     MAX_ABS_VALUE,
@@ -107,11 +117,6 @@ def load(job: BatchJob, version: int | None = None) -> BatchModel:
     if version is None:
         name, version = resolve(job)
     loaded = Registry(registry_root(job.registry or None)).load(name, version)
-    if loaded.covariates:
-        raise ConfigError(
-            f"model {name!r} reads covariates ({loaded.covariates.described()}); the batch job "
-            "forecasts models of the target alone so far"
-        )
     freq = job.data.freq or loaded.manifest.freq
     if freq is None:
         raise ConfigError(f"model {name!r} records no frequency: give the data's with --freq")
@@ -120,7 +125,13 @@ def load(job: BatchJob, version: int | None = None) -> BatchModel:
     too_far = horizon_problem(horizon, cfg.horizon)
     if too_far is not None:
         raise ConfigError(f"horizon: {too_far}")
-    predictor = Predictor(cfg, loaded.params)
+    if loaded.covariates and horizon > cfg.horizon:
+        raise ConfigError(
+            f"horizon: model {name!r} reads covariates ({loaded.covariates.described()}) and "
+            f"forecasts at most its trained horizon of {cfg.horizon} steps (it is not rolled "
+            "forward on its own forecasts, which carry no covariates)"
+        )
+    predictor = Predictor(cfg, loaded.params, covariates=loaded.covariates)
     predictor.warmup()
     cal = loaded.manifest.calibration
     return BatchModel(
@@ -133,31 +144,15 @@ def wanted(job: BatchJob, cal: Calibration | None, offered: Sequence[float]) -> 
     """The intervals to write (the service's rule): any, from a calibrated model; else only
     those its quantile heads give: a level or quantile asked that it cannot give is an error,
     a default level it cannot give is left out."""
-    pairs = level_quantiles(job.levels)
     if cal is not None:
-        return Wanted(job.levels, tuple(pairs), job.quantiles, True)
-
-    def match(q: float) -> float | None:
-        return next((o for o in offered if abs(o - q) <= 1e-9), None)
-
-    for q in job.quantiles:
-        if match(q) is None:
-            offers = list(offered) or "none"
-            msg = f"quantile {q:g} is not offered; the model is not calibrated and offers {offers}"
-            raise ConfigError(msg)
-    levels, bounds = [], []
-    for level, (lo, hi) in zip(job.levels, pairs, strict=True):
-        found = (match(lo), match(hi))
-        if found[0] is not None and found[1] is not None:
-            levels.append(level)
-            bounds.append((found[0], found[1]))
-        elif job.levels != DEFAULT_LEVELS:
-            raise ConfigError(
-                f"level {level:g} needs the quantiles {lo:g} and {hi:g}; the model is not "
-                f"calibrated and offers {list(offered) or 'none'}"
-            )
-    quantiles = tuple(cast(float, match(q)) for q in job.quantiles)
-    return Wanted(tuple(levels), tuple(bounds), quantiles, False)
+        return Wanted(job.levels, tuple(level_quantiles(job.levels)), job.quantiles, True)
+    try:
+        levels, bounds, quantiles = uncalibrated_intervals(
+            job.levels, job.quantiles, offered, levels_asked=job.levels != DEFAULT_LEVELS
+        )
+    except NotOffered as exc:
+        raise ConfigError(str(exc)) from None
+    return Wanted(tuple(levels), tuple(bounds), tuple(quantiles), False)
 
 
 # ------------------------------------------------------------------------------------ a chunk
@@ -191,19 +186,26 @@ def forecast_chunk(table: pa.Table, model: BatchModel, source: DataSource) -> Re
     offset = pd.tseries.frequencies.to_offset(model.freq)
     tick = isinstance(offset, pd.offsets.Tick)
     gapped = _check_steps(t, starts, ends, offset, model.freq, problems) if tick else None
-    nans = np.add.reduceat(np.isnan(values), starts) > 0 if n else np.zeros(0, bool)
+    spec = model.predictor.covariates
+    # A covariate model's history ends at each series' last value: the rows after it carry
+    # the horizon's future covariates (the console's layout). Without covariates, every row.
+    stops = _last_values(values, starts, ends) if spec else ends
+    missing = np.isnan(values)
+    if spec and n:
+        missing &= np.arange(n) < np.repeat(stops, ends - starts)
+    nans = np.add.reduceat(missing, starts) > 0 if n else np.zeros(0, bool)
 
     least = model.predictor.min_history
     after_gap = least_after_gap(least, model.seasonality)
     histories: list[np.ndarray] = []
-    last = ends - 1  # row of each series' last point kept
+    last = stops - 1  # row of each series' last point kept
     methods: list[str] = []
     for j in range(k):
         if j in problems:
             histories.append(values[:0])
             methods.append("")
             continue
-        s, e = int(starts[j]), int(ends[j])
+        s, e = int(starts[j]), int(stops[j])
         if nans[j] or gapped is None or gapped[j]:
             found = _cleaned(values[s:e], t[s:e], offset, tick, model.max_gap, after_gap)
             if isinstance(found, str):
@@ -223,9 +225,16 @@ def forecast_chunk(table: pa.Table, model: BatchModel, source: DataSource) -> Re
     point = np.full((k, h), np.nan)
     bands = {q: np.full((k, h), np.nan) for q in probs}
     rows = [j for j in range(k) if methods[j] == "model" and j not in problems]
+    inputs = None
+    if spec and rows:
+        gaps = np.zeros(k, bool) if gapped is None else gapped
+        given = _inputs(table, source, spec, rows, histories, starts, stops, ends, gaps, t, tz, h)
+        inputs = [g for g in given.values() if not isinstance(g, str)]
+        problems |= {j: m for j, m in given.items() if isinstance(m, str)}
+        rows = [j for j in rows if j not in problems]
     if rows:
         modelled = [histories[j] for j in rows]
-        result = extend.forecast(model.predictor, modelled, h)
+        result = extend.forecast(model.predictor, modelled, h, inputs)
         if wanted.calibrated and model.calibration is not None and probs:
             result = calibration.bands(model.calibration, modelled, result, probs)
         point[rows] = result.point
@@ -252,6 +261,71 @@ def forecast_chunk(table: pa.Table, model: BatchModel, source: DataSource) -> Re
     out = _table(model, ids, starts[ok], future, point[ok], bands, ok, np.array(methods)[ok], tz)
     failed = [(names[j], problems[j]) for j in sorted(problems)]
     return Result(out, k, failed)
+
+
+def _last_values(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """[k] the row after each series' last value (its end when it holds none)."""
+    if not len(values):
+        return ends
+    rows = np.where(np.isnan(values), -1, np.arange(len(values)))
+    last = np.maximum.reduceat(rows, starts)
+    return np.where(last >= starts, last + 1, ends)
+
+
+def _inputs(
+    table: pa.Table,
+    source: DataSource,
+    spec: CovariateSpec,
+    rows: list[int],
+    histories: list[np.ndarray],
+    starts: np.ndarray,
+    stops: np.ndarray,
+    ends: np.ndarray,
+    gapped: np.ndarray,
+    t: np.ndarray,
+    tz: str | None,
+    h: int,
+) -> dict[int, SeriesInputs | str]:
+    """The covariates of the series ``rows`` the model answers, as the service takes them
+    from a request (:class:`SeriesInputs`, checked by :meth:`CovariateSpec.check`): each
+    history point's past and future covariates, the future ones of the first ``h`` rows after
+    its last value, the statics of its first row; or why they cannot be had."""
+    dynamic = [*spec.names("past"), *spec.names("future")]
+    cols = {c: table.column(c).to_numpy().astype(np.float64, copy=False) for c in dynamic}
+    statics = {c: table.column(c) for c in spec.names("static")}
+    ahead = spec.names("future")
+    out: dict[int, SeriesInputs | str] = {}
+    for i, j in enumerate(rows):
+        stop, n = int(stops[j]), len(histories[j])
+        if gapped[j]:
+            out[j] = ("the timestamps skip points of their grid: a model with covariates needs "
+                      "every step's row and covariates (give them, with the value empty where "
+                      "it is missing)")  # fmt: skip
+            continue
+        if ahead and ends[j] - stop < h:
+            out[j] = (
+                f"its future covariates ({', '.join(ahead)}) are missing: {h} rows after its "
+                f"last value are needed, one per step forecast (value empty), {ends[j] - stop} "
+                "found"
+            )
+            continue
+        end = pd.Timestamp(int(t[stop - 1]), unit="us")
+        if tz:  # the service reads calendar features from the wall-clock time
+            end = end.tz_localize("UTC").tz_convert(tz).tz_localize(None)
+        first = {c: col[int(starts[j])].as_py() for c, col in statics.items()}
+        given = SeriesInputs(
+            past={c: cols[c][stop - n : stop] for c in dynamic},
+            future={c: cols[c][stop : stop + h] for c in ahead},
+            static={c: v for c, v in first.items() if v is not None},
+            end=end,
+        )
+        try:
+            spec.check(i, n, given, h)
+        except CovariateError as exc:
+            out[j] = exc.detail
+            continue
+        out[j] = given
+    return out
 
 
 def _check_rows(

@@ -10,6 +10,7 @@ breaks them is named: the chunking is by id changes, so memory stays bounded by
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -73,16 +74,22 @@ def _kind(url: str) -> str:
     return SUFFIXES.get(_suffix(url), "csv")
 
 
-def columns(source: DataSource) -> tuple[str, str, str]:
-    """The id, time and value columns the job reads."""
-    return source.id_col, source.time_col, source.value_col
+def columns(source: DataSource) -> tuple[str, ...]:
+    """The id, time and value columns the job reads, then the covariates (those the model
+    reads: the driver sets them from its manifest)."""
+    return (source.id_col, source.time_col, source.value_col, *covariate_columns(source))
+
+
+def covariate_columns(source: DataSource) -> tuple[str, ...]:
+    return (*source.past_covariates, *source.future_covariates, *source.static_covariates)
 
 
 def record_batches(
     file: InputFile, source: DataSource, *, ids_only: bool = False
 ) -> Iterator[pa.RecordBatch]:
     """``file``'s rows in record batches of about ``READ_ROWS``: the id, time and value columns
-    (time as timestamp, value as float64), or the id column alone. Raises :class:`PartError`
+    (time as timestamp, value and the past and future covariates as float64, the statics as
+    read), or the id column alone. Raises :class:`PartError`
     naming the file and the column when one is missing or of the wrong type."""
     wanted = [source.id_col] if ids_only else list(columns(source))
     try:
@@ -91,29 +98,52 @@ def record_batches(
                 # Without pre-buffering: with it, Arrow keeps every row group read so far
                 # (memory grew by the file's compressed size, 1 GB over 1M series).
                 reader = pq.ParquetFile(f, pre_buffer=False)
-                _check_schema(file, reader.schema_arrow, wanted)
+                check_schema(file, reader.schema_arrow.names, wanted, source)
                 for batch in reader.iter_batches(batch_size=READ_ROWS, columns=wanted):
                     yield _typed(file, batch, source)
         else:
+            # The header first: Arrow's own error for a missing column names no file.
+            check_schema(file, file_columns(file), wanted, source)
             with fsspec.open(file.url, "rb", compression="infer") as f:
                 convert = pacsv.ConvertOptions(
                     include_columns=wanted, column_types={source.id_col: pa.string()}
                 )
-                csv = pacsv.open_csv(
+                rows = pacsv.open_csv(
                     f, read_options=pacsv.ReadOptions(block_size=1 << 24), convert_options=convert
                 )
-                _check_schema(file, csv.schema, wanted)
-                for batch in csv:
+                for batch in rows:
                     yield _typed(file, batch, source)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise PartError(f"{file.url}: {str(exc).splitlines()[0]}") from None
 
 
-def _check_schema(file: InputFile, schema: pa.Schema, wanted: list[str]) -> None:
-    missing = [c for c in wanted if c not in schema.names]
+def file_columns(file: InputFile) -> list[str]:
+    """The names of ``file``'s columns (a Parquet schema, or a CSV header), nothing else read.
+    Raises :class:`PartError` when it cannot be read."""
+    try:
+        if file.kind == "parquet":
+            with fsspec.open(file.url, "rb") as f:
+                return list(pq.ParquetFile(f).schema_arrow.names)
+        with fsspec.open(file.url, "rt", compression="infer", newline="") as f:
+            return next(csv.reader(f), [])
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise PartError(f"{file.url}: {str(exc).splitlines()[0]}") from None
+
+
+def check_schema(file: InputFile, names: list[str], wanted: list[str], source: DataSource) -> None:
+    """Raise :class:`PartError` naming the first column of ``wanted`` that ``file`` (columns
+    ``names``) lacks."""
+    missing = [c for c in wanted if c not in names]
+    if missing and missing[0] in covariate_columns(source):
+        role = next(r for r in ("past", "future", "static")
+                    if missing[0] in getattr(source, f"{r}_covariates"))  # fmt: skip
+        raise PartError(
+            f"{file.url}: no column {missing[0]!r}: the model reads the {role} covariate "
+            f"{missing[0]!r} (columns: {', '.join(names)})"
+        )
     if missing:
         raise PartError(
-            f"{file.url}: no column {missing[0]!r} (columns: {', '.join(schema.names)}); name "
+            f"{file.url}: no column {missing[0]!r} (columns: {', '.join(names)}); name "
             "the columns with --id-col, --time-col and --value-col"
         )
 
@@ -132,6 +162,13 @@ def _typed(file: InputFile, batch: pa.RecordBatch, source: DataSource) -> pa.Rec
                 f"{file.url}: column {source.value_col!r} holds {arrays[k].type}, not numbers"
             )
         arrays[k] = arrays[k].cast(pa.float64())
+    for name in (*source.past_covariates, *source.future_covariates):
+        if name in names:
+            k = names.index(name)
+            if not (pa.types.is_floating(arrays[k].type) or pa.types.is_integer(arrays[k].type)
+                    or pa.types.is_null(arrays[k].type)):  # fmt: skip
+                raise PartError(f"{file.url}: column {name!r} holds {arrays[k].type}, not numbers")
+            arrays[k] = arrays[k].cast(pa.float64())
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -208,7 +245,7 @@ def read_rows(file: InputFile, source: DataSource, start: int, stop: int) -> pa.
     try:
         with fsspec.open(file.url, "rb") as f:
             reader = pq.ParquetFile(f, pre_buffer=False)
-            _check_schema(file, reader.schema_arrow, wanted)
+            check_schema(file, reader.schema_arrow.names, wanted, source)
             meta = reader.metadata
             ends = np.cumsum([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
             first = int(np.searchsorted(ends, start, side="right"))
