@@ -152,6 +152,6 @@ def init_params(config: ModelConfig, seed: int = 0) -> dict:
     """Freshly initialised parameters of :class:`Forecaster` for ``config``."""
     dummy = jnp.zeros((config.ensemble, 1, config.input_size), jnp.float32)
     cov = dummy_covariates(config, 1)
-    if cov is not None:
-        cov = {k: v[None] for k, v in cov.items()}
+    if cov is not None:  # every member reads the covariates: the vmapped axis is the ensemble
+        cov = {k: jnp.broadcast_to(v, (config.ensemble, *v.shape)) for k, v in cov.items()}
     return Forecaster(config).init(jax.random.key(seed), dummy, None, True, cov)["params"]

@@ -155,6 +155,20 @@ def test_each_horizon_step_reads_its_own_future_covariates() -> None:
     ).shape == (1, 2, 12, 1)
 
 
+def test_an_ensemble_reads_covariates_in_every_member() -> None:
+    # The recipe's five members: initialising them once failed (the dummy covariates had a
+    # member axis of 1, not the ensemble's).
+    cfg = ModelConfig(input_size=48, horizon=12, ensemble=3, hidden=8, past_features=3,
+                      future_features=2, static_features=1)  # fmt: skip
+    params = init_params(cfg, seed=1)
+    kernel = params["members"]["covariate_head"]["kernel"]
+    assert kernel.shape[0] == 3 and not np.allclose(kernel[0], kernel[1])
+    z = jax.random.normal(jax.random.key(0), (2, 48))
+    cov = {k: jax.random.normal(jax.random.key(i + 1), v.shape)
+           for i, (k, v) in enumerate(dummy_covariates(cfg, 2).items())}  # fmt: skip
+    assert np.asarray(forward(cfg, params, z, None, cov)).shape == (2, 12, 1)
+
+
 # ------------------------------------------------------------------------------ training
 
 
