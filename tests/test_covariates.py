@@ -138,16 +138,6 @@ def test_a_model_without_covariates_has_exactly_the_univariate_parameters() -> N
     assert "past_features" not in cfg.to_dict()
 
 
-def test_an_ensemble_with_covariates_initialises_and_forecasts() -> None:
-    """The default ensemble (5 members) of a covariate model: its parameters are made, and
-    it forecasts (every member reads the same covariates)."""
-    cfg = ModelConfig(ensemble=5, hidden=8, input_size=12, horizon=4, step=1, past_features=3,
-                      future_features=2, static_features=1)  # fmt: skip
-    params = init_params(cfg)
-    out = forward(cfg, params, jax.numpy.zeros((2, 12)), None, dummy_covariates(cfg, 2))
-    assert out.shape[:2] == (2, 4)
-
-
 def test_each_horizon_step_reads_its_own_future_covariates() -> None:
     cfg = ModelConfig(input_size=48, horizon=12, ensemble=1, hidden=8, past_features=3,
                       future_features=2, static_features=1)  # fmt: skip
@@ -163,6 +153,20 @@ def test_each_horizon_step_reads_its_own_future_covariates() -> None:
     assert Forecaster(cfg).apply(
         {"params": params}, z[None], None, True, {k: v[None] for k, v in cov.items()}
     ).shape == (1, 2, 12, 1)
+
+
+def test_an_ensemble_reads_covariates_in_every_member() -> None:
+    # The recipe's five members: initialising them once failed (the dummy covariates had a
+    # member axis of 1, not the ensemble's).
+    cfg = ModelConfig(input_size=48, horizon=12, ensemble=3, hidden=8, past_features=3,
+                      future_features=2, static_features=1)  # fmt: skip
+    params = init_params(cfg, seed=1)
+    kernel = params["members"]["covariate_head"]["kernel"]
+    assert kernel.shape[0] == 3 and not np.allclose(kernel[0], kernel[1])
+    z = jax.random.normal(jax.random.key(0), (2, 48))
+    cov = {k: jax.random.normal(jax.random.key(i + 1), v.shape)
+           for i, (k, v) in enumerate(dummy_covariates(cfg, 2).items())}  # fmt: skip
+    assert np.asarray(forward(cfg, params, z, None, cov)).shape == (2, 12, 1)
 
 
 # ------------------------------------------------------------------------------ training
