@@ -1,6 +1,7 @@
 """EPF's served intervals day by day: static calibration against the online adjustment.
 
     python -m benchmarks.epf_intervals [--markets NP PJM BE] [--ensemble 1 --steps 1000]
+        [--calibration-origins 100] [--days N] [--modes static adaptive]
         [model and training flags]
 
 Per market the model is trained once before the test period, with its calibration, as
