@@ -211,10 +211,11 @@ def fev_mase(values: np.ndarray, starts: np.ndarray, forecast: np.ndarray) -> fl
 
 def train_market(
     market: str, frame: pd.DataFrame, end: int, variant: Variant, args: argparse.Namespace
-) -> tuple[ModelConfig, Any, CovariateSpec, dict[str, Any]]:
+) -> tuple[ModelConfig, Any, CovariateSpec, dict[str, Any], Any]:
     """Train on ``frame``'s first ``end`` rows as ``forecaster train`` would on that file with
     ``--future-covariates`` (the variant's columns) and the variant's calendar; returns the
-    config, weights, covariate spec and the run's facts."""
+    config, weights, covariate spec, the run's facts and its calibration (None: not
+    calibrated), which ``forecaster train`` publishes with the model."""
     columns = covariate_columns(frame) if variant.covariates else []
     long = frame.iloc[:end][["value", *columns]].reset_index()
     long.insert(0, "id", market)
@@ -244,7 +245,7 @@ def train_market(
         "train_wall_s": round(time.perf_counter() - wall, 1),
         "load_average": {"before": load_before, "after": _load()},
     }
-    return result.config, result.params, result.covariates, facts
+    return result.config, result.params, result.covariates, facts, result.calibration
 
 
 def _load() -> list[float]:
@@ -274,7 +275,7 @@ def run_market(
     else:
         end = test_start
         starts = np.arange(test_start, len(values), DAY)
-    config, params, spec, facts = train_market(market, frame, end, variant, args)
+    config, params, spec, facts, _calibration = train_market(market, frame, end, variant, args)
     line: dict[str, Any] = {"benchmark": "epf", "market": market, "variant": variant.name,
                   "period": "validation" if args.validation_days else "test", "days": len(starts),
                   "train_until": str(times[end - 1]), **facts}  # fmt: skip
