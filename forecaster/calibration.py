@@ -85,6 +85,10 @@ DEFAULT_LEVELS: tuple[float, ...] = (80.0, 95.0)
 MAX_LEVELS = 20
 #: Backtest origins per series, ``stride`` apart (a seasonal period; one point without one).
 ORIGINS = 8
+#: The fewest backtest errors per step a table is made from where the series allow: with fewer
+#: than 39, the 2.5% and 97.5% quantiles are the smallest and largest error, as are 10% and 90%
+#: below 9, so the 80% band would be the 95% one. Few series get more origins each.
+LEAST_ERRORS = 40
 #: Most backtest forecasts per fallback method (series are drawn at random beyond it): the
 #: fallback runs per series in Python.
 MAX_FALLBACK_ROWS = 20_000
@@ -343,6 +347,14 @@ def conformal_table(errors: F64) -> Table:
     return Table(count=count, values=rows)
 
 
+def origins_for(n_series: int, origins: int) -> int:
+    """Backtest origins per series: ``origins``, or more where ``n_series`` series would give
+    fewer than :data:`LEAST_ERRORS` errors per step (one series: 40 origins)."""
+    if origins <= 0 or n_series <= 0:
+        return origins
+    return max(origins, -(-LEAST_ERRORS // n_series))
+
+
 def _cut_points(
     values: Sequence[F64], horizon: int, origins: int, stride: int, least: int
 ) -> list[tuple[int, int, int]]:
@@ -503,6 +515,7 @@ def calibrate(
     cfg = predictor.config
     stride = stride or max(season, 1)
     values = [np.asarray(v, np.float64) for v in values]
+    origins = origins_for(len(values), origins)
     points = _cut_points(values, cfg.horizon, origins, stride, cfg.min_input)
     if not points:
         raise NotCalibrated(

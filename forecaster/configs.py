@@ -289,8 +289,9 @@ class TrainConfig:
     )  # fmt: skip
     # A season apart, the last one at each series' last horizon (forecaster.calibration).
     calibration_origins: int = option(
-        "backtest origins per series the intervals are calibrated on (0: no calibration: only "
-        "the quantile heads, served uncalibrated)", 8
+        "backtest origins per series the intervals are calibrated on, more where few series "
+        "would give fewer than 40 errors per step (0: no calibration: only the quantile heads, "
+        "served uncalibrated)", 8
     )  # fmt: skip
 
     # Off unless covariates are read: the service cannot yet send timestamps for a model of the

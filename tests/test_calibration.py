@@ -141,3 +141,17 @@ def test_an_uncalibrated_model_serves_the_levels_and_quantiles_its_heads_give() 
         calibration.uncalibrated_intervals((80.0,), (0.5, 0.3), heads, levels_asked=False)
     assert (caught.value.field, caught.value.index) == ("quantiles", 1)
     assert str(caught.value).startswith("quantile 0.3 is not offered")
+
+
+def test_one_series_gets_enough_origins_for_an_80_band_inside_the_95_band() -> None:
+    """Eight origins of one series gave 8 errors per step: the 10%/90% and 2.5%/97.5% quantiles
+    were all the extremes, so the served 80% band was the 95% one (EPF, one series a market)."""
+    predictor = Predictor(TINY, init_params(TINY, 0))
+    (series,) = noise_series(1, 48 + 12 + 24 * 45, 3)
+    cal = calibration.calibrate(predictor, [series], 24)  # the default origins, 8
+    assert cal.origins == calibration.LEAST_ERRORS and cal.model.count >= 39
+    (lo80, hi80), (lo95, hi95) = calibration.level_quantiles([80.0, 95.0])
+    bounds = cal.model.at([lo95, lo80, hi80, hi95], 12)
+    assert np.all(bounds[0] < bounds[1]) and np.all(bounds[2] < bounds[3])
+    # Many series keep the origins asked for.
+    assert calibration.origins_for(414, 8) == 8 and calibration.origins_for(3, 8) == 14
