@@ -353,3 +353,38 @@ def test_admin_actions_need_the_key_typed_into_the_page(browser, site: Server) -
     )
     assert API_KEY not in stored
     assert API_KEY not in httpx.get(site.url + "/console/app.js").text
+
+
+def test_the_views_are_reached_by_keyboard_and_fit_a_laptop_s_width(browser, site: Server) -> None:
+    """Tab reaches the view links and Enter follows one; at 1280 pixels the page itself does
+    not scroll sideways (wide tables scroll in their own box)."""
+    from selenium.webdriver.common.keys import Keys
+
+    open_view(browser, site, "models")
+    body = browser.find_element("tag name", "body")
+    body.send_keys(Keys.TAB)
+    reached = []
+    for _ in range(10):
+        focused = browser.switch_to.active_element
+        reached.append(focused.get_attribute("id"))
+        if reached[-1] == "tab-forecast":
+            focused.send_keys(Keys.ENTER)
+            break
+        focused.send_keys(Keys.TAB)
+    assert "tab-forecast" in reached, reached
+    wait_until(
+        lambda: browser.execute_script("return document.body.dataset.view") == "forecast",
+        timeout=20,
+        message="Enter on the Forecast link did not open its view",
+    )
+    browser.set_window_size(1280, 800)
+    try:
+        for view in ("models", "forecast", "accuracy"):
+            open_view(browser, site, view)
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0, (view, overflow)
+    finally:
+        browser.set_window_size(1366, 900)
+    assert console_errors(browser) == []
